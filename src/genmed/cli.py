@@ -1,0 +1,57 @@
+"""The `genmed` command line: a thin typer layer over the library.
+
+Each package contributes its own command group from `genmed/<package>/commands.py`; those
+modules import heavy libraries (torch, monai) inside the command bodies so `--help` is fast.
+Any `UserError` becomes one line on stderr and exit status 2; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from genmed.errors import UserError
+
+app = typer.Typer(
+    name="genmed",
+    help="Deep generative models for medical imaging (diffusion, GAN, VAE) on your scans "
+    "or the built-in kidney CT phantom.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Deep generative models for medical imaging."""
+
+
+@app.command()
+def version() -> None:
+    """Print the genmed, torch and monai versions."""
+    from genmed.versions import versions
+
+    for name, ver in versions().items():
+        typer.echo(f"{name} {ver}")
+
+
+def _register() -> None:
+    """Attach every package's command group (one line each)."""
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `genmed` script: run the app, map user errors to exit status 2.
+
+    Typer/click already turn usage errors (unknown option, missing argument) into a short
+    message and exit status 2; this adds the same for `UserError` raised by the library.
+    """
+    try:
+        app(args=argv, prog_name="genmed")
+    except UserError as exc:
+        print(f"genmed: error: {exc}", file=sys.stderr)
+        sys.exit(UserError.exit_code)
