@@ -39,6 +39,7 @@ def version() -> None:
 
 def _register() -> None:
     """Attach every package's command group (one line each)."""
+    from genmed.erroranalysis.commands import app as errors_app; app.add_typer(errors_app, name="errors")  # noqa: E702
 
 
 _register()
