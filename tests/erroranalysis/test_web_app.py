@@ -110,3 +110,18 @@ def test_ct_is_windowed(tmp_path):
     (tmp_path / "junk.nii.gz").write_bytes(b"not nifti")
     with pytest.raises(UserError, match="cannot be read"):
         read_image(tmp_path / "junk.nii.gz")
+
+
+def test_dicom_is_rescaled_to_hu(tmp_path):
+    import shutil
+
+    import pydicom
+    from pydicom import examples
+
+    src = examples.get_path("ct")  # CT_small.dcm, shipped inside pydicom
+    shutil.copy(src, tmp_path / "slice.dcm")
+    ds = pydicom.dcmread(src)
+    arr, is_hu = read_image(tmp_path / "slice.dcm")
+    expected = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    assert is_hu and np.array_equal(arr, expected.astype(np.float32))
+    assert render_png(tmp_path / "slice.dcm")[:8] == b"\x89PNG\r\n\x1a\n"

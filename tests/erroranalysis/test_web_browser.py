@@ -127,6 +127,7 @@ def test_review_in_headless_chromium(server, browser, artifacts_dir):
     n_err, n = int(review.predictions["error"].sum()), len(review.predictions)
     # Each tag is on 1 of 2 reviewed errors: ceiling = error rate x 1/2.
     assert rows["motion"] == ("1", f"{100 * n_err / n / 2:.2f}%")
+    assert browser.find_element(By.ID, "recommendation").text.startswith("Largest ceiling: ")
     wait.until(lambda d: d.execute_script(
         "const i = document.getElementById('image'); return i && i.complete && i.naturalWidth > 0"))
 
