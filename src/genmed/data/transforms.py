@@ -83,5 +83,5 @@ def resize(x: Any, size: int | Sequence[int],
         mode = "trilinear"
     is_int = not torch.is_floating_point(x)
     y = Resize(spatial_size=shape, mode=mode)(x.float() if is_int else x)
-    y = torch.as_tensor(y)
+    y = y.as_tensor() if hasattr(y, "as_tensor") else torch.as_tensor(y)  # drop MetaTensor
     return y.round().to(x.dtype) if is_int else y
