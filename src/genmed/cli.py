@@ -39,6 +39,9 @@ def version() -> None:
 
 def _register() -> None:
     """Attach every package's command group (one line each)."""
+    from genmed.data.commands import app as data_app
+
+    app.add_typer(data_app, name="data")
 
 
 _register()
