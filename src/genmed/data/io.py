@@ -121,8 +121,8 @@ def _load_nifti(p: Path) -> Image:
     match = re.search(r"modality=(\w+)", descrip)
     if match:
         modality, how = match.group(1), "header"
-    else:  # NIfTI has no modality field: air below -500 suggests CT in HU
-        modality = "CT" if data.size and float(data.min()) < -500 else "unknown"
+    else:  # NIfTI has no modality field: air near -1000 suggests CT in HU
+        modality = "CT" if data.size and -3100.0 < float(data.min()) < -900.0 else "unknown"
         how = "intensity heuristic"
     return Image(data.T.copy(), zooms[::-1], {"modality": modality, "modality_from": how,
                                               "format": "nifti", "source": str(p)})

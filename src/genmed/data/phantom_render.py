@@ -201,7 +201,8 @@ def _paint_lesions(p, z, x, y, cfg, tissue, clean_nc, clean_ce, lesion_mask, vis
         return
     q = {k: v[idx] for k, v in p.items() if isinstance(v, np.ndarray) and v.ndim == 1}
     rz = np.sqrt(rz2[idx]).astype(np.float32)
-    half = float(rz.max()) * 1.45 + 4.0 * cfg.mass_edge_mm
+    edge = max(cfg.mass_edge_mm, 1e-3)
+    half = float(rz.max()) * 1.45 + 4.0 * edge + cfg.spacing_mm  # lobes <= 42%, tail cut at 4 edges
     box = _Box(q["les_x"], q["les_y"], half, x, y, cfg.spacing_mm, rows=idx)
     dx = box.x - _col(q["les_x"])
     dy = box.y - _col(q["les_y"])
@@ -214,8 +215,8 @@ def _paint_lesions(p, z, x, y, cfg, tissue, clean_nc, clean_ce, lesion_mask, vis
         wk = w**k  # cos(k theta + phi) = Re(e^{ik theta}) cos phi - Im(e^{ik theta}) sin phi
         lob += _col(q[amp]) * (wk.real * _col(np.cos(q[phi])) - wk.imag * _col(np.sin(q[phi])))
     r_mal = _col(rz) * lob
-    edge = max(cfg.mass_edge_mm, 1e-3)
-    alpha_mal = 1.0 / (1.0 + np.exp(np.clip((d - r_mal) / edge, -30, 30)))
+    excess = (d - r_mal) / edge
+    alpha_mal = np.where(excess > 4.0, 0.0, 1.0 / (1.0 + np.exp(np.clip(excess, -30, 30))))
     alpha = np.where(mal, alpha_mal, (d <= _col(rz)).astype(np.float32)).astype(np.float32)
     mask = alpha >= 0.5
     vis = mask.sum(axis=(1, 2)) >= cfg.min_lesion_px
