@@ -60,6 +60,9 @@ def demo(
 
 def _register() -> None:
     """Attach every package's command group (one line each)."""
+    from genmed.data.commands import app as data_app
+
+    app.add_typer(data_app, name="data")
     from genmed.erroranalysis.commands import app as errors_app
 
     app.add_typer(errors_app, name="errors")
