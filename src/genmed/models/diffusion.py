@@ -31,7 +31,9 @@ from genmed.models.nets import VectorDenoiserMLP, diffusion_unet
 from genmed.models.samplers import SAMPLERS, SamplerName, get_sampler
 from genmed.models.schedules import (
     SCHEDULE_KINDS,
+    SPACINGS,
     ScheduleKind,
+    Spacing,
     alpha_bar,
     broadcast,
     schedule_from_alpha_bar,
@@ -53,13 +55,15 @@ class DiffusionConfig(ModelConfig):
     cond_drop_prob: float = 0.1  # label dropout for classifier-free guidance
     sampler: SamplerName = "ddim"  # default sampler
     sample_steps: int = 50  # default number of sampling steps
+    spacing: Spacing = "logsnr"  # sampling time grid: "uniform", "quadratic" or "logsnr"
     clip_x0: bool = True  # clamp the predicted x0 to [-1, 1] while sampling (images only)
-    recon_t: int = 250  # default noise level t_start for reconstruct / anomaly_score
+    recon_t: int | None = None  # default t_start for reconstruct / anomaly_score (None: T // 4)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("schedule", self.schedule, SCHEDULE_KINDS)
         check_choice("sampler", self.sampler, SAMPLERS)
+        check_choice("spacing", self.spacing, SPACINGS)
         if len(self.channels) != len(self.attention_levels):
             raise UserError(f"channels={self.channels} and attention_levels="
                             f"{self.attention_levels} must have the same length")
@@ -71,7 +75,7 @@ class DiffusionConfig(ModelConfig):
         if self.num_train_timesteps < 2:
             raise UserError(f"num_train_timesteps={self.num_train_timesteps} must be >= 2")
         check_positive("sample_steps", self.sample_steps)
-        if not 0 <= self.recon_t < self.num_train_timesteps:
+        if self.recon_t is not None and not 0 <= self.recon_t < self.num_train_timesteps:
             raise UserError(f"recon_t={self.recon_t} must be in 0..{self.num_train_timesteps - 1}")
         self.check_divisible(2 ** (len(self.channels) - 1),
                              f"the UNet halves it {len(self.channels) - 1} times")
@@ -145,7 +149,8 @@ class DiffusionModel(GenerativeModel):
                  eta: float = 0.0, progress: bool = False) -> Tensor:
         name = sampler or self.config.sampler
         fn = get_sampler(name)
-        schedule = schedule_from_alpha_bar(self._alpha_bar64, steps or self.config.sample_steps, t_start)
+        schedule = schedule_from_alpha_bar(self._alpha_bar64, steps or self.config.sample_steps, t_start,
+                                           self.config.spacing)
         extra = {"eta": eta} if name == "ddim" else {}
         if cond is not None:
             cond = cond.to(x.device)
@@ -159,7 +164,10 @@ class DiffusionModel(GenerativeModel):
                     generator: torch.Generator | None = None) -> Tensor:
         """Noise `x` to level `t_start` (default config.recon_t), then denoise back to t = 0
         (SDEdit, Meng et al. 2022): small t_start keeps the image, large t_start resamples it."""
-        t0 = self.config.recon_t if t_start is None else int(t_start)
+        default = self.config.recon_t
+        if default is None:
+            default = self.config.num_train_timesteps // 4
+        t0 = default if t_start is None else int(t_start)
         if not 0 <= t0 < self.config.num_train_timesteps:
             raise UserError(f"t_start={t0} must be in 0..{self.config.num_train_timesteps - 1}")
         cond = check_labels(cond, self.config.num_classes, x.shape[0])

@@ -36,13 +36,37 @@ def alpha_bar(kind: ScheduleKind, num_train_timesteps: int = 1000) -> Tensor:
     return torch.cumprod(1.0 - betas.double(), dim=0)
 
 
-def timestep_grid(num_train_timesteps: int, steps: int) -> Tensor:
-    """`steps` descending integer times from T-1 to 0, evenly spaced (DDIM, Song et al. 2021)."""
-    if not 1 <= steps <= num_train_timesteps:
-        raise UserError(f"steps={steps} must be between 1 and {num_train_timesteps}")
+Spacing = Literal["uniform", "quadratic", "logsnr"]
+SPACINGS: tuple[str, ...] = ("uniform", "quadratic", "logsnr")
+
+
+def timestep_grid(ab: Tensor, steps: int, spacing: Spacing = "logsnr",
+                  t_start: int | None = None) -> Tensor:
+    """At most `steps` descending integer times from `t_start` (default T-1) to 0.
+
+    "uniform": evenly spaced in t (DDIM, Song et al. 2021); "quadratic": t ~ i^2 (DDIM, sec.
+    D.2), denser near the data; "logsnr": evenly spaced in lambda = log(alpha/sigma) (Lu et al.
+    2022, sec. 3.3), rounded to integer times (duplicates merged, so possibly fewer steps).
+    """
+    check_choice("spacing", spacing, SPACINGS)
+    T = ab.shape[0]
+    top = T - 1 if t_start is None else int(t_start)
+    if not 0 <= top < T:
+        raise UserError(f"t_start={t_start} must be between 0 and {T - 1}")
+    if steps < 1:
+        raise UserError(f"steps={steps} must be >= 1")
+    steps = min(int(steps), top + 1)
     if steps == 1:
-        return torch.tensor([num_train_timesteps - 1])
-    grid = torch.linspace(num_train_timesteps - 1, 0, steps).round().long()
+        return torch.tensor([top])
+    if spacing == "uniform":
+        grid = torch.linspace(top, 0, steps).round().long()
+    elif spacing == "quadratic":
+        grid = (torch.linspace(top**0.5, 0, steps) ** 2).round().long()
+    else:
+        lam = 0.5 * torch.log(ab[: top + 1] / (1 - ab[: top + 1]))  # decreasing in t
+        targets = torch.linspace(float(lam[top]), float(lam[0]), steps, dtype=lam.dtype)
+        grid = torch.searchsorted(-lam, -targets).clamp(0, top)
+        grid[0], grid[-1] = top, 0
     return torch.unique_consecutive(grid)
 
 
@@ -63,21 +87,17 @@ class DiscreteSchedule:
 
 
 def make_schedule(kind: ScheduleKind, num_train_timesteps: int, steps: int | None = None,
-                  t_start: int | None = None) -> DiscreteSchedule:
-    """Schedule of `steps` times (default: all T) from `t_start` (default T-1) down to 0."""
-    ab = alpha_bar(kind, num_train_timesteps)
-    return schedule_from_alpha_bar(ab, steps, t_start)
+                  t_start: int | None = None, spacing: Spacing = "logsnr") -> DiscreteSchedule:
+    """Schedule of `steps` times (default: all, t_start..0) from `t_start` (default T-1) to 0."""
+    return schedule_from_alpha_bar(alpha_bar(kind, num_train_timesteps), steps, t_start, spacing)
 
 
-def schedule_from_alpha_bar(ab: Tensor, steps: int | None = None,
-                            t_start: int | None = None) -> DiscreteSchedule:
+def schedule_from_alpha_bar(ab: Tensor, steps: int | None = None, t_start: int | None = None,
+                            spacing: Spacing = "logsnr") -> DiscreteSchedule:
     """Like `make_schedule` but for a given alpha_bar (T,)."""
-    T = ab.shape[0]
-    top = T - 1 if t_start is None else int(t_start)
-    if not 0 <= top < T:
-        raise UserError(f"t_start={t_start} must be between 0 and {T - 1}")
-    n = top + 1 if steps is None else min(int(steps), top + 1)
-    return DiscreteSchedule(alpha_bar=ab, timesteps=timestep_grid(top + 1, n))
+    top = ab.shape[0] - 1 if t_start is None else int(t_start)
+    n = top + 1 if steps is None else int(steps)
+    return DiscreteSchedule(alpha_bar=ab, timesteps=timestep_grid(ab, n, spacing, t_start))
 
 
 def broadcast(v: Tensor | float, x: Tensor) -> Tensor:
