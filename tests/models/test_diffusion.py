@@ -20,7 +20,7 @@ def test_reconstruction_error_grows_with_noise_level() -> None:
     x = torch.rand(4, 1, 16, 16) * 2 - 1
     errs = [float(model.anomaly_score(x, t, n_draws=2, generator=torch.Generator().manual_seed(0)).mean())
             for t in (0, 50, 99)]
-    assert errs[0] < 1e-3 < errs[1] < errs[2] or errs[0] < 1e-3 < errs[2]
+    assert errs[0] < 0.01 < min(errs[1], errs[2])  # t=0 keeps the image, deeper noise resamples it
     with pytest.raises(UserError, match="t_start=100"):
         model.reconstruct(x, 100)
 
