@@ -39,6 +39,10 @@ def version() -> None:
 
 def _register() -> None:
     """Attach every package's command group (one line each)."""
+    from genmed.train.commands import sample, train
+
+    app.command("train")(train)
+    app.command("sample")(sample)
 
 
 _register()

@@ -119,8 +119,17 @@ def make(name: str) -> GenerativeModel:
             "gan": lambda: ToyGAN(random_z=False)}[name]()
 
 
+def toy_config(out: str, steps: int):
+    """The config of the subprocess runs (and of their in-process references)."""
+    from genmed.train import TrainConfig
+
+    return TrainConfig(family="diffusion", steps=steps, batch_size=8, lr=1e-2, warmup=3,
+                       ema_decay=0.9, precision="fp32", log_every=2, ckpt_every=4,
+                       keep_checkpoints=100, out=out)
+
+
 if __name__ == "__main__":  # python toys.py MODEL OUT STEPS [resume] [delay]: subprocess runs
-    from genmed.train import TrainConfig, resume, train
+    from genmed.train import resume, train
 
     name, out, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
     mode = sys.argv[4] if len(sys.argv) > 4 else "train"
@@ -130,7 +139,4 @@ if __name__ == "__main__":  # python toys.py MODEL OUT STEPS [resume] [delay]: s
     if mode == "resume":
         resume(out, model=model, dataset=data)
     else:
-        cfg = TrainConfig(family="diffusion", steps=steps, batch_size=8, lr=1e-2, warmup=3,
-                          ema_decay=0.9, precision="fp32", log_every=2, ckpt_every=4,
-                          keep_checkpoints=100, out=out)
-        train(cfg, model=model, dataset=data)
+        train(toy_config(out, steps), model=model, dataset=data)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import pickle
 import random
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,8 @@ def load_state(files: CheckpointFiles) -> dict[str, Any]:
     path = files.path("state")
     if not path.is_file():
         raise UserError(f"{path}: checkpoint state missing")
+    if not zipfile.is_zipfile(path):  # torch.save always writes a zip archive
+        raise UserError(f"{path}: corrupt checkpoint state (not a torch.save archive)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:

@@ -59,14 +59,16 @@ def build_model(cfg: TrainConfig) -> GenerativeModel:
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> LRScheduler:
-    """Linear warm-up over `cfg.warmup` steps, then cosine decay to 0 or constant."""
+    """Linear warm-up (lr * k / warmup at step k = 1..warmup), then cosine decay to 0 over
+    the remaining steps (Loshchilov & Hutter 2017, SGDR eq. 5 without restarts) or constant."""
     if cfg.schedule == "cosine":
         after: LRScheduler = CosineAnnealingLR(opt, T_max=cfg.steps - cfg.warmup)
     else:
         after = ConstantLR(opt, factor=1.0, total_iters=0)
-    if cfg.warmup == 0:
+    if cfg.warmup <= 1:
         return after
-    warm = LinearLR(opt, start_factor=1.0 / cfg.warmup, end_factor=1.0, total_iters=cfg.warmup)
+    warm = LinearLR(opt, start_factor=1.0 / cfg.warmup, end_factor=1.0,
+                    total_iters=cfg.warmup - 1)
     return SequentialLR(opt, [warm, after], milestones=[cfg.warmup])
 
 
