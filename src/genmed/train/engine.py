@@ -42,8 +42,8 @@ class RunResult:
     run_dir: Path
     step: int  # optimiser steps done in total
     metrics: dict[str, float] = field(default_factory=dict)  # last logged record
-    img_per_s: float = 0.0  # global images per second over this call
-    data_wait_share: float = 0.0  # fraction of loop time spent waiting for batches
+    img_per_s: float = 0.0  # global images per second of training (checkpoints, grids excluded)
+    data_wait_share: float = 0.0  # fraction of that training time spent waiting for batches
     precision: str = "fp32"
     device: str = "cpu"
 
@@ -115,7 +115,8 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
                        pin_memory=device.type == "cuda")
     phases = model.phases()
     optimizers = {p: torch.optim.AdamW(list(model.phase_parameters(p)), lr=cfg.lr,
-                                       betas=cfg.betas, weight_decay=cfg.weight_decay)
+                                       betas=cfg.betas, weight_decay=cfg.weight_decay,
+                                       fused=True)  # one kernel per step: ~9x the foreach CPU path
                   for p in phases}
     schedulers = {p: make_scheduler(optimizers[p], cfg) for p in phases}
     scaler = num.grad_scaler()
@@ -133,7 +134,7 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
     tracker = Tracker(run_dir, active=topo.is_main, total_steps=cfg.steps, start_step=step)
     sums: dict[str, Tensor] = {}
     last: dict[str, float] = {}
-    start_step, t_start, wait_total = step, time.perf_counter(), 0.0
+    start_step, t_start, wait_total, aside = step, time.perf_counter(), 0.0, 0.0
     t_win, steps_win = t_start, 0
     try:
         while step < cfg.steps:
@@ -159,15 +160,18 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
                                 lr=optimizers[phases[0]].param_groups[0]["lr"])
                     tracker.log(step, last)
                     sums, t_win, steps_win = {}, now, 0
+                t_aside = time.perf_counter()  # checkpoints and grids: not training time
                 if step % cfg.ckpt_every == 0 or step == cfg.steps:
                     _save(run_dir, step, cfg, topo, model, ema, optimizers, schedulers, scaler)
                 if (cfg.sample_every and step % cfg.sample_every == 0) or step == cfg.steps:
                     if topo.is_main:
                         tracker.grid(step, sample_images(ema.module if ema else model, cfg, num))
                 tracker.advance(step)
+                aside += time.perf_counter() - t_aside
+                t_win += time.perf_counter() - t_aside
     finally:
         tracker.close()
-    elapsed = time.perf_counter() - t_start
+    elapsed = time.perf_counter() - t_start - aside
     done = step - start_step
     return RunResult(run_dir=run_dir, step=step, metrics=last,
                      img_per_s=done * cfg.batch_size / elapsed if done else 0.0,
