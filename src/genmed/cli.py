@@ -70,6 +70,9 @@ def _register() -> None:
 
     app.command("train")(train)
     app.command("sample")(sample)
+    from genmed.pipeline.commands import app as pipeline_app
+
+    app.add_typer(pipeline_app, name="pipeline")
 
 
 _register()

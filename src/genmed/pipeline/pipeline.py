@@ -67,7 +67,7 @@ class PipelineConfig:
 
 def quick_config(**overrides) -> PipelineConfig:
     """Settings for tests and the demo: 32 patients, few epochs."""
-    base = dict(n_patients=32, seg=SegConfig(epochs=8), cls=ClsConfig(epochs=15))
+    base = dict(n_patients=32, seg=SegConfig(epochs=10), cls=ClsConfig(epochs=15))
     return PipelineConfig(**{**base, **overrides})
 
 

@@ -25,9 +25,9 @@ class SegConfig:
     """Segmenter settings (pixels, epochs)."""
 
     net: Literal["unet", "basicunet"] = "unet"
-    channels: tuple[int, ...] = (8, 16, 32, 64)  # UNet channels per level (BasicUNet: first 5)
-    patch: int = 32  # training patch and sliding-window roi (pixels)
-    epochs: int = 30  # passes over the training slices (one patch per slice per pass)
+    channels: tuple[int, ...] = (16, 32, 64, 128)  # UNet channels per level (BasicUNet: first 5)
+    patch: int = 48  # training patch and sliding-window roi (pixels)
+    epochs: int = 40  # passes over the training slices (one patch per slice per pass)
     batch_size: int = 16
     lr: float = 3e-3  # Adam learning rate, cosine-annealed to 0
     overlap: float = 0.25  # sliding-window overlap fraction
@@ -104,25 +104,35 @@ def train_segmenter(images: np.ndarray, masks: np.ndarray, cfg: SegConfig = SegC
 
 
 @torch.no_grad()
-def predict_masks(net: nn.Module, images: np.ndarray, cfg: SegConfig = SegConfig(),
+def predict_probs(net: nn.Module, images: np.ndarray, cfg: SegConfig = SegConfig(),
                   batch: int = 64) -> np.ndarray:
-    """Binary kidney masks (N, H, W) uint8 by sliding-window inference over whole slices."""
+    """Kidney probability (N, H, W) float32 by sliding-window inference over whole slices."""
     from monai.inferers import sliding_window_inference
-    from monai.transforms import KeepLargestConnectedComponent
 
     net.eval()
-    keep = KeepLargestConnectedComponent(applied_labels=[1], num_components=cfg.components) \
-        if cfg.components > 0 else None
-    out = np.zeros(images.shape, np.uint8)
+    out = np.zeros(images.shape, np.float32)
     for b in range(0, len(images), batch):
         x = torch.from_numpy(np.ascontiguousarray(images[b:b + batch], np.float32))[:, None]
         logits = sliding_window_inference(x, (cfg.patch, cfg.patch), sw_batch_size=256, predictor=net,
                                           overlap=cfg.overlap, mode="gaussian")
-        pred = torch.as_tensor(logits).argmax(1, keepdim=True)
-        if keep is not None:
-            pred = torch.stack([torch.as_tensor(keep(p)) for p in pred])
-        out[b:b + batch] = pred[:, 0].numpy().astype(np.uint8)
+        out[b:b + batch] = torch.as_tensor(logits).softmax(1)[:, 1].numpy()
     return out
+
+
+def probs_to_masks(probs: np.ndarray, cfg: SegConfig = SegConfig()) -> np.ndarray:
+    """Threshold at 0.5 and keep the `cfg.components` largest connected components (MONAI)."""
+    from monai.transforms import KeepLargestConnectedComponent
+
+    pred = torch.from_numpy((probs > 0.5).astype(np.int64))[:, None]
+    if cfg.components > 0:
+        keep = KeepLargestConnectedComponent(applied_labels=[1], num_components=cfg.components)
+        pred = torch.stack([torch.as_tensor(keep(p)) for p in pred])
+    return pred[:, 0].numpy().astype(np.uint8)
+
+
+def predict_masks(net: nn.Module, images: np.ndarray, cfg: SegConfig = SegConfig()) -> np.ndarray:
+    """Binary kidney masks (N, H, W) uint8: `predict_probs` then `probs_to_masks`."""
+    return probs_to_masks(predict_probs(net, images, cfg), cfg)
 
 
 def dice_per_slice(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:

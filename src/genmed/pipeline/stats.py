@@ -17,9 +17,13 @@ MALIGNANT = LABELS.index("malignant")
 
 def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Mean recall over the classes present in `y_true` (sklearn)."""
+    import warnings
+
     from sklearn.metrics import balanced_accuracy_score
 
-    return float(balanced_accuracy_score(y_true, y_pred))
+    with warnings.catch_warnings():  # a bootstrap resample may lack a predicted class
+        warnings.simplefilter("ignore", UserWarning)
+        return float(balanced_accuracy_score(y_true, y_pred))
 
 
 def class_recall(y_true: np.ndarray, y_pred: np.ndarray, cls: int = MALIGNANT) -> float:

@@ -1,0 +1,120 @@
+"""Synthetic slices for augmentation: the generator interface, adapters and a memorisation check.
+
+A `SyntheticSource` is any callable `(class_index, n, seed) -> (n, H, W) float32 in [-1, 1]`.
+`model_generator` wraps a class-conditional `genmed.models.GenerativeModel`, `run_generator`
+a finished `genmed train --cond label` run, and `train_generators` trains one model per
+family on the study's own (imbalanced) training slices with `genmed.train.train`.
+
+Memorisation (design.md, "Evaluation honesty"): for every synthetic slice the Euclidean
+distance to its nearest training slice, against the same distance for held-out real slices
+(sklearn `NearestNeighbors`). Synthetic slices much closer to the training set than held-out
+real slices are (near-)copies.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genmed.errors import UserError
+
+SyntheticSource = Callable[[int, int, int], np.ndarray]
+
+
+def _to_size(x: torch.Tensor, size: int) -> np.ndarray:
+    """(n, 1, h, w) in [-1, 1] -> (n, size, size) numpy, area/bilinear resized when needed."""
+    import torch.nn.functional as F
+
+    x = x.detach().float().cpu()
+    if x.shape[-1] != size:
+        mode = "area" if x.shape[-1] > size else "bilinear"
+        x = F.interpolate(x, size=(size, size), mode=mode)
+    return x[:, 0].clamp(-1, 1).numpy().astype(np.float32)
+
+
+def model_generator(model, size: int, steps: int | None = None, batch: int = 64) -> SyntheticSource:
+    """A `SyntheticSource` sampling a class-conditional `GenerativeModel` (label = class index)."""
+
+    def generate(cls: int, n: int, seed: int) -> np.ndarray:
+        g = torch.Generator().manual_seed(int(seed))
+        out = []
+        with torch.no_grad():
+            for b in range(0, n, batch):
+                k = min(batch, n - b)
+                cond = torch.full((k,), int(cls), dtype=torch.long)
+                out.append(_to_size(model.sample(k, cond=cond, steps=steps, generator=g), size))
+        return np.concatenate(out) if out else np.zeros((0, size, size), np.float32)
+
+    return generate
+
+
+def run_generator(run_dir: str | os.PathLike, size: int, steps: int | None = None) -> SyntheticSource:
+    """A `SyntheticSource` from a class-conditional `genmed train` run (EMA weights)."""
+    from genmed.train import load_run
+
+    model, cfg = load_run(run_dir)
+    if cfg.cond != "label" or cfg.spatial_dims != 2:
+        raise UserError(f"{run_dir}: needs a 2D class-conditional run (genmed train --cond label)")
+    return model_generator(model, size, steps)
+
+
+def train_generators(families: Sequence[str], images: np.ndarray, labels: np.ndarray, patient_ids: Sequence[str],
+                     out: str | os.PathLike, *, size: int, steps: int, seed: int = 0,
+                     sample_steps: int | None = None, batch_size: int = 32) -> dict[str, SyntheticSource]:
+    """Train one class-conditional model per family on (N, H, W) slices; {family: source}."""
+    from genmed.data.datasets import ImageDataset, _resize_batch
+    from genmed.train import TrainConfig, train
+
+    x = _resize_batch(torch.from_numpy(images)[:, None], size, "area")
+    ds = ImageDataset(x, torch.from_numpy(np.asarray(labels, np.int64)), list(patient_ids))
+    sources = {}
+    for fam in families:
+        run_dir = Path(out) / f"gen_{fam}"
+        cfg = TrainConfig(family=fam, size=size, cond="label", steps=steps, batch_size=batch_size,
+                          warmup=min(100, steps // 10), lr=2e-4 if fam == "diffusion" else 1e-3 if fam == "vae" else 2e-4,
+                          betas=(0.5, 0.999) if fam == "gan" else (0.9, 0.999), seed=seed,
+                          ckpt_every=steps, sample_n=16, log_every=max(1, steps // 20), out=str(run_dir),
+                          ema_decay=0.995 if steps < 5000 else 0.999, sample_steps=sample_steps)
+        if (run_dir / "config.yaml").is_file():
+            import shutil
+
+            shutil.rmtree(run_dir)
+        train(cfg, dataset=ds)
+        sources[fam] = run_generator(run_dir, images.shape[-1], sample_steps)
+    return sources
+
+
+def nn_distances(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Euclidean distance (in [-1, 1] intensity units) from each query slice to its nearest reference slice."""
+    from sklearn.neighbors import NearestNeighbors
+
+    ref = np.asarray(reference, np.float32).reshape(len(reference), -1)
+    q = np.asarray(query, np.float32).reshape(len(query), -1)
+    if len(ref) == 0 or len(q) == 0:
+        return np.zeros(len(q))
+    dist, _ = NearestNeighbors(n_neighbors=1).fit(ref).kneighbors(q)
+    return dist[:, 0]
+
+
+def memorisation(synthetic: Mapping[str, np.ndarray], train: np.ndarray, held_out: np.ndarray) -> list[dict]:
+    """One row per source: median nearest-training distance of its slices vs held-out real ones.
+
+    `ratio` = median synthetic / median held-out distance (< 1: closer to training than new real
+    data is); `copies` = fraction of synthetic slices closer than the 5th percentile of the
+    held-out distances.
+    """
+    ref = nn_distances(held_out, train)
+    p5 = float(np.quantile(ref, 0.05)) if len(ref) else 0.0
+    rows = [{"source": "held-out real", "n": len(ref), "median_nn_dist": float(np.median(ref)) if len(ref) else
+             float("nan"), "ratio": 1.0, "copies": 0.05}]
+    for name, imgs in synthetic.items():
+        d = nn_distances(imgs, train)
+        med = float(np.median(d)) if len(d) else float("nan")
+        rows.append({"source": name, "n": len(d), "median_nn_dist": med,
+                     "ratio": med / float(np.median(ref)) if len(ref) and np.median(ref) > 0 else float("nan"),
+                     "copies": float((d < p5).mean()) if len(d) else float("nan")})
+    return rows
