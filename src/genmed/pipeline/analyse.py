@@ -1,7 +1,7 @@
 """`genmed pipeline analyse RUN`: the source's error analysis (Part D) on the pipeline's dev set.
 
 1. Confusion matrix of the dev predictions.
-2. Eyeball/blackbox split of dev, whole patients per set (`genmed.erroranalysis.split_dev`).
+2. Eyeball/blackbox split of dev, whole patients per set (`genmed.erroranalysis.make_split`).
 3. Automatic tags for every eyeball error from what the phantom knows (`auto_tags`), written
    with reviewer "automatic" so a person can review and overwrite them in the tagging UI
    (`genmed errors serve --predictions RUN/dev/preds.csv --split ... --db ...`).
@@ -26,6 +26,7 @@ from genmed.data.phantom import LABELS
 from genmed.errors import UserError
 from genmed.fileio import atomic_path, write_json
 
+PERFECT_SEG = "y_pred_perfect_upto_segmentation"
 TAGS: tuple[str, ...] = ("benign", "malignant", "noisy", "small lesion", "segmentation miss")
 AUTO_REVIEWER = "automatic"
 
@@ -69,6 +70,15 @@ def auto_tags(errors: pd.DataFrame, *, small_mm: float = 10.0, min_dice: float =
     return pd.DataFrame(rows, columns=["id", "tag", "reviewer", "note"])
 
 
+def _read(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A pipeline CSV as strings indexed by id, with an `error` column (y_true != y_pred)."""
+    from genmed.erroranalysis.tables import read_csv
+
+    df = read_csv(path, columns, "pipeline predictions").set_index("id", drop=False)
+    df["error"] = df["y_true"] != df["y_pred"]
+    return df
+
+
 def _write_csv(df: pd.DataFrame, path: Path) -> Path:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
@@ -78,8 +88,7 @@ def _write_csv(df: pd.DataFrame, path: Path) -> Path:
 def analyse(run: str | os.PathLike, *, split: str = "dev", eyeball_errors: int | None = None,
             seed: int = 0, examples: int = 6) -> tuple[Path, dict]:
     """Run the analysis on RUN/<split>/preds.csv and parts.csv; returns (index.html, summary)."""
-    from genmed.erroranalysis import analyse_parts, split_dev, summarize
-    from genmed.erroranalysis.tables import load_predictions
+    from genmed.erroranalysis import category_table, error_by_parts, make_split
 
     run = Path(run)
     src = run / split
@@ -87,21 +96,23 @@ def analyse(run: str | os.PathLike, *, split: str = "dev", eyeball_errors: int |
     if not preds_path.is_file() or not parts_path.is_file():
         raise UserError(f"{run}: no {split}/preds.csv and parts.csv (run `genmed pipeline train` or predict first)")
     out = run / "analysis"
-    preds = load_predictions(preds_path)
+    preds = _read(preds_path, ("id", "y_true", "y_pred", "patient_id"))
     n_err = int(preds["error"].sum())
     if n_err < 2:
         raise UserError(f"{preds_path}: {n_err} error(s) in {len(preds)} examples: too few to analyse")
     want = eyeball_errors if eyeball_errors is not None else max(1, n_err // 2)
-    sp = split_dev(preds_path, want, group_col="patient_id", seed=seed, out=out / "split.csv")
+    sp = make_split(preds, want, group_col="patient_id", seed=seed)
+    _write_csv(sp.to_frame(), out / "split.csv")
     eye = preds[sp.sets.reindex(preds.index).eq("eyeball").to_numpy()]
     eye_err = eye[eye["error"]]
     tags = auto_tags(eye_err)
     _write_csv(tags, out / "tags_auto.csv")
-    table = summarize(preds_path, out / "tags_auto.csv")
+    table = category_table(preds, tags)
     _write_csv(table.to_frame(), out / "categories.csv")
-    parts = pd.read_csv(parts_path, dtype=str, keep_default_na=False)
-    _write_csv(parts[parts["id"].isin(eye.index)], out / "parts_eyeball.csv")
-    report = analyse_parts(out / "parts_eyeball.csv", ["segmentation", "classification"])
+    parts = _read(parts_path, ("id", "y_true", "y_pred", PERFECT_SEG))
+    parts_eye = parts[parts["id"].isin(eye.index)]
+    _write_csv(parts_eye.drop(columns="error"), out / "parts_eyeball.csv")
+    report = error_by_parts(parts_eye, ["segmentation", "classification"])
     cm = pd.crosstab(pd.Categorical(preds["y_true"], LABELS), pd.Categorical(preds["y_pred"], LABELS),
                      rownames=["true"], colnames=["predicted"], dropna=False)
     with atomic_path(out / "confusion.csv") as tmp:
