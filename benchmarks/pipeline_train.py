@@ -1,7 +1,7 @@
 """Pipeline on the default phantom: kidney Dice, lesion classification, error analysis, step times.
 
-Full settings (`PipelineConfig()`: 80 phantom patients x 8 slices at 64 px, default
-`PhantomConfig` incl. 15% low-dose scans; UNet 40 epochs on 48-px patches; DenseNet 40
+Full settings (`PipelineConfig()`: 240 phantom patients x 8 slices at 64 px, default
+`PhantomConfig` incl. 15% low-dose scans; UNet 15 epochs on 48-px patches; DenseNet 30
 epochs), one torch thread. Writes benchmarks/results/pipeline_train.json with the test
 metrics (95% patient-bootstrap CIs), the analysis summary and wall/CPU seconds per step.
 Run: `python benchmarks/pipeline_train.py [RUN_DIR]` (default runs/bench_pipeline).

@@ -35,7 +35,7 @@ class ClsConfig:
     init_features: int = 16  # DenseNet stem channels
     growth_rate: int = 8
     blocks: tuple[int, ...] = (2, 2, 2)  # dense layers per block
-    epochs: int = 40
+    epochs: int = 30
     batch_size: int = 32
     lr: float = 3e-3  # AdamW, cosine-annealed
     weight_decay: float = 1e-4

@@ -29,10 +29,10 @@ def _check_out(out: Path, what: str) -> None:
 def train(
     data: str = typer.Option("phantom", "--data", help="'phantom' or a manifest CSV with mask_path."),
     out: Path = typer.Option(..., "--out", help="Run folder."),
-    patients: int = typer.Option(80, "--patients", help="Phantom patients (8 slices each)."),
+    patients: int = typer.Option(240, "--patients", help="Phantom patients (8 slices each)."),
     size: int = typer.Option(64, "--size", help="Slice size (pixels)."),
-    seg_epochs: int = typer.Option(40, "--seg-epochs"),
-    cls_epochs: int = typer.Option(40, "--cls-epochs"),
+    seg_epochs: int = typer.Option(15, "--seg-epochs"),
+    cls_epochs: int = typer.Option(30, "--cls-epochs"),
     seed: int = typer.Option(0, "--seed"),
     quick: bool = typer.Option(False, "--quick", help="Small settings (tests, demo)."),
 ) -> None:

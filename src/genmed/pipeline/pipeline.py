@@ -50,7 +50,7 @@ class PipelineConfig:
 
     data: str = "phantom"  # "phantom" or a manifest CSV with mask_path
     size: int = 64  # slice size (pixels)
-    n_patients: int = 80  # phantom patients
+    n_patients: int = 240  # phantom patients (the classifier needs many lesion patients)
     slices_per_patient: int = 8
     phantom: PhantomConfig = field(default_factory=PhantomConfig)
     fractions: tuple[float, float, float, float] = (0.5, 0.1, 0.2, 0.2)  # train, val, dev, test patients

@@ -27,7 +27,7 @@ class SegConfig:
     net: Literal["unet", "basicunet"] = "unet"
     channels: tuple[int, ...] = (16, 32, 64, 128)  # UNet channels per level (BasicUNet: first 5)
     patch: int = 48  # training patch and sliding-window roi (pixels)
-    epochs: int = 40  # passes over the training slices (one patch per slice per pass)
+    epochs: int = 15  # passes over the training slices (one patch per slice per pass)
     batch_size: int = 16
     lr: float = 3e-3  # Adam learning rate, cosine-annealed to 0
     overlap: float = 0.25  # sliding-window overlap fraction

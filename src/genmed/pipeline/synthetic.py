@@ -36,8 +36,10 @@ def _to_size(x: torch.Tensor, size: int) -> np.ndarray:
     return x[:, 0].clamp(-1, 1).numpy().astype(np.float32)
 
 
-def model_generator(model, size: int, steps: int | None = None, batch: int = 64) -> SyntheticSource:
-    """A `SyntheticSource` sampling a class-conditional `GenerativeModel` (label = class index)."""
+def model_generator(model, size: int, steps: int | None = None, batch: int = 64,
+                    conditional: bool = True) -> SyntheticSource:
+    """A `SyntheticSource` sampling a `GenerativeModel`: class-conditional (label = class index),
+    or, with `conditional=False`, a model trained on one class only (the class is ignored)."""
 
     def generate(cls: int, n: int, seed: int) -> np.ndarray:
         g = torch.Generator().manual_seed(int(seed))
@@ -45,15 +47,26 @@ def model_generator(model, size: int, steps: int | None = None, batch: int = 64)
         with torch.no_grad():
             for b in range(0, n, batch):
                 k = min(batch, n - b)
-                cond = torch.full((k,), int(cls), dtype=torch.long)
+                cond = torch.full((k,), int(cls), dtype=torch.long) if conditional else None
                 out.append(_to_size(model.sample(k, cond=cond, steps=steps, generator=g), size))
         return np.concatenate(out) if out else np.zeros((0, size, size), np.float32)
 
     return generate
 
 
+def per_class(sources: Mapping[int, SyntheticSource]) -> SyntheticSource:
+    """One source per class (e.g. unconditional models each trained on one class's slices)."""
+
+    def generate(cls: int, n: int, seed: int) -> np.ndarray:
+        if cls not in sources:
+            raise UserError(f"no generator for class {cls}")
+        return sources[cls](cls, n, seed)
+
+    return generate
+
+
 def run_generator(run_dir: str | os.PathLike, size: int, steps: int | None = None) -> SyntheticSource:
-    """A `SyntheticSource` from a class-conditional `genmed train` run (EMA weights)."""
+    """A `SyntheticSource` from a class-conditional `genmed train --cond label` run (EMA weights)."""
     from genmed.train import load_run
 
     model, cfg = load_run(run_dir)
@@ -62,29 +75,61 @@ def run_generator(run_dir: str | os.PathLike, size: int, steps: int | None = Non
     return model_generator(model, size, steps)
 
 
+def supports_labels(family: str) -> bool:
+    """Whether `family`'s model config takes class labels (`num_classes`)."""
+    import dataclasses
+
+    from genmed.models import config_class
+
+    return "num_classes" in {f.name for f in dataclasses.fields(config_class(family))} and family != "vae"
+
+
 def train_generators(families: Sequence[str], images: np.ndarray, labels: np.ndarray, patient_ids: Sequence[str],
-                     out: str | os.PathLike, *, size: int, steps: int, seed: int = 0,
-                     sample_steps: int | None = None, batch_size: int = 32) -> dict[str, SyntheticSource]:
-    """Train one class-conditional model per family on (N, H, W) slices; {family: source}."""
+                     out: str | os.PathLike, *, size: int, steps: int, classes: Sequence[int] = (1, 2),
+                     seed: int = 0, sample_steps: int | None = None,
+                     batch_size: int = 32) -> dict[str, SyntheticSource]:
+    """Train generators on (N, H, W) slices with `genmed.train.train`; {family: source}.
+
+    Families that take labels get one class-conditional model; the others (the VAE samples
+    unconditionally) get one model per class in `classes`, trained on that class's slices.
+    """
     from genmed.data.datasets import ImageDataset, _resize_batch
-    from genmed.train import TrainConfig, train
+    from genmed.models import build_model
+    from genmed.train import TrainConfig, load_run, train
 
     x = _resize_batch(torch.from_numpy(images)[:, None], size, "area")
-    ds = ImageDataset(x, torch.from_numpy(np.asarray(labels, np.int64)), list(patient_ids))
-    sources = {}
+    y = torch.from_numpy(np.asarray(labels, np.int64))
+    pids = np.asarray(patient_ids).astype(str)
+    sources: dict[str, SyntheticSource] = {}
     for fam in families:
-        run_dir = Path(out) / f"gen_{fam}"
-        cfg = TrainConfig(family=fam, size=size, cond="label", steps=steps, batch_size=batch_size,
-                          warmup=min(100, steps // 10), lr=2e-4 if fam == "diffusion" else 1e-3 if fam == "vae" else 2e-4,
-                          betas=(0.5, 0.999) if fam == "gan" else (0.9, 0.999), seed=seed,
-                          ckpt_every=steps, sample_n=16, log_every=max(1, steps // 20), out=str(run_dir),
-                          ema_decay=0.995 if steps < 5000 else 0.999, sample_steps=sample_steps)
-        if (run_dir / "config.yaml").is_file():
-            import shutil
+        cond = supports_labels(fam)
+        jobs = {None: np.arange(len(y))} if cond else {c: np.nonzero(y.numpy() == c)[0] for c in classes}
+        per: dict[int, SyntheticSource] = {}
+        for cls, idx in jobs.items():
+            if len(idx) < 2:
+                raise UserError(f"too few training slices of class {cls} to train a {fam} generator")
+            run_dir = Path(out) / (f"gen_{fam}" if cls is None else f"gen_{fam}_class{cls}")
+            cfg = TrainConfig(family=fam, size=size, cond="label" if cond else "none", steps=steps,
+                              batch_size=min(batch_size, len(idx)), warmup=min(100, steps // 10),
+                              lr=1e-3 if fam == "vae" else 2e-4, betas=(0.5, 0.999) if fam == "gan" else (0.9, 0.999),
+                              seed=seed, ckpt_every=steps, sample_n=16, log_every=max(1, steps // 20),
+                              out=str(run_dir), ema_decay=0.995, sample_steps=sample_steps)
+            if run_dir.exists():
+                import shutil
 
-            shutil.rmtree(run_dir)
-        train(cfg, dataset=ds)
-        sources[fam] = run_generator(run_dir, images.shape[-1], sample_steps)
+                shutil.rmtree(run_dir)
+            ds = ImageDataset(x[idx], y[idx], list(pids[idx]))
+            # built here: the engine's own build passes num_classes=None for unconditional runs
+            model = build_model(fam, size=size, num_classes=3 if cond else 0)
+            train(cfg, model=model, dataset=ds)
+            model, _ = load_run(run_dir, model=build_model(fam, size=size, num_classes=3 if cond else 0))
+            src = model_generator(model, images.shape[-1], sample_steps, conditional=cond)
+            if cls is None:
+                sources[fam] = src
+            else:
+                per[int(cls)] = src
+        if per:
+            sources[fam] = per_class(per)
     return sources
 
 
