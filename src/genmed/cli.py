@@ -39,6 +39,7 @@ def version() -> None:
 
 def _register() -> None:
     """Attach every package's command group (one line each)."""
+    from genmed.metrics.commands import app as eval_app; app.add_typer(eval_app, name="eval")  # noqa: E702
 
 
 _register()

@@ -20,6 +20,7 @@ import numpy as np
 
 from genmed.errors import UserError
 from genmed.metrics.fid import check_features
+from genmed.metrics.stats import Estimate
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,9 @@ def _pairwise(a: np.ndarray, b: np.ndarray, chunk: int = 2048):
         yield s, pairwise_distances(a[s : s + chunk], b)
 
 
-def prdc(real, fake, k: int = 5) -> PRDC:
-    """Precision, recall, density, coverage of fake (m, d) against real (n, d) features."""
+def prdc_indicators(real, fake, k: int = 5) -> dict[str, np.ndarray]:
+    """Per-sample terms: "precision", "density" (per fake), "recall", "coverage" (per real);
+    each metric is the mean of its array (density divided by k)."""
     if k < 1:
         raise UserError(f"k={k} must be >= 1")
     r = check_features("real", real, k + 1)
@@ -71,10 +73,32 @@ def prdc(real, fake, k: int = 5) -> PRDC:
         density_hits[s : s + len(d)] = inside.sum(1)
         covered |= inside.any(0)
         in_fake |= (d <= f_rad[s : s + len(d), None]).any(0)
-    return PRDC(
-        precision=float(in_real.mean()),
-        recall=float(in_fake.mean()),
-        density=float(density_hits.sum() / (k * len(f))),
-        coverage=float(covered.mean()),
-        k=k,
-    )
+    return {
+        "precision": in_real.astype(np.float64),
+        "density": density_hits / k,
+        "recall": in_fake.astype(np.float64),
+        "coverage": covered.astype(np.float64),
+    }
+
+
+def prdc(real, fake, k: int = 5) -> PRDC:
+    """Precision, recall, density, coverage of fake (m, d) against real (n, d) features."""
+    ind = prdc_indicators(real, fake, k)
+    return PRDC(**{name: float(v.mean()) for name, v in ind.items()}, k=k)
+
+
+def prdc_ci(
+    real, fake, k: int = 5, *, n_boot: int = 200, level: float = 0.95, seed: int = 0
+) -> dict[str, Estimate]:
+    """Each metric with a percentile-bootstrap CI over its per-sample terms.
+
+    The k-NN manifolds are held fixed (resampling with replacement would create zero-radius
+    duplicate balls), so the interval reflects which samples were drawn given the manifolds.
+    """
+    from genmed.metrics.stats import bootstrap_ci
+
+    ind = prdc_indicators(real, fake, k)
+    return {
+        name: bootstrap_ci(np.mean, v, n_boot=n_boot, level=level, seed=seed)
+        for name, v in ind.items()
+    }
