@@ -12,6 +12,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# `fid` and `prdc` share their modules' names, so they are bound eagerly (numpy only); a lazy
+# attribute would be shadowed by the submodule once it is imported.
+from genmed.metrics.fid import fid
+from genmed.metrics.prdc import prdc
+
 _WHERE = {
     "ExtractorConfig": "extractor_train",
     "train_extractor": "extractor_train",
@@ -31,7 +36,6 @@ _WHERE = {
     "bootstrap_ci": "stats",
     "class_coverage": "diversity",
     "evaluate_images": "evaluate",
-    "fid": "fid",
     "fid_ci": "fid",
     "flatten_rms": "memorisation",
     "frechet_distance": "fid",
@@ -47,14 +51,13 @@ _WHERE = {
     "memorisation_audit": "memorisation",
     "mode_metrics": "modes",
     "paired_metrics": "paired",
-    "prdc": "prdc",
     "prdc_ci": "prdc",
     "psnr": "paired",
     "ssim": "paired",
     "summarise_seeds": "modes",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = sorted([*_WHERE, "fid", "prdc"])
 
 
 def __getattr__(name: str) -> Any:
