@@ -42,7 +42,7 @@ def _degrade(x, noise=0.0, blur=0.0, seed=0):
     return np.clip(y + rng.normal(0, noise, x.shape), -1, 1).astype(np.float32) if noise else y
 
 
-@pytest.mark.parametrize("kind,levels", [("noise", (0.0, 0.05, 0.15, 0.4)), ("blur", (0.0, 0.6, 1.2, 2.4))])
+@pytest.mark.parametrize("kind,levels", [("noise", (0.0, 0.1, 0.2, 0.4)), ("blur", (0.0, 0.6, 1.2, 2.4))])
 def test_fid_kid_grow_monotonically(ellipses, kind, levels):
     real, _ = ellipses(160, seed=0)
     base, _ = ellipses(160, seed=1)

@@ -1,7 +1,7 @@
 """Train the domain feature extractor (`PhantomCNN`) on the kidney CT phantom.
 
 Supervision (multi-task, so features carry anatomy, lesions and image quality):
-- lesion class of the slice (healthy / benign / malignant), cross-entropy;
+- lesion class of the slice (healthy / benign / malignant), class-weighted cross-entropy;
 - auxiliary regression (MSE on z-scored targets): share of pixels of each tissue class and the
   slice's noise level in HU.
 Inputs are abdomen-windowed slices in [-1, 1]; half of each batch is shown at 32 px (down then
@@ -55,13 +55,13 @@ def window_unit(hu: np.ndarray, level: float = 40.0, width: float = 400.0) -> np
 
 def phantom_extractor_data(n_patients: int, seed: int) -> ExtractorData:
     """Phantom slices resized to 64 px with labels, tissue shares and noise level."""
-    from genmed.data.phantom import make_slices
+    from genmed.data.phantom import TISSUES, make_slices
 
     s = make_slices(n_patients, seed=seed)
     x = torch.from_numpy(window_unit(np.asarray(s.image, dtype=np.float32)))[:, None]
     x = nn.functional.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True)
     tissue = np.asarray(s.tissue)
-    ids = np.unique(tissue)
+    ids = sorted(set(TISSUES.values()))
     shares = np.stack([(tissue == t).mean(axis=(1, 2)) for t in ids], axis=1)
     aux = np.concatenate([shares, np.asarray(s.noise_hu, dtype=np.float64)[:, None]], axis=1)
     return ExtractorData(x.numpy(), np.asarray(s.label, dtype=np.int64), aux.astype(np.float32))
@@ -80,6 +80,9 @@ def train_extractor(data: ExtractorData, cfg: ExtractorConfig = ExtractorConfig(
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = PhantomCNN(width=cfg.width, n_aux=a.shape[1])
+    # Inverse-frequency class weights: lesion slices are a minority of the phantom.
+    freq = torch.bincount(y, minlength=3).double().clamp_min(1)
+    class_w = (len(y) / (3 * freq)).float()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     steps = cfg.epochs * -(-len(x) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
@@ -97,7 +100,7 @@ def train_extractor(data: ExtractorData, cfg: ExtractorConfig = ExtractorConfig(
             if torch.rand((), generator=gen) < 0.5:
                 xb = xb.flip(-1)
             _, logits, aux = model(xb)
-            loss = nn.functional.cross_entropy(logits, y[idx]) + cfg.aux_weight * (
+            loss = nn.functional.cross_entropy(logits, y[idx], weight=class_w) + cfg.aux_weight * (
                 nn.functional.mse_loss(aux, a[idx])
             )
             opt.zero_grad(set_to_none=True)
@@ -123,6 +126,8 @@ def train_phantom_extractor(out: str, cfg: ExtractorConfig = ExtractorConfig()) 
     digest = save_phantom_cnn(model, out, meta)
     return {
         "path": str(out), "name": PHANTOM_EXTRACTOR, "weights_hash": digest,
-        "heldout_accuracy": float((pred == test.labels).mean()), "n_train": len(data.labels),
+        "heldout_accuracy": float((pred == test.labels).mean()),
+        "heldout_balanced_accuracy": float(np.mean([(pred[test.labels == c] == c).mean()
+                                                    for c in np.unique(test.labels)])), "n_train": len(data.labels),
         "n_heldout": len(test.labels), "config": cfg.__dict__,
     }
