@@ -51,6 +51,20 @@ def test_images_command(tmp_path, ellipses, capsys):
     assert "FID" in capsys.readouterr().out
 
 
+def test_images_command_against_phantom(tmp_path):
+    from genmed.data import hu_to_unit, make_slices
+
+    fake = np.asarray(hu_to_unit(make_slices(6, seed=99).image), dtype=np.float32)[:, None, ::2, ::2]
+    np.save(tmp_path / "fake.npy", fake)  # 48 slices of 32 px
+    out = tmp_path / "eval"
+    assert _run(["eval", "images", "phantom", str(tmp_path / "fake.npy"), "--out", str(out), "--n-boot", "5"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    cc = m["diversity"]["class_coverage"]
+    assert cc["reference"] == "real labels" and abs(sum(cc["data_share"]) - 1) < 1e-9
+    assert m["memorisation"]["share_flagged"] < 0.5  # fresh patients are not copies
+    assert m["inputs"]["real"] == "phantom" and m["image_shape_fake"] == [1, 32, 32]
+
+
 @pytest.mark.parametrize("make,match", [
     (lambda p: np.save(p / "s.npy", np.zeros((10, 3))), r"expected shape \(n, 2\)"),
     (lambda p: (p / "s.npy").write_bytes(b"garbage"), "not a numeric .npy"),

@@ -27,7 +27,7 @@ def test_shipped_extractor_is_small_and_hashed(ellipses):
 def test_metric_output_records_extractor(ellipses):
     real, _ = ellipses(24, seed=0)
     fake, _ = ellipses(24, seed=1)
-    out = evaluate_images(real, fake)
+    out = evaluate_images(real, fake, cfg=_small())
     assert out["extractor"]["name"] == PHANTOM_EXTRACTOR
     assert out["extractor"]["weights_hash"] == load_extractor().weights_hash
     assert {"fid", "kid", "precision", "density"} <= set(out["quality"])
@@ -57,9 +57,9 @@ def test_python_callable_extractor(ellipses):
 
 
 def test_training_is_reproducible_and_round_trips(tmp_path, ellipses):
-    x, y = ellipses(48, size=64, seed=0)
+    x, y = ellipses(24, size=32, seed=0)
     data = ExtractorData(x, y, np.stack([x.mean((1, 2, 3)), x.std((1, 2, 3))], 1))
-    cfg = ExtractorConfig(epochs=1, batch_size=16, width=4, seed=3)
+    cfg = ExtractorConfig(epochs=1, batch_size=12, width=4, seed=3)
     a, b = train_extractor(data, cfg), train_extractor(data, cfg)
     assert state_hash(a.state_dict()) == state_hash(b.state_dict())
     digest = save_phantom_cnn(a, tmp_path / "e.safetensors", {"width": 4, "n_aux": 2})

@@ -42,10 +42,16 @@ def _degrade(x, noise=0.0, blur=0.0, seed=0):
     return np.clip(y + rng.normal(0, noise, x.shape), -1, 1).astype(np.float32) if noise else y
 
 
-@pytest.mark.parametrize("kind,levels", [("noise", (0.0, 0.1, 0.2, 0.4)), ("blur", (0.0, 0.6, 1.2, 2.4))])
-def test_fid_kid_grow_monotonically(ellipses, kind, levels):
-    real, _ = ellipses(160, seed=0)
-    base, _ = ellipses(160, seed=1)
+def _phantom(n_patients, seed):
+    from genmed.data import hu_to_unit, make_slices
+
+    return np.asarray(hu_to_unit(make_slices(n_patients, seed=seed).image), dtype=np.float32)[:, None]
+
+
+@pytest.mark.parametrize("kind,levels", [("noise", (0.0, 0.05, 0.1, 0.2)), ("blur", (0.0, 0.6, 1.2, 2.4))])
+def test_fid_kid_grow_monotonically(kind, levels):
+    real = _phantom(20, seed=0)  # 160 slices of 64 px
+    base = _phantom(20, seed=1)
     ext = load_extractor()  # the shipped phantom CNN
     fr = ext.features(real)
     fids, kids = [], []

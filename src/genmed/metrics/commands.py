@@ -15,8 +15,8 @@ app = typer.Typer(help="Evaluate generated images (FID/KID, PRDC, diversity, mem
 def train_extractor_cmd(
     out: Path = typer.Option(Path("phantom_cnn_v1.safetensors"), help="Output .safetensors file."),
     seed: int = typer.Option(0, help="Seed of the phantom data and the training."),
-    n_patients: int = typer.Option(120, help="Phantom patients (8 slices each)."),
-    epochs: int = typer.Option(12, help="Training epochs."),
+    n_patients: int = typer.Option(300, help="Phantom patients (8 slices each)."),
+    epochs: int = typer.Option(15, help="Training epochs."),
 ) -> None:
     """Train the phantom CNN feature extractor (the shipped one is seed 0, defaults)."""
     import torch

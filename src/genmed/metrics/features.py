@@ -176,7 +176,7 @@ def load_phantom_cnn(path: str | Path = ASSET_PATH) -> FeatureExtractor:
         classify=lambda x: model.class_head(model.features(x)),
         class_names=names,
         meta={"feature_dim": model.feature_dim, "input_size": INPUT_SIZE, "file": path.name,
-              **{k: v for k, v in meta.items() if k in ("seed", "trained_on")}},
+              **{k: v for k, v in meta.items() if k in ("seed", "trained_on", "heldout_balanced_accuracy")}},
     )
 
 
