@@ -69,6 +69,10 @@ def _register() -> None:
     from genmed.metrics.commands import app as eval_app
 
     app.add_typer(eval_app, name="eval")
+    from genmed.train.commands import sample, train
+
+    app.command("train")(train)
+    app.command("sample")(sample)
 
 
 _register()
