@@ -52,12 +52,18 @@ def test_images_command(tmp_path, ellipses, capsys):
 
 
 def test_images_command_against_phantom(tmp_path):
-    from genmed.data import hu_to_unit, make_slices
+    """Fakes as `genmed sample` writes them: HU NIfTI files plus a grid.png in one folder."""
+    import nibabel as nib
 
-    fake = np.asarray(hu_to_unit(make_slices(6, seed=99).image), dtype=np.float32)[:, None, ::2, ::2]
-    np.save(tmp_path / "fake.npy", fake)  # 48 slices of 32 px
+    from genmed.data import make_slices
+
+    fake_dir = tmp_path / "samples"
+    fake_dir.mkdir()
+    for i, hu in enumerate(make_slices(6, seed=99).image[:, ::2, ::2]):  # 48 slices of 32 px
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(hu.T), np.eye(4)), str(fake_dir / f"sample_{i:04d}.nii.gz"))
+    (fake_dir / "grid.png").write_bytes(b"ignored")
     out = tmp_path / "eval"
-    assert _run(["eval", "images", "phantom", str(tmp_path / "fake.npy"), "--out", str(out), "--n-boot", "5"]) == 0
+    assert _run(["eval", "images", "phantom", str(fake_dir), "--out", str(out), "--n-boot", "5"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     cc = m["diversity"]["class_coverage"]
     assert cc["reference"] == "real labels" and abs(sum(cc["data_share"]) - 1) < 1e-9

@@ -1,6 +1,8 @@
 """Load an image set for evaluation: a folder of images, a .npy/.npz array, or the phantom.
 
-Arrays are (N, 1, H, W) float32 in [-1, 1] (the model convention). PNG/TIFF/JPEG files are
+Arrays are (N, 1, H, W) float32 in [-1, 1] (the model convention). A folder of 2-D NIfTI
+files in HU (what `genmed sample` writes; other files there, e.g. grid.png, are then ignored)
+is read with `genmed.data.io.load` and mapped through the abdomen window. PNG/TIFF/JPEG files are
 read with Pillow as grayscale: 8-bit maps 0..255 -> -1..1, 16-bit 0..65535 -> -1..1. A .npy
 file (or the "images"/"image" array of a .npz) must already be in [-1, 1]. "phantom" builds
 held-out phantom slices with `genmed.data.load_training_data` (abdomen window, patient split).
@@ -67,6 +69,15 @@ def read_image_set(path: str | Path) -> np.ndarray:
         raise UserError(f"{path}: unsupported file type (use a folder, .npy, .npz, .png or .tif)")
     if not path.is_dir():
         raise UserError(f"{path}: no such file or folder")
+    nifti = sorted(p for p in path.iterdir() if p.name.endswith((".nii", ".nii.gz")))
+    if nifti:
+        from genmed.data.io import load
+        from genmed.data.transforms import hu_to_unit
+
+        arrays = [np.asarray(hu_to_unit(load(p, ndim=2).array), dtype=np.float32) for p in nifti]
+        if len({a.shape for a in arrays}) != 1:
+            raise UserError(f"{path}: NIfTI images differ in shape")
+        return _to_nchw(np.stack(arrays), str(path))
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + (".npy",))
     if not files:
         raise UserError(f"{path}: folder holds no .png/.tif/.jpg/.npy images")
