@@ -59,12 +59,13 @@ def main() -> None:
             rows.append({"level": lv, "fid": f_e.to_dict(), "kid": k_e.to_dict()})
         curves[kind] = rows
     out["degradation"] = curves
-    # Drop the malignant class from the fakes (same count): diversity should fall, fidelity not.
+    # Drop the malignant class from the fakes at an equal sample count (recall and coverage
+    # depend on the number of fakes): diversity should fall, fidelity not.
     ff = ext.features(other)
-    keep = np.flatnonzero(other_lab != 2)
-    keep = np.random.default_rng(0).choice(keep, len(other), replace=True)
-    out["prdc_full"] = prdc(fr, ff).to_dict()
-    out["prdc_drop_malignant"] = prdc(fr, ff[np.unique(keep)]).to_dict()
+    rng = np.random.default_rng(0)
+    n_eq = int((other_lab != 2).sum())
+    out["prdc_full"] = prdc(fr, ff[rng.choice(len(ff), n_eq, replace=False)]).to_dict()
+    out["prdc_drop_malignant"] = prdc(fr, ff[other_lab != 2]).to_dict()
     # Memorisation: copies of training slices (+1 HU-ish noise) vs fresh slices.
     train, _ = phantom(60, seed=303)
     rng = np.random.default_rng(1)
