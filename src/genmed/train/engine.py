@@ -27,7 +27,7 @@ from genmed.config import save_config, to_dict
 from genmed.errors import UserError, check_choice
 from genmed.models.base import GenerativeModel
 from genmed.train import checkpoint as ckpt
-from genmed.train.config import FAMILIES, TrainConfig
+from genmed.train.config import FAMILIES, TrainConfig, effective_warmup
 from genmed.train.data import BatchOrder, load_dataset, to_device
 from genmed.train.distributed import (Topology, gather_objects, init_from_env,
                                       local_rank_from_env, shutdown)
@@ -54,22 +54,22 @@ def build_model(cfg: TrainConfig) -> GenerativeModel:
     from genmed.models import build_model as build
 
     return build(cfg.family, spatial_dims=cfg.spatial_dims, in_channels=cfg.in_channels,
-                 size=cfg.size, num_classes=cfg.num_classes if cfg.cond == "label" else None,
+                 size=cfg.size, num_classes=cfg.num_classes if cfg.cond == "label" else 0,
                  **cfg.options)
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> LRScheduler:
     """Linear warm-up (lr * k / warmup at step k = 1..warmup), then cosine decay to 0 over
     the remaining steps (Loshchilov & Hutter 2017, SGDR eq. 5 without restarts) or constant."""
+    warmup = effective_warmup(cfg)
     if cfg.schedule == "cosine":
-        after: LRScheduler = CosineAnnealingLR(opt, T_max=cfg.steps - cfg.warmup)
+        after: LRScheduler = CosineAnnealingLR(opt, T_max=cfg.steps - warmup)
     else:
         after = ConstantLR(opt, factor=1.0, total_iters=0)
-    if cfg.warmup <= 1:
+    if warmup <= 1:
         return after
-    warm = LinearLR(opt, start_factor=1.0 / cfg.warmup, end_factor=1.0,
-                    total_iters=cfg.warmup - 1)
-    return SequentialLR(opt, [warm, after], milestones=[cfg.warmup])
+    warm = LinearLR(opt, start_factor=1.0 / warmup, end_factor=1.0, total_iters=warmup - 1)
+    return SequentialLR(opt, [warm, after], milestones=[warmup])
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
