@@ -35,7 +35,7 @@ from genmed.pipeline.cases import Cases, phantom_cases
 from genmed.pipeline.classifier import ClsConfig, crop_kidneys, flip_augment, predict_proba, train_classifier
 from genmed.pipeline.segmentation import SegConfig, predict_masks, train_segmenter
 from genmed.pipeline.stats import auroc, balanced_accuracy, class_recall, mean_ci
-from genmed.pipeline.synthetic import SyntheticSource, memorisation
+from genmed.pipeline.synthetic import MEMO_COLUMNS, SyntheticSource, memorisation
 
 METRICS = ("malignant_recall", "balanced_accuracy", "auroc_malignant")
 
@@ -196,7 +196,7 @@ def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
 
 def _write(out: Path, per_seed: pd.DataFrame, table: pd.DataFrame, mem: list[dict]) -> None:
     for df, name in ((per_seed, "augment_per_seed.csv"), (table, "augment_table.csv"),
-                     (pd.DataFrame(mem, columns=["source", "n", "median_nn_dist", "ratio", "copies"]),
+                     (pd.DataFrame(mem, columns=list(MEMO_COLUMNS)),
                       "memorisation.csv")):
         with atomic_path(out / name) as tmp:
             df.to_csv(tmp, index=False, float_format="%.4f")

@@ -5,10 +5,10 @@ A `SyntheticSource` is any callable `(class_index, n, seed) -> (n, H, W) float32
 a finished `genmed train --cond label` run, and `train_generators` trains one model per
 family on the study's own (imbalanced) training slices with `genmed.train.train`.
 
-Memorisation (design.md, "Evaluation honesty"): for every synthetic slice the Euclidean
-distance to its nearest training slice, against the same distance for held-out real slices
-(sklearn `NearestNeighbors`). Synthetic slices much closer to the training set than held-out
-real slices are (near-)copies.
+Memorisation (design.md, "Evaluation honesty"): `genmed.metrics.memorisation_audit` compares
+every synthetic slice's nearest-training-slice distance (RMS pixel difference) with the same
+distance for held-out real slices. Synthetic slices much closer to the training set than
+held-out real slices are (near-)copies.
 """
 
 from __future__ import annotations
@@ -133,33 +133,27 @@ def train_generators(families: Sequence[str], images: np.ndarray, labels: np.nda
     return sources
 
 
-def nn_distances(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Euclidean distance (in [-1, 1] intensity units) from each query slice to its nearest reference slice."""
-    from sklearn.neighbors import NearestNeighbors
-
-    ref = np.asarray(reference, np.float32).reshape(len(reference), -1)
-    q = np.asarray(query, np.float32).reshape(len(query), -1)
-    if len(ref) == 0 or len(q) == 0:
-        return np.zeros(len(q))
-    dist, _ = NearestNeighbors(n_neighbors=1).fit(ref).kneighbors(q)
-    return dist[:, 0]
+MEMO_COLUMNS = ("source", "n", "median_nn_dist", "median_heldout_nn_dist", "ratio", "share_flagged",
+                "share_heldout_below", "mannwhitney_p")
 
 
 def memorisation(synthetic: Mapping[str, np.ndarray], train: np.ndarray, held_out: np.ndarray) -> list[dict]:
-    """One row per source: median nearest-training distance of its slices vs held-out real ones.
+    """One row per source, from `genmed.metrics.memorisation_audit` in pixel space (RMS).
 
-    `ratio` = median synthetic / median held-out distance (< 1: closer to training than new real
-    data is); `copies` = fraction of synthetic slices closer than the 5th percentile of the
-    held-out distances.
+    `ratio` = median nearest-training distance of the synthetic slices / that of held-out
+    real slices (< 1: closer to the training set than new real data is); `share_flagged` =
+    fraction closer than the 5% quantile of the held-out distances (about 0.05 if no copying).
     """
-    ref = nn_distances(held_out, train)
-    p5 = float(np.quantile(ref, 0.05)) if len(ref) else 0.0
-    rows = [{"source": "held-out real", "n": len(ref), "median_nn_dist": float(np.median(ref)) if len(ref) else
-             float("nan"), "ratio": 1.0, "copies": 0.05}]
+    from genmed.metrics.memorisation import flatten_rms, memorisation_audit
+
+    t, h = flatten_rms(train), flatten_rms(held_out)
+    rows = []
     for name, imgs in synthetic.items():
-        d = nn_distances(imgs, train)
-        med = float(np.median(d)) if len(d) else float("nan")
-        rows.append({"source": name, "n": len(d), "median_nn_dist": med,
-                     "ratio": med / float(np.median(ref)) if len(ref) and np.median(ref) > 0 else float("nan"),
-                     "copies": float((d < p5).mean()) if len(d) else float("nan")})
+        a = memorisation_audit(flatten_rms(imgs), t, h)
+        rows.append({"source": name, "n": len(imgs), "median_nn_dist": a.median_sample_distance,
+                     "median_heldout_nn_dist": a.median_heldout_distance,
+                     "ratio": a.median_sample_distance / a.median_heldout_distance
+                     if a.median_heldout_distance > 0 else float("nan"),
+                     "share_flagged": a.share_flagged, "share_heldout_below": a.share_heldout_below,
+                     "mannwhitney_p": a.mannwhitney_p})
     return rows
