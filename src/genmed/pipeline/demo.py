@@ -16,7 +16,7 @@ from genmed.pipeline.segmentation import SegConfig
 
 def demo_config(quick: bool) -> PipelineConfig:
     """Demo settings: 32 (quick: 24) phantom patients, small UNet on 32-px patches."""
-    seg = SegConfig(channels=(8, 16, 32, 64), patch=32, epochs=12 if quick else 25)
+    seg = SegConfig(channels=(8, 16, 32, 64), patch=32, batch_size=8, epochs=25 if quick else 30)
     return PipelineConfig(n_patients=24 if quick else 40, seg=seg, cls=ClsConfig(epochs=15 if quick else 30))
 
 
