@@ -117,7 +117,8 @@ class DictDataset(Dataset):
 
 def fit(model: GenerativeModel, dataset: Dataset, *, steps: int, batch_size: int = 16,
         lr: float = 1e-3, seed: int = 0, out: str | Path | None = None, ema: bool = False,
-        precision: str = "fp32") -> GenerativeModel:
+        precision: str = "fp32",
+        betas: tuple[float, float] = (0.9, 0.999)) -> GenerativeModel:
     """Train `model` on `dataset` with `genmed.train.train` (AdamW, cosine LR, clipping).
 
     The run folder `out` (default: a temporary one, deleted) holds the engine's checkpoints and
@@ -131,7 +132,7 @@ def fit(model: GenerativeModel, dataset: Dataset, *, steps: int, batch_size: int
         cfg = TrainConfig(family=model.family, data="memory", spatial_dims=2 if spatial < 3 else 3,
                           steps=steps, batch_size=min(batch_size, len(dataset)), lr=lr,
                           warmup=min(20, steps // 10), ema_decay=0.999 if ema else 0.0,
-                          precision=precision, device="cpu", seed=seed, ckpt_every=steps,
+                          precision=precision, device="cpu", seed=seed, betas=betas, ckpt_every=steps,
                           keep_checkpoints=1, log_every=max(1, steps // 10), sample_n=4,
                           out=str(run))
         train(cfg, model=model, dataset=dataset)
