@@ -4,7 +4,7 @@
 `loss(batch)`), so the supervised baselines of the applications are wrapped here instead of
 getting a second training loop: `SupervisedNet` maps batch["image"] -> a prediction and
 compares it with batch["target"] (regression: L1 / MSE) or batch["label"] (classification:
-cross-entropy; segmentation: Dice + cross-entropy, MONAI `DiceCELoss`).
+cross-entropy; segmentation: MONAI `DiceLoss` + cross-entropy, per sample).
 `fit()` is the one call the applications use to train any model on an in-memory data set.
 """
 
@@ -65,10 +65,12 @@ class SupervisedNet(GenerativeModel):
         if self.task == "classify":
             loss = nn.functional.cross_entropy(out, batch["label"].long(), reduction="none")
         elif self.task == "segment":
-            from monai.losses import DiceCELoss
+            from monai.losses import DiceLoss
 
-            per = DiceCELoss(to_onehot_y=True, softmax=True, reduction="none")
-            loss = per(out, batch["target"].long()).flatten(1).mean(1)
+            target = batch["target"].long()
+            dice = DiceLoss(to_onehot_y=True, softmax=True, reduction="none")(out, target)
+            ce = nn.functional.cross_entropy(out, target[:, 0], reduction="none")
+            loss = dice.flatten(1).mean(1) + ce.flatten(1).mean(1)
         else:
             diff = out - batch["target"].float()
             loss = (diff.abs() if self.task == "l1" else diff.pow(2)).flatten(1).mean(1)
