@@ -66,6 +66,10 @@ def _register() -> None:
     from genmed.erroranalysis.commands import app as errors_app
 
     app.add_typer(errors_app, name="errors")
+    from genmed.train.commands import sample, train
+
+    app.command("train")(train)
+    app.command("sample")(sample)
 
 
 _register()
