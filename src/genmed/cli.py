@@ -66,6 +66,9 @@ def _register() -> None:
     from genmed.erroranalysis.commands import app as errors_app
 
     app.add_typer(errors_app, name="errors")
+    from genmed.apps.commands import app as apps_app
+
+    app.add_typer(apps_app, name="apps")
     from genmed.train.commands import sample, train
 
     app.command("train")(train)

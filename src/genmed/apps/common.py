@@ -70,13 +70,20 @@ def paired_per_image(pred_hu: np.ndarray, target_hu: np.ndarray,
 def ci(statistic: Callable[..., float], *arrays: np.ndarray, n_boot: int = 200,
        seed: int = 0) -> dict[str, float]:
     """Point value and 95% percentile-bootstrap CI of `statistic(*arrays)`, each array
-    resampled on its own (`genmed.metrics.bootstrap_ci`; Efron & Tibshirani 1993, ch. 13).
-    For AUROC pass (positives, negatives): a stratified bootstrap."""
-    from genmed.metrics import bootstrap_ci
+    resampled on its own (`scipy.stats.bootstrap`, paired=False; Efron & Tibshirani 1993,
+    ch. 13). For AUROC pass (positives, negatives): a stratified bootstrap."""
+    from scipy.stats import bootstrap
 
-    est = bootstrap_ci(statistic, *[np.asarray(a, np.float64) for a in arrays], n_boot=n_boot,
-                       seed=seed)
-    return {"value": est.value, "low": est.low, "high": est.high}
+    data = tuple(np.asarray(a, np.float64) for a in arrays)
+    if any(len(a) < 2 for a in data):
+        raise UserError("a bootstrap CI needs at least 2 values in every group")
+    value = float(statistic(*data))
+    if n_boot < 2 or all(np.ptp(a) == 0 for a in data):  # constant data: the CI is the point
+        return {"value": value, "low": value, "high": value}
+    res = bootstrap(data, statistic, n_resamples=n_boot, method="percentile", paired=False,
+                    vectorized=False, confidence_level=0.95, rng=np.random.default_rng(seed))
+    low, high = res.confidence_interval
+    return {"value": value, "low": float(low), "high": float(high)}
 
 
 def mean_ci(values: np.ndarray, n_boot: int = 200, seed: int = 0) -> dict[str, float]:

@@ -199,3 +199,20 @@ def _figure(masks: np.ndarray, real: np.ndarray, fake: np.ndarray, attrs, n: int
     ax[1, 0].text(-2, 8, "real", rotation=90, fontsize=8, ha="right")
     ax[2, 0].text(-2, 8, "generated", rotation=90, fontsize=8, ha="right")
     return fig
+
+
+def load_mask(path: str | Path, reference: str | Path | None = None) -> tuple[np.ndarray, float]:
+    """Read a condition map (NIfTI / PNG / DICOM label image, values 0..3) and its in-plane
+    spacing (mm); with `reference` (an image file), its spacing must match the mask's."""
+    from genmed.data.io import load
+
+    m = load(path, ndim=(2, 3))
+    if reference is not None:
+        r = load(reference, ndim=(2, 3))
+        if not np.allclose(r.spacing[-2:], m.spacing[-2:], rtol=1e-3):
+            raise UserError(f"{reference}: spacing {tuple(r.spacing[-2:])} mm differs from the "
+                            f"mask's {tuple(m.spacing[-2:])} mm ({path})")
+        if r.array.shape[-2:] != m.array.shape[-2:]:
+            raise UserError(f"{reference}: shape {r.array.shape} differs from the mask's {m.array.shape}")
+    arr = m.array if m.ndim == 3 else m.array[None]
+    return arr, float(m.spacing[-1])
