@@ -66,15 +66,12 @@ def _register() -> None:
     from genmed.erroranalysis.commands import app as errors_app
 
     app.add_typer(errors_app, name="errors")
-<<<<<<< HEAD
     from genmed.metrics.commands import app as eval_app
 
     app.add_typer(eval_app, name="eval")
-=======
     from genmed.apps.commands import app as apps_app
 
     app.add_typer(apps_app, name="apps")
->>>>>>> apps
     from genmed.train.commands import sample, train
 
     app.command("train")(train)
