@@ -31,7 +31,10 @@ from genmed.scorelab.processes import variance as _variance
 
 
 def _as_array(name: str, value: Any) -> np.ndarray:
-    arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, dtype=float)
+    try:
+        arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a rectangular array of numbers, got {value!r}") from None
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
         raise UserError(f"{name} must be finite, got {arr.tolist()}")

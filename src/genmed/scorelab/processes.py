@@ -131,6 +131,31 @@ class NoiseProcess:
         """Std of the Gaussian prior used at t = 1: sigma for VE (data assumed << sigma), 1 for VP."""
         return float(self.sigma) if self.kind == "ve" else 1.0
 
+    def t_of_variance(self, v: float) -> float:
+        """Inverse of `variance`: the time whose kernel variance is v (VP: solves eq. 33 for t)."""
+        if self.kind == "ve":
+            return float(v) / self.sigma**2
+        if not 0 <= v < 1:
+            raise UserError(f"VP kernel variance {v!r} must be in [0, 1)")
+        big_l = -math.log1p(-float(v))  # beta_min t + (beta_max - beta_min) t^2 / 2 = L
+        delta = self.beta_max - self.beta_min
+        if delta == 0:
+            return big_l / self.beta_min
+        return (-self.beta_min + math.sqrt(self.beta_min**2 + 2 * delta * big_l)) / delta
+
+    def level_grid(self, n_levels: int, t_min: float) -> torch.Tensor:
+        """n_levels decreasing times from t_max to t_min, geometric in the kernel std (NCSN,
+        Song & Ermon 2019, Sec. 4.2): the noise levels annealed Langevin visits. float64."""
+        if n_levels < 2:
+            raise UserError(f"n_levels={n_levels!r} must be >= 2")
+        if not (0 < t_min < self.t_max):
+            raise UserError(f"t_min={t_min!r} must be in (0, {self.t_max})")
+        hi, lo = math.sqrt(float(self.variance(self.t_max))), math.sqrt(float(self.variance(t_min)))
+        stds = torch.exp(torch.linspace(math.log(hi), math.log(lo), n_levels, dtype=torch.float64))
+        ts = torch.tensor([self.t_of_variance(float(s) ** 2) for s in stds], dtype=torch.float64)
+        ts[0], ts[-1] = self.t_max, t_min
+        return ts
+
     def time_grid(self, n_steps: int, t_min: float = 1e-3, *, end_at_zero: bool = True) -> torch.Tensor:
         """Decreasing times from t_max to t_min (n_steps + 1 points), then 0 if `end_at_zero`.
 
