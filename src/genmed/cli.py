@@ -39,6 +39,7 @@ def version() -> None:
 
 def _register() -> None:
     """Attach every package's command group (one line each)."""
+    from genmed.scorelab.commands import app as score_app; app.add_typer(score_app, name="score")  # noqa: E702
 
 
 _register()
