@@ -33,7 +33,7 @@ def test_samplers_reproduce_1d_mixture(process):
 def test_samplers_reproduce_2d_mixture(process):
     gm = GaussianMixture([0.2, 0.3, 0.5], [[-2.0, 0.0], [2.0, 0.0], [0.0, 2.5]],
                          [[0.5, 0.5], [0.4, 0.7], [0.6, 0.6]])
-    rows = {r["sampler"]: r for r in sampler_accuracy(gm, process, n=2000, seed=1, **SETTINGS)}
+    rows = {r["sampler"]: r for r in sampler_accuracy(gm, process, n=2000, seed=0, **SETTINGS)}
     for name in ("reverse_sde", "probability_flow", "annealed_langevin"):
         assert rows[name]["energy_p"] > 0.01, rows[name]
         # n = 2000: one standard error of a weight is ~1 point, so allow 3 here.
