@@ -37,9 +37,42 @@ def version() -> None:
         typer.echo(f"{name} {ver}")
 
 
+@app.command()
+def demo(
+    out: str = typer.Option("runs/demo", help="Folder for every stage's outputs and index.html."),
+    quick: bool = typer.Option(False, help="Smallest settings (used by the test suite)."),
+    only: str = typer.Option("", help="Comma-separated stage names to run (default: all)."),
+) -> None:
+    """The main job: phantom, three families, comparison, score lab, error analysis, pipeline."""
+    from rich.console import Console
+
+    from genmed.demo import run_demo
+
+    console = Console(stderr=True)
+    index, records = run_demo(out, quick=quick, only=[s for s in only.split(",") if s] or None,
+                              progress=lambda title: console.log(f"stage: {title}"))
+    for r in records:
+        console.log(f"{r['stage']}: {r['seconds']} s" + ("" if r["ok"] else f"  FAILED {r['error']}"))
+    typer.echo(str(index.resolve()))
+    if not all(r["ok"] for r in records):
+        raise typer.Exit(1)
+
+
 def _register() -> None:
     """Attach every package's command group (one line each)."""
-    from genmed.scorelab.commands import app as score_app; app.add_typer(score_app, name="score")  # noqa: E702
+    from genmed.data.commands import app as data_app
+
+    app.add_typer(data_app, name="data")
+    from genmed.erroranalysis.commands import app as errors_app
+
+    app.add_typer(errors_app, name="errors")
+    from genmed.train.commands import sample, train
+
+    app.command("train")(train)
+    app.command("sample")(sample)
+    from genmed.scorelab.commands import app as score_app
+
+    app.add_typer(score_app, name="score")
 
 
 _register()

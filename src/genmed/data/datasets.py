@@ -1,0 +1,131 @@
+"""Torch datasets for models: the phantom in memory, a manifest CSV, or a folder of images.
+
+Every item is a dict {"image": float tensor (1, *spatial) in [-1, 1], "label": long tensor (),
+"patient_id": str}, plus optional extras with the same leading index (phantom: "clean",
+"image_nc", "clean_nc" in [-1, 1], "mask" long (1, *spatial) with 0 background, 1 kidney,
+2 lesion, "noise_hu", "noisy"). CT is windowed with `hu_to_unit` (L40/W400); other
+modalities are min-max scaled to [-1, 1] per image.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from genmed.data.phantom import LABELS, PhantomConfig, make_slices, make_volumes
+from genmed.data.splits import DEFAULT_FRACTIONS, SPLITS, patient_split
+from genmed.data.transforms import hu_to_unit, resize
+from genmed.errors import UserError, check_choice
+
+Split = Literal["train", "val", "test", "all"]
+MANIFEST_COLUMNS = ("path", "mask_path", "patient_id", "slice", "label", "noise_hu", "noisy", "split")
+
+
+class ImageDataset(Dataset):
+    """In-memory images (N, 1, *spatial) in [-1, 1] with labels, patient ids and extras."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, patient_ids: Sequence[str],
+                 extras: Mapping[str, torch.Tensor] | None = None,
+                 class_names: Sequence[str] = LABELS) -> None:
+        n = len(images)
+        if images.ndim not in (4, 5) or images.shape[1] != 1:
+            raise UserError(f"images must be (N, 1, H, W) or (N, 1, D, H, W), got {tuple(images.shape)}")
+        if len(labels) != n or len(patient_ids) != n:
+            raise UserError(f"{n} images but {len(labels)} labels and {len(patient_ids)} patient ids")
+        self.images = images.float()
+        self.labels = labels.long()
+        self.patient_ids = [str(p) for p in patient_ids]
+        self.extras = dict(extras or {})
+        self.class_names = tuple(class_names)
+
+    @property
+    def spatial_dims(self) -> int:
+        return self.images.ndim - 2
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = {"image": self.images[i], "label": self.labels[i], "patient_id": self.patient_ids[i]}
+        for key, value in self.extras.items():
+            item[key] = value[i]
+        return item
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> ImageDataset:
+        """A new dataset with the items at `index` (same extras)."""
+        idx = torch.as_tensor(np.asarray(index, np.int64))
+        return ImageDataset(self.images[idx], self.labels[idx], [self.patient_ids[int(i)] for i in idx],
+                            {k: v[idx] for k, v in self.extras.items()}, self.class_names)
+
+
+def load_training_data(source: str | os.PathLike = "phantom", *, size: int = 32, spatial_dims: int = 2,
+                       split: Split = "train", seed: int = 0, n_patients: int | None = None,
+                       fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
+                       phantom: PhantomConfig | None = None) -> ImageDataset:
+    """Images for training or evaluation, resized to `size` per spatial axis.
+
+    `source`: "phantom" (generated in memory; `n_patients` default 48 in 2D, 12 in 3D), a
+    manifest CSV (see `genmed data make`), a MedMNIST `.npz`, or a folder of images. `split`
+    picks one patient-level split (the manifest's `split` column when present, else
+    `patient_split(fractions, seed)`), or "all".
+    """
+    check_choice("spatial_dims", spatial_dims, (2, 3))
+    check_choice("split", split, (*SPLITS, "all"))
+    if not 4 <= size <= 512:
+        raise UserError(f"size={size} must be between 4 and 512 pixels")
+    if str(source) == "phantom":
+        ds = phantom_dataset(size=size, spatial_dims=spatial_dims, seed=seed, n_patients=n_patients,
+                             cfg=phantom)
+        split_col = None
+    else:
+        from genmed.data.manifest import load_source
+
+        ds, split_col = load_source(Path(source), size=size, spatial_dims=spatial_dims)
+    if split == "all":
+        return ds
+    if split_col is not None and (split_col != "").all():
+        index = np.nonzero(split_col == split)[0]
+    else:
+        index = patient_split(ds.patient_ids, fractions, seed)[split]
+    if len(index) == 0:
+        raise UserError(f"{source}: split {split!r} is empty (too few patients?)")
+    return ds.subset(index)
+
+
+def phantom_dataset(*, size: int = 32, spatial_dims: int = 2, seed: int = 0,
+                    n_patients: int | None = None, slices_per_patient: int = 8,
+                    cfg: PhantomConfig | None = None) -> ImageDataset:
+    """The phantom as an `ImageDataset` (all patients). Rendered at >= 64 px, then area-resized."""
+    render_size = max(size, 64) if cfg is None else cfg.size
+    cfg = cfg or PhantomConfig(size=render_size)
+    if spatial_dims == 2:
+        data = make_slices(n_patients if n_patients is not None else 48, slices_per_patient, cfg, seed)
+    else:
+        data = make_volumes(n_patients if n_patients is not None else 12, cfg, seed)
+
+    def unit(hu: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(hu_to_unit(hu)).unsqueeze(1)
+        return _resize_batch(t, size, "area")
+
+    mask = data.kidney_mask.astype(np.int64) + data.lesion_mask.astype(np.int64)
+    extras = {
+        "clean": unit(data.clean), "image_nc": unit(data.image_nc), "clean_nc": unit(data.clean_nc),
+        "mask": _resize_batch(torch.from_numpy(mask).unsqueeze(1), size, "nearest"),
+        "noise_hu": torch.from_numpy(data.noise_hu), "noisy": torch.from_numpy(data.noisy),
+    }
+    return ImageDataset(unit(data.image), torch.from_numpy(data.label), list(data.patient_id), extras)
+
+
+def _resize_batch(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
+    """Resize (N, C, *spatial) to `size` per spatial axis (no-op when already that size)."""
+    if all(s == size for s in x.shape[2:]) or len(x) == 0:
+        return x
+    n, c = x.shape[:2]
+    flat = resize(x.reshape(n * c, *x.shape[2:]), size, mode)  # items as channels: one call
+    return flat.reshape(n, c, *flat.shape[1:])

@@ -1,0 +1,212 @@
+"""Procedural kidney CT phantom: axial abdominal slices and volumes in Hounsfield units.
+
+The default data of every genmed command and test. Each patient has its own body habitus,
+spine, liver, great vessels and two kidneys (cortex, medulla pyramids, sinus fat), and, with
+probability `lesion_prob`, one renal lesion: a benign cyst (round, homogeneous 0..20 HU, sharp
+border, no enhancement) or a malignant mass (lobulated, heterogeneous, enhancing 40..100 HU on
+the contrast phase, fuzzy border). Every slice comes in two contrast phases (non-contrast and
+contrast-enhanced) of the same anatomy, each noise-free ("clean") and with the scan's Gaussian
+noise (dose), with the tissue label map, kidney and lesion masks and the slice label.
+
+Label rule: a slice is `benign`/`malignant` iff its lesion cross-section covers at least
+`min_lesion_px` pixels (then `lesion_mask` is that cross-section), else `healthy` (and
+`lesion_mask` is empty). A volume's label is its lesion kind if any slice shows it.
+
+Deterministic: patient i of seed s is the same whatever `n_patients` is. See docs/data.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from genmed.data.phantom_anatomy import TISSUES, hu_tables, sample_patients
+from genmed.data.phantom_render import render
+from genmed.errors import UserError
+
+LABELS: tuple[str, ...] = ("healthy", "benign", "malignant")
+
+__all__ = ["LABELS", "TISSUES", "PhantomConfig", "PhantomSlices", "PhantomVolumes", "make_slices",
+           "make_volumes"]
+
+
+@dataclass(frozen=True)
+class PhantomConfig:
+    """Phantom settings. Difficulty: smaller lesions and more/noisier scans are harder."""
+
+    size: int = 64  # pixels per in-plane side (H = W)
+    fov_mm: float = 360.0  # in-plane field of view (mm); spacing = fov_mm / size
+    slice_gap_mm: float = 6.0  # z distance between a patient's 2D slices (mm)
+    depth: int | None = None  # 3D volumes: slices per volume (None: same as size)
+    z_spacing_mm: float = 3.0  # 3D volumes: slice spacing (mm)
+    lesion_prob: float = 0.6  # fraction of patients with a renal lesion
+    malignant_fraction: float = 0.5  # fraction of lesions that are malignant
+    lesion_diameter_mm: tuple[float, float] = (6.0, 36.0)  # lesion diameter range (mm)
+    min_lesion_px: int = 2  # fewer visible lesion pixels: slice counts as healthy
+    noise_hu: tuple[float, float] = (8.0, 25.0)  # noise SD of ordinary scans (HU)
+    noisy_noise_hu: tuple[float, float] = (45.0, 90.0)  # noise SD of low-dose scans (HU)
+    noisy_fraction: float = 0.15  # fraction of scans that are low-dose ("noisy")
+    psf_mm: float = 2.0  # Gaussian point-spread SD of the scanner (mm)
+    mass_edge_mm: float = 2.5  # width of the malignant mass's fuzzy border (mm)
+    chunk: int = 256  # slices rendered at once (memory vs speed)
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.size <= 1024:
+            raise UserError(f"phantom size={self.size} must be between 16 and 1024 pixels")
+        if self.depth is not None and not 4 <= self.depth <= 1024:
+            raise UserError(f"phantom depth={self.depth} must be between 4 and 1024 slices")
+        for name in ("fov_mm", "slice_gap_mm", "z_spacing_mm"):
+            if not getattr(self, name) > 0:
+                raise UserError(f"phantom {name}={getattr(self, name)} must be > 0")
+        for name in ("lesion_prob", "malignant_fraction", "noisy_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise UserError(f"phantom {name}={getattr(self, name)} must be in [0, 1]")
+        for name in ("lesion_diameter_mm", "noise_hu", "noisy_noise_hu"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi:
+                raise UserError(f"phantom {name}={(lo, hi)} must be a range 0 <= low <= high")
+        if self.min_lesion_px < 1 or self.chunk < 1:
+            raise UserError("phantom min_lesion_px and chunk must be >= 1")
+
+    @property
+    def spacing_mm(self) -> float:
+        """In-plane pixel spacing (mm)."""
+        return self.fov_mm / self.size
+
+
+@dataclass
+class PhantomSlices:
+    """2D slices, N = patients x slices_per_patient, patient-major. Images (N, H, W)."""
+
+    image: np.ndarray  # float32 HU, contrast-enhanced, with scan noise
+    clean: np.ndarray  # float32 HU, contrast-enhanced, noise-free
+    image_nc: np.ndarray  # float32 HU, non-contrast, with scan noise
+    clean_nc: np.ndarray  # float32 HU, non-contrast, noise-free
+    kidney_mask: np.ndarray  # uint8, kidney outline (incl. sinus) plus lesion
+    lesion_mask: np.ndarray  # uint8
+    tissue: np.ndarray  # uint8 label map, values of TISSUES
+    label: np.ndarray  # (N,) int64 index into LABELS
+    noise_hu: np.ndarray  # (N,) float32 noise SD (HU)
+    noisy: np.ndarray  # (N,) bool low-dose scan
+    patient_id: np.ndarray  # (N,) str
+    slice_index: np.ndarray  # (N,) int64, 0 = most caudal
+    z_mm: np.ndarray  # (N,) float32 slice height in the patient frame (mm)
+    lesion_diameter_mm: np.ndarray  # (N,) in-plane lesion diameter (mm), 0 if healthy
+    spacing_mm: tuple[float, float] = (6.0, 5.625)  # (z gap, in-plane) mm
+    config: PhantomConfig = field(default_factory=PhantomConfig)
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+
+@dataclass
+class PhantomVolumes:
+    """3D volumes, one per patient. Images (N, D, H, W); slice labels (N, D)."""
+
+    image: np.ndarray
+    clean: np.ndarray
+    image_nc: np.ndarray
+    clean_nc: np.ndarray
+    kidney_mask: np.ndarray
+    lesion_mask: np.ndarray
+    tissue: np.ndarray
+    label: np.ndarray  # (N,) int64: lesion kind if visible in any slice
+    slice_label: np.ndarray  # (N, D) int64
+    noise_hu: np.ndarray
+    noisy: np.ndarray
+    patient_id: np.ndarray
+    lesion_diameter_mm: np.ndarray  # (N,) 3D lesion diameter (mm), 0 if healthy
+    spacing_mm: tuple[float, float, float] = (3.0, 5.625, 5.625)  # (z, y, x) mm
+    config: PhantomConfig = field(default_factory=PhantomConfig)
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+
+def _render_stack(n_patients: int, z_rel: np.ndarray, cfg: PhantomConfig, seed: int) -> dict:
+    """Render `len(z_rel)` slices at heights `z_rel` (mm) for every patient; noisy + clean."""
+    k, s = len(z_rel), cfg.size
+    span = float(z_rel.max() - z_rel.min()) if k > 1 else 0.0
+    p, rngs = sample_patients(n_patients, seed, span_mm=span, cfg=cfg)
+    p["lut_nc"], p["lut_ce"] = hu_tables(p)
+    coord = (np.arange(s, dtype=np.float32) - (s - 1) / 2.0) * cfg.spacing_mm
+    n = n_patients * k
+    pidx = np.repeat(np.arange(n_patients), k)
+    z = np.tile(z_rel.astype(np.float32), n_patients)
+    out = {name: np.empty((n, s, s), dt) for name, dt in (
+        ("tissue", np.uint8), ("kidney_mask", np.uint8), ("lesion_mask", np.uint8),
+        ("clean_nc", np.float32), ("clean", np.float32), ("image_nc", np.float32),
+        ("image", np.float32))}
+    visible = np.zeros(n, bool)
+    diam = np.zeros(n, np.float32)
+    per_chunk = max(1, cfg.chunk // k)  # whole patients per chunk
+    for first in range(0, n_patients, per_chunk):
+        pats = range(first, min(n_patients, first + per_chunk))
+        sl = slice(first * k, pats.stop * k)
+        q = {key: v[pidx[sl]] for key, v in p.items()}
+        r = render(q, z[sl], coord, coord, cfg)
+        out["tissue"][sl], out["kidney_mask"][sl], out["lesion_mask"][sl] = (
+            r.tissue, r.kidney_mask, r.lesion_mask)
+        out["clean_nc"][sl], out["clean"][sl] = r.clean_nc, r.clean_ce
+        visible[sl], diam[sl] = r.visible, r.lesion_diameter_mm
+        # scan noise: each patient's own stream, independent draws for the two phases
+        noise = np.concatenate([rngs[i].standard_normal((2, k, s, s), np.float32) for i in pats], 1)
+        noise *= p["noise_hu"][pidx[sl]].astype(np.float32)[None, :, None, None]
+        np.add(r.clean_ce, noise[0], out=out["image"][sl])
+        np.add(r.clean_nc, noise[1], out=out["image_nc"][sl])
+    kind = np.where(p["malignant"], 2, 1)[pidx]
+    out["label"] = np.where(visible, kind, 0).astype(np.int64)
+    out["lesion_diameter_mm"] = diam
+    out["p"], out["pidx"], out["z"] = p, pidx, z
+    return out
+
+
+def _patient_ids(n: int, seed: int) -> np.ndarray:
+    return np.array([f"s{seed}-p{i:04d}" for i in range(n)])
+
+
+def make_slices(n_patients: int, slices_per_patient: int = 8, cfg: PhantomConfig = PhantomConfig(),
+                seed: int = 0) -> PhantomSlices:
+    """`n_patients` x `slices_per_patient` axial slices (HU), `cfg.slice_gap_mm` apart."""
+    if n_patients < 0 or slices_per_patient < 1:
+        raise UserError(f"n_patients={n_patients} must be >= 0 and slices_per_patient="
+                        f"{slices_per_patient} >= 1")
+    k = slices_per_patient
+    z_rel = (np.arange(k) - (k - 1) / 2.0) * cfg.slice_gap_mm
+    o = _render_stack(n_patients, z_rel, cfg, seed)
+    p, pidx = o["p"], o["pidx"]
+    return PhantomSlices(
+        image=o["image"], clean=o["clean"], image_nc=o["image_nc"], clean_nc=o["clean_nc"],
+        kidney_mask=o["kidney_mask"], lesion_mask=o["lesion_mask"], tissue=o["tissue"],
+        label=o["label"], noise_hu=p["noise_hu"][pidx].astype(np.float32),
+        noisy=p["noisy"][pidx].astype(bool), patient_id=_patient_ids(n_patients, seed)[pidx]
+        if n_patients else np.zeros(0, "<U1"),
+        slice_index=np.tile(np.arange(k, dtype=np.int64), n_patients), z_mm=o["z"],
+        lesion_diameter_mm=o["lesion_diameter_mm"],
+        spacing_mm=(float(cfg.slice_gap_mm), float(cfg.spacing_mm)), config=cfg)
+
+
+def make_volumes(n_patients: int, cfg: PhantomConfig = PhantomConfig(), seed: int = 0) -> PhantomVolumes:
+    """One (D, H, W) volume (HU) per patient, D = cfg.depth or cfg.size, cfg.z_spacing_mm apart."""
+    if n_patients < 0:
+        raise UserError(f"n_patients={n_patients} must be >= 0")
+    d, s = cfg.depth or cfg.size, cfg.size
+    z_rel = (np.arange(d) - (d - 1) / 2.0) * cfg.z_spacing_mm
+    o = _render_stack(n_patients, z_rel, cfg, seed)
+    p = o["p"]
+
+    def vol(a: np.ndarray) -> np.ndarray:
+        return a.reshape(n_patients, d, s, s)
+
+    slice_label = o["label"].reshape(n_patients, d)
+    return PhantomVolumes(
+        image=vol(o["image"]), clean=vol(o["clean"]), image_nc=vol(o["image_nc"]),
+        clean_nc=vol(o["clean_nc"]), kidney_mask=vol(o["kidney_mask"]),
+        lesion_mask=vol(o["lesion_mask"]), tissue=vol(o["tissue"]),
+        label=slice_label.max(axis=1) if d else np.zeros(n_patients, np.int64),
+        slice_label=slice_label, noise_hu=p["noise_hu"].astype(np.float32),
+        noisy=p["noisy"].astype(bool), patient_id=_patient_ids(n_patients, seed),
+        lesion_diameter_mm=np.where(slice_label.max(axis=1) > 0, p["les_d"], 0.0).astype(np.float32),
+        spacing_mm=(float(cfg.z_spacing_mm), float(cfg.spacing_mm), float(cfg.spacing_mm)),
+        config=cfg)

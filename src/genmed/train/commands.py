@@ -1,0 +1,87 @@
+"""`genmed train` and `genmed sample`: a thin layer over `genmed.train`.
+
+Every `train` option is also a key of a `--config` YAML/JSON file (`TrainConfig` fields);
+options given on the command line override the file. The resolved config is written to
+RUN_DIR/config.yaml.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from genmed.errors import UserError
+
+_RESUME_OK = {"steps"}  # options that may change when a run is resumed
+
+
+def train(
+    family: str = typer.Option(None, help="Model family: diffusion, gan or vae."),
+    data: str = typer.Option(None, help="phantom, a manifest CSV or a folder of images."),
+    size: int = typer.Option(None, help="Image side in pixels (voxels in 3D)."),
+    spatial_dims: int = typer.Option(None, help="2 (slices) or 3 (volumes)."),
+    cond: str = typer.Option(None, help="none, or label for class-conditional models."),
+    steps: int = typer.Option(None, help="Optimiser steps in total."),
+    batch_size: int = typer.Option(None, help="Global batch size."),
+    lr: float = typer.Option(None, help="Peak learning rate."),
+    precision: str = typer.Option(None, help="auto, bf16, fp16 (CUDA) or fp32."),
+    device: str = typer.Option(None, help="auto, cpu or cuda."),
+    seed: int = typer.Option(None, help="Seed of weights, noise and data order."),
+    ckpt_every: int = typer.Option(None, help="Steps between checkpoints."),
+    sample_every: int = typer.Option(None, help="Steps between sample grids (0: at the end)."),
+    num_workers: int = typer.Option(None, help="DataLoader worker processes."),
+    config: Path = typer.Option(None, "--config", help="YAML/JSON file of TrainConfig keys."),
+    out: Path = typer.Option(None, "--out", help="Run directory to create."),
+    resume: Path = typer.Option(None, "--resume", help="Run directory to continue."),
+) -> None:
+    """Train a generative model (one engine for every family; torchrun for multi-process)."""
+    given = {k: v for k, v in dict(
+        family=family, data=data, size=size, spatial_dims=spatial_dims, cond=cond, steps=steps,
+        batch_size=batch_size, lr=lr, precision=precision, device=device, seed=seed,
+        ckpt_every=ckpt_every, sample_every=sample_every, num_workers=num_workers,
+    ).items() if v is not None}
+    from genmed import train as api
+
+    if resume is not None:
+        extra = sorted(set(given) - _RESUME_OK) + (["--config"] if config else []) + (
+            ["--out"] if out else [])
+        if extra:
+            raise UserError(f"--resume takes only --steps; drop {', '.join(extra)}")
+        result = api.resume(resume, steps=given.get("steps"))
+    else:
+        if out is None:
+            raise UserError("--out RUN_DIR is required (or --resume RUN_DIR)")
+        result = api.train(build_config(config, given, out))
+    typer.echo(f"trained {result.step} steps ({result.precision} on {result.device}, "
+               f"{result.img_per_s:.1f} img/s) -> {result.run_dir}")
+
+
+def build_config(config: Path | None, given: dict[str, Any], out: Path) -> Any:
+    """A `TrainConfig` from a config file (if any) overridden by command-line options."""
+    from genmed.config import from_dict, load_config, to_dict
+    from genmed.train.config import TrainConfig
+
+    base = load_config(TrainConfig, config) if config is not None else TrainConfig()
+    return from_dict(TrainConfig, {**to_dict(base), **given, "out": str(out)}, where="train")
+
+
+def sample(
+    run_dir: Path = typer.Argument(..., help="Run directory written by genmed train."),
+    n: int = typer.Option(64, "-n", help="Number of images."),
+    sampler: str = typer.Option(None, help="Sampler name (diffusion: ddpm, ddim, ...)."),
+    steps: int = typer.Option(None, help="Sampler steps (default: the sampler's own)."),
+    guidance: float = typer.Option(None, help="Classifier-free guidance scale."),
+    class_name: str = typer.Option(None, "--class", help="Class to sample (e.g. malignant)."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    out: Path = typer.Option(..., "--out", help="Folder for NIfTI files and grid.png."),
+) -> None:
+    """Sample images from a trained run (EMA weights): NIfTI in HU and a PNG grid."""
+    if n < 1:
+        raise UserError(f"-n {n}: must be at least 1")
+    from genmed.train import sample_run
+
+    paths = sample_run(run_dir, out, n=n, steps=steps, sampler=sampler, guidance=guidance,
+                       class_name=class_name, seed=seed)
+    typer.echo(f"wrote {n} samples and {paths[-2].name} -> {out}")

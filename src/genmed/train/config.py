@@ -1,0 +1,82 @@
+"""`TrainConfig`: everything one training run needs, as a frozen dataclass.
+
+The same fields are the `genmed train` options and the keys of a `--config` YAML/JSON file;
+every run writes its resolved config to RUN_DIR/config.yaml so it can be resumed or repeated
+from that file alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from genmed.errors import UserError, check_choice, check_positive
+
+FAMILIES = ("diffusion", "gan", "vae")
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
+Device = Literal["auto", "cpu", "cuda"]
+Schedule = Literal["cosine", "constant"]
+Cond = Literal["none", "label"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """One training run. Steps count optimiser steps (one batch through every phase)."""
+
+    family: str = "diffusion"  # model family passed to genmed.models.build_model
+    data: str = "phantom"  # "phantom", a manifest CSV or a folder of images
+    size: int = 32  # image side in pixels (voxels in 3D)
+    spatial_dims: int = 2  # 2 (slices) or 3 (volumes)
+    in_channels: int = 1  # image channels
+    cond: Cond = "none"  # "label": class-conditional on the batch's "label"
+    num_classes: int = 3  # classes when cond="label" (phantom: healthy, benign, malignant)
+    n_patients: int | None = None  # phantom / data-set size cap (None: the loader's default)
+    steps: int = 1000  # optimiser steps in total
+    batch_size: int = 32  # global batch (split evenly over DDP processes)
+    lr: float = 2e-4  # peak learning rate (AdamW)
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas (GANs often use (0.5, 0.999))
+    weight_decay: float = 0.0  # AdamW decoupled weight decay
+    warmup: int = 100  # linear LR warm-up steps
+    schedule: Schedule = "cosine"  # LR after warm-up: cosine decay to 0, or constant
+    grad_clip: float = 1.0  # max global grad norm per phase (0: off)
+    ema_decay: float = 0.999  # EMA of weights, used for sampling (0: off, sample raw weights)
+    precision: Precision = "auto"  # auto: bf16 where the hardware runs it fast, else fp32
+    device: Device = "auto"  # auto: CUDA when present, else CPU
+    seed: int = 0  # seeds weights, noise and data order
+    deterministic: bool = False  # torch.use_deterministic_algorithms(True)
+    log_every: int = 10  # steps between metrics.jsonl / TensorBoard records
+    sample_every: int = 0  # steps between sample grids (0: only at the end)
+    sample_n: int = 16  # images in each sample grid
+    sample_steps: int | None = None  # sampler steps for the grids (None: model default)
+    ckpt_every: int = 500  # steps between checkpoints (one is always written at the end)
+    keep_checkpoints: int = 2  # newest checkpoints kept on disk
+    num_workers: int = 0  # DataLoader worker processes
+    out: str = "runs/train"  # run directory
+    options: dict[str, Any] = field(default_factory=dict)  # family options for build_model
+
+    def __post_init__(self) -> None:
+        check_choice("spatial_dims", self.spatial_dims, (2, 3))
+        check_choice("cond", self.cond, ("none", "label"))
+        check_choice("precision", self.precision, ("auto", "bf16", "fp16", "fp32"))
+        check_choice("device", self.device, ("auto", "cpu", "cuda"))
+        check_choice("schedule", self.schedule, ("cosine", "constant"))
+        for name in ("size", "in_channels", "num_classes", "steps", "batch_size", "sample_n",
+                     "log_every", "ckpt_every", "keep_checkpoints"):
+            check_positive(name, getattr(self, name))
+        for name in ("lr",):
+            check_positive(name, getattr(self, name))
+        for name in ("warmup", "grad_clip", "weight_decay", "sample_every", "num_workers"):
+            check_positive(name, getattr(self, name), allow_zero=True)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise UserError(f"ema_decay={self.ema_decay!r} must be in [0, 1)")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise UserError(f"betas={self.betas!r} must be two numbers in [0, 1)")
+        if self.warmup >= self.steps and self.warmup > 0:
+            raise UserError(f"warmup={self.warmup} must be fewer than steps={self.steps}")
+        if not isinstance(self.options, dict):
+            raise UserError(f"options={self.options!r} must be a mapping of family options")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with `changes` applied (validated again)."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,76 @@
+"""Training data: the data set, and a seeded, resumable, DDP-aware batch order.
+
+Batch order is a function of (seed, epoch) only: `DistributedSampler` draws one permutation
+per epoch from `seed + epoch` (with one process it is a plain seeded shuffle) and each of the
+`world` processes takes every `world`-th index, so the union of the processes' k-th batches is
+the single-process k-th global batch. Resuming at step s restarts epoch s // steps_per_epoch
+and skips the batches already seen, so a resumed run sees the same batches as an unbroken one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from genmed.errors import UserError
+from genmed.train.config import TrainConfig
+
+
+def load_dataset(cfg: TrainConfig) -> Dataset:
+    """The training split of `cfg.data` ("phantom", a manifest CSV or an image folder)."""
+    from genmed.data.datasets import load_training_data
+
+    kwargs = {} if cfg.n_patients is None else {"n_patients": cfg.n_patients}
+    return load_training_data(cfg.data, size=cfg.size, spatial_dims=cfg.spatial_dims,
+                              split="train", seed=cfg.seed, **kwargs)
+
+
+class _Skip(Sampler[int]):
+    """The indices of `sampler` after the first `skip` (the part of an epoch not yet seen)."""
+
+    def __init__(self, sampler: Sampler[int], skip: int) -> None:
+        self.sampler, self.skip = sampler, skip
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self.sampler)[self.skip:])
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.skip)  # type: ignore[arg-type]
+
+
+class BatchOrder:
+    """Per-epoch DataLoaders over `dataset` for process `rank` of `world`."""
+
+    def __init__(self, dataset: Dataset, cfg: TrainConfig, *, rank: int = 0, world: int = 1,
+                 pin_memory: bool = False) -> None:
+        if cfg.batch_size % world:
+            raise UserError(f"batch_size={cfg.batch_size} is not divisible by the {world} "
+                            "DDP processes")
+        self.dataset, self.cfg, self.pin_memory = dataset, cfg, pin_memory
+        self.per_rank = cfg.batch_size // world
+        self.sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
+                                          seed=cfg.seed, drop_last=False)
+        self.steps_per_epoch = len(self.sampler) // self.per_rank
+        if self.steps_per_epoch < 1:
+            raise UserError(f"data set has {len(dataset)} images, fewer than "  # type: ignore[arg-type]
+                            f"batch_size={cfg.batch_size}")
+
+    def epoch_loader(self, step: int) -> DataLoader:
+        """The loader for the rest of the epoch that contains global step `step`."""
+        epoch, done = divmod(step, self.steps_per_epoch)
+        self.sampler.set_epoch(epoch)
+        generator = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        return DataLoader(self.dataset, batch_size=self.per_rank,
+                          sampler=_Skip(self.sampler, done * self.per_rank),
+                          num_workers=self.cfg.num_workers, drop_last=True,
+                          generator=generator, pin_memory=self.pin_memory,
+                          persistent_workers=False)
+
+
+def to_device(batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
+    """The tensor entries of a collated batch on `device` (strings such as ids dropped)."""
+    non_blocking = device.type == "cuda"
+    return {k: v.to(device, non_blocking=non_blocking) for k, v in batch.items()
+            if isinstance(v, torch.Tensor)}

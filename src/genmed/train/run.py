@@ -1,0 +1,130 @@
+"""Working with a finished or interrupted run directory: load, resume, sample.
+
+A run directory holds config.yaml (the resolved `TrainConfig`) and checkpoints/; from those
+alone the model can be rebuilt with its (EMA) weights, training resumed, or images sampled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch.utils.data import Dataset
+
+from genmed.config import load_config
+from genmed.errors import UserError
+from genmed.fileio import atomic_path, write_json, write_png
+from genmed.models.base import GenerativeModel
+from genmed.train import checkpoint as ckpt
+from genmed.train.config import TrainConfig
+from genmed.train.engine import RunResult, build_model, sample_images, train
+from genmed.train.precision import resolve_numerics
+from genmed.train.tracking import sample_grid
+
+
+def load_config_of(run_dir: str | Path) -> TrainConfig:
+    """The resolved config of a run (its `out` set to `run_dir`)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: run directory not found")
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"{run_dir}: not a genmed run (no config.yaml)")
+    return load_config(TrainConfig, run_dir / "config.yaml").replace(out=str(run_dir))
+
+
+def load_run(run_dir: str | Path, *, ema: bool = True, model: GenerativeModel | None = None,
+             device: str = "cpu") -> tuple[GenerativeModel, TrainConfig]:
+    """The model of a run's newest checkpoint (EMA weights unless `ema=False`) and its config.
+
+    The model is built from the run's config unless `model` (same architecture) is given.
+    """
+    cfg = load_config_of(run_dir)
+    files = ckpt.latest_checkpoint(Path(run_dir))
+    meta = ckpt.read_meta(files)
+    model = (model if model is not None else build_model(cfg)).to(device)
+    if ema and meta.get("ema"):
+        _load_ema(model, files.path("ema"))
+    else:
+        ckpt.load_weights(model, files.path("model"))
+    return model.eval(), cfg
+
+
+def _load_ema(model: torch.nn.Module, path: Path) -> None:
+    """Load the `module.`-prefixed weights of an `AveragedModel` file into the bare model."""
+    if not path.is_file():
+        raise UserError(f"{path}: checkpoint weights missing")
+    try:
+        tensors = load_file(str(path), device=str(next(model.parameters()).device))
+    except (SafetensorError, OSError) as exc:
+        raise UserError(f"{path}: corrupt checkpoint weights ({str(exc)[:120]})") from None
+    state = {k.removeprefix("module."): v for k, v in tensors.items() if k != "n_averaged"}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise UserError(f"{path}: foreign checkpoint weights (do not fit the model: "
+                        f"{str(exc).splitlines()[0][:120]})") from None
+
+
+def resume(run_dir: str | Path, *, steps: int | None = None, model: GenerativeModel | None = None,
+           dataset: Dataset | None = None) -> RunResult:
+    """Continue a run from its newest checkpoint to its `steps` (or a new, larger `steps`)."""
+    cfg = load_config_of(run_dir)
+    if steps is not None:
+        cfg = cfg.replace(steps=steps)
+    return train(cfg, model=model, dataset=dataset, resume=True)
+
+
+def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int | None = None,
+               sampler: str | None = None, guidance: float | None = None,
+               class_name: str | None = None, seed: int = 0, device: str = "auto",
+               precision: str = "fp32") -> list[Path]:
+    """Sample `n` images from a run's EMA model into `out`: one NIfTI per image (HU through
+    the abdomen window) and grid.png. Returns the written paths."""
+    model, cfg = load_run(run_dir)
+    num = resolve_numerics(device, precision)
+    model = model.to(num.device)
+    cond = None
+    if class_name is not None:
+        from genmed.data.phantom import LABELS
+
+        if cfg.cond != "label":
+            raise UserError(f"{run_dir}: the model is not class-conditional; drop --class")
+        if class_name not in LABELS:
+            raise UserError(f"--class {class_name!r} is not one of {', '.join(LABELS)}")
+        cond = torch.full((n,), LABELS.index(class_name), dtype=torch.long, device=num.device)
+    extra = {k: v for k, v in (("sampler", sampler), ("guidance", guidance)) if v is not None}
+    generator = torch.Generator(num.device).manual_seed(seed)
+    try:
+        with torch.no_grad(), num.autocast():
+            images = model.sample(n, cond=cond, steps=steps, generator=generator, **extra)
+    except TypeError as exc:
+        if extra and "unexpected keyword" in str(exc):
+            raise UserError(f"the {cfg.family} family takes no {' / '.join(extra)} option") from None
+        raise
+    return write_samples(images.float().cpu(), Path(out), cfg, cond)
+
+
+def write_samples(images: torch.Tensor, out: Path, cfg: TrainConfig,
+                  cond: torch.Tensor | None) -> list[Path]:
+    """Write (n, C, *spatial) images in [-1, 1] as HU NIfTI files plus grid.png."""
+    import nibabel as nib
+
+    from genmed.data.transforms import unit_to_hu
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, image in enumerate(images[:, 0].numpy()):
+        hu = np.asarray(unit_to_hu(image), dtype=np.float32)
+        xyz = np.ascontiguousarray(hu.T)  # (H, W) / (D, H, W) rows-first -> NIfTI x, y, z
+        path = out / f"sample_{i:04d}.nii.gz"
+        with atomic_path(path) as tmp:
+            nib.save(nib.Nifti1Image(xyz, np.eye(4)), str(tmp))
+        written.append(path)
+    written.append(write_png(out / "grid.png", sample_grid(images)))
+    labels = cond.cpu().tolist() if cond is not None else None
+    written.append(write_json(out / "samples.json", {"n": len(images), "family": cfg.family,
+                                                      "labels": labels}))
+    return written
