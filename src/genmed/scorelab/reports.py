@@ -121,7 +121,7 @@ def write_manifold(out: str | Path, cfg: Any) -> dict[str, Any]:
     payload = {"config": res["config"], "start": res["start"], "rows": res["rows"], "sigmas": res["sigmas"],
                "n_steps_total": res["n_steps_total"]}
     write_json(out / "manifold.json", payload)
-    save_figure(plot_manifold(res), out / "manifold.png")
+    save_figure(plot_manifold(res), out / "manifold.png", dpi=80)
     lines = [f"Circle of radius {cfg.radius:g} in R^2; {cfg.n_samples} chains from uniform starts in "
              f"[-{cfg.box:g}, {cfg.box:g}]^2 (mean distance {res['start']['mean_distance']:.3f}); "
              f"{res['n_steps_total']} Langevin steps each."]
