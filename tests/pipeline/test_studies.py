@@ -52,8 +52,9 @@ def test_augment_study_cli_quick(tmp_path, capsys):
 def test_few_labels_study_quick(tmp_path):
     res = few_labels_study(quick_few_labels_config(), tmp_path)
     table = pd.read_csv(tmp_path / "few_labels.csv").set_index("arm")
-    assert list(table.index) == ["supervised", "pseudo-label", "all labels"]
+    assert list(table.index) == ["supervised", "pseudo-label", "mask-generated pairs", "all labels"]
     assert table.loc["supervised", "n_true_masks"] < table.loc["all labels", "n_true_masks"]
     assert table.loc["pseudo-label", "n_true_masks"] == table.loc["supervised", "n_true_masks"]
+    assert table.loc["mask-generated pairs", "n_true_masks"] == table.loc["supervised", "n_true_masks"]
     assert ((table["dice"] >= 0) & (table["dice"] <= 1)).all()
     assert "mask-conditioned" in res["note"]
