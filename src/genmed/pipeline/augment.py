@@ -182,14 +182,14 @@ def _cfg_dict(cfg: AugmentConfig) -> dict:
 
 
 def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95% t-interval over seeds of every metric, one row per arm (arm order kept)."""
+    """Mean and 95% t-interval over seeds of every metric (clipped to [0, 1]), one row per arm."""
     rows = []
     for arm, g in per_seed.groupby("arm", sort=False):
         row = {"arm": arm, "family": g["family"].iloc[0], "ratio": g["ratio"].iloc[0], "n_seeds": len(g),
                "n_train": int(g["n_train"].iloc[0])}
         for m in METRICS:
             mean, lo, hi = mean_ci(g[m].to_numpy())
-            row.update({m: mean, f"{m}_lo": lo, f"{m}_hi": hi})
+            row.update({m: mean, f"{m}_lo": max(lo, 0.0), f"{m}_hi": min(hi, 1.0)})
         rows.append(row)
     return pd.DataFrame(rows)
 
