@@ -128,17 +128,20 @@ def few_labels(
     out: Path = typer.Option(..., "--out", help="Folder for the table and JSON."),
     fraction: float = typer.Option(0.1, "--fraction", help="Fraction of training patients with masks."),
     seeds: int = typer.Option(3, "--seeds"),
+    gen_steps: int = typer.Option(300, "--gen-steps", help="Mask-conditioned diffusion training steps."),
     quick: bool = typer.Option(False, "--quick", help="Tiny settings (test suite)."),
 ) -> None:
-    """Segmentation with few masks: supervised only vs + pseudo-labels; Dice with 95% CI."""
+    """Segmentation with few masks: supervised, + pseudo-labels, + mask-generated pairs; Dice, 95% CI."""
     from genmed.errors import UserError
     from genmed.pipeline.fewlabels import FewLabelsConfig, few_labels_study, quick_few_labels_config
 
     _check_out(out, "study folder")
     if seeds < 1:
         raise UserError(f"--seeds={seeds} must be >= 1")
-    cfg = (quick_few_labels_config if quick else FewLabelsConfig)(label_fraction=fraction,
-                                                                  seeds=tuple(range(seeds)))
+    if quick:
+        cfg = quick_few_labels_config(label_fraction=fraction, seeds=tuple(range(seeds)))
+    else:
+        cfg = FewLabelsConfig(label_fraction=fraction, seeds=tuple(range(seeds)), gen_steps=gen_steps)
     result = few_labels_study(cfg, out, log=_log)
     for row in result["table"]:
         typer.echo(f"{row['arm']:<14} Dice {row['dice']:.3f} (95% CI {row['dice_lo']:.3f}-{row['dice_hi']:.3f})")
