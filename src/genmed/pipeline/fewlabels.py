@@ -9,8 +9,8 @@ the pool's patients keep their kidney masks. Arms, each with every seed:
   labelled slices and a fresh network is trained on the union (Lee 2013, "Pseudo-Label");
 - mask-generated pairs: a mask-conditioned diffusion model (`genmed.apps`, SPADE UNet,
   conditioned on the body/kidney/lesion map plus lesion kind and dose) is trained on the
-  labelled slices only; it then draws new images for the labelled masks (randomly
-  left-right flipped), and those image-mask pairs join the labelled slices;
+  labelled slices only; it then draws `gen_pairs` new images per labelled slice for the
+  labelled masks (randomly left-right flipped), and those pairs join the labelled slices;
 - all labels: every pool mask (the ceiling, for reference).
 
 Every arm takes the same number of optimiser steps, so a small labelled set is not also a
@@ -56,6 +56,7 @@ class FewLabelsConfig:
     steps: int = 600  # optimiser steps per arm
     gen_steps: int = 300  # mask-conditioned diffusion training steps
     gen_sample_steps: int = 20  # its sampler steps
+    gen_pairs: float = 2.0  # generated pairs per labelled slice
     seeds: tuple[int, ...] = (0, 1, 2)
     seg: SegConfig = field(default_factory=SegConfig)
     arms: tuple[str, ...] = ARMS
@@ -143,7 +144,7 @@ def few_labels_study(cfg: FewLabelsConfig, out: str | os.PathLike,
                 net = sup
                 n_masks = len(li)
                 if arm == "mask-generated pairs":
-                    n_new = max(1, int(round(cfg.keep * len(ui))))
+                    n_new = max(1, int(round(cfg.gen_pairs * len(li))))
                     g_img, g_mask = mask_generated_pairs(pool.image[li], pool.kidney[li], pool.lesion[li],
                                                          pool.label[li], pool.noisy[li], n_new, cfg, seed)
                     net = _train(np.concatenate([pool.image[li], g_img]), np.concatenate([pool.kidney[li], g_mask]),
