@@ -50,3 +50,12 @@ def test_config_rejects_unknown_key_and_bad_literal():
         from_dict(Outer, {"family": "flow"})
     with pytest.raises(UserError, match="should be int"):
         from_dict(Outer, {"inner": {"size": "big"}})
+
+
+def test_atomic_write_uses_normal_file_mode(tmp_path):
+    import os
+
+    path = write_json(tmp_path / "m.json", {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -61,6 +61,9 @@ def write_phantom_dataset(out: str | os.PathLike, *, n_patients: int = 16, slice
     data = make_volumes(n_patients, cfg, seed) if three_d else make_slices(
         n_patients, slices_per_patient, cfg, seed)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
     try:
         manifest, sheet = _write_all(tmp, data, three_d, cfg, seed, fractions, sheet_count)
         _swap_in(tmp, out)

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from genmed.errors import UserError
+from genmed.errors import UserError, check_choice, check_positive
 
 Batch = dict[str, Tensor]
 
@@ -27,6 +30,7 @@ class GenerativeModel(nn.Module, abc.ABC):
     """Base class of the three families. Subclasses implement `loss` and `sample`."""
 
     family: str = "base"
+    config: "ModelConfig"  # the frozen dataclass that rebuilds this model (registry)
 
     def phases(self) -> tuple[str, ...]:
         """Optimisation phases, stepped in this order each training step."""
@@ -62,3 +66,73 @@ class GenerativeModel(nn.Module, abc.ABC):
     def anomaly_score(self, x: Tensor, **kw) -> Tensor:
         """(B,) score, higher = more anomalous."""
         raise UserError(f"the {self.family} family has no anomaly score")
+
+
+DataKind = Literal["image", "vector"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """Fields every family config shares. `data_kind="image"`: batches (B, C, *[size]*dims) on
+    a MONAI/conv backbone; `"vector"`: batches (B, size) on an MLP backbone (in_channels and
+    spatial_dims are then ignored). `num_classes` > 0 makes the model class-conditional."""
+
+    spatial_dims: int = 2  # 2 (slices) or 3 (volumes)
+    in_channels: int = 1  # image channels
+    size: int = 32  # image side in pixels/voxels, or the vector dimension D
+    num_classes: int = 0  # 0: unconditional
+    data_kind: DataKind = "image"
+
+    def __post_init__(self) -> None:
+        check_choice("data_kind", self.data_kind, ("image", "vector"))
+        check_choice("spatial_dims", self.spatial_dims, (2, 3))
+        for name in ("in_channels", "size"):
+            check_positive(name, getattr(self, name))
+        check_positive("num_classes", self.num_classes, allow_zero=True)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one sample: (C, *[size]*spatial_dims) or (size,)."""
+        if self.data_kind == "vector":
+            return (self.size,)
+        return (self.in_channels, *([self.size] * self.spatial_dims))
+
+    def check_divisible(self, factor: int, why: str) -> None:
+        """UserError naming the size unless an image size is a multiple of `factor`."""
+        if self.data_kind == "image" and self.size % factor:
+            raise UserError(f"size={self.size} is not divisible by {factor} ({why})")
+
+
+def randn(shape: tuple[int, ...], generator: torch.Generator | None,
+          device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
+    """Standard normal noise drawn on the generator's device, then moved to `device`."""
+    gen_device = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
+
+
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[nn.Module]:
+    """Put `module` in eval mode (and no_grad) for the block; restore its mode afterwards."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield module
+    finally:
+        module.train(was_training)
+
+
+def check_labels(cond: Tensor | None, num_classes: int, n: int) -> Tensor | None:
+    """Validate class labels for sampling: (n,) ints in [0, num_classes) or None."""
+    if cond is None:
+        return None
+    if num_classes == 0:
+        raise UserError("class labels given but the model is unconditional (num_classes=0)")
+    cond = torch.as_tensor(cond).long().reshape(-1)
+    if cond.numel() == 1 and n > 1:
+        cond = cond.expand(n)
+    if cond.numel() != n:
+        raise UserError(f"got {cond.numel()} class labels for {n} samples")
+    if int(cond.min()) < 0 or int(cond.max()) >= num_classes:
+        raise UserError(f"class labels must be in 0..{num_classes - 1}, got {cond.tolist()[:8]}")
+    return cond

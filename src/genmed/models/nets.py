@@ -1,0 +1,222 @@
+"""Backbones for the three families, 2D/3D images (`spatial_dims` first) or vectors (B, D).
+
+Image backbones are MONAI networks (`DiffusionModelUNet`, `VarAutoEncoder`) or short DCGAN conv
+stacks built from MONAI's layer factories (Radford et al. 2016), so one class serves 2D and 3D.
+Vector backbones are small MLPs with the same call signatures, used by the 2-D mixture
+mode-coverage benchmark (ring of 8 / grid of 25 Gaussians). No hand-written UNets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from monai.networks.layers import Conv, Norm
+from monai.networks.nets import DiffusionModelUNet, VarAutoEncoder
+from monai.networks.nets.diffusion_model_unet import get_timestep_embedding
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+def diffusion_unet(
+    spatial_dims: int,
+    in_channels: int,
+    channels: Sequence[int],
+    attention_levels: Sequence[bool],
+    num_res_blocks: int,
+    norm_num_groups: int,
+    num_class_embeds: int | None,
+) -> DiffusionModelUNet:
+    """MONAI's DiffusionModelUNet predicting noise eps (same channels in and out)."""
+    return DiffusionModelUNet(
+        spatial_dims=spatial_dims,
+        in_channels=in_channels,
+        out_channels=in_channels,
+        channels=tuple(channels),
+        attention_levels=tuple(attention_levels),
+        num_res_blocks=num_res_blocks,
+        norm_num_groups=norm_num_groups,
+        num_head_channels=[c for c in channels],  # one head per attention level
+        num_class_embeds=num_class_embeds,
+    )
+
+
+class VectorDenoiserMLP(nn.Module):
+    """eps-predictor for vectors (B, D): MLP on [x, sinusoidal(t) (+ class embedding)].
+
+    Call signature matches `DiffusionModelUNet.forward(x, timesteps, class_labels=...)`.
+    """
+
+    def __init__(self, dim: int, hidden: int = 128, depth: int = 3,
+                 num_class_embeds: int | None = None) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.time = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.label = nn.Embedding(num_class_embeds, hidden) if num_class_embeds else None
+        self.inp = nn.Linear(dim, hidden)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden)) for _ in range(depth)
+        )
+        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, dim))
+
+    def forward(self, x: Tensor, timesteps: Tensor, class_labels: Tensor | None = None) -> Tensor:
+        emb = self.time(get_timestep_embedding(timesteps, self.hidden).to(x.dtype))
+        if self.label is not None and class_labels is not None:
+            emb = emb + self.label(class_labels)
+        h = self.inp(x)
+        for block in self.blocks:
+            h = h + block(h + emb)  # residual MLP, time/class added at every block
+        return self.out(h)
+
+
+def mlp(dims: Sequence[int], *, act: type[nn.Module] = nn.LeakyReLU, sn: bool = False) -> nn.Sequential:
+    """Plain MLP: Linear layers of `dims`, activation between (not after the last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        lin = nn.Linear(a, b)
+        layers.append(spectral_norm(lin) if sn else lin)
+        if i < len(dims) - 2:
+            layers.append(act(0.2) if act is nn.LeakyReLU else act())
+    return nn.Sequential(*layers)
+
+
+class DCGANGenerator(nn.Module):
+    """DCGAN generator (Radford et al. 2016): z -> (C0, 4, ...) -> [ConvT 4/2, BN, ReLU]* -> tanh.
+
+    Output (B, out_channels, size, ...) in [-1, 1]; `size` = 4 * 2**k. Class conditioning
+    concatenates a label embedding to z.
+    """
+
+    def __init__(self, spatial_dims: int, out_channels: int, size: int, latent_dim: int,
+                 base_channels: int, num_classes: int = 0) -> None:
+        super().__init__()
+        n_up = dcgan_levels(size)
+        self.spatial_dims = spatial_dims
+        self.c0 = base_channels * 2 ** n_up
+        self.label = nn.Embedding(num_classes, latent_dim) if num_classes else None
+        z_in = latent_dim * (2 if num_classes else 1)
+        self.fc = nn.Linear(z_in, self.c0 * 4 ** spatial_dims)
+        convt, bn = Conv[Conv.CONVTRANS, spatial_dims], Norm[Norm.BATCH, spatial_dims]
+        layers: list[nn.Module] = [bn(self.c0), nn.ReLU()]
+        c = self.c0
+        for _ in range(n_up):
+            layers += [convt(c, c // 2, 4, 2, 1, bias=False), bn(c // 2), nn.ReLU()]
+            c //= 2
+        layers += [Conv[Conv.CONV, spatial_dims](c, out_channels, 3, 1, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.label is not None:
+            z = torch.cat([z, self.label(labels)], dim=1)
+        h = self.fc(z).view(z.shape[0], self.c0, *([4] * self.spatial_dims))
+        return self.net(h)
+
+
+class DCGANDiscriminator(nn.Module):
+    """DCGAN discriminator: [Conv 4/2, (BN), LeakyReLU 0.2]* down to 4^d, then a linear logit.
+
+    `spectral=True` wraps every conv/linear in spectral norm and drops BatchNorm (Miyato et
+    al. 2018). Class conditioning by projection (Miyato & Koyama 2018): logit += <embed(y), h>.
+    """
+
+    def __init__(self, spatial_dims: int, in_channels: int, size: int, base_channels: int,
+                 num_classes: int = 0, spectral: bool = False) -> None:
+        super().__init__()
+        n_down = dcgan_levels(size)
+        sn = spectral_norm if spectral else (lambda m: m)
+        conv, bn = Conv[Conv.CONV, spatial_dims], Norm[Norm.BATCH, spatial_dims]
+        layers: list[nn.Module] = []
+        c_in, c = in_channels, base_channels
+        for i in range(n_down):
+            layers.append(sn(conv(c_in, c, 4, 2, 1, bias=spectral or i == 0)))
+            if i > 0 and not spectral:
+                layers.append(bn(c))
+            layers.append(nn.LeakyReLU(0.2))
+            c_in, c = c, c * 2
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        feat = c_in * 4 ** spatial_dims
+        self.head = sn(nn.Linear(feat, 1))
+        self.embed = sn(nn.Embedding(num_classes, feat)) if num_classes else None
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        h = self.features(x)
+        logit = self.head(h).squeeze(1)
+        if self.embed is not None:
+            logit = logit + (self.embed(labels) * h).sum(dim=1)
+        return logit  # (B,)
+
+
+class VectorGenerator(nn.Module):
+    """MLP generator for vectors: [z (, embed(y))] -> (B, dim), unbounded."""
+
+    def __init__(self, dim: int, latent_dim: int, hidden: int, depth: int, num_classes: int = 0) -> None:
+        super().__init__()
+        self.label = nn.Embedding(num_classes, latent_dim) if num_classes else None
+        z_in = latent_dim * (2 if num_classes else 1)
+        self.net = mlp([z_in] + [hidden] * depth + [dim], act=nn.ReLU)
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.label is not None:
+            z = torch.cat([z, self.label(labels)], dim=1)
+        return self.net(z)
+
+
+class VectorDiscriminator(nn.Module):
+    """MLP discriminator for vectors with optional projection conditioning; logit (B,)."""
+
+    def __init__(self, dim: int, hidden: int, depth: int, num_classes: int = 0,
+                 spectral: bool = False) -> None:
+        super().__init__()
+        self.features = nn.Sequential(mlp([dim] + [hidden] * depth, sn=spectral), nn.LeakyReLU(0.2))
+        sn = spectral_norm if spectral else (lambda m: m)
+        self.head = sn(nn.Linear(hidden, 1))
+        self.embed = sn(nn.Embedding(num_classes, hidden)) if num_classes else None
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        h = self.features(x)
+        logit = self.head(h).squeeze(1)
+        if self.embed is not None:
+            logit = logit + (self.embed(labels) * h).sum(dim=1)
+        return logit
+
+
+def dcgan_levels(size: int) -> int:
+    """Number of x2 up/down-sampling stages between 4 and `size` (size = 4 * 2**k, k >= 1)."""
+    k = 0
+    while 4 * 2 ** k < size:
+        k += 1
+    return k
+
+
+def var_autoencoder(spatial_dims: int, in_channels: int, size: int, channels: Sequence[int],
+                    latent_dim: int, num_res_units: int) -> VarAutoEncoder:
+    """MONAI VarAutoEncoder with stride-2 levels, raw (no sigmoid) output; we apply tanh."""
+    return VarAutoEncoder(
+        spatial_dims=spatial_dims,
+        in_shape=(in_channels, *([size] * spatial_dims)),
+        out_channels=in_channels,
+        latent_size=latent_dim,
+        channels=tuple(channels),
+        strides=tuple(2 for _ in channels),
+        num_res_units=num_res_units,
+        norm="BATCH",
+        use_sigmoid=False,
+    )
+
+
+class VectorVAE(nn.Module):
+    """MLP encoder (-> mu, logvar) and decoder for vectors, VarAutoEncoder-like methods."""
+
+    def __init__(self, dim: int, latent_dim: int, hidden: int, depth: int) -> None:
+        super().__init__()
+        self.enc = nn.Sequential(mlp([dim] + [hidden] * depth), nn.LeakyReLU(0.2))
+        self.mu = nn.Linear(hidden, latent_dim)
+        self.logvar = nn.Linear(hidden, latent_dim)
+        self.dec = mlp([latent_dim] + [hidden] * depth + [dim])
+
+    def encode_forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.enc(x)
+        return self.mu(h), self.logvar(h)
+
+    def decode_forward(self, z: Tensor, use_sigmoid: bool = False) -> Tensor:
+        return self.dec(z)

@@ -1,0 +1,61 @@
+"""GAN specifics: source labels (real 1, fake 0), R1 penalty, discriminator anomaly score."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from genmed.errors import UserError
+from genmed.models import build_model
+
+
+def _gan(**kw):
+    return build_model("gan", data_kind="vector", size=2, hidden=16, depth=2, latent_dim=4, **kw)
+
+
+def test_dcgan_losses_are_bce_with_real_one_fake_zero() -> None:
+    model = _gan()
+    with torch.no_grad():  # a discriminator that outputs logit 0 everywhere: D = 1/2
+        model.discriminator.head.weight.zero_()
+        model.discriminator.head.bias.zero_()
+    batch = {"image": torch.randn(4, 2)}
+    d = model(batch, "discriminator")["loss"]
+    g = model(batch, "generator")["loss"]
+    assert torch.allclose(d, torch.full((4,), 2 * math.log(2)))
+    assert torch.allclose(g, torch.full((4,), math.log(2)))
+
+
+def test_r1_penalty_adds_to_the_discriminator_loss() -> None:
+    torch.manual_seed(0)
+    plain = _gan(variant="hinge_sn")
+    r1 = _gan(variant="hinge_sn", r1_gamma=10.0)
+    r1.load_state_dict(plain.state_dict())
+    batch = {"image": torch.randn(4, 2)}
+    torch.manual_seed(1)
+    a = plain(batch, "discriminator")
+    torch.manual_seed(1)
+    b = r1(batch, "discriminator")
+    assert float(b["r1"]) > 0
+    assert (b["loss"] > a["loss"]).all()
+
+
+def test_discriminator_anomaly_score_flags_off_data_points() -> None:
+    from _modelkit import train
+
+    data = torch.randn(512, 2) * 0.2
+    model = train(_gan(variant="hinge_sn"), data, 200, batch_size=64, lr=1e-3)
+    near = torch.randn(64, 2) * 0.2
+    assert model.anomaly_score(near + 4.0).mean() > model.anomaly_score(near).mean()
+
+
+def test_conditional_score_uses_best_class_and_reconstruct_is_unavailable() -> None:
+    model = _gan(num_classes=3)
+    x = torch.randn(5, 2)
+    per_class = torch.stack([model.anomaly_score(x, torch.full((5,), c)) for c in range(3)])
+    assert torch.allclose(model.anomaly_score(x), per_class.amin(0))
+    with pytest.raises(UserError, match="not available"):
+        model.reconstruct(x)
+    with pytest.raises(UserError):
+        model.sample(2, cond=torch.tensor([0, 5]))
