@@ -1,6 +1,7 @@
 """The one training loop for every family (design.md, "Training engine").
 
-Each step takes one batch and, for every phase the model names (`model.phases()`: "main" for
+Each step takes one batch (plus "step", the optimiser steps done so far, for models with
+step-dependent losses such as KL annealing) and, for every phase the model names (`model.phases()`: "main" for
 diffusion and VAE, "discriminator" then "generator" for a GAN), zeroes the gradients, reduces
 the model's per-sample losses to their mean, back-propagates (through DDP when launched by
 torchrun), clips, and steps that phase's AdamW optimiser and LR schedule. Then the EMA of the
@@ -24,10 +25,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import Dataset
 
 from genmed.config import save_config, to_dict
-from genmed.errors import UserError, check_choice
+from genmed.errors import UserError
 from genmed.models.base import GenerativeModel
 from genmed.train import checkpoint as ckpt
-from genmed.train.config import FAMILIES, TrainConfig
+from genmed.train.config import TrainConfig
 from genmed.train.data import BatchOrder, load_dataset, to_device
 from genmed.train.distributed import (Topology, gather_objects, init_from_env,
                                       local_rank_from_env, shutdown)
@@ -49,12 +50,12 @@ class RunResult:
 
 
 def build_model(cfg: TrainConfig) -> GenerativeModel:
-    """The model `cfg` describes, from `genmed.models.build_model`."""
-    check_choice("family", cfg.family, FAMILIES)
+    """The model `cfg` describes, from the family registry (`genmed.models.build_model`);
+    an unknown family or option, or a size the network cannot use, is a `UserError`."""
     from genmed.models import build_model as build
 
     return build(cfg.family, spatial_dims=cfg.spatial_dims, in_channels=cfg.in_channels,
-                 size=cfg.size, num_classes=cfg.num_classes if cfg.cond == "label" else None,
+                 size=cfg.size, num_classes=cfg.num_classes if cfg.cond == "label" else 0,
                  **cfg.options)
 
 
@@ -145,6 +146,7 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
                 if raw is None:
                     break
                 batch = to_device(raw, device)
+                batch["step"] = torch.tensor(step, device=device)  # optimiser steps so far
                 wait_total += time.perf_counter() - t0
                 for phase in phases:
                     _phase_step(net, model, batch, phase, optimizers[phase], params[phase],
@@ -248,8 +250,13 @@ def _save(run_dir: Path, step: int, cfg: TrainConfig, topo: Topology, model: tor
              "schedulers": {p: s.state_dict() for p, s in schedulers.items()},
              "scaler": scaler.state_dict() if scaler is not None else {},
              "rng": rng, "world": topo.world}
+    config = to_dict(cfg)
+    if hasattr(model, "config"):  # how to rebuild the network, even if built in Python
+        from genmed.models import model_config_dict
+
+        config = {**config, "model": model_config_dict(model)}
     ckpt.save_checkpoint(run_dir / "checkpoints", step, model=model, ema=ema, state=state,
-                         config=to_dict(cfg), keep=cfg.keep_checkpoints)
+                         config=config, keep=cfg.keep_checkpoints)
 
 
 def _restore(run_dir: Path, topo: Topology, model: torch.nn.Module, ema: AveragedModel | None,
