@@ -131,3 +131,19 @@ def test_bad_settings_are_user_errors(tmp_path):
     train(_cfg(tmp_path, steps=5), model=ToyDenoiser(), dataset=Blobs())
     with pytest.raises(UserError, match="already holds a run"):
         train(_cfg(tmp_path, steps=5), model=ToyDenoiser(), dataset=Blobs())
+
+
+def test_resume_with_more_steps_stretches_the_cosine(tmp_path):
+    from genmed.train import resume
+    from genmed.train.engine import lr_factor
+
+    cfg = _cfg(tmp_path, steps=10, warmup=2, log_every=1, ckpt_every=5)
+    train(cfg, model=ToyDenoiser(), dataset=Blobs())
+    resume(cfg.out, steps=20, model=ToyDenoiser(), dataset=Blobs())
+    lrs = {r["step"]: r["lr"] for r in _records(tmp_path / "run")}
+    assert sorted(lrs) == list(range(1, 21))
+    longer = cfg.replace(steps=20)
+    for step in range(11, 21):  # the LR after `step` steps follows the 20-step curve
+        assert lrs[step] == pytest.approx(cfg.lr * lr_factor(step, longer))
+    assert lrs[20] == pytest.approx(0.0, abs=1e-12)
+    assert "steps: 20" in (tmp_path / "run/config.yaml").read_text()

@@ -10,6 +10,7 @@ weights is updated. The loop never asks which family it drives.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,8 +20,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.lr_scheduler import (ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler,
-                                      SequentialLR)
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import Dataset
 
@@ -59,18 +59,22 @@ def build_model(cfg: TrainConfig) -> GenerativeModel:
                  **cfg.options)
 
 
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """LR multiplier after `step` optimiser steps: linear warm-up ((step + 1) / warmup), then
+    cosine decay to 0 at `cfg.steps` (Loshchilov & Hutter 2017, SGDR eq. 5, no restarts) or
+    constant. A closed form of the step, so a run resumed with more steps follows the
+    stretched curve."""
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    if cfg.schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> LRScheduler:
-    """Linear warm-up (lr * k / warmup at step k = 1..warmup), then cosine decay to 0 over
-    the remaining steps (Loshchilov & Hutter 2017, SGDR eq. 5 without restarts) or constant."""
-    if cfg.schedule == "cosine":
-        after: LRScheduler = CosineAnnealingLR(opt, T_max=cfg.steps - cfg.warmup)
-    else:
-        after = ConstantLR(opt, factor=1.0, total_iters=0)
-    if cfg.warmup <= 1:
-        return after
-    warm = LinearLR(opt, start_factor=1.0 / cfg.warmup, end_factor=1.0,
-                    total_iters=cfg.warmup - 1)
-    return SequentialLR(opt, [warm, after], milestones=[cfg.warmup])
+    """`torch.optim.lr_scheduler.LambdaLR` over `lr_factor` (its state is just the step)."""
+    return LambdaLR(opt, lambda step: lr_factor(step, cfg))
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -126,7 +130,7 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
     step = 0
     if resume:
         step = _restore(run_dir, topo, model, ema, optimizers, schedulers, scaler)
-    elif topo.is_main:
+    if topo.is_main:  # the resolved config (a resume may have raised `steps`)
         save_config(cfg, run_dir / "config.yaml")
     net = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                    else None, find_unused_parameters=len(phases) > 1)
