@@ -9,7 +9,8 @@ In ONE run, alternating to share the machine's load fairly, it measures
   (2) bf16 / fp32 img/s for both;
   (3) MFU: model FLOPs (torch.utils.flop_counter, forward + backward) x steps/s over the
       matmul peak measured here in each precision;
-  (4) the share of engine step time spent waiting for data;
+  (4) the share of engine step time spent waiting for data, and where a step's time goes
+      (torch.profiler self time by op category: convolution, attention, norm, optimizer);
   (5) sampling img/s per diffusion sampler and (6) GAN / VAE training and sampling img/s,
       through `genmed.models.build_model` (when that is installed).
 Every figure is a best-of-repeats ratio within this run; the JSON records the machine.
@@ -159,6 +160,44 @@ def engine_step(make_model, precision: str, warm: int, steps: int, out: Path,
     return (long - short) / steps, wait
 
 
+CATEGORIES = (  # (category, substrings of aten op names), first match wins
+    ("convolution", ("conv",)),
+    ("attention/matmul", ("mm", "attention", "addmm", "linear", "matmul", "softmax")),
+    ("group norm", ("group_norm",)),
+    ("optimizer", ("adam",)),
+    ("dtype casts", ("_to_copy", "copy_", "to")),
+)
+
+
+def time_breakdown(precision: str, steps: int = 2) -> dict[str, float]:
+    """Share of one training step's self CPU time per op category (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    model = RefDiffusion()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-4, fused=True)
+    batch = {"image": Images().x[:BATCH]}
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
+            loss = model(batch)["loss"].mean()
+        loss.backward()
+        opt.step()
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    shares: dict[str, float] = {}
+    for event in prof.key_averages():
+        name = event.key.lower()
+        cat = next((c for c, keys in CATEGORIES if any(k in name for k in keys)), "other")
+        shares[cat] = shares.get(cat, 0.0) + event.self_cpu_time_total
+    total = sum(shares.values()) or 1.0
+    return {k: v / total for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}
+
+
 def _sample_rate(model: GenerativeModel, n: int, precision: str, **kw) -> float:
     """img/s of `model.sample(n, **kw)` (after a 2-image warm-up call)."""
     g = torch.Generator().manual_seed(0)
@@ -241,6 +280,7 @@ def main() -> None:
         "train_gflop_per_image": {p: f / BATCH / 1e9 for p, f in flops.items()},
         "mfu": {f"{who}_{p}": best[f"{who}_{p}"] / BATCH * flops[p] / peak[p]
                 for who in ("bare", "engine") for p in ("fp32", "bf16")},
+        "self_time_share_by_op": {p: time_breakdown(p) for p in ("fp32", "bf16")},
         "data_wait_share": {"median": statistics.median(waits), "max": max(waits)},
     }
     with tempfile.TemporaryDirectory() as tmp:
