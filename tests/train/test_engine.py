@@ -147,3 +147,14 @@ def test_resume_with_more_steps_stretches_the_cosine(tmp_path):
         assert lrs[step] == pytest.approx(cfg.lr * lr_factor(step, longer))
     assert lrs[20] == pytest.approx(0.0, abs=1e-12)
     assert "steps: 20" in (tmp_path / "run/config.yaml").read_text()
+
+
+def test_sample_grid_shows_3d_volumes_by_their_middle_slice():
+    from genmed.train.tracking import sample_grid
+
+    volumes = -torch.ones(4, 1, 6, 8, 8)
+    volumes[:, :, 3] = 1.0  # only the middle slice is bright
+    grid = sample_grid(volumes)
+    assert grid.dtype.name == "uint8" and grid.ndim == 2
+    assert grid.shape == sample_grid(volumes[:, :, 3]).shape
+    assert (grid == sample_grid(torch.ones(4, 1, 8, 8))).all()
