@@ -66,6 +66,9 @@ def _register() -> None:
     from genmed.erroranalysis.commands import app as errors_app
 
     app.add_typer(errors_app, name="errors")
+    from genmed.metrics.commands import app as eval_app
+
+    app.add_typer(eval_app, name="eval")
     from genmed.train.commands import sample, train
 
     app.command("train")(train)

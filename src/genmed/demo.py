@@ -36,10 +36,31 @@ def _phantom(out: Path, quick: bool) -> Links:
     return [(result.contact_sheet, "phantom contact sheet"), (result.manifest, "manifest (CSV)")]
 
 
+def _error_analysis(out: Path, quick: bool) -> Links:
+    """The source's worked example through the workbench: ceilings and the recommendation."""
+    from genmed.erroranalysis import summarize
+    from genmed.erroranalysis.example import write_source_example
+    from genmed.fileio import write_text
+
+    preds, tags, _ = write_source_example(out)
+    table = summarize(preds, tags)
+    write_json(out / "summary.json", table.to_dict())
+    write_text(out / "summary.txt", table.render("table"))
+    page = Page("Error analysis: the source's worked example")
+    page.text("1000 dev examples, 15% error, 100 reviewed errors tagged benign 7, malignant 63, "
+              "noisy 6. Ceiling = dev error rate x share of reviewed errors with the tag "
+              "(95% Wilson intervals).")
+    page.table(table.to_frame().to_dict("records"))
+    page.text(table.recommendation())
+    return [(page.write(out / "report.html"), "category table with ceilings"),
+            (out / "summary.json", "summary (JSON)")]
+
+
 def stages() -> list[Stage]:
     """The demo's stages, in order."""
     return [
         Stage("phantom", "Kidney CT phantom", _phantom),
+        Stage("errors", "Error analysis (source's worked example)", _error_analysis),
     ]
 
 

@@ -38,5 +38,7 @@ def test_label_errors() -> None:
         _model().sample(2, cond=torch.tensor([0, 1]))
     with pytest.raises(UserError, match="0..1"):
         _model(num_classes=2).sample(2, cond=torch.tensor([0, 2]))
+    with pytest.raises(UserError, match="no 'label'"):
+        _model(num_classes=2)({"image": torch.zeros(2, 1, 16, 16)})
     with pytest.raises(UserError, match="sampler='heun'"):
         _model().sample(1, sampler="heun")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from safetensors.torch import load_file
 
 from genmed.errors import UserError
 from genmed.train import TrainConfig, train
+from genmed.train.config import effective_warmup
 from genmed.train.data import BatchOrder
 from genmed.train.engine import make_scheduler
 
@@ -96,7 +98,7 @@ def test_fp16_needs_cuda(tmp_path):
 
 
 def test_lr_warmup_then_cosine():
-    cfg = TrainConfig(steps=14, warmup=4, lr=1.0)
+    cfg = TrainConfig(steps=24, warmup=4, lr=1.0)
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
     sched = make_scheduler(opt, cfg)
     lrs = []
@@ -106,7 +108,7 @@ def test_lr_warmup_then_cosine():
         sched.step()
     assert lrs[:5] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])
     assert lrs[5] < 1.0 and all(a > b for a, b in zip(lrs[4:], lrs[5:]))
-    assert lrs[-1] == pytest.approx(0.5 * (1 + torch.cos(torch.tensor(torch.pi * 9 / 10)).item()))
+    assert lrs[-1] == pytest.approx(0.5 * (1 + math.cos(math.pi * 19 / 20)), rel=1e-5)
 
 
 def test_batch_order_is_seeded_and_resumable():
@@ -126,8 +128,7 @@ def test_bad_settings_are_user_errors(tmp_path):
         train(_cfg(tmp_path, batch_size=128), model=ToyDenoiser(), dataset=Blobs())
     with pytest.raises(UserError, match="ema_decay"):
         TrainConfig(ema_decay=1.0)
-    with pytest.raises(UserError, match="warmup"):
-        TrainConfig(steps=10, warmup=10)
+    assert effective_warmup(TrainConfig(steps=10, warmup=10)) == 2  # capped, not an error
     train(_cfg(tmp_path, steps=5), model=ToyDenoiser(), dataset=Blobs())
     with pytest.raises(UserError, match="already holds a run"):
         train(_cfg(tmp_path, steps=5), model=ToyDenoiser(), dataset=Blobs())

@@ -136,3 +136,13 @@ def check_labels(cond: Tensor | None, num_classes: int, n: int) -> Tensor | None
     if int(cond.min()) < 0 or int(cond.max()) >= num_classes:
         raise UserError(f"class labels must be in 0..{num_classes - 1}, got {cond.tolist()[:8]}")
     return cond
+
+
+def batch_labels(batch: Batch, num_classes: int, device: torch.device) -> Tensor | None:
+    """The batch's (B,) class labels for a conditional model (None if unconditional)."""
+    if not num_classes:
+        return None
+    if "label" not in batch:
+        raise UserError(f"the model is class-conditional (num_classes={num_classes}) "
+                        "but the batch has no 'label'")
+    return batch["label"].long().to(device)

@@ -22,6 +22,7 @@ from genmed.models.base import (
     Batch,
     GenerativeModel,
     ModelConfig,
+    batch_labels,
     check_labels,
     evaluating,
     randn,
@@ -121,9 +122,8 @@ class DiffusionModel(GenerativeModel):
         b = x0.shape[0]
         t = torch.randint(0, self.config.num_train_timesteps, (b,), device=x0.device)
         noise = torch.randn_like(x0)
-        labels = None
-        if self.null_class is not None:
-            labels = batch["label"].long().to(x0.device)
+        labels = batch_labels(batch, self.config.num_classes, x0.device)
+        if labels is not None:
             drop = torch.rand(b, device=x0.device) < self.config.cond_drop_prob
             labels = torch.where(drop, torch.full_like(labels, self.null_class), labels)
         eps = self.net(self.q_sample(x0, t, noise), timesteps=t, class_labels=labels)

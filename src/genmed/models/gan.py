@@ -21,7 +21,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genmed.errors import UserError, check_choice, check_positive
-from genmed.models.base import Batch, GenerativeModel, ModelConfig, check_labels, evaluating, randn
+from genmed.models.base import (
+    Batch,
+    GenerativeModel,
+    ModelConfig,
+    batch_labels,
+    check_labels,
+    evaluating,
+    randn,
+)
 from genmed.models.nets import (
     DCGANDiscriminator,
     DCGANGenerator,
@@ -81,9 +89,6 @@ class GANModel(GenerativeModel):
         check_choice("phase", phase, self.phases())
         return (self.discriminator if phase == "discriminator" else self.generator).parameters()
 
-    def _labels(self, batch: Batch, b: int, device: torch.device) -> Tensor | None:
-        return batch["label"].long().to(device) if self.config.num_classes else None
-
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """G(z, y): (B, *sample_shape)."""
         return self.generator(z, labels)
@@ -97,7 +102,7 @@ class GANModel(GenerativeModel):
         check_choice("phase", phase, self.phases())
         real = batch["image"]
         b, device = real.shape[0], real.device
-        labels = self._labels(batch, b, device)
+        labels = batch_labels(batch, self.config.num_classes, device)
         z = torch.randn(b, self.config.latent_dim, device=device, dtype=real.dtype)
         hinge = self.config.variant == "hinge_sn"
         if phase == "generator":

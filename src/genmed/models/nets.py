@@ -199,7 +199,7 @@ def var_autoencoder(spatial_dims: int, in_channels: int, size: int, channels: Se
         channels=tuple(channels),
         strides=tuple(2 for _ in channels),
         num_res_units=num_res_units,
-        norm="BATCH",
+        norm="INSTANCE",
         use_sigmoid=False,
     )
 

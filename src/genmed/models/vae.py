@@ -30,7 +30,7 @@ class VAEConfig(ModelConfig):
 
     channels: tuple[int, ...] = (32, 64, 64)  # encoder channels, one stride-2 level each
     latent_dim: int = 64  # z dimension
-    num_res_units: int = 1  # MONAI residual units per level
+    num_res_units: int = 0  # MONAI residual units per level (>0 normalises a 1-channel map last)
     hidden: int = 128  # vector MLP width
     depth: int = 3  # vector MLP hidden layers
     beta: float = 1.0  # final KL weight (beta-VAE)

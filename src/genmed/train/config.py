@@ -36,7 +36,7 @@ class TrainConfig:
     lr: float = 2e-4  # peak learning rate (AdamW)
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas (GANs often use (0.5, 0.999))
     weight_decay: float = 0.0  # AdamW decoupled weight decay
-    warmup: int = 100  # linear LR warm-up steps
+    warmup: int = 100  # linear LR warm-up steps (capped at steps // 5 for short runs)
     schedule: Schedule = "cosine"  # LR after warm-up: cosine decay to 0, or constant
     grad_clip: float = 1.0  # max global grad norm per phase (0: off)
     ema_decay: float = 0.999  # EMA of weights, used for sampling (0: off, sample raw weights)
@@ -71,11 +71,14 @@ class TrainConfig:
             raise UserError(f"ema_decay={self.ema_decay!r} must be in [0, 1)")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise UserError(f"betas={self.betas!r} must be two numbers in [0, 1)")
-        if self.warmup >= self.steps and self.warmup > 0:
-            raise UserError(f"warmup={self.warmup} must be fewer than steps={self.steps}")
         if not isinstance(self.options, dict):
             raise UserError(f"options={self.options!r} must be a mapping of family options")
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with `changes` applied (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+def effective_warmup(cfg: "TrainConfig") -> int:
+    """Warm-up steps actually used: `cfg.warmup`, capped at a fifth of the run."""
+    return min(cfg.warmup, cfg.steps // 5)

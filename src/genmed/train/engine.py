@@ -28,7 +28,7 @@ from genmed.config import save_config, to_dict
 from genmed.errors import UserError
 from genmed.models.base import GenerativeModel
 from genmed.train import checkpoint as ckpt
-from genmed.train.config import TrainConfig
+from genmed.train.config import TrainConfig, effective_warmup
 from genmed.train.data import BatchOrder, load_dataset, to_device
 from genmed.train.distributed import (Topology, gather_objects, init_from_env,
                                       local_rank_from_env, shutdown)
@@ -63,12 +63,13 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     """LR multiplier after `step` optimiser steps: linear warm-up ((step + 1) / warmup), then
     cosine decay to 0 at `cfg.steps` (Loshchilov & Hutter 2017, SGDR eq. 5, no restarts) or
     constant. A closed form of the step, so a run resumed with more steps follows the
-    stretched curve."""
-    if step < cfg.warmup:
-        return (step + 1) / cfg.warmup
+    stretched curve. Warm-up is capped at a fifth of the run (`effective_warmup`)."""
+    warmup = effective_warmup(cfg)
+    if step < warmup:
+        return (step + 1) / warmup
     if cfg.schedule == "constant":
         return 1.0
-    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    progress = min(1.0, (step - warmup) / max(1, cfg.steps - warmup))
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 

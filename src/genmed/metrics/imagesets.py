@@ -1,0 +1,111 @@
+"""Load an image set for evaluation: a folder of images, a .npy/.npz array, or the phantom.
+
+Arrays are (N, 1, H, W) float32 in [-1, 1] (the model convention). A folder of 2-D NIfTI
+files in HU (what `genmed sample` writes; other files there, e.g. grid.png, are then ignored)
+is read with `genmed.data.io.load` and mapped through the abdomen window. PNG/TIFF/JPEG files are
+read with Pillow as grayscale: 8-bit maps 0..255 -> -1..1, 16-bit 0..65535 -> -1..1. A .npy
+file (or the "images"/"image" array of a .npz) must already be in [-1, 1]. "phantom" builds
+held-out phantom slices with `genmed.data.load_training_data` (abdomen window, patient split).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from genmed.errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+
+
+def _to_nchw(x: np.ndarray, where: str) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or x.shape[0] == 0:
+        raise UserError(f"{where}: expected images (N, H, W) or (N, C, H, W), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise UserError(f"{where}: contains NaN or infinite values")
+    if x.min() < -1.001 or x.max() > 1.001:
+        raise UserError(f"{where}: values must lie in [-1, 1], got [{x.min():.3g}, {x.max():.3g}]")
+    return x
+
+
+def _read_picture(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im)
+            if arr.ndim == 3:
+                arr = np.asarray(im.convert("L"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"{path}: not a readable image ({type(exc).__name__})") from None
+    scale = 65535.0 if arr.dtype == np.uint16 else 255.0
+    return arr.astype(np.float32) / scale * 2 - 1
+
+
+def read_image_set(path: str | Path) -> np.ndarray:
+    """Images from a folder of pictures or .npy files, or one .npy/.npz file."""
+    path = Path(path)
+    if path.is_file():
+        if path.suffix == ".npy":
+            try:
+                return _to_nchw(np.load(path, allow_pickle=False), str(path))
+            except ValueError as exc:
+                raise UserError(f"{path}: not a numeric .npy file ({exc})") from None
+        if path.suffix == ".npz":
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    key = next((k for k in ("images", "image") if k in z.files), None)
+                    if key is None:
+                        raise UserError(f"{path}: no 'images' array (has {', '.join(z.files)})")
+                    return _to_nchw(z[key], str(path))
+            except (ValueError, OSError) as exc:
+                raise UserError(f"{path}: not a readable .npz file ({exc})") from None
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            return _to_nchw(_read_picture(path)[None], str(path))
+        raise UserError(f"{path}: unsupported file type (use a folder, .npy, .npz, .png or .tif)")
+    if not path.is_dir():
+        raise UserError(f"{path}: no such file or folder")
+    nifti = sorted(p for p in path.iterdir() if p.name.endswith((".nii", ".nii.gz")))
+    if nifti:
+        from genmed.data.io import load
+        from genmed.data.transforms import hu_to_unit
+
+        arrays = [np.asarray(hu_to_unit(load(p, ndim=2).array), dtype=np.float32) for p in nifti]
+        if len({a.shape for a in arrays}) != 1:
+            raise UserError(f"{path}: NIfTI images differ in shape")
+        return _to_nchw(np.stack(arrays), str(path))
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + (".npy",))
+    if not files:
+        raise UserError(f"{path}: folder holds no .png/.tif/.jpg/.npy images")
+    arrays = [np.load(p) if p.suffix == ".npy" else _read_picture(p) for p in files]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise UserError(f"{path}: images differ in shape ({', '.join(map(str, sorted(shapes)))})")
+    return _to_nchw(np.stack(arrays), str(path))
+
+
+def phantom_image_set(split: str, size: int, seed: int = 0, n_patients: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 1, size, size) in [-1, 1], labels (N,)) of one phantom patient split."""
+    from genmed.data import load_training_data
+
+    ds = load_training_data("phantom", size=size, spatial_dims=2, split=split, seed=seed, n_patients=n_patients)
+    items = [ds[i] for i in range(len(ds))]
+    images = np.stack([np.asarray(it["image"], dtype=np.float32) for it in items])
+    labels = np.asarray([int(it["label"]) for it in items], dtype=np.int64)
+    return images, labels
+
+
+def resize_to(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear (antialiased) resize of (N, C, H, W) images to `size` (H, W)."""
+    import torch
+
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    x = torch.nn.functional.interpolate(
+        torch.from_numpy(images), size=tuple(size), mode="bilinear", antialias=True
+    )
+    return x.clamp(-1, 1).numpy()
