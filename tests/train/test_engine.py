@@ -58,14 +58,17 @@ def test_two_phase_model_steps_each_phase_with_its_own_optimiser(tmp_path):
     assert [len(state["optimizers"][p]["state"]) for p in ("discriminator", "generator")] == [4, 2]
 
 
-def test_ema_is_the_exponential_average_of_the_weights(tmp_path):
-    decay = 0.8
-    cfg = _cfg(tmp_path, steps=6, ckpt_every=1, keep_checkpoints=10, ema_decay=decay)
+@pytest.mark.parametrize("warmup", [False, True])
+def test_ema_is_the_exponential_average_of_the_weights(tmp_path, warmup):
+    cfg = _cfg(tmp_path, steps=6, ckpt_every=1, keep_checkpoints=10, ema_decay=0.8,
+               ema_warmup=warmup)
     train(cfg, model=ToyDenoiser(bn=True), dataset=Blobs())
     folder = tmp_path / "run/checkpoints"
     ema = None
     for step in range(1, 7):
         weights = load_file(folder / f"step-{step:08d}.model.safetensors")
+        n = step - 1  # updates before this one
+        decay = min(0.8, (1 + n) / (10 + n)) if warmup else 0.8
         ema = ({k: v.clone() for k, v in weights.items()} if ema is None else
                {k: decay * ema[k] + (1 - decay) * weights[k] if v.is_floating_point() else weights[k]
                 for k, v in weights.items()})

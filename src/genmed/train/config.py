@@ -40,6 +40,7 @@ class TrainConfig:
     schedule: Schedule = "cosine"  # LR after warm-up: cosine decay to 0, or constant
     grad_clip: float = 1.0  # max global grad norm per phase (0: off)
     ema_decay: float = 0.999  # EMA of weights, used for sampling (0: off, sample raw weights)
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + n) / (10 + n)) after n updates
     precision: Precision = "auto"  # auto: bf16 where the hardware runs it fast, else fp32
     device: Device = "auto"  # auto: CUDA when present, else CPU
     seed: int = 0  # seeds weights, noise and data order

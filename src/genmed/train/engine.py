@@ -78,6 +78,22 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> LRScheduler:
     return LambdaLR(opt, lambda step: lr_factor(step, cfg))
 
 
+def ema_update(decay: float, warmup: bool = True):
+    """`multi_avg_fn` for `AveragedModel`: EMA with decay min(decay, (1 + n) / (10 + n)) after
+    n updates (the num_updates warm-up of TensorFlow's ExponentialMovingAverage), so short
+    runs are not dominated by the initial weights; `warmup=False` is torch's
+    `get_ema_multi_avg_fn(decay)` exactly."""
+    fixed = get_ema_multi_avg_fn(decay)
+    if not warmup:
+        return fixed
+
+    def update(ema_params, params, n_averaged) -> None:
+        n = int(n_averaged)
+        get_ema_multi_avg_fn(min(decay, (1 + n) / (10 + n)))(ema_params, params, n_averaged)
+
+    return update
+
+
 def seed_everything(seed: int, deterministic: bool) -> None:
     """Seed torch, numpy and python; optionally force deterministic kernels."""
     import random
@@ -126,7 +142,7 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
                   for p in phases}
     schedulers = {p: make_scheduler(optimizers[p], cfg) for p in phases}
     scaler = num.grad_scaler()
-    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay),
+    ema = (AveragedModel(model, multi_avg_fn=ema_update(cfg.ema_decay, cfg.ema_warmup),
                          use_buffers=True) if cfg.ema_decay > 0 else None)
     step = 0
     if resume:
