@@ -69,10 +69,16 @@ def _register() -> None:
     from genmed.metrics.commands import app as eval_app
 
     app.add_typer(eval_app, name="eval")
+    from genmed.apps.commands import app as apps_app
+
+    app.add_typer(apps_app, name="apps")
     from genmed.train.commands import sample, train
 
     app.command("train")(train)
     app.command("sample")(sample)
+    from genmed.scorelab.commands import app as score_app
+
+    app.add_typer(score_app, name="score")
 
 
 _register()
