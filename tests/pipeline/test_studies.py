@@ -58,3 +58,17 @@ def test_few_labels_study_quick(tmp_path):
     assert table.loc["mask-generated pairs", "n_true_masks"] == table.loc["supervised", "n_true_masks"]
     assert ((table["dice"] >= 0) & (table["dice"] <= 1)).all()
     assert "mask-conditioned" in res["note"]
+
+
+def test_train_generators_conditional_and_per_class(tmp_path):
+    from genmed.pipeline.cases import phantom_cases
+    from genmed.pipeline.synthetic import train_generators
+
+    cases = phantom_cases(6, 4, seed=0)
+    gens = train_generators(["gan", "vae"], cases.image, cases.label, cases.patient_id, tmp_path,
+                            size=32, steps=2, batch_size=8)
+    assert (tmp_path / "gen_gan").is_dir()  # one class-conditional run
+    assert (tmp_path / "gen_vae_class1").is_dir() and (tmp_path / "gen_vae_class2").is_dir()  # per class
+    for gen in gens.values():
+        s = gen(2, 3, 0)
+        assert s.shape == (3, 64, 64) and s.dtype == np.float32 and -1 <= s.min() <= s.max() <= 1

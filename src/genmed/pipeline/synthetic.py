@@ -94,7 +94,6 @@ def train_generators(families: Sequence[str], images: np.ndarray, labels: np.nda
     unconditionally) get one model per class in `classes`, trained on that class's slices.
     """
     from genmed.data.datasets import ImageDataset, _resize_batch
-    from genmed.models import build_model
     from genmed.train import TrainConfig, load_run, train
 
     x = _resize_batch(torch.from_numpy(images)[:, None], size, "area")
@@ -119,10 +118,8 @@ def train_generators(families: Sequence[str], images: np.ndarray, labels: np.nda
 
                 shutil.rmtree(run_dir)
             ds = ImageDataset(x[idx], y[idx], list(pids[idx]))
-            # built here: the engine's own build passes num_classes=None for unconditional runs
-            model = build_model(fam, size=size, num_classes=3 if cond else 0)
-            train(cfg, model=model, dataset=ds)
-            model, _ = load_run(run_dir, model=build_model(fam, size=size, num_classes=3 if cond else 0))
+            train(cfg, dataset=ds)
+            model, _ = load_run(run_dir)
             src = model_generator(model, images.shape[-1], sample_steps, conditional=cond)
             if cls is None:
                 sources[fam] = src
