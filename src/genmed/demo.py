@@ -81,12 +81,20 @@ def _score_lab(out: Path, quick: bool) -> Links:
     return [(page.write(out / "report.html"), "score lab report")]
 
 
+def _pipeline(out: Path, quick: bool) -> Links:
+    from genmed.pipeline.demo import run_demo_stage
+
+    return run_demo_stage(out, quick)
+
+
 def stages() -> list[Stage]:
     """The demo's stages, in order."""
     return [
         Stage("phantom", "Kidney CT phantom", _phantom),
         Stage("scorelab", "Score lab", _score_lab),
         Stage("errors", "Error analysis (source's worked example)", _error_analysis),
+        Stage("pipeline", "Kidney CT pipeline: segmentation -> classification, error analysis",
+              _pipeline),
     ]
 
 
