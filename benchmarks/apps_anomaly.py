@@ -1,26 +1,18 @@
-"""Anomaly-detection benchmark (full settings): writes benchmarks/results/apps_anomaly.json
-and docs/img/apps_anomaly*.png. CPU, about 10 minutes on 2 cores."""
+"""Anomaly-detection benchmark: healthy-only training, intensity / VAE / GAN / AnoDDPM detectors.
+
+Writes benchmarks/results/apps_anomaly.json and docs/img/apps_*.png. Every config field is an
+option (`--help`); the defaults below are the settings of the published run (one torch thread,
+OMP_NUM_THREADS=1). Run: `PYTHONPATH=src python benchmarks/apps_anomaly.py [--field value ...]`.
+"""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
+from apps_bench import run
 
-import torch
-
-from genmed.apps.anomaly import AnomalyConfig, run_anomaly
-from genmed.fileio import write_json
-from genmed.versions import machine
-
-ROOT = Path(__file__).resolve().parents[1]
+DEFAULTS = dict(size=32, n_train_patients=40, n_test_patients=24, vae_steps=800, gan_steps=800,
+               diffusion_steps=800, t_start=250, recon_steps=10, n_draws=2, n_boot=1000)
 
 if __name__ == "__main__":
-    torch.manual_seed(0)
-    out = ROOT / "runs" / "bench_apps_anomaly"
-    res = run_anomaly(AnomalyConfig(size=32, n_train_patients=40, n_test_patients=24,
-                                    vae_steps=800, gan_steps=800, diffusion_steps=800,
-                                    t_start=250, recon_steps=10, n_draws=2, n_boot=500), out)
-    res["machine"] = machine()
-    write_json(ROOT / "benchmarks" / "results" / "apps_anomaly.json", res)
-    for name in ("anomaly.png", "anomaly_sensitivity.png"):
-        shutil.copy(out / name, ROOT / "docs" / "img" / f"apps_{name}")
+    from genmed.apps.anomaly import AnomalyConfig, run_anomaly
+
+    run("anomaly", AnomalyConfig, run_anomaly, ('anomaly.png', 'anomaly_sensitivity.png'), DEFAULTS, __doc__)
