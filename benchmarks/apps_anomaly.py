@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from apps_bench import run
 
-DEFAULTS = dict(size=32, n_train_patients=40, n_test_patients=24, vae_steps=800, gan_steps=800,
-               diffusion_steps=800, t_start=250, recon_steps=10, n_draws=2, n_boot=1000)
+DEFAULTS = dict(size=32, n_train_patients=40, n_test_patients=24, vae_steps=400, gan_steps=300,
+               diffusion_steps=250, t_start=250, recon_steps=10, n_draws=2, n_boot=1000)
 
 if __name__ == "__main__":
     from genmed.apps.anomaly import AnomalyConfig, run_anomaly

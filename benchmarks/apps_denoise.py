@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from apps_bench import run
 
-DEFAULTS = dict(size=32, n_train_patients=24, n_test_patients=24, unet_steps=400, diffusion_steps=800,
+DEFAULTS = dict(size=32, n_train_patients=24, n_test_patients=24, unet_steps=300, diffusion_steps=250,
                sample_steps=10, methods=("noisy", "diffusion", "unet", "nlm", "bm3d", "tv"), n_boot=1000)
 
 if __name__ == "__main__":

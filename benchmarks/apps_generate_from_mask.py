@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from apps_bench import run
 
-DEFAULTS = dict(size=32, n_train_patients=40, n_test_patients=16, diffusion_steps=1000, checker_steps=300,
+DEFAULTS = dict(size=32, n_train_patients=40, n_test_patients=16, diffusion_steps=300, checker_steps=200,
                sample_steps=20)
 
 if __name__ == "__main__":

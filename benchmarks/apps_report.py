@@ -21,47 +21,71 @@ def load(name: str) -> dict | None:
     return json.loads(p.read_text()) if p.is_file() else None
 
 
+def cpu(r: dict) -> str:
+    m = r["machine"]
+    return f"{m['cpu_model']}{' with AMX' if m.get('amx_bf16') else ''}"
+
+
+def settings(r: dict) -> str:
+    """One line: the exact config, threads and wall time of the run that wrote `r`."""
+    c = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v}" for k, v in r["config"].items())
+    b = r.get("benchmark", {})
+    return (f"Settings: `{c}`; {b.get('torch_threads', '?')} torch thread(s), "
+            f"OMP_NUM_THREADS={b.get('omp_num_threads', '?')}, wall time {b.get('wall_s', float('nan')) / 60:.1f} min "
+            f"(`{b.get('script', '')}`), {cpu(r)}, torch {r['machine'].get('torch')}, monai {r['machine'].get('monai')}.")
+
+
+def accuracy_ci(acc: float, n: int) -> str:
+    """Accuracy with its exact (Clopper-Pearson) 95% CI over `n` images."""
+    from scipy.stats import binomtest
+
+    k = round(acc * n)
+    c = binomtest(k, n).proportion_ci(0.95, method="exact")
+    return f"{acc:.3f} [{c.low:.3f}, {c.high:.3f}]"
+
+
 def tables() -> str:
     out = []
     r = load("anomaly")
     if r:
         out += [f"### Anomaly detection ({r['test']['n']} test slices, {r['test']['n_lesion']} with a lesion; "
-                f"{r['machine']['cpu_model']})", "",
+                f"{cpu(r)})", "",
                 "| detector | AUROC [95% CI] | AUPRC [95% CI] | best Dice | AUPRO@0.3 | s |", "|---|---|---|---|---|---|"]
         for d, v in r["detectors"].items():
             px = v["pixel"] or {}
             out.append(f"| {d} | {f(v['image']['auroc'])} | {f(v['image']['auprc'])} | "
                        f"{px.get('dice', float('nan')):.3f} | {px.get('aupro', float('nan')):.3f} | {v['seconds']:.0f} |")
-        out.append("")
+        out += ["", settings(r), ""]
     for name, title in (("denoise", "Low-dose denoising"), ("translate", "Non-contrast -> contrast translation")):
         r = load(name)
         if not r:
             continue
         out += [f"### {title} ({r['n_test_images']} test slices, HU window level 40 / width 400; "
-                f"{r['machine']['cpu_model']})", "",
+                f"{cpu(r)})", "",
                 "| method | PSNR dB [95% CI] | SSIM [95% CI] | MAE HU [95% CI] | s |", "|---|---|---|---|---|"]
         for m, v in r["methods"].items():
             out.append(f"| {m} | {f(v['psnr_db'], 2)} | {f(v['ssim'])} | {f(v['mae_hu'], 1)} | {v['seconds']:.0f} |")
-        out.append("")
+        out += ["", settings(r), ""]
     r = load("generate_from_mask")
     if r:
-        out += [f"### Generation from a mask ({r['n_test']} held-out maps)", "",
-                "| images | Dice kidney | Dice lesion | kind accuracy | noise SD HU (standard / low-dose) |",
+        out += [f"### Generation from a mask ({r['n_test']} held-out maps; {cpu(r)})", "",
+                "| images | Dice kidney | Dice lesion | kind accuracy [95% CI] | noise SD HU (standard / low-dose) |",
                 "|---|---|---|---|---|"]
         for k in ("real", "generated"):
             v = r[k]
             ns = " / ".join("n/a" if x is None else f"{x:.0f}" for x in v["noise_sd_hu"].values())
             out.append(f"| {k} | {v['dice']['kidney']:.3f} | {v['dice']['lesion']:.3f} | "
-                       f"{v['kind_accuracy']:.3f} | {ns} |")
-        out.append("")
+                       f"{accuracy_ci(v['kind_accuracy'], r['n_test'])} | {ns} |")
+        out += ["", settings(r), ""]
     r = load("volumes3d")
     if r:
         c = r["config"]
         out += [f"### 3D diffusion at {c['size']}^3 ({r['device']}, {r['precision']}, "
-                f"{r['machine']['cpu_model']})", "",
+                f"{cpu(r)})", "",
                 f"training {r['train_volumes_per_s']:.2f} volumes/s ({r['train_voxels_per_s']:.3g} voxels/s), "
                 f"peak memory {r['peak_memory_mib']:.0f} MiB ({r['peak_memory_kind']}), "
-                f"{c['steps']} steps of batch {c['batch_size']}, final loss {r['final_loss']:.3f}.", ""]
+                f"{c['steps']} steps of batch {c['batch_size']}, final loss {r['final_loss']:.3f}.", "",
+                settings(r), ""]
     return "\n".join(out) or "(no benchmark results yet: run `python benchmarks/apps_*.py`)"
 
 

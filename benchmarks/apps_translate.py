@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from apps_bench import run
 
-DEFAULTS = dict(size=32, n_train_patients=24, n_test_patients=24, unet_steps=400, diffusion_steps=600,
+DEFAULTS = dict(size=32, n_train_patients=24, n_test_patients=16, unet_steps=300, diffusion_steps=250,
                sample_steps=20, n_boot=1000)
 
 if __name__ == "__main__":

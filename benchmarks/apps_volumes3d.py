@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from apps_bench import run
 
-DEFAULTS = dict(size=32, n_patients=24, steps=300, batch_size=4, n_samples=3, sample_steps=20)
+DEFAULTS = dict(size=32, n_patients=24, steps=150, batch_size=4, n_samples=3, sample_steps=20)
 
 if __name__ == "__main__":
     from genmed.apps.volumes3d import Volumes3DConfig, run_volumes3d
