@@ -61,6 +61,14 @@ class ConditionalDiffusion(GenerativeModel):
             return self.net(torch.cat([x, cond], 1), timesteps=t, class_labels=labels)
         return self.net(x, timesteps=t, seg=cond, class_labels=labels)
 
+    def _clipped_eps(self, x: Tensor, t: Tensor, cond: Tensor, labels: Tensor | None) -> Tensor:
+        """eps whose implied x0 is clamped to [-1, 1] (Ho et al. 2020 clip x0 when sampling; the
+        unconditional `DiffusionModel` does the same through `EpsDenoiser(clip_x0=True)`)."""
+        from genmed.models.denoiser import eps_to_x0, x0_to_eps
+
+        ab = self.alpha_bar.to(x.device, x.dtype)[t]
+        return x0_to_eps(x, eps_to_x0(x, self._eps(x, t, cond, labels), ab).clamp(-1, 1), ab)
+
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
         """Per-sample eps-MSE at t ~ U{0..T-1}; batch["cond"] is the condition."""
         x0, cond = batch["image"], batch["cond"].float()
@@ -94,7 +102,7 @@ class ConditionalDiffusion(GenerativeModel):
             if start is not None:
                 x = float(self._ab64[top]) ** 0.5 * start[i:i + batch_size] + (1 - float(self._ab64[top])) ** 0.5 * x
             sched = schedule_from_alpha_bar(self._ab64, min(steps, top + 1), top)
-            den = lambda xt, t, cond=None, guidance=1.0, c=c, lab=lab: self._eps(xt, t, c, lab)  # noqa: E731
+            den = lambda xt, t, cond=None, guidance=1.0, c=c, lab=lab: self._clipped_eps(xt, t, c, lab)  # noqa: E731
             outs.append(get_sampler("ddim")(den, x, sched, generator=generator).clamp(-1, 1))
         self.train(was)
         return torch.cat(outs)
