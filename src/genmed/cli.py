@@ -73,6 +73,9 @@ def _register() -> None:
 
     app.command("train")(train)
     app.command("sample")(sample)
+    from genmed.compare.commands import compare
+
+    app.command("compare")(compare)
 
 
 _register()
