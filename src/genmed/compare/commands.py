@@ -31,6 +31,7 @@ def compare(
 
     from genmed.compare.api import compare as run_compare
     from genmed.compare.config import QUICK_STUDY, STUDY, CompareConfig
+    from genmed.train.tracking import progress_enabled
 
     console = Console(stderr=True)
     cfg = CompareConfig(
@@ -39,7 +40,7 @@ def compare(
         n_samples=_default(n_samples, 32 if quick else 256),
         study_n=_default(study_n, 16 if quick else 64), study=QUICK_STUDY if quick else STUDY,
         runs=tuple(r for r in runs.split(",") if r), n_boot=_default(n_boot, 10 if quick else 30), seed=seed, quick=quick, out=out)
-    result = run_compare(cfg, progress=lambda msg: console.log(msg))
+    result = run_compare(cfg, progress=console.log if progress_enabled() else None)
     for family, r in result["families"].items():
         fid = r["quality"]["fid"]
         typer.echo(f"{family}: FID {fid['value']:.3f} [{fid['low']:.3f}, {fid['high']:.3f}]  "

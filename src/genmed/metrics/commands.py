@@ -121,6 +121,7 @@ def modes_cmd(
 
     from genmed.compare.modes import QUICK, ModeBenchConfig, plot_mode_samples, run_mode_benchmark, table_rows
     from genmed.fileio import write_json
+    from genmed.train.tracking import progress_enabled
     from genmed.versions import machine
 
     console = Console(stderr=True)
@@ -128,7 +129,7 @@ def modes_cmd(
     cfg = ModeBenchConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
                           mixtures=tuple(m.strip() for m in mixtures.split(",") if m.strip()),
                           out=str(out), **{**(QUICK if quick else {}), **given})
-    result = run_mode_benchmark(cfg, progress=lambda msg: console.log(msg))
+    result = run_mode_benchmark(cfg, progress=console.log if progress_enabled() else None)
     result["machine"] = machine()
     result["quick"] = quick
     plot_mode_samples(result, out / "modes.png")
