@@ -69,6 +69,9 @@ def _register() -> None:
     from genmed.metrics.commands import app as eval_app
 
     app.add_typer(eval_app, name="eval")
+    from genmed.apps.commands import app as apps_app
+
+    app.add_typer(apps_app, name="apps")
     from genmed.train.commands import sample, train
 
     app.command("train")(train)
@@ -76,6 +79,9 @@ def _register() -> None:
     from genmed.compare.commands import compare
 
     app.command("compare")(compare)
+    from genmed.scorelab.commands import app as score_app
+
+    app.add_typer(score_app, name="score")
 
 
 _register()

@@ -1,0 +1,35 @@
+"""Applications of the generative models: anomaly detection, low-dose denoising, phase
+translation, generation from a mask plus attributes, and 3D volumes.
+
+Names are imported on first use (PEP 562), so `genmed --help` does not pay for torch/MONAI.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "genmed.apps.anomaly": ("AnomalyConfig", "run_anomaly", "detect"),
+    "genmed.apps.denoise": ("DenoiseConfig", "run_denoise", "denoise_file"),
+    "genmed.apps.translate": ("TranslateConfig", "run_translate"),
+    "genmed.apps.generate_from_mask": ("MaskGenConfig", "run_generate_from_mask",
+                                       "train_mask_generator", "generate_pairs", "condition_maps",
+                                       "load_mask"),
+    "genmed.apps.volumes3d": ("Volumes3DConfig", "run_volumes3d"),
+    "genmed.apps.scoring": ("image_level", "pixel_level", "aupro", "best_dice"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'genmed.apps' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

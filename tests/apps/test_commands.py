@@ -1,0 +1,105 @@
+"""`genmed apps ...` in quick mode writes JSON + PNG; bad input is one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from genmed.cli import main
+
+
+def run(argv: list[str]) -> int:
+    try:
+        main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+@pytest.mark.parametrize("command,files", [
+    ("anomaly", ["anomaly.json", "anomaly.png", "anomaly_sensitivity.png"]),
+    ("denoise", ["denoise.json", "denoise.png"]),
+    ("translate", ["translate.json", "translate.png"]),
+    ("generate-from-mask", ["generate_from_mask.json", "generate_from_mask.png"]),
+    ("volumes3d", ["volumes3d.json", "volumes3d.png"]),
+])
+def test_quick_command_writes_metrics_and_figures(tmp_path, command, files):
+    assert run(["apps", command, "--quick", "--out", str(tmp_path)]) == 0
+    for name in files:
+        assert (tmp_path / name).stat().st_size > 0, name
+    data = json.loads((tmp_path / files[0]).read_text())
+    if command == "anomaly":
+        for det in ("intensity", "vae_recon", "vae_elbo", "gan", "diffusion"):
+            auc = data["detectors"][det]["image"]["auroc"]
+            assert 0.0 <= auc["low"] <= auc["value"] <= auc["high"] <= 1.0
+        assert data["detectors"]["gan"]["pixel"] is None
+        assert 0.0 <= data["detectors"]["diffusion"]["pixel"]["aupro"] <= 1.0
+    elif command in ("denoise", "translate"):
+        for m in data["methods"].values():
+            assert m["psnr_db"]["low"] <= m["psnr_db"]["value"] <= m["psnr_db"]["high"]
+    elif command == "generate-from-mask":
+        assert set(data["generated"]["dice"]) == {"kidney", "lesion"}
+        assert 0.0 <= data["real"]["kind_accuracy"] <= 1.0
+    else:
+        assert data["train_volumes_per_s"] > 0 and data["sample_shape"] == [1, 16, 16, 16]
+        assert data["peak_memory_mib"] > 0
+
+
+def test_denoise_user_dicom_writes_nifti_and_png(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    from genmed.data.io import load
+
+    src = get_testdata_file("CT_small.dcm")
+    assert run(["apps", "denoise", "--input", src, "--method", "nlm", "--out", str(tmp_path)]) == 0
+    out = load(tmp_path / "denoised.nii.gz")
+    inp = load(src)
+    assert out.array.shape == inp.array.shape
+    assert np.allclose(out.spacing, inp.spacing, rtol=1e-4)
+    info = json.loads((tmp_path / "denoise.json").read_text())
+    assert info["noise_sd_hu_after"] < info["noise_sd_hu_estimated"]
+    assert (tmp_path / "denoise.png").stat().st_size > 0
+
+
+def _mask_file(path, size: int, spacing: float, lesion: bool = True):
+    from genmed.data.io import save_nifti
+
+    m = np.zeros((size, size), np.uint8)
+    m[2:-2, 2:-2] = 1
+    m[5:9, 3:7] = 2
+    if lesion:
+        m[6:8, 4:6] = 3
+    return save_nifti(path, m, (spacing, spacing))
+
+
+def _expect_user_error(capsys, argv, out_dir):
+    assert run(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("genmed: error:") and "\n" not in err and "Traceback" not in err
+    assert not any(out_dir.iterdir()) if out_dir.exists() else True
+    return err
+
+
+def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
+    out = tmp_path / "out"
+    good = _mask_file(tmp_path / "mask.nii.gz", 16, 22.5)
+    err = _expect_user_error(capsys, ["apps", "denoise", "--input", str(tmp_path / "nope.dcm"),
+                                      "--out", str(out)], out)
+    assert "nope.dcm" in err
+    small = _mask_file(tmp_path / "small.nii.gz", 8, 22.5)
+    err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--quick", "--mask", str(small),
+                                      "--out", str(out)], out)
+    assert "shape" in err
+    err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--quick", "--mask", str(good),
+                                      "--attributes", '{"kind": "malignant", "colour": "red"}',
+                                      "--out", str(out)], out)
+    assert "colour" in err
+    err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--quick", "--mask", str(good),
+                                      "--attributes", '{"kind": "healthy"}', "--out", str(out)], out)
+    assert "lesion pixels" in err
+    ref = _mask_file(tmp_path / "ref.nii.gz", 16, 1.0)
+    err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--quick", "--mask", str(good),
+                                      "--reference", str(ref), "--out", str(out)], out)
+    assert "spacing" in err
