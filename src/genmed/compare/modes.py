@@ -35,6 +35,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
                      dict(lr=2e-4, betas=(0.5, 0.999))),
     "gan_hinge_sn_r1": ("gan", dict(variant="hinge_sn", latent_dim=8, r1_gamma=0.1),
                         dict(lr=2e-4, betas=(0.5, 0.999))),
+    "gan_dcgan_r1": ("gan", dict(variant="dcgan", latent_dim=8, r1_gamma=0.1),
+                     dict(lr=2e-4, betas=(0.5, 0.999))),
     "vae": ("vae", dict(latent_dim=8, likelihood_sigma=0.05),
             dict(lr=1e-3, betas=(0.9, 0.999))),
 }
