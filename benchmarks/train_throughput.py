@@ -9,7 +9,8 @@ In ONE run, alternating to share the machine's load fairly, it measures
   (2) bf16 / fp32 img/s for both;
   (3) MFU: model FLOPs (torch.utils.flop_counter, forward + backward) x steps/s over the
       matmul peak measured here in each precision;
-  (4) the share of engine step time spent waiting for data;
+  (4) the share of engine step time spent waiting for data, and where a step's time goes
+      (torch.profiler self time by op category: convolution, attention, norm, optimizer);
   (5) sampling img/s per diffusion sampler and (6) GAN / VAE training and sampling img/s,
       through `genmed.models.build_model` (when that is installed).
 Every figure is a best-of-repeats ratio within this run; the JSON records the machine.
@@ -40,6 +41,7 @@ from genmed.train import TrainConfig, train  # noqa: E402
 from genmed.versions import machine  # noqa: E402
 
 SIZE, BATCH = 32, 32
+CLOCK = "cpu"  # see clock()
 
 
 class RefDiffusion(GenerativeModel):
@@ -88,9 +90,9 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
     torch.mm(a, b)
     best = float("inf")
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0 = clock()
         torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     return 2 * n**3 / best
 
 
@@ -107,8 +109,16 @@ def train_flops(model: RefDiffusion, bf16: bool) -> float:
     return float(counter.get_total_flops())
 
 
+def clock() -> float:
+    """Seconds on the benchmark's clock: process CPU time (default) or wall time.
+
+    The machines this runs on are often shared; with one torch thread the process CPU time
+    of a step barely moves when other processes compete, while wall time can double."""
+    return time.process_time() if CLOCK == "cpu" else time.perf_counter()
+
+
 def bare_loop(precision: str, warm: int, steps: int) -> float:
-    """img/s of a plain PyTorch loop over the same model and data (after `warm` steps)."""
+    """Seconds per step of a plain PyTorch loop over the same model and data."""
     torch.manual_seed(0)
     model = RefDiffusion()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-4, fused=True)  # as the engine
@@ -117,7 +127,7 @@ def bare_loop(precision: str, warm: int, steps: int) -> float:
     while done < warm + steps:
         for batch in loader:
             if done == warm:
-                t0 = time.perf_counter()
+                t0 = clock()
             opt.zero_grad(set_to_none=True)
             with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
                 loss = model(batch)["loss"].mean()
@@ -126,82 +136,130 @@ def bare_loop(precision: str, warm: int, steps: int) -> float:
             done += 1
             if done == warm + steps:
                 break
-    return steps * BATCH / (time.perf_counter() - t0)
+    return (clock() - t0) / steps
 
 
-def engine_run(precision: str, warm: int, steps: int, out: Path) -> tuple[float, float]:
-    """(img/s over the measured window, data-wait share) of `genmed.train.train`."""
-    assert warm == steps, "the first log window is the warm-up"
+def engine_total(model: GenerativeModel, precision: str, steps: int, out: Path,
+                 family: str = "diffusion") -> tuple[float, float]:
+    """(clock seconds, data-wait share) of a whole `genmed.train.train` call of `steps` steps."""
     torch.manual_seed(0)
-    cfg = TrainConfig(steps=warm + steps, batch_size=BATCH, lr=2e-4, warmup=1, precision=precision,
-                      log_every=steps, ckpt_every=10**6, sample_n=1, out=str(out))
-    result = train(cfg, model=RefDiffusion(), dataset=Images())
-    records = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
-    return records[-1]["img_per_s"], result.data_wait_share
+    cfg = TrainConfig(family=family, steps=steps, batch_size=BATCH, lr=2e-4, warmup=0,
+                      precision=precision, log_every=steps, ckpt_every=10**6, sample_n=1,
+                      out=str(out))
+    t0 = clock()
+    result = train(cfg, model=model, dataset=Images())
+    return clock() - t0, result.data_wait_share
+
+
+def engine_step(make_model, precision: str, warm: int, steps: int, out: Path,
+                family: str = "diffusion") -> tuple[float, float]:
+    """(seconds per step, data-wait share) of the engine: the difference of a run of
+    warm + steps and one of warm steps, so set-up, final checkpoint and grid cancel."""
+    short, _ = engine_total(make_model(), precision, warm, out / "short", family)
+    long, wait = engine_total(make_model(), precision, warm + steps, out / "long", family)
+    return (long - short) / steps, wait
+
+
+CATEGORIES = (  # (category, substrings of aten op names), first match wins
+    ("convolution", ("conv",)),
+    ("attention/matmul", ("mm", "attention", "addmm", "linear", "matmul", "softmax")),
+    ("group norm", ("group_norm",)),
+    ("optimizer", ("adam",)),
+    ("dtype casts", ("_to_copy", "copy_", "to")),
+)
+
+
+def time_breakdown(precision: str, steps: int = 2) -> dict[str, float]:
+    """Share of one training step's self CPU time per op category (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    model = RefDiffusion()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-4, fused=True)
+    batch = {"image": Images().x[:BATCH]}
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
+            loss = model(batch)["loss"].mean()
+        loss.backward()
+        opt.step()
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    shares: dict[str, float] = {}
+    for event in prof.key_averages():
+        name = event.key.lower()
+        cat = next((c for c, keys in CATEGORIES if any(k in name for k in keys)), "other")
+        shares[cat] = shares.get(cat, 0.0) + event.self_cpu_time_total
+    total = sum(shares.values()) or 1.0
+    return {k: v / total for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}
 
 
 def _sample_rate(model: GenerativeModel, n: int, precision: str, **kw) -> float:
-    """img/s of `model.sample(n, **kw)` (second call timed; the first warms up)."""
+    """img/s of `model.sample(n, **kw)` (after a 2-image warm-up call)."""
     g = torch.Generator().manual_seed(0)
     with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
         model.sample(2, generator=g, **kw)
-        t0 = time.perf_counter()
+        t0 = clock()
         model.sample(n, generator=g, **kw)
-    return n / (time.perf_counter() - t0)
+    return n / (clock() - t0)
 
 
-def family_figures(steps: int, out: Path) -> dict:
-    """(5)(6): sampling img/s per diffusion sampler (default steps) and GAN/VAE/diffusion
-    training img/s through the engine, on the families' default 32x32 networks."""
+def family_figures(warm: int, steps: int, out: Path) -> dict:
+    """(5) sampling img/s of each diffusion sampler at the family's default step count, and
+    (6) GAN and VAE training (engine) and sampling img/s, on the families' default 32x32 nets."""
     try:
         from genmed.models import SAMPLERS, build_model
     except ImportError:
         return {"skipped": "genmed.models.build_model is not installed"}
-    figures: dict = {"sample_n": 8, "sampling_img_per_s": {}, "train_img_per_s": {}}
-    for family in ("diffusion", "gan", "vae"):
-        for precision in ("fp32", "bf16"):
-            torch.manual_seed(0)
-            model = build_model(family, size=SIZE).eval()
-            names = SAMPLERS if family == "diffusion" else (None,)
-            for name in names:
-                kw = {"sampler": name} if name else {}
-                key = f"{family}/{name}" if name else family
-                if name:
-                    key += f"@{model.config.sample_steps}steps"
-                n = 8 if name else 64
-                figures["sampling_img_per_s"].setdefault(key, {})[precision] = _sample_rate(
-                    model, n, precision, **kw)
-            cfg = TrainConfig(family=family, steps=2 * steps, batch_size=BATCH, warmup=1,
-                              precision=precision, log_every=steps, ckpt_every=10**6,
-                              sample_n=1, out=str(out / f"{family}-{precision}"))
-            train(cfg, model=build_model(family, size=SIZE), dataset=Images())
-            lines = (out / f"{family}-{precision}" / "metrics.jsonl").read_text().splitlines()
-            figures["train_img_per_s"].setdefault(family, {})[precision] = json.loads(
-                lines[-1])["img_per_s"]
-            print(f"{family} {precision}: {figures['train_img_per_s'][family][precision]:.1f} "
-                  "train img/s", flush=True)
+    figures: dict = {"sampling_img_per_s": {}, "train_img_per_s": {}}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        diffusion = build_model("diffusion", size=SIZE).eval()
+        for name in SAMPLERS:
+            key = f"diffusion/{name}@{diffusion.config.sample_steps}steps/n8"
+            figures["sampling_img_per_s"].setdefault(key, {})[precision] = _sample_rate(
+                diffusion, 8, precision, sampler=name)
+        for family in ("gan", "vae"):
+            sec, _ = engine_step(lambda f=family: build_model(f, size=SIZE), precision, warm,
+                                 steps, out / f"{family}-{precision}", family)
+            figures["train_img_per_s"].setdefault(family, {})[precision] = BATCH / sec
+            figures["sampling_img_per_s"].setdefault(f"{family}/n64", {})[precision] = (
+                _sample_rate(build_model(family, size=SIZE).eval(), 64, precision))
+        print(f"families {precision}: {figures}", flush=True)
     return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=4, help="measured steps per run")
+    parser.add_argument("--steps", type=int, default=3, help="measured steps per run")
+    parser.add_argument("--warm", type=int, default=1, help="warm-up steps per run")
     parser.add_argument("--repeats", type=int, default=2, help="alternating repeats (best kept)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="cpu: process CPU time (robust on shared machines); wall")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/train_throughput.json"))
     args = parser.parse_args()
+    global CLOCK
+    CLOCK = args.clock
+    if args.threads:
+        torch.set_num_threads(args.threads)
     figures: dict[str, list[float]] = {}
     waits: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeats):
             for precision in ("fp32", "bf16"):
-                bare = bare_loop(precision, args.steps, args.steps)
-                eng, wait = engine_run(precision, args.steps, args.steps,
-                                       Path(tmp) / f"{precision}-{rep}")
+                bare = BATCH / bare_loop(precision, args.warm, args.steps)
+                sec, wait = engine_step(RefDiffusion, precision, args.warm, args.steps,
+                                        Path(tmp) / f"{precision}-{rep}")
                 figures.setdefault(f"bare_{precision}", []).append(bare)
-                figures.setdefault(f"engine_{precision}", []).append(eng)
+                figures.setdefault(f"engine_{precision}", []).append(BATCH / sec)
                 waits.append(wait)
-                print(f"rep {rep} {precision}: bare {bare:.2f} img/s, engine {eng:.2f} img/s",
-                      flush=True)
+                print(f"rep {rep} {precision}: bare {bare:.2f} img/s, engine {BATCH / sec:.2f} "
+                      f"img/s ({CLOCK} clock)", flush=True)
     best = {k: max(v) for k, v in figures.items()}
     peak = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     model = RefDiffusion()
@@ -212,7 +270,8 @@ def main() -> None:
         "reference_model": "MONAI DiffusionModelUNet 2D, channels (32,64,64), attention "
                            "(F,F,T), 1 res block, 32x32, batch 32, DDPM eps loss",
         "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
-        "steps_per_run": args.steps, "repeats": args.repeats,
+        "clock": args.clock, "steps_per_run": args.steps, "warm_steps": args.warm,
+        "repeats": args.repeats,
         "img_per_s_best": best, "img_per_s_all": figures,
         "engine_overhead": {p: 1 - best[f"engine_{p}"] / best[f"bare_{p}"] for p in ("fp32", "bf16")},
         "bf16_over_fp32": {"bare": best["bare_bf16"] / best["bare_fp32"],
@@ -221,10 +280,11 @@ def main() -> None:
         "train_gflop_per_image": {p: f / BATCH / 1e9 for p, f in flops.items()},
         "mfu": {f"{who}_{p}": best[f"{who}_{p}"] / BATCH * flops[p] / peak[p]
                 for who in ("bare", "engine") for p in ("fp32", "bf16")},
+        "self_time_share_by_op": {p: time_breakdown(p) for p in ("fp32", "bf16")},
         "data_wait_share": {"median": statistics.median(waits), "max": max(waits)},
     }
     with tempfile.TemporaryDirectory() as tmp:
-        result["families"] = family_figures(args.steps, Path(tmp))
+        result["families"] = family_figures(args.warm, args.steps, Path(tmp))
     write_json(args.out, result)
     print(json.dumps({k: result[k] for k in ("img_per_s_best", "engine_overhead",
                                              "bf16_over_fp32", "mfu", "data_wait_share")},

@@ -69,3 +69,50 @@ def test_resume_rejects_other_options_and_foreign_sidecar(capsys, tmp_path):
            "not a genmed-checkpoint/1 checkpoint")
     _fails(capsys, ["sample", str(run), "-n", "0", "--out", str(tmp_path / "s")], "-n 0")
     assert not (tmp_path / "s").exists()
+
+
+def test_size_the_network_cannot_use_is_exit_2(capsys, tmp_path):
+    _fails(capsys, ["train", "--family", "gan", "--size", "24", "--out", str(tmp_path / "run")],
+           "size=24")
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_then_sample_a_real_family_on_the_phantom(capsys, tmp_path):
+    import nibabel as nib
+    import yaml
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({
+        "family": "diffusion", "size": 16, "n_patients": 4, "batch_size": 8, "warmup": 0,
+        "sample_n": 4, "cond": "label",
+        "options": {"channels": [16, 16], "attention_levels": [False, False],
+                    "norm_num_groups": 8, "sample_steps": 2}}))
+    run = tmp_path / "run"
+    main_ok = ["train", "--config", str(config), "--steps", "3", "--precision", "fp32",
+               "--out", str(run)]
+    with pytest.raises(SystemExit) as exc:
+        main(main_ok)
+    assert exc.value.code in (0, None), capsys.readouterr().err
+    assert "trained 3 steps" in capsys.readouterr().out
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["steps"] == 3 and saved["size"] == 16 and saved["options"]["channels"] == [16, 16]
+    assert (run / "samples/step-00000003.png").is_file()
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--resume", str(run), "--steps", "4"])
+    assert exc.value.code in (0, None) and "trained 4 steps" in capsys.readouterr().out
+
+    out = tmp_path / "samples"
+    with pytest.raises(SystemExit) as exc:
+        main(["sample", str(run), "-n", "3", "--sampler", "ddim", "--steps", "2",
+              "--guidance", "2.0", "--class", "malignant", "--out", str(out)])
+    assert exc.value.code in (0, None), capsys.readouterr().err
+    images = sorted(out.glob("sample_*.nii.gz"))
+    assert len(images) == 3 and (out / "grid.png").is_file()
+    hu = nib.load(images[0]).get_fdata()
+    assert hu.shape == (16, 16) and -1200 < hu.min() and hu.max() < 1300  # HU, not [-1, 1]
+    assert hu.max() - hu.min() > 2
+    _fails(capsys, ["sample", str(run), "--class", "kidney", "--out", str(tmp_path / "s2")],
+           "--class 'kidney' is not one of")
+    _fails(capsys, ["sample", str(run), "--sampler", "euler", "--out", str(tmp_path / "s2")],
+           "sampler='euler'")
+    assert not (tmp_path / "s2").exists()

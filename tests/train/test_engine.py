@@ -58,14 +58,17 @@ def test_two_phase_model_steps_each_phase_with_its_own_optimiser(tmp_path):
     assert [len(state["optimizers"][p]["state"]) for p in ("discriminator", "generator")] == [4, 2]
 
 
-def test_ema_is_the_exponential_average_of_the_weights(tmp_path):
-    decay = 0.8
-    cfg = _cfg(tmp_path, steps=6, ckpt_every=1, keep_checkpoints=10, ema_decay=decay)
+@pytest.mark.parametrize("warmup", [False, True])
+def test_ema_is_the_exponential_average_of_the_weights(tmp_path, warmup):
+    cfg = _cfg(tmp_path, steps=6, ckpt_every=1, keep_checkpoints=10, ema_decay=0.8,
+               ema_warmup=warmup)
     train(cfg, model=ToyDenoiser(bn=True), dataset=Blobs())
     folder = tmp_path / "run/checkpoints"
     ema = None
     for step in range(1, 7):
         weights = load_file(folder / f"step-{step:08d}.model.safetensors")
+        n = step - 1  # updates before this one
+        decay = min(0.8, (1 + n) / (10 + n)) if warmup else 0.8
         ema = ({k: v.clone() for k, v in weights.items()} if ema is None else
                {k: decay * ema[k] + (1 - decay) * weights[k] if v.is_floating_point() else weights[k]
                 for k, v in weights.items()})
@@ -132,3 +135,30 @@ def test_bad_settings_are_user_errors(tmp_path):
     train(_cfg(tmp_path, steps=5), model=ToyDenoiser(), dataset=Blobs())
     with pytest.raises(UserError, match="already holds a run"):
         train(_cfg(tmp_path, steps=5), model=ToyDenoiser(), dataset=Blobs())
+
+
+def test_resume_with_more_steps_stretches_the_cosine(tmp_path):
+    from genmed.train import resume
+    from genmed.train.engine import lr_factor
+
+    cfg = _cfg(tmp_path, steps=10, warmup=2, log_every=1, ckpt_every=5)
+    train(cfg, model=ToyDenoiser(), dataset=Blobs())
+    resume(cfg.out, steps=20, model=ToyDenoiser(), dataset=Blobs())
+    lrs = {r["step"]: r["lr"] for r in _records(tmp_path / "run")}
+    assert sorted(lrs) == list(range(1, 21))
+    longer = cfg.replace(steps=20)
+    for step in range(11, 21):  # the LR after `step` steps follows the 20-step curve
+        assert lrs[step] == pytest.approx(cfg.lr * lr_factor(step, longer))
+    assert lrs[20] == pytest.approx(0.0, abs=1e-12)
+    assert "steps: 20" in (tmp_path / "run/config.yaml").read_text()
+
+
+def test_sample_grid_shows_3d_volumes_by_their_middle_slice():
+    from genmed.train.tracking import sample_grid
+
+    volumes = -torch.ones(4, 1, 6, 8, 8)
+    volumes[:, :, 3] = 1.0  # only the middle slice is bright
+    grid = sample_grid(volumes)
+    assert grid.dtype.name == "uint8" and grid.ndim == 2
+    assert grid.shape == sample_grid(volumes[:, :, 3]).shape
+    assert (grid == sample_grid(torch.ones(4, 1, 8, 8))).all()

@@ -4,10 +4,27 @@
     result = train(TrainConfig(family="diffusion", steps=2000, out="runs/ddpm"))
     model, cfg = load_run("runs/ddpm")          # EMA weights, ready to sample
     images = model.sample(16)
+
+Names are imported on first use (PEP 562), so `genmed --help` does not pay for torch/MONAI.
 """
 
-from genmed.train.config import TrainConfig
-from genmed.train.engine import RunResult, train
-from genmed.train.run import load_run, resume, sample_run
+from __future__ import annotations
 
-__all__ = ["RunResult", "TrainConfig", "load_run", "resume", "sample_run", "train"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "genmed.train.config": ("TrainConfig",),
+    "genmed.train.engine": ("RunResult", "train"),
+    "genmed.train.run": ("load_run", "resume", "sample_run"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'genmed.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value

@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from genmed.errors import UserError, check_choice, check_positive
 
-FAMILIES = ("diffusion", "gan", "vae")
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Device = Literal["auto", "cpu", "cuda"]
 Schedule = Literal["cosine", "constant"]
@@ -24,7 +23,7 @@ Cond = Literal["none", "label"]
 class TrainConfig:
     """One training run. Steps count optimiser steps (one batch through every phase)."""
 
-    family: str = "diffusion"  # model family passed to genmed.models.build_model
+    family: str = "diffusion"  # "diffusion", "gan", "vae" (genmed.models.FAMILIES)
     data: str = "phantom"  # "phantom", a manifest CSV or a folder of images
     size: int = 32  # image side in pixels (voxels in 3D)
     spatial_dims: int = 2  # 2 (slices) or 3 (volumes)
@@ -41,6 +40,7 @@ class TrainConfig:
     schedule: Schedule = "cosine"  # LR after warm-up: cosine decay to 0, or constant
     grad_clip: float = 1.0  # max global grad norm per phase (0: off)
     ema_decay: float = 0.999  # EMA of weights, used for sampling (0: off, sample raw weights)
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + n) / (10 + n)) after n updates
     precision: Precision = "auto"  # auto: bf16 where the hardware runs it fast, else fp32
     device: Device = "auto"  # auto: CUDA when present, else CPU
     seed: int = 0  # seeds weights, noise and data order

@@ -1,6 +1,7 @@
 """The one training loop for every family (design.md, "Training engine").
 
-Each step takes one batch and, for every phase the model names (`model.phases()`: "main" for
+Each step takes one batch (plus "step", the optimiser steps done so far, for models with
+step-dependent losses such as KL annealing) and, for every phase the model names (`model.phases()`: "main" for
 diffusion and VAE, "discriminator" then "generator" for a GAN), zeroes the gradients, reduces
 the model's per-sample losses to their mean, back-propagates (through DDP when launched by
 torchrun), clips, and steps that phase's AdamW optimiser and LR schedule. Then the EMA of the
@@ -9,6 +10,7 @@ weights is updated. The loop never asks which family it drives.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -18,16 +20,15 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.lr_scheduler import (ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler,
-                                      SequentialLR)
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import Dataset
 
 from genmed.config import save_config, to_dict
-from genmed.errors import UserError, check_choice
+from genmed.errors import UserError
 from genmed.models.base import GenerativeModel
 from genmed.train import checkpoint as ckpt
-from genmed.train.config import FAMILIES, TrainConfig, effective_warmup
+from genmed.train.config import TrainConfig, effective_warmup
 from genmed.train.data import BatchOrder, load_dataset, to_device
 from genmed.train.distributed import (Topology, gather_objects, init_from_env,
                                       local_rank_from_env, shutdown)
@@ -49,8 +50,8 @@ class RunResult:
 
 
 def build_model(cfg: TrainConfig) -> GenerativeModel:
-    """The model `cfg` describes, from `genmed.models.build_model`."""
-    check_choice("family", cfg.family, FAMILIES)
+    """The model `cfg` describes, from the family registry (`genmed.models.build_model`);
+    an unknown family or option, or a size the network cannot use, is a `UserError`."""
     from genmed.models import build_model as build
 
     return build(cfg.family, spatial_dims=cfg.spatial_dims, in_channels=cfg.in_channels,
@@ -58,18 +59,39 @@ def build_model(cfg: TrainConfig) -> GenerativeModel:
                  **cfg.options)
 
 
-def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> LRScheduler:
-    """Linear warm-up (lr * k / warmup at step k = 1..warmup), then cosine decay to 0 over
-    the remaining steps (Loshchilov & Hutter 2017, SGDR eq. 5 without restarts) or constant."""
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """LR multiplier after `step` optimiser steps: linear warm-up ((step + 1) / warmup), then
+    cosine decay to 0 at `cfg.steps` (Loshchilov & Hutter 2017, SGDR eq. 5, no restarts) or
+    constant. A closed form of the step, so a run resumed with more steps follows the
+    stretched curve. Warm-up is capped at a fifth of the run (`effective_warmup`)."""
     warmup = effective_warmup(cfg)
-    if cfg.schedule == "cosine":
-        after: LRScheduler = CosineAnnealingLR(opt, T_max=cfg.steps - warmup)
-    else:
-        after = ConstantLR(opt, factor=1.0, total_iters=0)
-    if warmup <= 1:
-        return after
-    warm = LinearLR(opt, start_factor=1.0 / warmup, end_factor=1.0, total_iters=warmup - 1)
-    return SequentialLR(opt, [warm, after], milestones=[warmup])
+    if step < warmup:
+        return (step + 1) / warmup
+    if cfg.schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, cfg.steps - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> LRScheduler:
+    """`torch.optim.lr_scheduler.LambdaLR` over `lr_factor` (its state is just the step)."""
+    return LambdaLR(opt, lambda step: lr_factor(step, cfg))
+
+
+def ema_update(decay: float, warmup: bool = True):
+    """`multi_avg_fn` for `AveragedModel`: EMA with decay min(decay, (1 + n) / (10 + n)) after
+    n updates (the num_updates warm-up of TensorFlow's ExponentialMovingAverage), so short
+    runs are not dominated by the initial weights; `warmup=False` is torch's
+    `get_ema_multi_avg_fn(decay)` exactly."""
+    fixed = get_ema_multi_avg_fn(decay)
+    if not warmup:
+        return fixed
+
+    def update(ema_params, params, n_averaged) -> None:
+        n = int(n_averaged)
+        get_ema_multi_avg_fn(min(decay, (1 + n) / (10 + n)))(ema_params, params, n_averaged)
+
+    return update
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -120,12 +142,12 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
                   for p in phases}
     schedulers = {p: make_scheduler(optimizers[p], cfg) for p in phases}
     scaler = num.grad_scaler()
-    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay),
+    ema = (AveragedModel(model, multi_avg_fn=ema_update(cfg.ema_decay, cfg.ema_warmup),
                          use_buffers=True) if cfg.ema_decay > 0 else None)
     step = 0
     if resume:
         step = _restore(run_dir, topo, model, ema, optimizers, schedulers, scaler)
-    elif topo.is_main:
+    if topo.is_main:  # the resolved config (a resume may have raised `steps`)
         save_config(cfg, run_dir / "config.yaml")
     net = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                    else None, find_unused_parameters=len(phases) > 1)
@@ -145,6 +167,7 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
                 if raw is None:
                     break
                 batch = to_device(raw, device)
+                batch["step"] = torch.tensor(step, device=device)  # optimiser steps so far
                 wait_total += time.perf_counter() - t0
                 for phase in phases:
                     _phase_step(net, model, batch, phase, optimizers[phase], params[phase],
@@ -248,8 +271,13 @@ def _save(run_dir: Path, step: int, cfg: TrainConfig, topo: Topology, model: tor
              "schedulers": {p: s.state_dict() for p, s in schedulers.items()},
              "scaler": scaler.state_dict() if scaler is not None else {},
              "rng": rng, "world": topo.world}
+    config = to_dict(cfg)
+    if hasattr(model, "config"):  # how to rebuild the network, even if built in Python
+        from genmed.models import model_config_dict
+
+        config = {**config, "model": model_config_dict(model)}
     ckpt.save_checkpoint(run_dir / "checkpoints", step, model=model, ema=ema, state=state,
-                         config=to_dict(cfg), keep=cfg.keep_checkpoints)
+                         config=config, keep=cfg.keep_checkpoints)
 
 
 def _restore(run_dir: Path, topo: Topology, model: torch.nn.Module, ema: AveragedModel | None,

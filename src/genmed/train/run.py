@@ -39,17 +39,32 @@ def load_run(run_dir: str | Path, *, ema: bool = True, model: GenerativeModel | 
              device: str = "cpu") -> tuple[GenerativeModel, TrainConfig]:
     """The model of a run's newest checkpoint (EMA weights unless `ema=False`) and its config.
 
-    The model is built from the run's config unless `model` (same architecture) is given.
+    The model is rebuilt from the network config stored with the checkpoint (or the run's
+    config) unless `model` (same architecture) is given.
     """
     cfg = load_config_of(run_dir)
     files = ckpt.latest_checkpoint(Path(run_dir))
     meta = ckpt.read_meta(files)
-    model = (model if model is not None else build_model(cfg)).to(device)
+    if model is None:
+        model = _rebuild(meta, cfg, files.path("meta"))
+    model = model.to(device)
     if ema and meta.get("ema"):
         _load_ema(model, files.path("ema"))
     else:
         ckpt.load_weights(model, files.path("model"))
     return model.eval(), cfg
+
+
+def _rebuild(meta: dict, cfg: TrainConfig, where: Path) -> GenerativeModel:
+    """The network recorded in the checkpoint sidecar, else the one `cfg` describes."""
+    stored = meta.get("config", {}).get("model")
+    if stored is None:
+        return build_model(cfg)
+    from genmed.models import build_model_from_config
+
+    if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
+        raise UserError(f"{where}: malformed model record")
+    return build_model_from_config(str(stored.get("family")), stored["config"])
 
 
 def _load_ema(model: torch.nn.Module, path: Path) -> None:
