@@ -76,6 +76,9 @@ def _register() -> None:
 
     app.command("train")(train)
     app.command("sample")(sample)
+    from genmed.compare.commands import compare
+
+    app.command("compare")(compare)
     from genmed.scorelab.commands import app as score_app
 
     app.add_typer(score_app, name="score")

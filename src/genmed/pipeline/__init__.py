@@ -10,8 +10,7 @@ Names are imported on first use (PEP 562) so `genmed --help` stays fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from genmed._lazy import lazy_exports
 
 _EXPORTS = {
     "genmed.pipeline.pipeline": ("Pipeline", "PipelineConfig", "evaluate", "load_pipeline", "predict",
@@ -24,17 +23,4 @@ _EXPORTS = {
     "genmed.pipeline.fewlabels": ("FewLabelsConfig", "few_labels_study"),
     "genmed.pipeline.demo": ("run_demo_stage",),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'genmed.pipeline' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -82,7 +82,7 @@ class Tracker:
 
     def grid(self, step: int, images: torch.Tensor) -> Path | None:
         """Save a sample grid as RUN_DIR/samples/step-XXXXXXXX.png and to TensorBoard."""
-        if not self.active:
+        if not self.active or images.ndim < 3:  # vector samples (B, D): no image grid
             return None
         grid = sample_grid(images)
         path = write_png(self.run_dir / "samples" / f"step-{step:08d}.png", grid)

@@ -1,0 +1,110 @@
+"""`CompareConfig`: one family comparison, and the per-family training recipes it uses.
+
+The compute budget is the same for every family and is stated in the output: either the same
+number of training images seen (`budget_images`; steps = budget / batch size, a GAN step shows
+one real batch to D and one generated batch to G) or the same training wall-clock
+(`budget_seconds`; steps estimated from a short measured probe of each family, and the seconds
+actually spent are reported next to it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from genmed.errors import UserError, check_choice, check_positive
+
+FAMILY_NAMES = ("diffusion", "gan", "vae")
+# (sampler, steps) settings of the sampler study; ("ddpm", 1000) is the full chain (Algorithm 2).
+STUDY = (("ddpm", 1000), ("ddpm", 100), ("ddim", 10), ("ddim", 20), ("ddim", 50),
+         ("dpmpp_2m", 10), ("dpmpp_2m", 20))
+QUICK_STUDY = (("ddpm", 200), ("ddim", 10), ("dpmpp_2m", 10))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one family is trained in a comparison (model options and optimiser settings)."""
+
+    options: dict[str, Any]
+    lr: float
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+# Full recipes: the reference networks of docs/models.md; learning rates for short runs.
+RECIPES: dict[str, Recipe] = {
+    "diffusion": Recipe(dict(sampler="dpmpp_2m", sample_steps=20), lr=1e-3),
+    "gan": Recipe(dict(variant="hinge_sn"), lr=2e-4, betas=(0.5, 0.999)),
+    "vae": Recipe(dict(kl_warmup_steps=300), lr=1e-3),
+}
+# Tiny networks for `--quick` (the test suite): seconds, not quality.
+QUICK_RECIPES: dict[str, Recipe] = {
+    "diffusion": Recipe(dict(channels=(8, 16), attention_levels=(False, False), norm_num_groups=4,
+                             num_train_timesteps=200, sampler="dpmpp_2m", sample_steps=10), lr=2e-3),
+    "gan": Recipe(dict(variant="hinge_sn", base_channels=8, latent_dim=16), lr=2e-4, betas=(0.5, 0.999)),
+    "vae": Recipe(dict(channels=(8, 16), latent_dim=8, kl_warmup_steps=20), lr=2e-3),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompareConfig:
+    """One comparison run; `out` receives report.html, metrics.json and the run folders."""
+
+    families: tuple[str, ...] = FAMILY_NAMES  # families to train or load, in report order
+    data: str = "phantom"  # "phantom", a manifest CSV or an image folder (genmed.data)
+    size: int = 32  # image side in pixels
+    n_patients: int | None = 96  # phantom patients (train/val/test split by patient)
+    budget_images: int | None = None  # training images seen per family (default 40,000)
+    budget_seconds: float | None = None  # or: training wall-clock seconds per family
+    batch_size: int = 32  # training batch
+    n_samples: int = 256  # generated images per family for the metrics
+    study_n: int = 64  # images per sampler setting in the diffusion sampler study
+    study: tuple[tuple[str, int], ...] = STUDY  # (sampler, steps) settings; () to skip
+    runs: tuple[str, ...] = ()  # existing run folders, one per family (no training)
+    n_boot: int = 30  # bootstrap resamples for the CIs
+    ema_decay: float = 0.995  # weight EMA for the (short) runs
+    precision: str = "auto"  # engine precision (bf16 autocast on AMX/AVX-512-BF16 CPUs)
+    quick: bool = False  # tiny networks and sizes (test suite)
+    seed: int = 0
+    out: str = "runs/compare"
+
+    def __post_init__(self) -> None:
+        if not self.families:
+            raise UserError("--families: name at least one of diffusion, gan, vae")
+        for f in self.families:
+            check_choice("family", f, FAMILY_NAMES)
+        if len(set(self.families)) != len(self.families):
+            raise UserError(f"--families {','.join(self.families)}: a family is named twice")
+        if self.budget_images is not None and self.budget_seconds is not None:
+            raise UserError("give --budget-images or --budget-seconds, not both")
+        if self.budget_images is not None:
+            check_positive("budget_images", self.budget_images)
+            if self.budget_images < self.batch_size:
+                raise UserError(f"budget_images={self.budget_images} is less than one batch "
+                                f"({self.batch_size} images)")
+        if self.budget_seconds is not None:
+            check_positive("budget_seconds", self.budget_seconds)
+        for name in ("size", "batch_size", "n_samples", "study_n", "n_boot"):
+            check_positive(name, getattr(self, name))
+        if self.n_samples < 8 or self.study_n < 8:
+            raise UserError("n_samples and study_n must be >= 8 (the k-NN metrics use k=5)")
+        check_choice("precision", self.precision, ("auto", "bf16", "fp32"))
+        if self.runs and len(self.runs) != len(self.families):
+            raise UserError(f"--runs names {len(self.runs)} run folders for "
+                            f"{len(self.families)} families; give one per family, in order")
+        from genmed.models import SAMPLERS
+
+        for sampler, steps in self.study:
+            check_choice("sampler", sampler, SAMPLERS)
+            check_positive("study steps", steps)
+
+    @property
+    def budget(self) -> tuple[str, float]:
+        """("images", N) or ("seconds", S): the stated equal compute budget."""
+        if self.budget_seconds is not None:
+            return "seconds", float(self.budget_seconds)
+        if self.budget_images is not None:
+            return "images", float(self.budget_images)
+        return "images", float(640 if self.quick else 40_000)
+
+    def recipe(self, family: str) -> Recipe:
+        return (QUICK_RECIPES if self.quick else RECIPES)[family]

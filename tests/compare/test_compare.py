@@ -1,0 +1,81 @@
+"""`genmed compare --quick`: trains the three families, writes report.html + metrics.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from genmed.cli import main
+
+QUICK = ["compare", "--quick", "--n-patients", "10", "--budget-images", "320", "--n-samples", "24",
+         "--study-n", "12", "--n-boot", "5"]
+
+
+def _run(argv):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    return exc.value.code
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cmp") / "out"
+    with pytest.raises(SystemExit) as exc:
+        main([*QUICK, "--out", str(out)])
+    assert exc.value.code == 0
+    return out
+
+
+def test_quick_compare_writes_report_and_metrics(quick_run):
+    result = json.loads((quick_run / "metrics.json").read_text())
+    assert set(result["families"]) == {"diffusion", "gan", "vae"}
+    assert result["budget"]["kind"] == "images" and "320" in result["budget"]["statement"]
+    for family, r in result["families"].items():
+        assert r["images_seen"] == 320, family  # equal budget: 10 steps of 32 images each
+        quality, diversity = set(r["quality"]), set(r["diversity"])
+        assert {"fid", "kid", "precision", "density"} <= quality
+        assert {"recall", "coverage", "intra_ms_ssim_fake"} <= diversity
+        assert not quality & diversity  # quality and diversity are separate numbers
+        fid = r["quality"]["fid"]
+        assert fid["low"] <= fid["value"] <= fid["high"] and fid["value"] > 0
+        assert 0 <= r["memorisation"]["share_flagged"] <= 1
+        assert r["sampling_seconds_per_image"] > 0
+    ext = result["extractor"]
+    assert ext["name"] == "genmed-phantom-cnn-v1" and len(ext["weights_hash"]) == 64
+    study = result["sampler_study"]
+    assert [(r["sampler"], r["steps"]) for r in study["rows"]] == [("ddpm", 200), ("ddim", 10), ("dpmpp_2m", 10)]
+    # the full chain costs more network evaluations, hence more time per image, than 10 steps
+    assert study["rows"][0]["nfe"] == 200 and study["rows"][0]["seconds_per_image"] > study["rows"][2]["seconds_per_image"]
+    html = (quick_run / "report.html").read_text()
+    for heading in ("Quality (fidelity)", "Diversity", "Memorisation", "Training curves", "sampler study",
+                    "Settings and versions"):
+        assert heading in html
+    assert ext["weights_hash"] in html and "genmed-phantom-cnn-v1" in html
+    for png in ("real", "samples_diffusion", "samples_gan", "samples_vae", "precision_recall",
+                "training_curves", "sampler_study", "memorisation_gan"):
+        assert (quick_run / "img" / f"{png}.png").is_file()
+    assert (quick_run / "runs" / "gan" / "metrics.jsonl").is_file()
+
+
+def test_runs_must_match_families(quick_run, tmp_path, capsys):
+    runs = ",".join(str(quick_run / "runs" / f) for f in ("gan", "diffusion", "vae"))
+    out = tmp_path / "again"
+    assert _run([*QUICK, "--runs", runs, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("genmed: error:") and "is a gan run" in err and "\n" not in err
+    assert not (out / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--families", "diffusion,flow"], "family='flow' is not one of"),
+    (["--budget-images", "0"], "budget_images=0 must be > 0"),
+    (["--budget-images", "100", "--budget-seconds", "5"], "not both"),
+    (["--budget-seconds", "-1"], "budget_seconds=-1.0 must be > 0"),
+])
+def test_bad_input_exits_2_without_output(tmp_path, capsys, extra, message):
+    out = tmp_path / "out"
+    assert _run(["compare", "--quick", *extra, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+    assert not out.exists()
