@@ -38,7 +38,7 @@ def test_quick_compare_writes_report_and_metrics(quick_run):
         assert {"recall", "coverage", "intra_ms_ssim_fake"} <= diversity
         assert not quality & diversity  # quality and diversity are separate numbers
         fid = r["quality"]["fid"]
-        assert fid["low"] <= fid["value"] <= fid["high"] and fid["value"] > 0
+        assert fid["low"] <= fid["high"] and fid["value"] > 0  # percentile CI: may not hold the value
         assert 0 <= r["memorisation"]["share_flagged"] <= 1
         assert r["sampling_seconds_per_image"] > 0
     ext = result["extractor"]
