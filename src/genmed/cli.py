@@ -82,6 +82,9 @@ def _register() -> None:
     from genmed.scorelab.commands import app as score_app
 
     app.add_typer(score_app, name="score")
+    from genmed.pipeline.commands import app as pipeline_app
+
+    app.add_typer(pipeline_app, name="pipeline")
 
 
 _register()

@@ -81,6 +81,12 @@ def _score_lab(out: Path, quick: bool) -> Links:
     return [(page.write(out / "report.html"), "score lab report")]
 
 
+def _pipeline(out: Path, quick: bool) -> Links:
+    from genmed.pipeline.demo import run_demo_stage
+
+    return run_demo_stage(out, quick)
+
+
 def _families(out: Path, quick: bool) -> Links:
     """Train diffusion, GAN and VAE briefly under one budget and compare them (genmed compare).
 
@@ -109,6 +115,8 @@ def stages() -> list[Stage]:
         Stage("families", "Diffusion vs GAN vs VAE (equal budget)", _families),
         Stage("scorelab", "Score lab", _score_lab),
         Stage("errors", "Error analysis (source's worked example)", _error_analysis),
+        Stage("pipeline", "Kidney CT pipeline: segmentation -> classification, error analysis",
+              _pipeline),
     ]
 
 

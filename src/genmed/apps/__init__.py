@@ -6,8 +6,7 @@ Names are imported on first use (PEP 562), so `genmed --help` does not pay for t
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from genmed._lazy import lazy_exports
 
 _EXPORTS = {
     "genmed.apps.anomaly": ("AnomalyConfig", "run_anomaly", "detect"),
@@ -19,17 +18,4 @@ _EXPORTS = {
     "genmed.apps.volumes3d": ("Volumes3DConfig", "run_volumes3d"),
     "genmed.apps.scoring": ("image_level", "pixel_level", "aupro", "best_dice"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'genmed.apps' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

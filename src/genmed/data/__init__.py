@@ -5,8 +5,7 @@ Names are imported on first use (PEP 562), so `genmed --help` does not pay for t
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from genmed._lazy import lazy_exports
 
 _EXPORTS = {
     "genmed.data.phantom": ("LABELS", "TISSUES", "PhantomConfig", "PhantomSlices", "PhantomVolumes",
@@ -18,17 +17,4 @@ _EXPORTS = {
     "genmed.data.io": ("Image", "describe", "load", "load_medmnist", "save_nifti"),
     "genmed.data.export": ("write_phantom_dataset",),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'genmed.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -6,29 +6,21 @@
 - `analyse_parts`: error analysis by parts of a pipeline of any length;
 - `TagStore`, `import_tags`, `export_tags`: the SQLite tag store;
 - `serve_ui`: the local tagging web UI.
-Each function is one CLI command (`genmed errors ...`).
+Each function is one CLI command (`genmed errors ...`). Names are imported on first use.
 """
 
-from genmed.erroranalysis.api import (
-    analyse_parts,
-    check_overfit,
-    export_tags,
-    import_tags,
-    sample_for_review,
-    serve_ui,
-    split_dev,
-    summarize,
-)
-from genmed.erroranalysis.categories import Category, CategoryTable, category_table, wilson_interval
-from genmed.erroranalysis.parts import ComponentShare, PartsReport, error_by_parts
-from genmed.erroranalysis.split import Split, make_split, overfit_test, sample_errors
-from genmed.erroranalysis.store import TagStore
-from genmed.erroranalysis.tables import load_parts, load_predictions, load_split, load_tags
+from __future__ import annotations
 
-__all__ = [
-    "Category", "CategoryTable", "ComponentShare", "PartsReport", "Split", "TagStore",
-    "analyse_parts", "category_table", "check_overfit", "error_by_parts", "export_tags",
-    "import_tags", "load_parts", "load_predictions", "load_split", "load_tags", "make_split",
-    "overfit_test", "sample_errors", "sample_for_review", "serve_ui", "split_dev", "summarize",
-    "wilson_interval",
-]
+
+from genmed._lazy import lazy_exports
+
+_EXPORTS = {
+    ".api": ("analyse_parts", "check_overfit", "export_tags", "import_tags", "sample_for_review",
+             "serve_ui", "split_dev", "summarize"),
+    ".categories": ("Category", "CategoryTable", "category_table", "wilson_interval"),
+    ".parts": ("ComponentShare", "PartsReport", "error_by_parts"),
+    ".split": ("Split", "make_split", "overfit_test", "sample_errors"),
+    ".store": ("TagStore",),
+    ".tables": ("load_parts", "load_predictions", "load_split", "load_tags"),
+}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

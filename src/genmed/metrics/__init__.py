@@ -9,62 +9,25 @@ Names are imported lazily (PEP 562) so that `genmed --help` does not load torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from genmed._lazy import lazy_exports
 
 # `fid` and `prdc` share their modules' names, so they are bound eagerly (numpy only); a lazy
 # attribute would be shadowed by the submodule once it is imported.
 from genmed.metrics.fid import fid
 from genmed.metrics.prdc import prdc
 
-_WHERE = {
-    "ExtractorConfig": "extractor_train",
-    "train_extractor": "extractor_train",
-    "train_phantom_extractor": "extractor_train",
-    "read_image_set": "imagesets",
-    "ClassCoverage": "diversity",
-    "Diversity": "diversity",
-    "Estimate": "stats",
-    "EvalConfig": "evaluate",
-    "FeatureExtractor": "features",
-    "MemorisationAudit": "memorisation",
-    "ModeMetrics": "modes",
-    "PHANTOM_EXTRACTOR": "features",
-    "PRDC": "prdc",
-    "PairedMetrics": "paired",
-    "PhantomCNN": "features",
-    "bootstrap_ci": "stats",
-    "class_coverage": "diversity",
-    "evaluate_images": "evaluate",
-    "fid_ci": "fid",
-    "flatten_rms": "memorisation",
-    "frechet_distance": "fid",
-    "from_callable": "features",
-    "intra_ms_ssim": "diversity",
-    "kid": "fid",
-    "kid_ci": "fid",
-    "load_extractor": "features",
-    "load_phantom_cnn": "features",
-    "load_torchscript": "features",
-    "mean_ci": "stats",
-    "mean_sem": "stats",
-    "memorisation_audit": "memorisation",
-    "mode_metrics": "modes",
-    "paired_metrics": "paired",
-    "prdc_ci": "prdc",
-    "psnr": "paired",
-    "ssim": "paired",
-    "summarise_seeds": "modes",
+_EXPORTS = {
+    ".extractor_train": ("ExtractorConfig", "train_extractor", "train_phantom_extractor"),
+    ".imagesets": ("read_image_set"),
+    ".diversity": ("ClassCoverage", "Diversity", "class_coverage", "intra_ms_ssim"),
+    ".stats": ("Estimate", "bootstrap_ci", "mean_ci", "mean_sem"),
+    ".evaluate": ("EvalConfig", "evaluate_images"),
+    ".features": ("FeatureExtractor", "PHANTOM_EXTRACTOR", "PhantomCNN", "from_callable", "load_extractor", "load_phantom_cnn", "load_torchscript"),
+    ".memorisation": ("MemorisationAudit", "flatten_rms", "memorisation_audit"),
+    ".modes": ("ModeMetrics", "mode_metrics", "summarise_seeds"),
+    ".prdc": ("PRDC", "prdc_ci"),
+    ".paired": ("PairedMetrics", "paired_metrics", "psnr", "ssim"),
+    ".fid": ("fid_ci", "frechet_distance", "kid", "kid_ci"),
 }
-
-__all__ = sorted([*_WHERE, "fid", "prdc"])
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'genmed.metrics' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"genmed.metrics.{_WHERE[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, _lazy_names = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted([*_lazy_names, "fid", "prdc"])

@@ -10,21 +10,11 @@ Names are imported on first use (PEP 562), so `genmed --help` does not pay for t
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from genmed._lazy import lazy_exports
 
 _EXPORTS = {
     "genmed.train.config": ("TrainConfig",),
     "genmed.train.engine": ("RunResult", "train"),
     "genmed.train.run": ("load_run", "resume", "sample_run"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'genmed.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

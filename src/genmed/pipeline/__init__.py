@@ -1,0 +1,26 @@
+"""Kidney CT pipeline: segmentation -> lesion classification, error analysis, augmentation study.
+
+- `train_pipeline(cfg, out)`, `load_pipeline(run)`, `predict(run, out, data, split)`: train a
+  MONAI UNet segmenter and a DenseNet lesion classifier, write preds.csv / parts.csv;
+- `analyse(run)`: confusion matrix, automatic tags, category table, error by parts, HTML page;
+- `augment_study(cfg, out)`: real vs classic augmentation vs synthetic slices (seeds, CIs);
+- `few_labels_study(cfg, out)`: segmentation with 10% of masks, supervised vs pseudo-labels.
+Names are imported on first use (PEP 562) so `genmed --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from genmed._lazy import lazy_exports
+
+_EXPORTS = {
+    "genmed.pipeline.pipeline": ("Pipeline", "PipelineConfig", "evaluate", "load_pipeline", "predict",
+                                 "quick_config", "train_pipeline", "write_predictions"),
+    "genmed.pipeline.segmentation": ("SegConfig", "dice_per_slice", "predict_masks", "train_segmenter"),
+    "genmed.pipeline.classifier": ("ClsConfig", "crop_kidneys", "predict_proba", "train_classifier"),
+    "genmed.pipeline.cases": ("Cases", "load_cases", "phantom_cases", "split_cases"),
+    "genmed.pipeline.analyse": ("analyse", "auto_tags"),
+    "genmed.pipeline.augment": ("AugmentConfig", "augment_study", "model_generator"),
+    "genmed.pipeline.fewlabels": ("FewLabelsConfig", "few_labels_study"),
+    "genmed.pipeline.demo": ("run_demo_stage",),
+}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,147 @@
+"""`genmed pipeline ...`: kidney CT segmentation -> lesion classification (thin CLI layer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    help="Kidney CT pipeline: segmentation -> lesion classification, error analysis, "
+    "augmentation study, few-label segmentation.",
+    no_args_is_help=True,
+)
+
+
+def _log(msg: str) -> None:
+    typer.echo(f"genmed pipeline: {msg}", err=True)
+
+
+def _check_out(out: Path, what: str) -> None:
+    from genmed.errors import UserError
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder ({what})")
+
+
+@app.command()
+def train(
+    data: str = typer.Option("phantom", "--data", help="'phantom' or a manifest CSV with mask_path."),
+    out: Path = typer.Option(..., "--out", help="Run folder."),
+    patients: int = typer.Option(240, "--patients", help="Phantom patients (8 slices each)."),
+    size: int = typer.Option(64, "--size", help="Slice size (pixels)."),
+    seg_epochs: int = typer.Option(15, "--seg-epochs"),
+    cls_epochs: int = typer.Option(30, "--cls-epochs"),
+    seed: int = typer.Option(0, "--seed"),
+    quick: bool = typer.Option(False, "--quick", help="Small settings (tests, demo)."),
+) -> None:
+    """Train segmenter and classifier; predict dev and test into RUN/<split>/preds.csv, parts.csv."""
+    import json
+
+    from genmed.pipeline.classifier import ClsConfig
+    from genmed.pipeline.pipeline import PipelineConfig, quick_config, train_pipeline
+    from genmed.pipeline.segmentation import SegConfig
+
+    _check_out(out, "run folder")
+    if quick:
+        cfg = quick_config(data=data, size=size, seed=seed)
+    else:
+        cfg = PipelineConfig(data=data, n_patients=patients, size=size, seed=seed,
+                             seg=SegConfig(epochs=seg_epochs), cls=ClsConfig(epochs=cls_epochs))
+    metrics = train_pipeline(cfg, out, log=_log)
+    typer.echo(json.dumps({k: metrics[k] for k in ("test", "seconds") if k in metrics}, indent=2))
+
+
+@app.command()
+def predict(
+    run: Path = typer.Argument(..., help="Run folder from `genmed pipeline train`."),
+    out: Path = typer.Option(..., "--out", help="preds.csv to write (parts.csv and images/ go beside it)."),
+    data: Optional[str] = typer.Option(None, "--data", help="'phantom' or a manifest CSV (default: the run's)."),
+    split: str = typer.Option("dev", "--split", help="train, val, dev, test or all."),
+) -> None:
+    """Predict one split: preds.csv (id,y_true,y_pred,score,patient_id,image,...) and parts.csv."""
+    from genmed.pipeline.pipeline import predict as run_predict
+
+    preds, parts = run_predict(run, out, data=data, split=split)
+    typer.echo(f"wrote {preds} and {parts}")
+
+
+@app.command()
+def analyse(
+    run: Path = typer.Argument(..., help="Run folder with dev/preds.csv and dev/parts.csv."),
+    split: str = typer.Option("dev", "--split", help="Sub-folder of RUN holding preds.csv and parts.csv."),
+    eyeball_errors: Optional[int] = typer.Option(None, "--eyeball-errors", help="Default: half the dev errors."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Confusion matrix, automatic tags, category table, error by parts, recommendation, HTML page."""
+    from genmed.pipeline.analyse import analyse as run_analyse
+
+    page, summary = run_analyse(run, split=split, eyeball_errors=eyeball_errors, seed=seed)
+    for line in summary["recommendation"]:
+        typer.echo(line)
+    typer.echo(str(page))
+
+
+@app.command("augment-study")
+def augment_study(
+    out: Path = typer.Option(..., "--out", help="Folder for the table, plot and JSON."),
+    malignant_fraction: float = typer.Option(0.1, "--malignant-fraction", help="Malignant share of training lesions."),
+    seeds: int = typer.Option(3, "--seeds", help="Seeds per arm (>= 3 for a CI)."),
+    generator: list[str] = typer.Option([], "--generator", help="NAME=RUN_DIR of a class-conditional genmed train run (repeatable)."),
+    train_generators: str = typer.Option("", "--train-generators", help="Families to train in the study, e.g. diffusion,gan,vae."),
+    gen_steps: int = typer.Option(1500, "--gen-steps", help="Training steps per generator."),
+    quick: bool = typer.Option(False, "--quick", help="Tiny settings (test suite)."),
+) -> None:
+    """Classifier on imbalanced data: real vs classic augmentation vs synthetic slices."""
+    from genmed.errors import UserError
+    from genmed.pipeline.augment import AugmentConfig, augment_study as run_study, quick_augment_config
+    from genmed.pipeline.synthetic import run_generator, train_generators as train_gens
+
+    _check_out(out, "study folder")
+    if seeds < 1:
+        raise UserError(f"--seeds={seeds} must be >= 1")
+    cfg = (quick_augment_config if quick else AugmentConfig)(malignant_fraction=malignant_fraction,
+                                                             seeds=tuple(range(seeds)))
+    gens = {}
+    for item in generator:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UserError(f"--generator {item!r}: expected NAME=RUN_DIR")
+        gens[name] = run_generator(path, cfg.size)
+    fams = [f.strip() for f in train_generators.split(",") if f.strip()]
+    if fams:
+        from genmed.pipeline.augment import study_data
+
+        train_cases, _ = study_data(cfg)
+        gens.update(train_gens(fams, train_cases.image, train_cases.label, train_cases.patient_id, out,
+                               size=min(cfg.size, 32), steps=gen_steps, seed=cfg.data_seed))
+    result = run_study(cfg, out, gens, log=_log)
+    for row in result["table"]:
+        typer.echo(f"{row['arm']:<16} malignant recall {row['malignant_recall']:.3f} "
+                   f"balanced acc {row['balanced_accuracy']:.3f} AUROC {row['auroc_malignant']:.3f}")
+    typer.echo(str(out / "augment_table.csv"))
+
+
+@app.command("few-labels")
+def few_labels(
+    out: Path = typer.Option(..., "--out", help="Folder for the table and JSON."),
+    fraction: float = typer.Option(0.1, "--fraction", help="Fraction of training patients with masks."),
+    seeds: int = typer.Option(3, "--seeds"),
+    gen_steps: int = typer.Option(300, "--gen-steps", help="Mask-conditioned diffusion training steps."),
+    quick: bool = typer.Option(False, "--quick", help="Tiny settings (test suite)."),
+) -> None:
+    """Segmentation with few masks: supervised, + pseudo-labels, + mask-generated pairs; Dice, 95% CI."""
+    from genmed.errors import UserError
+    from genmed.pipeline.fewlabels import FewLabelsConfig, few_labels_study, quick_few_labels_config
+
+    _check_out(out, "study folder")
+    if seeds < 1:
+        raise UserError(f"--seeds={seeds} must be >= 1")
+    if quick:
+        cfg = quick_few_labels_config(label_fraction=fraction, seeds=tuple(range(seeds)))
+    else:
+        cfg = FewLabelsConfig(label_fraction=fraction, seeds=tuple(range(seeds)), gen_steps=gen_steps)
+    result = few_labels_study(cfg, out, log=_log)
+    for row in result["table"]:
+        typer.echo(f"{row['arm']:<14} Dice {row['dice']:.3f} (95% CI {row['dice_lo']:.3f}-{row['dice_hi']:.3f})")
