@@ -19,6 +19,8 @@ DIVERSITY = (("recall", "recall ↑"), ("coverage", "coverage ↑"),
 
 
 def _ci(e: dict | None, digits: int = 3) -> str:
+    if e and "ms_ssim" in e:  # intra-set MS-SSIM: mean +- standard error over random pairs
+        return f"{e['ms_ssim']:.{digits}g} ± {e['ms_ssim_sem']:.2g}"
     if not e or e.get("value") is None:
         return "n/a"
     low, high = e.get("low"), e.get("high")
