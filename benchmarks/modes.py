@@ -31,7 +31,7 @@ from genmed.fileio import write_json  # noqa: E402
 from genmed.versions import machine  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-PARTS = RESULTS / "modes_parts"
+PARTS = ROOT / "runs" / "bench_modes" / "parts"  # scratch (git-ignored)
 
 
 def merge() -> dict:
@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--n-samples", type=int, default=100_000)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--part", default="", help="write benchmarks/results/modes_parts/PART.json")
+    ap.add_argument("--part", default="", help="write runs/bench_modes/parts/PART.json")
     ap.add_argument("--merge", action="store_true")
     args = ap.parse_args()
     import torch
@@ -80,8 +80,9 @@ def main() -> None:
         if args.part:
             write_json(PARTS / f"{args.part}.json", result)
             return
-    write_json(RESULTS / "modes.json", result)
     plot_mode_samples(result, ROOT / "docs" / "img" / "compare_modes.png")
+    result.pop("plot_samples")  # 2,000 points per cell: in the figure, not in the JSON
+    write_json(RESULTS / "modes.json", result)
     rows = table_rows(result)
     cols = list(rows[0])
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))

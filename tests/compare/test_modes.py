@@ -33,9 +33,9 @@ def test_quick_mode_benchmark_table(tmp_path, capsys):
     assert len(result["runs"]) == 10 and all(r["n_samples"] == 4000 for r in result["runs"])
     assert (out / "modes.png").is_file()
     printed = capsys.readouterr().out
-    assert "PacGAN4 (PacGAN Table 1)" in printed and "| ring | exact | 8.0 ± 0.0 |" in printed
+    assert "PacGAN4 (PacGAN Table 1)" in printed and "| ring (8 modes) | exact | 8.0 ± 0.0 |" in printed
     rows = table_rows(result)
-    assert {"mixture", "model", "modes (of 8)", "modes, strict 1%", "high quality %", "reverse KL"} == set(rows[0])
+    assert {"mixture", "model", "modes captured", "modes, strict 1%", "high quality %", "reverse KL"} == set(rows[0])
 
 
 def test_bad_variant_exits_2(tmp_path, capsys):

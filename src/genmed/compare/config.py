@@ -34,7 +34,7 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "diffusion": Recipe(dict(sampler="dpmpp_2m", sample_steps=20), lr=1e-3),
     "gan": Recipe(dict(variant="hinge_sn"), lr=2e-4, betas=(0.5, 0.999)),
-    "vae": Recipe(dict(kl_warmup_steps=300), lr=1e-3),
+    "vae": Recipe(dict(kl_warmup_steps=300, likelihood_sigma=0.25), lr=1e-3),
 }
 # Tiny networks for `--quick` (the test suite): seconds, not quality.
 QUICK_RECIPES: dict[str, Recipe] = {

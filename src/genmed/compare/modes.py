@@ -190,16 +190,16 @@ def table_rows(result: dict) -> list[dict[str, str]]:
     """Printable rows: ours (mean +- s.e.) then the published ones, per mixture."""
     rows = []
     for mixture in result["config"]["mixtures"]:
-        n_modes = 8 if mixture == "ring" else 25
+        name = f"{mixture} ({8 if mixture == 'ring' else 25} modes)"
         for r in (r for r in result["table"] if r["mixture"] == mixture):
-            rows.append({"mixture": mixture, "model": r["variant"],
-                         "modes (of %d)" % n_modes: _pm(r["modes_captured"], 1),
+            rows.append({"mixture": name, "model": r["variant"],
+                         "modes captured": _pm(r["modes_captured"], 1),
                          "modes, strict 1%": _pm(r["modes_captured_strict"], 1),
                          "high quality %": _pm(r["high_quality"], 1, scale=100),
                          "reverse KL": _pm(r["reverse_kl"], 3)})
         for p in (p for p in result["published"] if p["mixture"] == mixture):
-            rows.append({"mixture": mixture, "model": p["model"],
-                         "modes (of %d)" % n_modes: f"{p['modes_captured']}",
+            rows.append({"mixture": name, "model": p["model"],
+                         "modes captured": f"{p['modes_captured']}",
                          "modes, strict 1%": "-",
                          "high quality %": f"{100 * p['high_quality']:.1f}",
                          "reverse KL": f"{p['reverse_kl']}"})

@@ -19,6 +19,8 @@ DIVERSITY = (("recall", "recall ↑"), ("coverage", "coverage ↑"),
 
 
 def _ci(e: dict | None, digits: int = 3) -> str:
+    if e and "ms_ssim" in e:  # intra-set MS-SSIM: mean +- standard error over random pairs
+        return f"{e['ms_ssim']:.{digits}g} ± {e['ms_ssim_sem']:.2g}"
     if not e or e.get("value") is None:
         return "n/a"
     low, high = e.get("low"), e.get("high")
@@ -40,13 +42,18 @@ def _grid(path: Path, images: np.ndarray, n: int = 36) -> Path:
     return write_png(path, image_grid(images[:n, 0], ncol=6, upscale=3))
 
 
+def _err(estimates: list[dict]) -> list[list[float]]:
+    """Error-bar lengths (a percentile bootstrap CI need not contain the point value)."""
+    return [[max(0.0, e["value"] - e["low"]) for e in estimates],
+            [max(0.0, e["high"] - e["value"]) for e in estimates]]
+
+
 def _pr_plot(result: dict, path: Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
     for family, r in result["families"].items():
         p, rc = r["quality"]["precision"], r["diversity"]["recall"]
-        ax.errorbar(rc["value"], p["value"], xerr=[[rc["value"] - rc["low"]], [rc["high"] - rc["value"]]],
-                    yerr=[[p["value"] - p["low"]], [p["high"] - p["value"]]], fmt="o", capsize=3, label=family)
+        ax.errorbar(rc["value"], p["value"], xerr=_err([rc]), yerr=_err([p]), fmt="o", capsize=3, label=family)
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("recall (diversity)")
@@ -82,8 +89,7 @@ def _study_plot(study: dict, path: Path) -> Path:
         rows = sorted((r for r in study["rows"] if r["sampler"] == sampler), key=lambda r: r["steps"])
         nfe = [r["nfe"] for r in rows]
         fid = [r["fid"]["value"] for r in rows]
-        err = [[f - r["fid"]["low"] for f, r in zip(fid, rows)], [r["fid"]["high"] - f for f, r in zip(fid, rows)]]
-        axes[0].errorbar(nfe, fid, yerr=err, marker="o", capsize=3, label=sampler)
+        axes[0].errorbar(nfe, fid, yerr=_err([r["fid"] for r in rows]), marker="o", capsize=3, label=sampler)
         axes[1].plot(nfe, [1000 * r["seconds_per_image"] for r in rows], marker="o", label=sampler)
     for ax, label in zip(axes, ("FID (95% CI)", "ms per image")):
         ax.set_xscale("log")
