@@ -91,6 +91,17 @@ def mean_ci(values: np.ndarray, n_boot: int = 200, seed: int = 0) -> dict[str, f
     return ci(lambda v: float(np.mean(v)), values, n_boot=n_boot, seed=seed)
 
 
+def paired_table(outputs: dict[str, np.ndarray], target_hu: np.ndarray, seconds: dict[str, float],
+                 n_boot: int, seed: int) -> dict[str, dict[str, Any]]:
+    """Per method: mean and bootstrap CI of each paired metric against `target_hu`, plus seconds."""
+    table: dict[str, dict[str, Any]] = {}
+    for method, pred in outputs.items():
+        per = paired_per_image(pred, target_hu)
+        table[method] = {k: mean_ci(v, n_boot, seed) for k, v in per.items()}
+        table[method]["seconds"] = seconds[method]
+    return table
+
+
 def fmt(c: dict[str, float], digits: int = 3) -> str:
     """'value [low, high]' for tables."""
     return f"{c['value']:.{digits}f} [{c['low']:.{digits}f}, {c['high']:.{digits}f}]"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genmed.apps.common import HU_WINDOW, UNIT_PER_HU, mean_ci, paired_per_image, phantom, seeded, to_hu, to_unit
+from genmed.apps.common import HU_WINDOW, UNIT_PER_HU, paired_table, phantom, seeded, to_hu, to_unit
 from genmed.apps.denoisers import CLASSICAL, classical, diffusion_denoise, estimate_sigma
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
@@ -105,11 +105,8 @@ def run_denoise(cfg: DenoiseConfig = DenoiseConfig(), out: str | Path | None = N
         outputs[m] = to_hu(pred)
     result = {"config": asdict(cfg), "window_hu": {"level": HU_WINDOW[0], "width": HU_WINDOW[1]},
               "n_test_images": len(te.image), "true_noise_hu_mean": float(te.noise_hu.mean()),
-              "estimated_noise_hu_mean": float(sigma.mean() / UNIT_PER_HU), "methods": {}}
-    for m, pred in outputs.items():
-        per = paired_per_image(pred, te.clean)
-        result["methods"][m] = {k: mean_ci(v, cfg.n_boot, cfg.seed) for k, v in per.items()}
-        result["methods"][m]["seconds"] = seconds[m]
+              "estimated_noise_hu_mean": float(sigma.mean() / UNIT_PER_HU),
+              "methods": paired_table(outputs, te.clean, seconds, cfg.n_boot, cfg.seed)}
     if out is not None:
         out = Path(out)
         write_json(out / "denoise.json", result)

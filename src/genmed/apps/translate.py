@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genmed.apps.common import HU_WINDOW, mean_ci, paired_per_image, phantom, seeded, to_hu, to_unit
+from genmed.apps.common import HU_WINDOW, paired_table, phantom, seeded, to_hu, to_unit
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
 
@@ -98,11 +98,8 @@ def run_translate(cfg: TranslateConfig = TranslateConfig(), out: str | Path | No
         outputs[m] = to_hu(pred)
     result: dict[str, Any] = {"config": asdict(cfg), "n_test_images": len(src),
                               "window_hu": {"level": HU_WINDOW[0], "width": HU_WINDOW[1]},
-                              "target": "noise-free contrast-enhanced phase", "methods": {}}
-    for m, pred in outputs.items():
-        per = paired_per_image(pred, te.clean)
-        result["methods"][m] = {k: mean_ci(v, cfg.n_boot, cfg.seed) for k, v in per.items()}
-        result["methods"][m]["seconds"] = seconds[m]
+                              "target": "noise-free contrast-enhanced phase",
+                              "methods": paired_table(outputs, te.clean, seconds, cfg.n_boot, cfg.seed)}
     if out is not None:
         out = Path(out)
         write_json(out / "translate.json", result)
