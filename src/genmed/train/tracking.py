@@ -81,7 +81,7 @@ class Tracker:
             self._bar.update(self._task, completed=step)
 
     def grid(self, step: int, images: torch.Tensor) -> Path | None:
-        """Save a sample grid as RUN_DIR/samples/step-XXXXXXXX.png and to TensorBoard."""
+        """Save a sample grid as RUN_DIR/samples/step-<8-digit step>.png and to TensorBoard."""
         if not self.active or images.ndim < 3:  # vector samples (B, D): no image grid
             return None
         grid = sample_grid(images)
