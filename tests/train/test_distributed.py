@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,9 +23,13 @@ def test_two_process_ddp_equals_single_process(tmp_path):
     steps = 12  # 8 steps per epoch: crosses an epoch boundary
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     ddp = tmp_path / "ddp"
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--standalone", str(TOYS), "gan", str(ddp), str(steps)],
-                          env=env, capture_output=True, text=True, timeout=120)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+           str(TOYS), "gan", str(ddp), str(steps)]
+    for _attempt in range(2):  # --standalone picks a free port by probing; a race with another
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+        if proc.returncode == 0:  # process can take it between probe and bind: launch once more
+            break
+        shutil.rmtree(ddp, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
     torch.manual_seed(0)
