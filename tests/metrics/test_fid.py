@@ -78,3 +78,16 @@ def test_bad_input():
         kid_ci(a, a, subset_size=1)
     with pytest.raises(UserError, match="n_boot"):
         fid_ci(a + torch.randn(10, 4).numpy(), a, n_boot=1)
+
+
+def test_frechet_distance_matches_sqrtm_formula():
+    import numpy as np
+    from scipy import linalg
+
+    from genmed.metrics.fid import frechet_distance
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(200, 16)), rng.normal(size=(150, 16)) @ rng.normal(size=(16, 16)) * 0.5 + 1.0
+    mu1, s1, mu2, s2 = a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)
+    reference = (mu1 - mu2) @ (mu1 - mu2) + np.trace(s1 + s2) - 2 * np.trace(np.real(linalg.sqrtm(s1 @ s2)))
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(reference, rel=1e-8)
