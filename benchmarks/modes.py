@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
     ap.add_argument("--mixtures", default="ring,grid")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=8000)
     ap.add_argument("--n-samples", type=int, default=100_000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--part", default="", help="write runs/bench_modes/parts/PART.json")

@@ -113,7 +113,7 @@ def modes_cmd(
                                  "gan_hinge_sn_r1, vae."),
     mixtures: str = typer.Option("ring,grid", help="ring and/or grid."),
     seeds: int = typer.Option(None, help="Runs per cell (default 5; --quick 2)."),
-    steps: int = typer.Option(None, help="Optimiser steps per run (default 3000; --quick 200)."),
+    steps: int = typer.Option(None, help="Optimiser steps per run (default 8000; --quick 200)."),
     n_samples: int = typer.Option(None, help="Samples scored per run (default 100000)."),
 ) -> None:
     """Mode-collapse benchmark (VEEGAN/PacGAN ring of 8, grid of 25): every family, mean +- s.e."""
