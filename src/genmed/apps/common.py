@@ -102,6 +102,26 @@ def paired_table(outputs: dict[str, np.ndarray], target_hu: np.ndarray, seconds:
     return table
 
 
+def hu_columns_figure(cols: dict[str, np.ndarray], n: int = 4, stride: int = 1, title: str = ""):
+    """A matplotlib grid: one column per named (N, H, W) HU stack, `n` rows (every `stride`-th
+    slice), all shown in the abdomen window `HU_WINDOW`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lo, hi = HU_WINDOW[0] - HU_WINDOW[1] / 2, HU_WINDOW[0] + HU_WINDOW[1] / 2
+    fig, axes = plt.subplots(n, len(cols), figsize=(1.6 * len(cols), 1.6 * n), squeeze=False)
+    for j, (name, arr) in enumerate(cols.items()):
+        for i in range(n):
+            axes[i, j].imshow(arr[i * stride], cmap="gray", vmin=lo, vmax=hi)
+            axes[i, j].axis("off")
+        axes[0, j].set_title(name, fontsize=8)
+    if title:
+        fig.suptitle(f"{title}, window [{lo:.0f}, {hi:.0f}] HU", fontsize=9)
+    return fig
+
+
 def fmt(c: dict[str, float], digits: int = 3) -> str:
     """'value [low, high]' for tables."""
     return f"{c['value']:.{digits}f} [{c['low']:.{digits}f}, {c['high']:.{digits}f}]"

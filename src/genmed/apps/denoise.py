@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genmed.apps.common import HU_WINDOW, UNIT_PER_HU, paired_table, phantom, seeded, to_hu, to_unit
+from genmed.apps.common import HU_WINDOW, UNIT_PER_HU, hu_columns_figure, paired_table, phantom, seeded, to_hu, to_unit
 from genmed.apps.denoisers import CLASSICAL, classical, diffusion_denoise, estimate_sigma
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
@@ -115,22 +115,7 @@ def run_denoise(cfg: DenoiseConfig = DenoiseConfig(), out: str | Path | None = N
 
 
 def _figure(noisy: np.ndarray, clean: np.ndarray, outputs: dict[str, np.ndarray], n: int = 4):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = {"clean": clean, **outputs}
-    lo, hi = HU_WINDOW[0] - HU_WINDOW[1] / 2, HU_WINDOW[0] + HU_WINDOW[1] / 2
-    n = min(n, len(noisy))
-    fig, axes = plt.subplots(n, len(cols), figsize=(1.6 * len(cols), 1.6 * n), squeeze=False)
-    for j, (name, arr) in enumerate(cols.items()):
-        for i in range(n):
-            axes[i, j].imshow(arr[i], cmap="gray", vmin=lo, vmax=hi)
-            axes[i, j].axis("off")
-        axes[0, j].set_title(name, fontsize=8)
-    fig.suptitle(f"low-dose denoising, window [{lo:.0f}, {hi:.0f}] HU", fontsize=9)
-    return fig
+    return hu_columns_figure({"clean": clean, **outputs}, min(n, len(noisy)), title="low-dose denoising")
 
 
 def denoise_file(path: str | Path, out: str | Path, method: str = "bm3d") -> dict[str, Any]:

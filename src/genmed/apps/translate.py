@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genmed.apps.common import HU_WINDOW, paired_table, phantom, seeded, to_hu, to_unit
+from genmed.apps.common import HU_WINDOW, hu_columns_figure, paired_table, phantom, seeded, to_hu, to_unit
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
 
@@ -108,18 +108,7 @@ def run_translate(cfg: TranslateConfig = TranslateConfig(), out: str | Path | No
 
 
 def _figure(src: np.ndarray, truth: np.ndarray, outputs: dict[str, np.ndarray], n: int = 4):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     cols = {"source (NC)": src, "truth (CE)": truth,
             **{k: v for k, v in outputs.items() if k != "identity"}}
     n = min(n, len(src))
-    fig, ax = plt.subplots(n, len(cols), figsize=(1.6 * len(cols), 1.6 * n), squeeze=False)
-    for j, (name, arr) in enumerate(cols.items()):
-        for i in range(n):
-            ax[i, j].imshow(arr[i * max(1, len(src) // n)], cmap="gray", vmin=-160, vmax=240)
-            ax[i, j].axis("off")
-        ax[0, j].set_title(name, fontsize=8)
-    return fig
+    return hu_columns_figure(cols, n, stride=max(1, len(src) // n))
