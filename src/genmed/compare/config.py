@@ -17,7 +17,7 @@ from genmed.errors import UserError, check_choice, check_positive
 FAMILY_NAMES = ("diffusion", "gan", "vae")
 # (sampler, steps) settings of the sampler study; ("ddpm", 1000) is the full chain (Algorithm 2).
 STUDY = (("ddpm", 1000), ("ddpm", 100), ("ddim", 10), ("ddim", 20), ("ddim", 50),
-         ("dpmpp_2m", 10), ("dpmpp_2m", 20))
+         ("dpmpp_2m", 10), ("dpmpp_2m", 20), ("dpmpp_2m_sde", 10), ("dpmpp_2m_sde", 20))
 QUICK_STUDY = (("ddpm", 200), ("ddim", 10), ("dpmpp_2m", 10))
 
 

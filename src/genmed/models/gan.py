@@ -6,7 +6,9 @@
 - "hinge_sn" (Miyato et al. 2018): spectral norm on every discriminator layer, hinge loss
   D: relu(1 - D(x)) + relu(1 + D(G(z))), G: -D(G(z)) (Lim & Ye 2017).
 Either can add the R1 gradient penalty gamma/2 |grad_x D(x)|^2 on real data (Mescheder et al.
-2018, eq. 9). Class-conditional: label embedding concatenated to z in G, projection in D
+2018, eq. 9), and packing (PacGAN, Lin et al. 2018): D judges `pack` samples at once,
+concatenated along channels (images) or features (vectors), all real or all generated, which
+penalises a generator whose samples look alike and so counters mode collapse. Class-conditional: label embedding concatenated to z in G, projection in D
 (Miyato & Koyama 2018). Phases: "discriminator" then "generator", disjoint parameters.
 """
 
@@ -51,6 +53,7 @@ class GANConfig(ModelConfig):
     hidden: int = 128  # vector MLP width
     depth: int = 3  # vector MLP hidden layers
     r1_gamma: float = 0.0  # R1 penalty weight on real data (0: off)
+    pack: int = 1  # PacGAN degree: samples per discriminator decision (1: a plain GAN)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -58,6 +61,9 @@ class GANConfig(ModelConfig):
         for name in ("latent_dim", "base_channels", "hidden", "depth"):
             check_positive(name, getattr(self, name))
         check_positive("r1_gamma", self.r1_gamma, allow_zero=True)
+        check_positive("pack", self.pack)
+        if self.pack > 1 and self.num_classes:
+            raise UserError("pack > 1 (PacGAN) is for unconditional GANs; set num_classes=0 or pack=1")
         if self.data_kind == "image" and (self.size < 8 or self.size != 4 * 2 ** dcgan_levels(self.size)):
             raise UserError(f"size={self.size} is not 4 * 2**k (8, 16, 32, 64, ...) as the DCGAN nets need")
 
@@ -74,13 +80,14 @@ class GANModel(GenerativeModel):
         if cfg.data_kind == "vector":
             self.generator: nn.Module = VectorGenerator(cfg.size, cfg.latent_dim, cfg.hidden,
                                                         cfg.depth, cfg.num_classes)
-            self.discriminator: nn.Module = VectorDiscriminator(cfg.size, cfg.hidden, cfg.depth,
-                                                                cfg.num_classes, spectral)
+            self.discriminator: nn.Module = VectorDiscriminator(cfg.size * cfg.pack, cfg.hidden,
+                                                                cfg.depth, cfg.num_classes, spectral)
         else:
             self.generator = DCGANGenerator(cfg.spatial_dims, cfg.in_channels, cfg.size,
                                             cfg.latent_dim, cfg.base_channels, cfg.num_classes)
-            self.discriminator = DCGANDiscriminator(cfg.spatial_dims, cfg.in_channels, cfg.size,
-                                                    cfg.base_channels, cfg.num_classes, spectral)
+            self.discriminator = DCGANDiscriminator(cfg.spatial_dims, cfg.in_channels * cfg.pack,
+                                                    cfg.size, cfg.base_channels, cfg.num_classes,
+                                                    spectral)
 
     def phases(self) -> tuple[str, ...]:
         return ("discriminator", "generator")
@@ -93,8 +100,21 @@ class GANModel(GenerativeModel):
         """G(z, y): (B, *sample_shape)."""
         return self.generator(z, labels)
 
+    def packed(self, x: Tensor) -> Tensor:
+        """(B, C, ...) or (B, D) -> (B // pack, pack * C, ...): consecutive samples side by side.
+
+        A remainder of B % pack samples is dropped (PacGAN, Lin et al. 2018, Sec. 3).
+        """
+        k = self.config.pack
+        if k == 1:
+            return x
+        g = x.shape[0] // k
+        if g == 0:
+            raise UserError(f"batch of {x.shape[0]} is smaller than pack={k}")
+        return x[: g * k].reshape(g, k * x.shape[1], *x.shape[2:])
+
     def loss(self, batch: Batch, phase: str = "discriminator") -> dict[str, Tensor]:
-        """Per-sample losses (B,) of `phase` ("discriminator" or "generator").
+        """Per-sample losses (B,) of `phase` ("discriminator" or "generator"); (B // pack,) packed.
 
         The generator phase back-propagates through D too: the engine zeroes all gradients
         before each phase and steps only `phase_parameters(phase)`.
@@ -106,11 +126,12 @@ class GANModel(GenerativeModel):
         z = torch.randn(b, self.config.latent_dim, device=device, dtype=real.dtype)
         hinge = self.config.variant == "hinge_sn"
         if phase == "generator":
-            d_fake = self.discriminator(self.generate(z, labels), labels).float()
+            d_fake = self.discriminator(self.packed(self.generate(z, labels)), labels).float()
             loss = -d_fake if hinge else F.softplus(-d_fake)  # non-saturating: -log D(G(z))
             return {"loss": loss, "d_fake": d_fake.mean().detach()}
         with torch.no_grad():
-            fake = self.generate(z, labels)
+            fake = self.packed(self.generate(z, labels))
+        real = self.packed(real)
         gamma = self.config.r1_gamma
         if gamma > 0:
             real = real.detach().requires_grad_(True)
@@ -148,8 +169,11 @@ class GANModel(GenerativeModel):
     def anomaly_score(self, x: Tensor, cond: Tensor | None = None, **kw) -> Tensor:
         """(B,) negative discriminator logit, -D(x) (higher = less like the training data).
 
-        For a conditional model without `cond`, the best class is used: -max_y D(x, y).
+        For a conditional model without `cond`, the best class is used: -max_y D(x, y). A packed
+        discriminator (pack > 1) judges each image repeated `pack` times.
         """
+        x = x.repeat_interleave(self.config.pack, dim=0)
+        x = self.packed(x)
         cond = check_labels(cond, self.config.num_classes, x.shape[0])
         with evaluating(self.discriminator):
             if not self.config.num_classes:
