@@ -23,14 +23,14 @@ def test_quick_mode_benchmark_table(tmp_path, capsys):
                  "--n-samples", "4000", "--out", str(out)]) == 0
     result = json.loads((out / "modes.json").read_text())
     cells = {r["variant"]: r for r in result["table"]}
-    assert set(cells) == {"exact", "diffusion", "gan_dcgan", "gan_hinge_sn", "vae"}
+    assert set(cells) == {"exact", "diffusion", "gan_dcgan", "gan_pacgan4", "gan_hinge_sn", "vae"}
     for cell in cells.values():
         for key in ("modes_captured", "modes_captured_strict", "high_quality", "reverse_kl"):
             assert set(cell[key]) == {"mean", "sem", "n"}
     exact = cells["exact"]
     assert exact["modes_captured"]["mean"] == 8 and exact["modes_captured_strict"]["mean"] == 8
     assert 0.97 < exact["high_quality"]["mean"] < 1.0 and exact["reverse_kl"]["mean"] < 0.01
-    assert len(result["runs"]) == 10 and all(r["n_samples"] == 4000 for r in result["runs"])
+    assert len(result["runs"]) == 12 and all(r["n_samples"] == 4000 for r in result["runs"])
     assert (out / "modes.png").is_file()
     printed = capsys.readouterr().out
     assert "PacGAN4 (PacGAN Table 1)" in printed and "| ring (8 modes) | exact | 8.0 ± 0.0 |" in printed

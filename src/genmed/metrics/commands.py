@@ -108,9 +108,8 @@ def modes_metrics_cmd(
 def modes_cmd(
     out: Path = typer.Option(..., "--out", help="Folder for modes.json, modes.png and run folders."),
     quick: bool = typer.Option(False, help="2 seeds, 200 steps, 5,000 samples, small MLPs (tests)."),
-    variants: str = typer.Option("exact,diffusion,gan_dcgan,gan_hinge_sn,vae",
-                                 help="Comma-separated: exact, diffusion, gan_dcgan, gan_hinge_sn, "
-                                 "gan_hinge_sn_r1, vae."),
+    variants: str = typer.Option("", help="Comma-separated (default: exact, diffusion, gan_dcgan, "
+                                 "gan_pacgan4, gan_hinge_sn, vae); also gan_hinge_sn_r1, gan_dcgan_r1."),
     mixtures: str = typer.Option("ring,grid", help="ring and/or grid."),
     seeds: int = typer.Option(None, help="Runs per cell (default 5; --quick 2)."),
     steps: int = typer.Option(None, help="Optimiser steps per run (default 8000; --quick 200)."),
@@ -119,14 +118,21 @@ def modes_cmd(
     """Mode-collapse benchmark (VEEGAN/PacGAN ring of 8, grid of 25): every family, mean +- s.e."""
     from rich.console import Console
 
-    from genmed.compare.modes import QUICK, ModeBenchConfig, plot_mode_samples, run_mode_benchmark, table_rows
+    from genmed.compare.modes import (
+        DEFAULT_VARIANTS,
+        QUICK,
+        ModeBenchConfig,
+        plot_mode_samples,
+        run_mode_benchmark,
+        table_rows,
+    )
     from genmed.fileio import write_json
     from genmed.train.tracking import progress_enabled
     from genmed.versions import machine
 
     console = Console(stderr=True)
     given = {k: v for k, v in dict(seeds=seeds, steps=steps, n_samples=n_samples).items() if v is not None}
-    cfg = ModeBenchConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
+    cfg = ModeBenchConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()) or DEFAULT_VARIANTS,
                           mixtures=tuple(m.strip() for m in mixtures.split(",") if m.strip()),
                           out=str(out), **{**(QUICK if quick else {}), **given})
     result = run_mode_benchmark(cfg, progress=console.log if progress_enabled() else None)
