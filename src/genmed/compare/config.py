@@ -32,14 +32,14 @@ class Recipe:
 
 # Full recipes: the reference networks of docs/models.md; learning rates for short runs.
 RECIPES: dict[str, Recipe] = {
-    "diffusion": Recipe(dict(sampler="dpmpp_2m", sample_steps=20), lr=1e-3),
+    "diffusion": Recipe(dict(sampler="dpmpp_2m_sde", sample_steps=20), lr=1e-3),
     "gan": Recipe(dict(variant="hinge_sn"), lr=2e-4, betas=(0.5, 0.999)),
     "vae": Recipe(dict(kl_warmup_steps=300, likelihood_sigma=0.25), lr=1e-3),
 }
 # Tiny networks for `--quick` (the test suite): seconds, not quality.
 QUICK_RECIPES: dict[str, Recipe] = {
     "diffusion": Recipe(dict(channels=(8, 16), attention_levels=(False, False), norm_num_groups=4,
-                             num_train_timesteps=200, sampler="dpmpp_2m", sample_steps=10), lr=2e-3),
+                             num_train_timesteps=200, sampler="dpmpp_2m_sde", sample_steps=10), lr=2e-3),
     "gan": Recipe(dict(variant="hinge_sn", base_channels=8, latent_dim=16), lr=2e-4, betas=(0.5, 0.999)),
     "vae": Recipe(dict(channels=(8, 16), latent_dim=8, kl_warmup_steps=20), lr=2e-3),
 }
