@@ -7,6 +7,7 @@ sits next to PacGAN's Table 1 in docs/evaluation.md, the samples in docs/img/com
     python benchmarks/modes.py                                  # everything, in one process
     python benchmarks/modes.py --variants diffusion --mixtures ring --part diff-ring   # one part
     python benchmarks/modes.py --merge                          # parts -> modes.json + figure
+    python benchmarks/modes.py --variants gan_mbstd4 --name mbstd   # -> results/modes_mbstd.json
 Parts let a loaded machine run cells side by side; --merge joins them in the default order.
 """
 
@@ -21,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from genmed.compare.modes import (  # noqa: E402
-    DEFAULT_VARIANTS,
+    EXACT,
+    VARIANTS,
     ModeBenchConfig,
     plot_mode_samples,
     run_mode_benchmark,
@@ -40,8 +42,7 @@ def merge() -> dict:
     if not parts:
         raise SystemExit(f"no parts in {PARTS}")
     mixtures = [m for m in ("ring", "grid") if any(m in p["config"]["mixtures"] for p in parts)]
-    variants = [v for v in DEFAULT_VARIANTS + ("gan_hinge_sn_r1",)
-                if any(v in p["config"]["variants"] for p in parts)]
+    variants = [v for v in (EXACT, *VARIANTS) if any(v in p["config"]["variants"] for p in parts)]
     key = {(m, v): i for i, (m, v) in enumerate((m, v) for m in mixtures for v in variants)}
     table = sorted((r for p in parts for r in p["table"]), key=lambda r: key[(r["mixture"], r["variant"])])
     plot: dict = {}
@@ -57,7 +58,7 @@ def merge() -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
+    ap.add_argument("--variants", default=",".join(ModeBenchConfig().variants))
     ap.add_argument("--mixtures", default="ring,grid")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=8000)
@@ -65,6 +66,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--part", default="", help="write runs/bench_modes/parts/PART.json")
     ap.add_argument("--merge", action="store_true")
+    ap.add_argument("--name", default="", help="write results/modes_NAME.json (no figure), not modes.json")
     args = ap.parse_args()
     import torch
 
@@ -80,9 +82,10 @@ def main() -> None:
         if args.part:
             write_json(PARTS / f"{args.part}.json", result)
             return
-    plot_mode_samples(result, ROOT / "docs" / "img" / "compare_modes.png")
+    if not args.name:
+        plot_mode_samples(result, ROOT / "docs" / "img" / "compare_modes.png")
     result.pop("plot_samples")  # 2,000 points per cell: in the figure, not in the JSON
-    write_json(RESULTS / "modes.json", result)
+    write_json(RESULTS / f"modes{'_' + args.name if args.name else ''}.json", result)
     rows = table_rows(result)
     cols = list(rows[0])
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))

@@ -98,3 +98,24 @@ def test_packing_lets_the_generator_cover_both_modes() -> None:
         x = model.sample(2000, generator=torch.Generator().manual_seed(1))
         share[pack] = min((x[:, 0] > 0).float().mean().item(), (x[:, 0] < 0).float().mean().item())
     assert share[4] > 0.3 and share[4] > share[1] + 0.1, share
+
+
+def test_minibatch_std_feature_is_the_group_spread() -> None:
+    """Karras et al. 2018: the extra feature is the mean over features of the std across each
+    group (groups of gcd(B, group) samples taken i, i + B/g, ...); alike samples give ~0."""
+    from genmed.models.nets import MinibatchStd
+
+    h = torch.randn(8, 5)
+    out = MinibatchStd(4)(h)
+    assert out.shape == (8, 6) and torch.equal(out[:, :5], h)
+    group0 = h[[0, 2, 4, 6]]  # 8 samples, 4 per group -> 2 groups, sample i in group i % 2
+    assert torch.allclose(out[0, 5], group0.std(0, unbiased=False).mean(), atol=1e-5)
+    assert torch.allclose(out[[0, 2, 4, 6], 5], out[0, 5].expand(4))
+    alike = MinibatchStd(4)(torch.ones(8, 5))[:, 5]
+    assert alike.max() < 1e-3
+    assert MinibatchStd(4)(torch.randn(6, 5)).shape == (6, 6)  # gcd(6, 4) = 2 per group
+    model = _gan(mbstd_group=4)
+    assert model.discriminator.head.in_features == 16 + 1
+    assert model(dict(image=torch.randn(8, 2)), "discriminator")["loss"].shape == (8,)
+    image = build_model("gan", size=8, base_channels=4, latent_dim=4, mbstd_group=2)
+    assert image(dict(image=torch.randn(4, 1, 8, 8)), "generator")["loss"].shape == (4,)

@@ -8,7 +8,8 @@
 Either can add the R1 gradient penalty gamma/2 |grad_x D(x)|^2 on real data (Mescheder et al.
 2018, eq. 9), and packing (PacGAN, Lin et al. 2018): D judges `pack` samples at once,
 concatenated along channels (images) or features (vectors), all real or all generated, which
-penalises a generator whose samples look alike and so counters mode collapse. Class-conditional: label embedding concatenated to z in G, projection in D
+penalises a generator whose samples look alike and so counters mode collapse; or a minibatch
+standard-deviation feature in D (`mbstd_group`, Karras et al. 2018) with the same aim. Class-conditional: label embedding concatenated to z in G, projection in D
 (Miyato & Koyama 2018). Phases: "discriminator" then "generator", disjoint parameters.
 """
 
@@ -54,6 +55,7 @@ class GANConfig(ModelConfig):
     depth: int = 3  # vector MLP hidden layers
     r1_gamma: float = 0.0  # R1 penalty weight on real data (0: off)
     pack: int = 1  # PacGAN degree: samples per discriminator decision (1: a plain GAN)
+    mbstd_group: int = 0  # minibatch-std feature in D over groups of this size (0: off)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -62,6 +64,7 @@ class GANConfig(ModelConfig):
             check_positive(name, getattr(self, name))
         check_positive("r1_gamma", self.r1_gamma, allow_zero=True)
         check_positive("pack", self.pack)
+        check_positive("mbstd_group", self.mbstd_group, allow_zero=True)
         if self.pack > 1 and self.num_classes:
             raise UserError("pack > 1 (PacGAN) is for unconditional GANs; set num_classes=0 or pack=1")
         if self.data_kind == "image" and (self.size < 8 or self.size != 4 * 2 ** dcgan_levels(self.size)):
@@ -81,13 +84,14 @@ class GANModel(GenerativeModel):
             self.generator: nn.Module = VectorGenerator(cfg.size, cfg.latent_dim, cfg.hidden,
                                                         cfg.depth, cfg.num_classes)
             self.discriminator: nn.Module = VectorDiscriminator(cfg.size * cfg.pack, cfg.hidden,
-                                                                cfg.depth, cfg.num_classes, spectral)
+                                                                cfg.depth, cfg.num_classes, spectral,
+                                                                cfg.mbstd_group)
         else:
             self.generator = DCGANGenerator(cfg.spatial_dims, cfg.in_channels, cfg.size,
                                             cfg.latent_dim, cfg.base_channels, cfg.num_classes)
             self.discriminator = DCGANDiscriminator(cfg.spatial_dims, cfg.in_channels * cfg.pack,
                                                     cfg.size, cfg.base_channels, cfg.num_classes,
-                                                    spectral)
+                                                    spectral, cfg.mbstd_group)
 
     def phases(self) -> tuple[str, ...]:
         return ("discriminator", "generator")

@@ -8,6 +8,7 @@ mode-coverage benchmark (ring of 8 / grid of 25 Gaussians). No hand-written UNet
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -117,10 +118,11 @@ class DCGANDiscriminator(nn.Module):
 
     `spectral=True` wraps every conv/linear in spectral norm and drops BatchNorm (Miyato et
     al. 2018). Class conditioning by projection (Miyato & Koyama 2018): logit += <embed(y), h>.
+    `mbstd_group` > 0 gives the head a minibatch-std feature (`MinibatchStd`).
     """
 
     def __init__(self, spatial_dims: int, in_channels: int, size: int, base_channels: int,
-                 num_classes: int = 0, spectral: bool = False) -> None:
+                 num_classes: int = 0, spectral: bool = False, mbstd_group: int = 0) -> None:
         super().__init__()
         n_down = dcgan_levels(size)
         sn = spectral_norm if spectral else (lambda m: m)
@@ -135,15 +137,12 @@ class DCGANDiscriminator(nn.Module):
             c_in, c = c, c * 2
         self.features = nn.Sequential(*layers, nn.Flatten())
         feat = c_in * 4 ** spatial_dims
-        self.head = sn(nn.Linear(feat, 1))
+        self.mbstd = MinibatchStd(mbstd_group) if mbstd_group else None
+        self.head = sn(nn.Linear(feat + (1 if mbstd_group else 0), 1))
         self.embed = sn(nn.Embedding(num_classes, feat)) if num_classes else None
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        h = self.features(x)
-        logit = self.head(h).squeeze(1)
-        if self.embed is not None:
-            logit = logit + (self.embed(labels) * h).sum(dim=1)
-        return logit  # (B,)
+        return _logit(self, self.features(x), labels)  # (B,)
 
 
 class VectorGenerator(nn.Module):
@@ -165,19 +164,45 @@ class VectorDiscriminator(nn.Module):
     """MLP discriminator for vectors with optional projection conditioning; logit (B,)."""
 
     def __init__(self, dim: int, hidden: int, depth: int, num_classes: int = 0,
-                 spectral: bool = False) -> None:
+                 spectral: bool = False, mbstd_group: int = 0) -> None:
         super().__init__()
         self.features = nn.Sequential(mlp([dim] + [hidden] * depth, sn=spectral), nn.LeakyReLU(0.2))
         sn = spectral_norm if spectral else (lambda m: m)
-        self.head = sn(nn.Linear(hidden, 1))
+        self.mbstd = MinibatchStd(mbstd_group) if mbstd_group else None
+        self.head = sn(nn.Linear(hidden + (1 if mbstd_group else 0), 1))
         self.embed = sn(nn.Embedding(num_classes, hidden)) if num_classes else None
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        h = self.features(x)
-        logit = self.head(h).squeeze(1)
-        if self.embed is not None:
-            logit = logit + (self.embed(labels) * h).sum(dim=1)
-        return logit
+        return _logit(self, self.features(x), labels)
+
+
+class MinibatchStd(nn.Module):
+    """Minibatch standard deviation (Karras et al. 2018, ProGAN, Sec. 3): (B, F) -> (B, F + 1).
+
+    Samples are split into groups of `group` (a divisor of B: gcd(B, group)); the extra feature
+    of each sample is the mean over features of the std across its group. A generator whose
+    samples look alike gives a small std that D learns to tell from real batches, while D still
+    judges every sample on its own (unlike packing).
+    """
+
+    def __init__(self, group: int) -> None:
+        super().__init__()
+        self.group = group
+
+    def forward(self, h: Tensor) -> Tensor:
+        b, f = h.shape
+        g = math.gcd(b, self.group)
+        y = h.float().view(g, b // g, f)  # sample i is in group i % (b // g)
+        std = (y.var(0, unbiased=False) + 1e-8).sqrt().mean(1)  # (b // g,)
+        return torch.cat([h, std.repeat(g).to(h.dtype)[:, None]], dim=1)
+
+
+def _logit(d: nn.Module, h: Tensor, labels: Tensor | None) -> Tensor:
+    """Head of both discriminators: linear logit (+ minibatch std) + projection <embed(y), h>."""
+    logit = d.head(d.mbstd(h) if d.mbstd is not None else h).squeeze(1)
+    if d.embed is not None:
+        logit = logit + (d.embed(labels) * h).sum(dim=1)
+    return logit
 
 
 def dcgan_levels(size: int) -> int:
