@@ -9,7 +9,8 @@ Either can add the R1 gradient penalty gamma/2 |grad_x D(x)|^2 on real data (Mes
 2018, eq. 9), and packing (PacGAN, Lin et al. 2018): D judges `pack` samples at once,
 concatenated along channels (images) or features (vectors), all real or all generated, which
 penalises a generator whose samples look alike and so counters mode collapse; or a minibatch
-standard-deviation feature in D (`mbstd_group`, Karras et al. 2018) with the same aim. Class-conditional: label embedding concatenated to z in G, projection in D
+standard-deviation feature in D (`mbstd_group`, Karras et al. 2018) with the same aim.
+Class-conditional: label embedding concatenated to z in G, projection in D
 (Miyato & Koyama 2018). Phases: "discriminator" then "generator", disjoint parameters.
 """
 
