@@ -38,6 +38,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "gan_dcgan": ("gan", dict(variant="dcgan", latent_dim=8), _GAN_TRAIN),
     "gan_pacgan4": ("gan", dict(variant="dcgan", latent_dim=8, pack=4), _GAN_TRAIN),
     "gan_mbstd4": ("gan", dict(variant="dcgan", latent_dim=8, mbstd_group=4), _GAN_TRAIN),
+    "gan_dcgan_z2": ("gan", dict(variant="dcgan", latent_dim=2), _GAN_TRAIN),
+    "gan_mbstd4_z2": ("gan", dict(variant="dcgan", latent_dim=2, mbstd_group=4), _GAN_TRAIN),
     "gan_hinge_sn": ("gan", dict(variant="hinge_sn", latent_dim=8), _GAN_TRAIN),
     "gan_hinge_sn_r1": ("gan", dict(variant="hinge_sn", latent_dim=8, r1_gamma=0.1), _GAN_TRAIN),
     "gan_dcgan_r1": ("gan", dict(variant="dcgan", latent_dim=8, r1_gamma=0.1), _GAN_TRAIN),
