@@ -109,7 +109,8 @@ def modes_cmd(
     out: Path = typer.Option(..., "--out", help="Folder for modes.json, modes.png and run folders."),
     quick: bool = typer.Option(False, help="2 seeds, 200 steps, 5,000 samples, small MLPs (tests)."),
     variants: str = typer.Option("", help="Comma-separated (default: exact, diffusion, gan_dcgan, "
-                                 "gan_pacgan4, gan_hinge_sn, vae); also gan_hinge_sn_r1, gan_dcgan_r1."),
+                                 "gan_pacgan4, gan_hinge_sn, vae); also gan_mbstd4, gan_dcgan_z2, gan_mbstd4_z2, "
+                                 "gan_hinge_sn_r1, gan_dcgan_r1."),
     mixtures: str = typer.Option("ring,grid", help="ring and/or grid."),
     seeds: int = typer.Option(None, help="Runs per cell (default 5; --quick 2)."),
     steps: int = typer.Option(None, help="Optimiser steps per run (default 8000; --quick 200)."),
