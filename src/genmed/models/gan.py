@@ -177,8 +177,8 @@ class GANModel(GenerativeModel):
         For a conditional model without `cond`, the best class is used: -max_y D(x, y). A packed
         discriminator (pack > 1) judges each image repeated `pack` times.
         """
-        x = x.repeat_interleave(self.config.pack, dim=0)
-        x = self.packed(x)
+        if self.config.pack > 1:
+            x = self.packed(x.repeat_interleave(self.config.pack, dim=0))
         cond = check_labels(cond, self.config.num_classes, x.shape[0])
         with evaluating(self.discriminator):
             if not self.config.num_classes:

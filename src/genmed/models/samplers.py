@@ -44,6 +44,11 @@ def _eval(denoiser: Denoiser, x: Tensor, t: int, ab: float, cond: Tensor | None,
     return eps, eps_to_x0(x, eps, ab)
 
 
+def _lam(ab: float) -> float:
+    """lambda = log(alpha / sigma) = 0.5 log(alpha_bar / (1 - alpha_bar)) (Lu et al. 2022)."""
+    return 0.5 * math.log(ab / (1 - ab))
+
+
 def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
     return randn(tuple(x.shape), generator, x.device, x.dtype)
 
@@ -112,9 +117,7 @@ def sample_dpmpp_2m(denoiser: Denoiser, x: Tensor, schedule: DiscreteSchedule, *
         if ab_prev >= 1.0:
             x = x0
         else:
-            lam = 0.5 * math.log(ab / (1 - ab))
-            lam_next = 0.5 * math.log(ab_prev / (1 - ab_prev))
-            h = lam_next - lam
+            h = _lam(ab_prev) - _lam(ab)
             sigma, sigma_next = math.sqrt(1 - ab), math.sqrt(1 - ab_prev)
             if old_x0 is None:
                 d = x0
@@ -151,7 +154,7 @@ def sample_dpmpp_2m_sde(denoiser: Denoiser, x: Tensor, schedule: DiscreteSchedul
         if ab_prev >= 1.0:
             x = x0
         else:
-            h = 0.5 * math.log(ab_prev / (1 - ab_prev)) - 0.5 * math.log(ab / (1 - ab))
+            h = _lam(ab_prev) - _lam(ab)
             sigma, sigma_next = math.sqrt(1 - ab), math.sqrt(1 - ab_prev)
             gain = -math.expm1(-2 * h) * math.sqrt(ab_prev)  # alpha_next (1 - e^{-2h})
             x = (sigma_next / sigma) * math.exp(-h) * x + gain * x0
