@@ -9,7 +9,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from genmed.models.base import GenerativeModel
+from genmed.models.base import GenerativeModel, ModelConfig
+
+TOY_CONFIG = ModelConfig(size=8)  # every model carries the config that describes it
 
 
 class ToyDenoiser(GenerativeModel):
@@ -19,6 +21,7 @@ class ToyDenoiser(GenerativeModel):
 
     def __init__(self, channels: int = 8, sigma: float = 0.5, bn: bool = False) -> None:
         super().__init__()
+        self.config = TOY_CONFIG
         self.sigma = sigma
         norm = nn.BatchNorm2d(channels) if bn else nn.Identity()
         self.net = nn.Sequential(nn.Conv2d(1, channels, 3, padding=1), norm, nn.SiLU(),
@@ -42,6 +45,7 @@ class ToyAutoencoder(GenerativeModel):
 
     def __init__(self) -> None:
         super().__init__()
+        self.config = TOY_CONFIG
         self.net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 1, 3, padding=1))
 
     def loss(self, batch, phase="main"):
@@ -61,6 +65,7 @@ class ToyGAN(GenerativeModel):
 
     def __init__(self, zdim: int = 8, random_z: bool = True) -> None:
         super().__init__()
+        self.config = TOY_CONFIG
         self.zdim, self.random_z = zdim, random_z
         self.generator = nn.Sequential(nn.Linear(zdim, 64), nn.Tanh())
         self.discriminator = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.LeakyReLU(0.2),

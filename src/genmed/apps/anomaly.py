@@ -18,7 +18,7 @@ AUROC by lesion size and by noise level (the sensitivity plot).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ import numpy as np
 import torch
 
 from genmed.apps.common import UNIT_PER_HU, phantom, seeded, to_unit
+from genmed.models.base import device_of
+from genmed.train.fit import Compute
 from genmed.apps.scoring import auroc_by_group, image_level, pixel_level
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
@@ -51,6 +53,7 @@ class AnomalyConfig:
     n_draws: int = 2  # noise draws averaged in the diffusion map
     n_boot: int = 200
     seed: int = 0
+    compute: Compute = field(default_factory=Compute)  # training device and precision
 
     def __post_init__(self) -> None:
         for d in self.detectors:
@@ -76,20 +79,21 @@ def body_mask(hu: np.ndarray) -> np.ndarray:
 
 
 def _train(family: str, x: torch.Tensor, cfg: AnomalyConfig):
-    from genmed.apps.supervised import DictDataset, fit
+    """Train `family` on healthy slices `x` with its registry "short" recipe."""
     from genmed.models import build_model
+    from genmed.train import DictDataset
 
     data = DictDataset(image=x)
     if family == "vae":
         model = build_model("vae", size=cfg.size, channels=(32, 64, 64), latent_dim=32,
                             kl_warmup_steps=cfg.vae_steps // 2, likelihood_sigma=0.1)
-        return fit(model, data, steps=cfg.vae_steps, lr=1e-3, seed=cfg.seed)
+        return cfg.compute.fit(model, data, steps=cfg.vae_steps, seed=cfg.seed)
     if family == "gan":
-        model = build_model("gan", size=cfg.size)
-        return fit(model, data, steps=cfg.gan_steps, lr=2e-4, seed=cfg.seed, betas=(0.5, 0.999))
+        return cfg.compute.fit(build_model("gan", size=cfg.size), data, steps=cfg.gan_steps,
+                               seed=cfg.seed)
     model = build_model("diffusion", size=cfg.size, channels=(32, 64, 64),
                         attention_levels=(False, False, False))
-    return fit(model, data, steps=cfg.diffusion_steps, lr=2e-3, seed=cfg.seed, ema=True)
+    return cfg.compute.fit(model, data, steps=cfg.diffusion_steps, seed=cfg.seed)
 
 
 def detect(cfg: AnomalyConfig, train_hu: np.ndarray, test_hu: np.ndarray) -> dict[str, dict]:
@@ -122,18 +126,20 @@ def _score(d: str, model: Any, cfg: AnomalyConfig, train_hu: np.ndarray, test_hu
     maps = scores = None
     if d == "intensity":
         mu, sd = train_hu.mean(0), train_hu.std(0) + 10.0  # +10 HU: floor on the SD
-        maps = np.abs(test_hu - mu) / sd
-    elif d == "vae_recon":
-        maps = (model.reconstruct(x_te) - x_te).pow(2)[:, 0].numpy()
+        return np.abs(test_hu - mu) / sd, None
+    dev = device_of(model)
+    x = x_te.to(dev)
+    if d == "vae_recon":
+        maps = (model.reconstruct(x) - x).pow(2)[:, 0].cpu().numpy()
     elif d == "vae_elbo":
-        scores = model.anomaly_score(x_te, kind="elbo", generator=seeded(cfg.seed)).numpy()
+        scores = model.anomaly_score(x, kind="elbo", generator=seeded(cfg.seed, dev)).cpu().numpy()
     elif d == "gan":
-        scores = model.anomaly_score(x_te).reshape(-1).numpy()
+        scores = model.anomaly_score(x).reshape(-1).cpu().numpy()
     else:
-        g = seeded(cfg.seed)
-        maps = np.mean([(model.reconstruct(x_te, cfg.t_start, steps=cfg.recon_steps,
-                                           sampler="ddim", generator=g) - x_te
-                         ).pow(2)[:, 0].numpy() for _ in range(cfg.n_draws)], axis=0)
+        g = seeded(cfg.seed, dev)
+        maps = np.mean([(model.reconstruct(x, cfg.t_start, steps=cfg.recon_steps,
+                                           sampler="ddim", generator=g) - x
+                         ).pow(2)[:, 0].cpu().numpy() for _ in range(cfg.n_draws)], axis=0)
     return maps, scores
 
 

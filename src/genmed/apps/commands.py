@@ -7,6 +7,7 @@ JSON and PNG figure(s) under `--out`; `denoise --input FILE` denoises a user's s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,6 +19,17 @@ app = typer.Typer(help="Applications: anomaly detection, denoising, translation,
 OUT = typer.Option(..., "--out", help="Folder for the metrics JSON and figures.")
 QUICK = typer.Option(False, "--quick", help="Tiny settings (seconds; used by the tests).")
 SEED = typer.Option(0, "--seed", help="Seed of data, weights and noise.")
+DEVICE = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda.")
+PRECISION = typer.Option(None, "--precision",
+                         help="Training numerics: auto, bf16, fp16 (CUDA) or fp32 (default: fp32; "
+                              "volumes3d: auto).")
+
+
+def _compute(device: str, precision: str | None, default: str = "fp32"):
+    """The `genmed.train.Compute` of the --device / --precision options."""
+    from genmed.train import Compute
+
+    return Compute(device=device, precision=precision or default)
 
 
 def _done(result: dict, out: Path) -> None:
@@ -26,7 +38,8 @@ def _done(result: dict, out: Path) -> None:
 
 
 @app.command()
-def anomaly(out: Path = OUT, quick: bool = QUICK, seed: int = SEED,
+def anomaly(out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: str = DEVICE,
+            precision: str = PRECISION,
             t_start: int = typer.Option(250, help="AnoDDPM noise level (of 1000 steps).")) -> None:
     """Healthy-only training; VAE / GAN / diffusion / intensity detectors; AUROC, AUPRC, Dice, AUPRO."""
     from genmed.apps.anomaly import AnomalyConfig, run_anomaly
@@ -34,11 +47,13 @@ def anomaly(out: Path = OUT, quick: bool = QUICK, seed: int = SEED,
     cfg = (AnomalyConfig(size=16, n_train_patients=4, n_test_patients=8, vae_steps=8, gan_steps=8,
                          diffusion_steps=8, recon_steps=2, n_draws=1, n_boot=20, t_start=t_start,
                          seed=seed) if quick else AnomalyConfig(t_start=t_start, seed=seed))
+    cfg = dataclasses.replace(cfg, compute=_compute(device, precision))
     _done(run_anomaly(cfg, out), out)
 
 
 @app.command()
-def denoise(out: Path = OUT, quick: bool = QUICK, seed: int = SEED,
+def denoise(out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: str = DEVICE,
+            precision: str = PRECISION,
             input: Path = typer.Option(None, "--input", help="A DICOM/NIfTI/PNG scan to denoise "
                                        "(no ground truth) instead of the phantom benchmark."),
             method: str = typer.Option("bm3d", help="Method for --input: nlm, bm3d, tv, wavelet.")) -> None:
@@ -51,23 +66,27 @@ def denoise(out: Path = OUT, quick: bool = QUICK, seed: int = SEED,
     cfg = (DenoiseConfig(size=16, n_train_patients=2, n_test_patients=2, unet_steps=8,
                          diffusion_steps=8, sample_steps=2, methods=("noisy", "diffusion", "unet", "nlm"),
                          n_boot=20, seed=seed) if quick else DenoiseConfig(seed=seed))
+    cfg = dataclasses.replace(cfg, compute=_compute(device, precision))
     _done(run_denoise(cfg, out), out)
 
 
 @app.command()
-def translate(out: Path = OUT, quick: bool = QUICK, seed: int = SEED) -> None:
+def translate(out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: str = DEVICE,
+              precision: str = PRECISION) -> None:
     """Non-contrast -> contrast phase: UNet L1, conditional diffusion, SDEdit."""
     from genmed.apps.translate import TranslateConfig, run_translate
 
     cfg = (TranslateConfig(size=16, n_train_patients=2, n_test_patients=2, unet_steps=8,
                            diffusion_steps=8, sample_steps=2, n_boot=20, seed=seed)
            if quick else TranslateConfig(seed=seed))
+    cfg = dataclasses.replace(cfg, compute=_compute(device, precision))
     _done(run_translate(cfg, out), out)
 
 
 @app.command("generate-from-mask")
 def generate_from_mask(
-    out: Path = OUT, quick: bool = QUICK, seed: int = SEED,
+    out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: str = DEVICE,
+    precision: str = PRECISION,
     mask: Path = typer.Option(None, "--mask", help="Label map file (0 air, 1 body, 2 kidney, "
                               "3 lesion) to generate from, with a freshly trained model."),
     reference: Path = typer.Option(None, "--reference", help="Image whose spacing the mask must share."),
@@ -83,6 +102,7 @@ def generate_from_mask(
     cfg = (MaskGenConfig(size=16, n_train_patients=3, n_test_patients=2, diffusion_steps=8,
                          checker_steps=8, sample_steps=2, seed=seed)
            if quick else MaskGenConfig(seed=seed))
+    cfg = dataclasses.replace(cfg, compute=_compute(device, precision))
     if mask is None:
         _done(run_generate_from_mask(cfg, out), out)
         return
@@ -109,10 +129,12 @@ def generate_from_mask(
 
 
 @app.command()
-def volumes3d(out: Path = OUT, quick: bool = QUICK, seed: int = SEED) -> None:
+def volumes3d(out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: str = DEVICE,
+              precision: str = PRECISION) -> None:
     """3D DDPM on 32^3 phantom volumes: samples, orthogonal slices, volumes/s, peak memory."""
     from genmed.apps.volumes3d import Volumes3DConfig, run_volumes3d
 
     cfg = (Volumes3DConfig(size=16, n_patients=2, steps=3, batch_size=2, n_samples=1,
                            sample_steps=2, seed=seed) if quick else Volumes3DConfig(seed=seed))
+    cfg = dataclasses.replace(cfg, compute=_compute(device, precision, default="auto"))
     _done(run_volumes3d(cfg, out), out)

@@ -127,6 +127,6 @@ def fmt(c: dict[str, float], digits: int = 3) -> str:
     return f"{c['value']:.{digits}f} [{c['low']:.{digits}f}, {c['high']:.{digits}f}]"
 
 
-def seeded(seed: int) -> torch.Generator:
-    """A CPU torch.Generator seeded with `seed`."""
-    return torch.Generator().manual_seed(int(seed))
+def seeded(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch.Generator on `device` seeded with `seed`."""
+    return torch.Generator(device).manual_seed(int(seed))

@@ -12,7 +12,7 @@ denoised volume as NIfTI (HU) and a side-by-side PNG.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from genmed.apps.common import HU_WINDOW, UNIT_PER_HU, hu_columns_figure, paired_table, phantom, seeded, to_hu, to_unit
+from genmed.train.fit import Compute
 from genmed.apps.denoisers import CLASSICAL, classical, diffusion_denoise, estimate_sigma
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
@@ -41,6 +42,7 @@ class DenoiseConfig:
     methods: tuple[str, ...] = ("noisy", "diffusion", "unet", "nlm", "bm3d")
     n_boot: int = 200  # bootstrap resamples for the CIs
     seed: int = 0
+    compute: Compute = field(default_factory=Compute)  # training device and precision
 
     def __post_init__(self) -> None:
         for m in self.methods:
@@ -54,28 +56,27 @@ class DenoiseConfig:
 
 def _train_unet(cfg: DenoiseConfig):
     """Supervised MONAI UNet, noisy -> clean, on scans of every dose (noise 8..90 HU)."""
-    from genmed.apps.supervised import DictDataset, SupervisedNet, fit, unet
+    from genmed.models import build_model
+    from genmed.train import DictDataset
 
     tr = phantom(cfg.n_train_patients, cfg.size, cfg.seed, noisy_fraction=0.5,
                  noisy_noise_hu=cfg.noise_hu)
     x = torch.cat([to_unit(tr.image), to_unit(tr.image_nc)])
     y = torch.cat([to_unit(tr.clean), to_unit(tr.clean_nc)])
-    model = SupervisedNet(unet(2, 1, 1), "l1", (1, cfg.size, cfg.size))
-    return fit(model, DictDataset(image=x, target=y), steps=cfg.unet_steps, batch_size=16,
-               lr=2e-3, seed=cfg.seed)
+    return cfg.compute.fit(build_model("regressor", size=cfg.size), DictDataset(image=x, target=y),
+                           steps=cfg.unet_steps, seed=cfg.seed)
 
 
 def _train_diffusion(cfg: DenoiseConfig):
     """Unconditional DDPM on clean slices of both phases (it never sees the test noise)."""
-    from genmed.apps.supervised import DictDataset, fit
     from genmed.models import build_model
+    from genmed.train import DictDataset
 
     tr = phantom(cfg.n_train_patients, cfg.size, cfg.seed)
     x = torch.cat([to_unit(tr.clean), to_unit(tr.clean_nc)])
     model = build_model("diffusion", size=cfg.size, channels=(32, 64, 64),
                         attention_levels=(False, False, False), num_train_timesteps=1000)
-    return fit(model, DictDataset(image=x), steps=cfg.diffusion_steps, batch_size=16, lr=2e-3,
-               seed=cfg.seed, ema=True)
+    return cfg.compute.fit(model, DictDataset(image=x), steps=cfg.diffusion_steps, seed=cfg.seed)
 
 
 def run_denoise(cfg: DenoiseConfig = DenoiseConfig(), out: str | Path | None = None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ Learned: a diffusion model used as a denoiser by starting its reverse process at
 noise level matches the scan (Ho et al. 2020 eq. 4: x_t / sqrt(alpha_bar_t) = x_0 +
 sqrt((1 - alpha_bar_t) / alpha_bar_t) eps, so a scan y = x_0 + sigma n is x_t / sqrt(alpha_bar_t)
 at the t where sqrt((1 - alpha_bar_t) / alpha_bar_t) = sigma; cf. Xie et al. 2023, DDPM-based CT
-denoising), and a supervised UNet (`supervised.SupervisedNet`).
+denoising), and a supervised UNet (`genmed.models.Regressor`).
 """
 
 from __future__ import annotations
@@ -79,19 +79,12 @@ def diffusion_denoise(model, images: torch.Tensor, sigma: np.ndarray, *, steps: 
     then DDIM (eta = 0, Song et al. 2021 eq. 12) runs `steps` steps from t to 0. Images that
     share a step are denoised in one batch.
     """
-    from genmed.models.samplers import get_sampler
-    from genmed.models.schedules import schedule_from_alpha_bar
-
-    ab64 = model._alpha_bar64 if hasattr(model, "_alpha_bar64") else model.alpha_bar.double()
+    ab64, device = model.alpha_bar64, model.alpha_bar.device
     ts = np.array([matching_step(ab64, s) for s in sigma])
     out = torch.empty_like(images)
-    sampler = get_sampler("ddim")
-    was = model.training
-    model.eval()
     for t in np.unique(ts):
         idx = torch.from_numpy(np.flatnonzero(ts == t))
-        x = images[idx] * float(ab64[t]).__pow__(0.5)
-        sched = schedule_from_alpha_bar(ab64, min(steps, int(t) + 1), int(t), model.config.spacing)
-        out[idx] = sampler(model.denoiser(), x, sched, generator=generator).clamp(-1, 1)
-    model.train(was)
+        x = (images[idx] * float(ab64[t]) ** 0.5).to(device)
+        out[idx] = model.denoise_from(x, int(t), min(steps, int(t) + 1), "ddim",
+                                      generator=generator).clamp(-1, 1).cpu()
     return out

@@ -5,9 +5,9 @@ Condition map (uint8, H x W): 0 outside the body, 1 body, 2 kidney, 3 lesion (`C
 Attributes: "kind" (healthy | benign | malignant; a lesion kind needs lesion pixels in the map,
 "healthy" none), "noise" (standard | low-dose) and optionally "size_mm" (lesion diameter; the map
 sets the size, so a given size must agree with the map's lesion within 1.5 pixels).
-The model: `ConditionalDiffusion(kind="spade")`, MONAI `SPADEDiffusionModelUNet` (Park et al.
-2019; Wang et al. 2022) with the one-hot map as `seg` and the attribute pair as a class
-embedding (kind x noise: 6 classes).
+The model: `genmed.models` diffusion with `cond_kind="spade"`, MONAI `SPADEDiffusionModelUNet`
+(Park et al. 2019; Wang et al. 2022) with the one-hot map as `seg` and the attribute pair as a
+class embedding (kind x noise: 6 classes, plus the null class of classifier-free guidance).
 Checks (Sec. "obeys the conditions"): a MONAI UNet segmenter trained on real slices recovers
 the map from generated images (Dice per class), a classifier trained on real slices recovers the
 requested kind (accuracy), and the noise SD of generated images is measured per requested noise
@@ -18,7 +18,7 @@ level; every check is also run on real held-out slices with the same maps.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ import numpy as np
 import torch
 
 from genmed.apps.common import HU_WINDOW, UNIT_PER_HU, phantom, seeded, to_hu, to_unit
+from genmed.models.base import device_of
+from genmed.train.fit import Compute
 from genmed.data.phantom import LABELS
 from genmed.errors import UserError, check_positive
 from genmed.fileio import save_figure, write_json
@@ -46,6 +48,7 @@ class MaskGenConfig:
     checker_steps: int = 300  # segmenter and classifier training steps
     sample_steps: int = 20
     seed: int = 0
+    compute: Compute = field(default_factory=Compute)  # training device and precision
 
     def __post_init__(self) -> None:
         for name in ("size", "n_train_patients", "n_test_patients", "diffusion_steps",
@@ -105,24 +108,42 @@ def encode(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], size: int
     return onehot.permute(0, 3, 1, 2).float(), torch.tensor(ids, dtype=torch.long)
 
 
+def mask_diffusion(size: int):
+    """The SPADE diffusion model conditioned on a one-hot map and the attribute pair."""
+    from genmed.models import build_model
+
+    return build_model("diffusion", size=size, num_classes=len(LABELS) * len(NOISE_LEVELS),
+                       cond_channels=len(CLASSES), cond_kind="spade", channels=(32, 64, 64),
+                       attention_levels=(False, False, False))
+
+
+def fit_mask_generator(images: np.ndarray, maps: np.ndarray, attributes: Sequence[Mapping[str, Any]],
+                       *, steps: int, seed: int, compute: Compute = Compute()):
+    """Train `mask_diffusion` on (N, H, W) images in [-1, 1] with their condition maps and
+    attributes (registry recipe "short")."""
+    from genmed.train import DictDataset
+
+    size = images.shape[-1]
+    cond, ids = encode(maps, attributes, size)
+    x = torch.from_numpy(np.ascontiguousarray(images, np.float32))[:, None]
+    return compute.fit(mask_diffusion(size), DictDataset(image=x, cond=cond, label=ids),
+                       steps=steps, seed=seed)
+
+
 def train_mask_generator(cfg: MaskGenConfig = MaskGenConfig()):
     """Train the SPADE diffusion model on phantom slices (all kinds and doses)."""
-    from genmed.apps.conditional import ConditionalDiffusion
-    from genmed.apps.supervised import DictDataset, fit
-
     tr = _train_slices(cfg)
-    cond, ids = encode(condition_maps(tr), attributes_of(tr), cfg.size)
-    model = ConditionalDiffusion(size=cfg.size, cond_channels=len(CLASSES), kind="spade",
-                                 num_classes=len(LABELS) * len(NOISE_LEVELS))
-    return fit(model, DictDataset(image=to_unit(tr.image), cond=cond, label=ids),
-               steps=cfg.diffusion_steps, lr=2e-3, seed=cfg.seed, ema=True)
+    return fit_mask_generator(to_unit(tr.image)[:, 0].numpy(), condition_maps(tr), attributes_of(tr),
+                              steps=cfg.diffusion_steps, seed=cfg.seed, compute=cfg.compute)
 
 
 def generate_pairs(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], model, *,
                    steps: int = 20, seed: int = 0, spacing_mm: float | None = None) -> np.ndarray:
     """Images (N, H, W) in HU for condition maps `masks` (N, H, W) and `attributes` (N dicts)."""
-    cond, ids = encode(masks, attributes, model.size, spacing_mm)
-    return to_hu(model.generate(cond, ids, steps=steps, generator=seeded(seed)))
+    cond, ids = encode(masks, attributes, model.config.size, spacing_mm)
+    dev = device_of(model)
+    return to_hu(model.sample(len(cond), cond=ids.to(dev), image_cond=cond.to(dev), steps=steps,
+                              sampler="ddim", generator=seeded(seed, dev)))
 
 
 def _train_slices(cfg: MaskGenConfig, test: bool = False):
@@ -132,15 +153,18 @@ def _train_slices(cfg: MaskGenConfig, test: bool = False):
 
 
 def _checkers(cfg: MaskGenConfig, tr):
-    from genmed.apps.supervised import DictDataset, SupervisedNet, classifier, fit, unet
+    """A segmenter of the condition map and a lesion-kind classifier, trained on real slices."""
+    from genmed.models import build_model
+    from genmed.train import DictDataset
 
     x = to_unit(tr.image)
-    seg = SupervisedNet(unet(2, 1, len(CLASSES)), "segment", (1, cfg.size, cfg.size))
-    fit(seg, DictDataset(image=x, target=torch.from_numpy(condition_maps(tr)[:, None].astype(np.int64))),
-        steps=cfg.checker_steps, lr=2e-3, seed=cfg.seed)
-    cls = SupervisedNet(classifier(1, cfg.size, len(LABELS)), "classify", (1, cfg.size, cfg.size))
-    fit(cls, DictDataset(image=x, label=torch.from_numpy(tr.label)), steps=cfg.checker_steps,
-        lr=2e-3, seed=cfg.seed)
+    target = torch.from_numpy(condition_maps(tr)[:, None].astype(np.int64))
+    seg = cfg.compute.fit(build_model("segmenter", size=cfg.size, out_channels=len(CLASSES)),
+                          DictDataset(image=x, target=target), steps=cfg.checker_steps, seed=cfg.seed)
+    cls = cfg.compute.fit(build_model("classifier", size=cfg.size, classes=len(LABELS),
+                                      backbone="classifier"),
+                          DictDataset(image=x, label=torch.from_numpy(tr.label)),
+                          steps=cfg.checker_steps, seed=cfg.seed)
     return seg, cls
 
 

@@ -12,7 +12,7 @@ PSNR / SSIM / MAE on HU in the abdomen window, mean and 95% bootstrap CI per ima
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ import numpy as np
 import torch
 
 from genmed.apps.common import HU_WINDOW, hu_columns_figure, paired_table, phantom, seeded, to_hu, to_unit
+from genmed.models.base import device_of
+from genmed.train.fit import Compute
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
 
@@ -40,6 +42,7 @@ class TranslateConfig:
     sdedit_t: int = 400  # SDEdit noise level (of T = 1000)
     n_boot: int = 200
     seed: int = 0
+    compute: Compute = field(default_factory=Compute)  # training device and precision
 
     def __post_init__(self) -> None:
         for m in self.methods:
@@ -53,24 +56,23 @@ class TranslateConfig:
 
 def translate_models(cfg: TranslateConfig, src: torch.Tensor, tgt: torch.Tensor) -> dict[str, Any]:
     """Train the learned methods of `cfg` on paired (src, tgt) (N, 1, H, W) in [-1, 1]."""
-    from genmed.apps.conditional import ConditionalDiffusion
-    from genmed.apps.supervised import DictDataset, SupervisedNet, fit, unet
     from genmed.models import build_model
+    from genmed.train import DictDataset
 
+    unet = dict(channels=(32, 64, 64), attention_levels=(False, False, False))
     models: dict[str, Any] = {}
     if "unet_l1" in cfg.methods:
-        net = SupervisedNet(unet(2, 1, 1), "l1", (1, cfg.size, cfg.size))
-        models["unet_l1"] = fit(net, DictDataset(image=src, target=tgt), steps=cfg.unet_steps,
-                                lr=2e-3, seed=cfg.seed)
-    if "cond_diffusion" in cfg.methods:
-        cd = ConditionalDiffusion(size=cfg.size, cond_channels=1, kind="concat")
-        models["cond_diffusion"] = fit(cd, DictDataset(image=tgt, cond=src),
-                                       steps=cfg.diffusion_steps, lr=2e-3, seed=cfg.seed, ema=True)
+        models["unet_l1"] = cfg.compute.fit(build_model("regressor", size=cfg.size),
+                                            DictDataset(image=src, target=tgt),
+                                            steps=cfg.unet_steps, seed=cfg.seed)
+    if "cond_diffusion" in cfg.methods:  # the source slice stacked onto x_t (Palette)
+        cd = build_model("diffusion", size=cfg.size, cond_channels=1, cond_kind="concat", **unet)
+        models["cond_diffusion"] = cfg.compute.fit(cd, DictDataset(image=tgt, cond=src),
+                                                   steps=cfg.diffusion_steps, seed=cfg.seed)
     if "sdedit" in cfg.methods:  # unpaired: sees contrast-phase images only
-        dm = build_model("diffusion", size=cfg.size, channels=(32, 64, 64),
-                         attention_levels=(False, False, False))
-        models["sdedit"] = fit(dm, DictDataset(image=tgt), steps=cfg.diffusion_steps, lr=2e-3,
-                               seed=cfg.seed, ema=True)
+        models["sdedit"] = cfg.compute.fit(build_model("diffusion", size=cfg.size, **unet),
+                                           DictDataset(image=tgt), steps=cfg.diffusion_steps,
+                                           seed=cfg.seed)
     return models
 
 
@@ -84,16 +86,19 @@ def run_translate(cfg: TranslateConfig = TranslateConfig(), out: str | Path | No
     seconds: dict[str, float] = {}
     for m in cfg.methods:
         t0 = time.perf_counter()
-        g = seeded(cfg.seed)
         if m == "identity":
             pred = src
         elif m == "unet_l1":
             pred = models[m].predict(src)
-        elif m == "cond_diffusion":
-            pred = models[m].generate(src, steps=cfg.sample_steps, generator=g)
         else:
-            pred = models[m].reconstruct(src, cfg.sdedit_t, steps=cfg.sample_steps, sampler="ddim",
-                                         generator=g)
+            dev = device_of(models[m])
+            g, x = seeded(cfg.seed, dev), src.to(dev)
+            if m == "cond_diffusion":
+                pred = models[m].sample(len(x), image_cond=x, steps=cfg.sample_steps,
+                                        sampler="ddim", generator=g)
+            else:
+                pred = models[m].reconstruct(x, cfg.sdedit_t, steps=cfg.sample_steps,
+                                             sampler="ddim", generator=g)
         seconds[m] = time.perf_counter() - t0
         outputs[m] = to_hu(pred)
     result: dict[str, Any] = {"config": asdict(cfg), "n_test_images": len(src),

@@ -11,7 +11,7 @@ set size (`ru_maxrss`, MiB), which includes everything the process has held.
 from __future__ import annotations
 
 import resource
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from genmed.errors import UserError, check_positive
+from genmed.train.fit import Compute
 from genmed.fileio import save_figure, write_json
 
 
@@ -33,8 +34,8 @@ class Volumes3DConfig:
     channels: tuple[int, ...] = (16, 32, 32)
     n_samples: int = 4
     sample_steps: int = 20
-    precision: str = "auto"
     seed: int = 0
+    compute: Compute = field(default_factory=lambda: Compute(precision="auto"))
 
     def __post_init__(self) -> None:
         for name in ("size", "n_patients", "steps", "batch_size", "n_samples", "sample_steps"):
@@ -60,7 +61,7 @@ def run_volumes3d(cfg: Volumes3DConfig = Volumes3DConfig(), out: str | Path = "r
     out = Path(out)
     tcfg = TrainConfig(family="diffusion", data="phantom", size=cfg.size, spatial_dims=3,
                        n_patients=cfg.n_patients, steps=cfg.steps, batch_size=cfg.batch_size,
-                       lr=2e-3, warmup=min(50, cfg.steps // 10), precision=cfg.precision,
+                       recipe="volume", precision=cfg.compute.precision, device=cfg.compute.device,
                        seed=cfg.seed, ckpt_every=cfg.steps, keep_checkpoints=1, sample_n=2,
                        sample_steps=5, log_every=max(1, cfg.steps // 10), out=str(out / "run"),
                        options={"channels": list(cfg.channels),
@@ -72,10 +73,10 @@ def run_volumes3d(cfg: Volumes3DConfig = Volumes3DConfig(), out: str | Path = "r
         return build_model("diffusion", spatial_dims=3, size=cfg.size, **tcfg.options)
 
     res = train(tcfg, model=model_of())
-    model, _ = load_run(out / "run", model=model_of())
+    model, _ = load_run(out / "run", model=model_of(), device=res.device)
     with torch.no_grad():
         vols = model.sample(cfg.n_samples, steps=cfg.sample_steps,
-                            generator=torch.Generator().manual_seed(cfg.seed))
+                            generator=torch.Generator(res.device).manual_seed(cfg.seed)).cpu()
     hu = unit_to_hu(vols[:, 0].float().numpy())
     for k, v in enumerate(hu):
         save_nifti(out / f"sample_{k}.nii.gz", v.astype(np.float32), (1.0, 1.0, 1.0),

@@ -38,10 +38,14 @@ def compare(cfg: CompareConfig, progress: Callable[[str], None] | None = None) -
     say("data")
     train_ds, real, real_labels = load_splits(cfg)
     train_images = train_ds.images.numpy()
+    from genmed.train.precision import resolve_numerics
+
+    device = resolve_numerics(cfg.device, cfg.precision).device
     runs: list[FamilyRun] = []
     for i, family in enumerate(cfg.families):
         say(f"{'load' if cfg.runs else 'train'} {family}")
-        runs.append(load_family(family, cfg.runs[i]) if cfg.runs else train_family(family, cfg, train_ds))
+        runs.append(load_family(family, cfg.runs[i], device=str(device)) if cfg.runs
+                    else train_family(family, cfg, train_ds))
     extractor = load_extractor(None)
     n_real = len(real)
     eval_cfg = EvalConfig(n_boot=cfg.n_boot, seed=cfg.seed,
@@ -71,7 +75,7 @@ def compare(cfg: CompareConfig, progress: Callable[[str], None] | None = None) -
         say("sampler study")
         study = sampler_study(diffusion.model, extractor.features(real), extractor, cfg.study,
                               cfg.study_n, seed=cfg.seed, n_boot=cfg.n_boot,
-                              autocast=lambda: autocast(cfg.precision))
+                              autocast=lambda: autocast(cfg.precision, device.type))
     kind, amount = cfg.budget
     result = {
         "budget": {"kind": kind, "amount": amount, "statement": _budget_statement(kind, amount, cfg)},

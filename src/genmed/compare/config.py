@@ -1,10 +1,11 @@
-"""`CompareConfig`: one family comparison, and the per-family training recipes it uses.
+"""`CompareConfig`: one family comparison, and the network options each family is built with.
 
 The compute budget is the same for every family and is stated in the output: either the same
 number of training images seen (`budget_images`; steps = budget / batch size, a GAN step shows
 one real batch to D and one generated batch to G) or the same training wall-clock
 (`budget_seconds`; steps estimated from a short measured probe of each family, and the seconds
-actually spent are reported next to it).
+actually spent are reported next to it). Optimiser, LR schedule and weight EMA are each
+family's registry recipe "compare" (`genmed.models.recipe(family, "compare")`).
 """
 
 from __future__ import annotations
@@ -21,28 +22,20 @@ STUDY = (("ddpm", 1000), ("ddpm", 100), ("ddim", 10), ("ddim", 20), ("ddim", 50)
 QUICK_STUDY = (("ddpm", 200), ("ddim", 10), ("dpmpp_2m", 10))
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """How one family is trained in a comparison (model options and optimiser settings)."""
-
-    options: dict[str, Any]
-    lr: float
-    betas: tuple[float, float] = (0.9, 0.999)
-
-
-# Full recipes: the reference networks of docs/models.md; learning rates for short runs.
-RECIPES: dict[str, Recipe] = {
-    "diffusion": Recipe(dict(sampler="dpmpp_2m_sde", sample_steps=20), lr=1e-3),
-    "gan": Recipe(dict(variant="hinge_sn"), lr=2e-4, betas=(0.5, 0.999)),
-    "vae": Recipe(dict(kl_warmup_steps=300, likelihood_sigma=0.25), lr=1e-3),
+# Model options per family: the reference networks of docs/models.md.
+NETWORKS: dict[str, dict[str, Any]] = {
+    "diffusion": dict(sampler="dpmpp_2m_sde", sample_steps=20),
+    "gan": dict(variant="hinge_sn"),
+    "vae": dict(kl_warmup_steps=300, likelihood_sigma=0.25),
 }
 # Tiny networks for `--quick` (the test suite): seconds, not quality.
-QUICK_RECIPES: dict[str, Recipe] = {
-    "diffusion": Recipe(dict(channels=(8, 16), attention_levels=(False, False), norm_num_groups=4,
-                             num_train_timesteps=200, sampler="dpmpp_2m_sde", sample_steps=10), lr=2e-3),
-    "gan": Recipe(dict(variant="hinge_sn", base_channels=8, latent_dim=16), lr=2e-4, betas=(0.5, 0.999)),
-    "vae": Recipe(dict(channels=(8, 16), latent_dim=8, kl_warmup_steps=20), lr=2e-3),
+QUICK_NETWORKS: dict[str, dict[str, Any]] = {
+    "diffusion": dict(channels=(8, 16), attention_levels=(False, False), norm_num_groups=4,
+                      num_train_timesteps=200, sampler="dpmpp_2m_sde", sample_steps=10),
+    "gan": dict(variant="hinge_sn", base_channels=8, latent_dim=16),
+    "vae": dict(channels=(8, 16), latent_dim=8, kl_warmup_steps=20),
 }
+RECIPE = "compare"  # the registry recipe preset of every family in a comparison
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,7 +54,8 @@ class CompareConfig:
     study: tuple[tuple[str, int], ...] = STUDY  # (sampler, steps) settings; () to skip
     runs: tuple[str, ...] = ()  # existing run folders, one per family (no training)
     n_boot: int = 30  # bootstrap resamples for the CIs
-    ema_decay: float = 0.995  # weight EMA for the (short) runs
+    ema_decay: float | None = None  # weight EMA (None: the family's "compare" recipe, 0.995)
+    device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
     precision: str = "auto"  # engine precision (bf16 autocast on AMX/AVX-512-BF16 CPUs)
     quick: bool = False  # tiny networks and sizes (test suite)
     seed: int = 0
@@ -88,6 +82,7 @@ class CompareConfig:
         if self.n_samples < 8 or self.study_n < 8:
             raise UserError("n_samples and study_n must be >= 8 (the k-NN metrics use k=5)")
         check_choice("precision", self.precision, ("auto", "bf16", "fp32"))
+        check_choice("device", self.device, ("auto", "cpu", "cuda"))
         if self.runs and len(self.runs) != len(self.families):
             raise UserError(f"--runs names {len(self.runs)} run folders for "
                             f"{len(self.families)} families; give one per family, in order")
@@ -106,5 +101,6 @@ class CompareConfig:
             return "images", float(self.budget_images)
         return "images", float(640 if self.quick else 40_000)
 
-    def recipe(self, family: str) -> Recipe:
-        return (QUICK_RECIPES if self.quick else RECIPES)[family]
+    def network(self, family: str) -> dict[str, Any]:
+        """The model options `family` is built with."""
+        return dict((QUICK_NETWORKS if self.quick else NETWORKS)[family])

@@ -1,7 +1,7 @@
 """Train (or load) each family under one compute budget, and sample it, timed.
 
 All training goes through the one engine (`genmed.train.train`); a family differs only in its
-`Recipe` (model options, learning rate, Adam betas). Data: the training split of `cfg.data`;
+network options and its registry recipe "compare". Data: the training split of `cfg.data`;
 the held-out real reference is its validation + test patients (never seen in training).
 """
 
@@ -63,13 +63,13 @@ def load_splits(cfg: CompareConfig):
 def _train_config(family: str, cfg: CompareConfig, steps: int, out: Path):
     from genmed.train import TrainConfig
 
-    rec = cfg.recipe(family)
-    return TrainConfig(family=family, data=cfg.data, size=cfg.size, n_patients=cfg.n_patients,
-                       steps=steps, batch_size=cfg.batch_size, lr=rec.lr, betas=rec.betas,
-                       warmup=min(100, steps // 10), ema_decay=cfg.ema_decay,
-                       precision=cfg.precision, seed=cfg.seed, log_every=max(1, min(25, steps // 20)),
-                       ckpt_every=steps, keep_checkpoints=1, sample_n=16, out=str(out),
-                       options=dict(rec.options))
+    from genmed.compare.config import RECIPE
+
+    return TrainConfig(family=family, recipe=RECIPE, data=cfg.data, size=cfg.size,
+                       n_patients=cfg.n_patients, steps=steps, batch_size=cfg.batch_size,
+                       ema_decay=cfg.ema_decay, precision=cfg.precision, device=cfg.device,
+                       seed=cfg.seed, log_every=max(1, min(25, steps // 20)), ckpt_every=steps,
+                       keep_checkpoints=1, sample_n=16, out=str(out), options=cfg.network(family))
 
 
 def _steps_for_seconds(family: str, cfg: CompareConfig, train_ds, work: Path) -> int:
@@ -98,12 +98,12 @@ def train_family(family: str, cfg: CompareConfig, train_ds) -> FamilyRun:
     t0 = time.perf_counter()
     result = train(tcfg, dataset=train_ds)
     seconds = time.perf_counter() - t0
-    model, _ = load_run(run_dir)
+    model, _ = load_run(run_dir, device=result.device)
     return FamilyRun(family, model, run_dir, steps, steps * cfg.batch_size, round(seconds, 1),
                      round(result.img_per_s, 1), dict(tcfg.options))
 
 
-def load_family(family: str, run_dir: str | Path) -> FamilyRun:
+def load_family(family: str, run_dir: str | Path, device: str = "cpu") -> FamilyRun:
     """An existing run of `family` (its config names the family; UserError otherwise)."""
     from genmed.train import load_run
     from genmed.train.run import load_config_of
@@ -111,28 +111,30 @@ def load_family(family: str, run_dir: str | Path) -> FamilyRun:
     tcfg = load_config_of(run_dir)
     if tcfg.family != family:
         raise UserError(f"{run_dir}: is a {tcfg.family} run, but --families puts {family} here")
-    model, tcfg = load_run(run_dir)
+    model, tcfg = load_run(run_dir, device=device)
     return FamilyRun(family, model, Path(run_dir), tcfg.steps, tcfg.steps * tcfg.batch_size,
                      None, None, dict(tcfg.options))
 
 
-def autocast(precision: str):
-    """The engine's autocast context for sampling on CPU ("auto": bf16 where fast)."""
+def autocast(precision: str, device: str | torch.device = "cpu"):
+    """The engine's autocast context for sampling on `device` ("auto": bf16 where fast)."""
     from genmed.train.precision import resolve_numerics
 
-    return resolve_numerics("cpu", precision).autocast()
+    return resolve_numerics(str(device), precision).autocast()
 
 
 @torch.no_grad()
 def sample_family(run: FamilyRun, n: int, seed: int, precision: str, chunk: int = 64,
                   **kw) -> tuple[np.ndarray, float]:
-    """(n samples (n, 1, H, W) in [-1, 1], seconds per image) from one seeded generator."""
-    gen = torch.Generator().manual_seed(seed)
+    """(n samples (n, 1, H, W) in [-1, 1], seconds per image) from one seeded generator on the
+    model's device."""
+    device = next(run.model.parameters()).device
+    gen = torch.Generator(device).manual_seed(seed)
     t0 = time.perf_counter()
     parts = []
-    with autocast(precision):
+    with autocast(precision, device.type):
         for s in range(0, n, chunk):
             parts.append(run.model.sample(min(chunk, n - s), generator=gen, **kw).float())
     seconds = time.perf_counter() - t0
-    x = torch.cat(parts).clamp(-1, 1).numpy()
+    x = torch.cat(parts).clamp(-1, 1).cpu().numpy()
     return x, seconds / n

@@ -1,37 +1,68 @@
-"""Three generative families behind one interface (`GenerativeModel`), 2D/3D images or vectors.
+"""Everything trainable behind one interface (`GenerativeModel`), 2D/3D images or vectors.
 
     model = build_model("diffusion", size=32, num_classes=3)
     losses = model(batch, phase)           # per-sample losses, phases() in order
     x = model.sample(16, cond=labels, steps=20, generator=g)
+    recipe("diffusion")                    # its default training recipe; capabilities("vae")
+
+Generative families: diffusion (also mask/source-image conditioned), GAN, VAE. Supervised
+networks trained by the same engine: segmenter, classifier, regressor.
 """
 
 from genmed.models.base import GenerativeModel, ModelConfig
+from genmed.models.classifier import Classifier, ClassifierConfig, balanced_weights
 from genmed.models.diffusion import DiffusionConfig, DiffusionModel
 from genmed.models.gan import GANConfig, GANModel
 from genmed.models.registry import (
     FAMILIES,
+    REGISTRY,
+    Capabilities,
+    ModelSpec,
+    Recipe,
     build_model,
     build_model_from_config,
+    capabilities,
+    check_request,
     config_class,
     model_config_dict,
+    recipe,
+    spec,
 )
 from genmed.models.samplers import SAMPLERS, get_sampler
+from genmed.models.segmenter import Segmenter, SegmenterConfig
+from genmed.models.supervised import Regressor, RegressorConfig, SupervisedModel
 from genmed.models.vae import VAEConfig, VAEModel
 
 __all__ = [
     "FAMILIES",
+    "REGISTRY",
     "SAMPLERS",
+    "Capabilities",
+    "Classifier",
+    "ClassifierConfig",
     "DiffusionConfig",
     "DiffusionModel",
     "GANConfig",
     "GANModel",
     "GenerativeModel",
     "ModelConfig",
+    "ModelSpec",
+    "Recipe",
+    "Regressor",
+    "RegressorConfig",
+    "Segmenter",
+    "SegmenterConfig",
+    "SupervisedModel",
     "VAEConfig",
     "VAEModel",
+    "balanced_weights",
     "build_model",
     "build_model_from_config",
+    "capabilities",
+    "check_request",
     "config_class",
     "get_sampler",
     "model_config_dict",
+    "recipe",
+    "spec",
 ]

@@ -1,10 +1,12 @@
-"""The one interface every generative family implements (design.md, "The model protocol").
+"""The one interface every trainable model implements (design.md, "The model protocol").
 
 A model is an `nn.Module` whose `forward(batch, phase)` returns that phase's losses, so the one
 training engine (and DDP, which only syncs gradients through `forward`) drives every family the
 same way. Single-network families (diffusion, VAE) have one phase, "main"; a GAN has two,
 "discriminator" then "generator", each with its own parameters and optimiser. A new family
-plugs in by subclassing `GenerativeModel`; the loop never branches on the family.
+plugs in by subclassing `GenerativeModel`; the loop never branches on the family. Supervised
+networks (segmenter, classifier, regressor: `models/supervised.py`) implement the same protocol
+so the same engine trains them; they predict instead of sampling.
 
 Batches are dicts: "image" (B, C, *spatial) float in [-1, 1] (CT: HU through the abdomen
 window, see `genmed.data.transforms`), optional "label" (B,) long, optional "mask".
@@ -59,6 +61,15 @@ class GenerativeModel(nn.Module, abc.ABC):
     ) -> Tensor:
         """`n` new images (n, C, *spatial) in [-1, 1]; `cond` (n,) class labels or None."""
 
+    def preview(self, batch: Batch, steps: int | None = None,
+                generator: torch.Generator | None = None) -> Tensor:
+        """Images for the engine's end-of-run grid, given a few training items `batch`:
+        `len(batch["image"])` samples, classes in turn for a class-conditional model."""
+        n = batch["image"].shape[0]
+        num_classes = self.config.num_classes
+        cond = torch.arange(n) % num_classes if num_classes else None
+        return self.sample(n, cond=cond, steps=steps, generator=generator)
+
     def reconstruct(self, x: Tensor, **kw) -> Tensor:
         """Map images to the model's reconstruction of them (same shape)."""
         raise UserError(f"the {self.family} family has no reconstruction")
@@ -101,6 +112,11 @@ class ModelConfig:
         """UserError naming the size unless an image size is a multiple of `factor`."""
         if self.data_kind == "image" and self.size % factor:
             raise UserError(f"size={self.size} is not divisible by {factor} ({why})")
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """The device a model's weights live on (where its inputs must go)."""
+    return next(model.parameters()).device
 
 
 def randn(shape: tuple[int, ...], generator: torch.Generator | None,

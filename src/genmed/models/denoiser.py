@@ -47,19 +47,26 @@ class EpsDenoiser:
     Classifier-free guidance (Ho & Salimans 2022, eq. 6, written with scale s = 1 + w):
     eps = eps(x, null) + s * (eps(x, c) - eps(x, null)); s = 1 is plain conditional sampling,
     s = 0 unconditional. `null_class` is the label index reserved for "no label" (the model
-    trains it by label dropout). `clip_x0` clamps the implied x0 to [-1, 1] and returns the
+    trains it by label dropout). `image_cond` is an image condition (label map or source image)
+    passed to the network as `seg` at every step; guidance acts on the class labels only. `clip_x0` clamps the implied x0 to [-1, 1] and returns the
     matching eps (Ho et al. 2020 clip the predicted x0 when sampling).
     """
 
     def __init__(self, net: nn.Module, alpha_bar: Tensor, *, null_class: int | None = None,
-                 clip_x0: bool = False) -> None:
+                 clip_x0: bool = False, image_cond: Tensor | None = None) -> None:
         self.net = net
         self.alpha_bar = alpha_bar
         self.null_class = null_class
         self.clip_x0 = clip_x0
+        self.image_cond = image_cond  # (B, C_cond, *spatial) fixed for the whole trajectory
 
     def _net(self, x: Tensor, t: Tensor, labels: Tensor | None) -> Tensor:
-        return self.net(x, timesteps=t, class_labels=labels)
+        if self.image_cond is None:
+            return self.net(x, timesteps=t, class_labels=labels)
+        seg = self.image_cond
+        if len(seg) != len(x):  # the guidance pass stacks [conditional, unconditional]
+            seg = seg.repeat(len(x) // len(seg), *([1] * (seg.ndim - 1)))
+        return self.net(x, timesteps=t, seg=seg, class_labels=labels)
 
     def __call__(self, x: Tensor, t: Tensor, *, cond: Tensor | None = None,
                  guidance: float = 1.0) -> Tensor:

@@ -4,8 +4,11 @@ Training (Ho et al. 2020, Algorithm 1): t ~ U{0..T-1}, eps ~ N(0, I),
 x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, loss = |eps - eps_theta(x_t, t, y)|^2
 per sample (mean over pixels). With `num_classes` > 0, labels are replaced by a reserved null
 class with probability `cond_drop_prob`, so one network learns conditional and unconditional
-eps and sampling can mix them with a guidance scale. Sampling by name: "ddpm" (ancestral,
-Algorithm 2), "ddim" (Song et al. 2021) or "dpmpp_2m" (Lu et al. 2022), at any step count.
+eps and sampling can mix them with a guidance scale. With `cond_channels` > 0 the model also
+takes an image condition, batch["cond"] (a one-hot label map for generation from a mask, or a
+source image for translation), stacked onto x_t ("concat") or through SPADE normalisation
+("spade"); see `nets.diffusion_unet`. Sampling by name: "ddpm" (ancestral, Algorithm 2), "ddim"
+(Song et al. 2021), "dpmpp_2m" (Lu et al. 2022) or "dpmpp_2m_sde", at any step count.
 Reconstruction and anomaly scores use partial noising + denoising (SDEdit, Meng et al. 2022;
 AnoDDPM, Wyatt et al. 2022).
 """
@@ -13,6 +16,7 @@ AnoDDPM, Wyatt et al. 2022).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -59,6 +63,8 @@ class DiffusionConfig(ModelConfig):
     spacing: Spacing = "logsnr"  # sampling time grid: "uniform", "quadratic" or "logsnr"
     clip_x0: bool = True  # clamp the predicted x0 to [-1, 1] while sampling (images only)
     recon_t: int | None = None  # default t_start for reconstruct / anomaly_score (None: T // 4)
+    cond_channels: int = 0  # channels of an image condition batch["cond"] (0: none)
+    cond_kind: Literal["concat", "spade"] = "concat"  # how the image condition enters the UNet
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -76,6 +82,10 @@ class DiffusionConfig(ModelConfig):
         if self.num_train_timesteps < 2:
             raise UserError(f"num_train_timesteps={self.num_train_timesteps} must be >= 2")
         check_positive("sample_steps", self.sample_steps)
+        check_positive("cond_channels", self.cond_channels, allow_zero=True)
+        check_choice("cond_kind", self.cond_kind, ("concat", "spade"))
+        if self.cond_channels and self.data_kind != "image":
+            raise UserError("an image condition (cond_channels > 0) needs data_kind='image'")
         if self.recon_t is not None and not 0 <= self.recon_t < self.num_train_timesteps:
             raise UserError(f"recon_t={self.recon_t} must be in 0..{self.num_train_timesteps - 1}")
         self.check_divisible(2 ** (len(self.channels) - 1),
@@ -97,19 +107,38 @@ class DiffusionModel(GenerativeModel):
         else:
             self.net = diffusion_unet(cfg.spatial_dims, cfg.in_channels, cfg.channels,
                                       cfg.attention_levels, cfg.num_res_blocks,
-                                      cfg.norm_num_groups, n_embeds)
+                                      cfg.norm_num_groups, n_embeds, cfg.cond_channels,
+                                      cfg.cond_kind)
         ab = alpha_bar(cfg.schedule, cfg.num_train_timesteps)
-        self._alpha_bar64 = ab  # float64 on CPU, for sampler step coefficients
+        self.alpha_bar64 = ab  # float64 on CPU, for sampler step coefficients
         self.register_buffer("alpha_bar", ab.float(), persistent=False)
 
     @property
     def null_class(self) -> int | None:
         return self.config.num_classes if self.config.num_classes else None
 
-    def denoiser(self, clip_x0: bool | None = None) -> EpsDenoiser:
-        """The network as a `Denoiser` (eps prediction, guidance, optional x0 clipping)."""
+    def denoiser(self, clip_x0: bool | None = None, image_cond: Tensor | None = None) -> EpsDenoiser:
+        """The network as a `Denoiser` (eps prediction, guidance, optional x0 clipping), bound
+        to the image condition `image_cond` when the model takes one."""
         clip = (self.config.clip_x0 and self.config.data_kind == "image") if clip_x0 is None else clip_x0
-        return EpsDenoiser(self.net, self.alpha_bar, null_class=self.null_class, clip_x0=clip)
+        return EpsDenoiser(self.net, self.alpha_bar, null_class=self.null_class, clip_x0=clip,
+                           image_cond=image_cond)
+
+    def check_image_cond(self, image_cond: Tensor | None, n: int) -> Tensor | None:
+        """Validate an image condition (n, cond_channels, *spatial) against the model."""
+        cfg = self.config
+        if not cfg.cond_channels:
+            if image_cond is not None:
+                raise UserError("an image condition was given but the model takes none "
+                                "(cond_channels=0)")
+            return None
+        want = (n, cfg.cond_channels, *([cfg.size] * cfg.spatial_dims))
+        if image_cond is None:
+            raise UserError(f"the model needs an image condition of shape {want}")
+        if tuple(image_cond.shape) != want:
+            raise UserError(f"image condition of shape {tuple(image_cond.shape)} does not fit "
+                            f"the model: expected {want}")
+        return image_cond.to(self.alpha_bar.device).float()
 
     def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         """x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise   (Ho et al. 2020, eq. 4)."""
@@ -126,42 +155,62 @@ class DiffusionModel(GenerativeModel):
         if labels is not None:
             drop = torch.rand(b, device=x0.device) < self.config.cond_drop_prob
             labels = torch.where(drop, torch.full_like(labels, self.null_class), labels)
-        eps = self.net(self.q_sample(x0, t, noise), timesteps=t, class_labels=labels)
+        seg = {"seg": batch["cond"].to(x0.dtype)} if self.config.cond_channels else {}
+        eps = self.net(self.q_sample(x0, t, noise), timesteps=t, class_labels=labels, **seg)
         return {"loss": (eps.float() - noise.float()).pow(2).flatten(1).mean(1)}
 
     def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
                generator: torch.Generator | None = None, *, sampler: str | None = None,
-               guidance: float = 1.0, eta: float = 0.0, progress: bool = False) -> Tensor:
+               guidance: float = 1.0, eta: float = 0.0, progress: bool = False,
+               image_cond: Tensor | None = None) -> Tensor:
         """`n` samples (n, *sample_shape), images clamped to [-1, 1].
 
-        `sampler` "ddpm" | "ddim" | "dpmpp_2m" (default config.sampler), `steps` (default
-        config.sample_steps; "ddpm" with steps=T is Algorithm 2 exactly), `guidance` the
-        classifier-free guidance scale s (1: conditional, 0: unconditional, >1: stronger).
+        `sampler` "ddpm" | "ddim" | "dpmpp_2m" | "dpmpp_2m_sde" (default config.sampler),
+        `steps` (default config.sample_steps; "ddpm" with steps=T is Algorithm 2 exactly),
+        `guidance` the classifier-free guidance scale s (1: conditional, 0: unconditional,
+        >1: stronger), `image_cond` (n, cond_channels, *spatial) for an image-conditioned model.
         """
         check_positive("n", n)
         cond = check_labels(cond, self.config.num_classes, n)
+        image_cond = self.check_image_cond(image_cond, n)
         device = self.alpha_bar.device
         x = randn((n, *self.config.sample_shape), generator, device)
-        return self._denoise(x, None, steps, sampler, cond, guidance, generator, eta, progress)
+        return self.denoise_from(x, None, steps, sampler, cond, guidance, generator, eta, progress,
+                             image_cond)
 
-    def _denoise(self, x: Tensor, t_start: int | None, steps: int | None, sampler: str | None,
-                 cond: Tensor | None, guidance: float, generator: torch.Generator | None,
-                 eta: float = 0.0, progress: bool = False) -> Tensor:
+    def preview(self, batch: Batch, steps: int | None = None,
+                generator: torch.Generator | None = None) -> Tensor:
+        """Samples for the engine's end-of-run grid: classes in turn for a class-conditional
+        model, the batch's own conditions for an image-conditioned one."""
+        if not self.config.cond_channels:
+            return super().preview(batch, steps, generator)
+        image_cond = batch["cond"].to(self.alpha_bar.device)
+        labels = batch_labels(batch, self.config.num_classes, image_cond.device)
+        return self.sample(len(image_cond), cond=labels, steps=steps, generator=generator,
+                           image_cond=image_cond)
+
+    def denoise_from(self, x: Tensor, t_start: int | None, steps: int | None = None,
+                     sampler: str | None = None, cond: Tensor | None = None, guidance: float = 1.0,
+                     generator: torch.Generator | None = None, eta: float = 0.0,
+                     progress: bool = False, image_cond: Tensor | None = None) -> Tensor:
+        """Run the reverse process from x_t at step `t_start` (None: T-1, pure noise) to t = 0
+        in `steps` steps; labels `cond` and `image_cond` must already be validated."""
         name = sampler or self.config.sampler
         fn = get_sampler(name)
-        schedule = schedule_from_alpha_bar(self._alpha_bar64, steps or self.config.sample_steps, t_start,
+        schedule = schedule_from_alpha_bar(self.alpha_bar64, steps or self.config.sample_steps, t_start,
                                            self.config.spacing)
         extra = {"eta": eta} if name == "ddim" else {}
         if cond is not None:
             cond = cond.to(x.device)
         with evaluating(self):
-            out = fn(self.denoiser(), x, schedule, cond=cond, guidance=guidance,
+            out = fn(self.denoiser(image_cond=image_cond), x, schedule, cond=cond, guidance=guidance,
                      generator=generator, progress=progress, **extra)
         return out.clamp(-1, 1) if self.config.data_kind == "image" else out
 
     def reconstruct(self, x: Tensor, t_start: int | None = None, *, steps: int | None = None,
                     sampler: str | None = None, cond: Tensor | None = None, guidance: float = 1.0,
-                    generator: torch.Generator | None = None) -> Tensor:
+                    generator: torch.Generator | None = None,
+                    image_cond: Tensor | None = None) -> Tensor:
         """Noise `x` to level `t_start` (default config.recon_t), then denoise back to t = 0
         (SDEdit, Meng et al. 2022): small t_start keeps the image, large t_start resamples it."""
         default = self.config.recon_t
@@ -171,11 +220,13 @@ class DiffusionModel(GenerativeModel):
         if not 0 <= t0 < self.config.num_train_timesteps:
             raise UserError(f"t_start={t0} must be in 0..{self.config.num_train_timesteps - 1}")
         cond = check_labels(cond, self.config.num_classes, x.shape[0])
+        image_cond = self.check_image_cond(image_cond, x.shape[0])
         noise = randn(tuple(x.shape), generator, x.device, x.dtype)
         tt = torch.full((x.shape[0],), t0, dtype=torch.long, device=x.device)
         xt = self.q_sample(x, tt, noise)
         n_steps = min(steps or self.config.sample_steps, t0 + 1)
-        return self._denoise(xt, t0, n_steps, sampler, cond, guidance, generator)
+        return self.denoise_from(xt, t0, n_steps, sampler, cond, guidance, generator,
+                             image_cond=image_cond)
 
     def anomaly_score(self, x: Tensor, t_start: int | None = None, *, n_draws: int = 3,
                       steps: int | None = None, generator: torch.Generator | None = None) -> Tensor:

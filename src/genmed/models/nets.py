@@ -27,19 +27,42 @@ def diffusion_unet(
     num_res_blocks: int,
     norm_num_groups: int,
     num_class_embeds: int | None,
-) -> DiffusionModelUNet:
-    """MONAI's DiffusionModelUNet predicting noise eps (same channels in and out)."""
-    return DiffusionModelUNet(
-        spatial_dims=spatial_dims,
-        in_channels=in_channels,
-        out_channels=in_channels,
-        channels=tuple(channels),
-        attention_levels=tuple(attention_levels),
-        num_res_blocks=num_res_blocks,
-        norm_num_groups=norm_num_groups,
-        num_head_channels=[c for c in channels],  # one head per attention level
-        num_class_embeds=num_class_embeds,
-    )
+    cond_channels: int = 0,
+    cond_kind: str = "concat",
+) -> nn.Module:
+    """MONAI's DiffusionModelUNet predicting noise eps (`in_channels` out).
+
+    With `cond_channels` > 0 an image condition (a label map or a source image) enters either
+    stacked onto x_t at the input ("concat": Saharia et al. 2022, Palette) or through every
+    normalisation layer of MONAI's `SPADEDiffusionModelUNet` ("spade": Park et al. 2019;
+    Wang et al. 2022, semantic diffusion); call it as `net(x, timesteps, class_labels=...,
+    seg=cond)` in both cases (`ConditionedUNet`).
+    """
+    common = dict(spatial_dims=spatial_dims, out_channels=in_channels, channels=tuple(channels),
+                  attention_levels=tuple(attention_levels), num_res_blocks=num_res_blocks,
+                  norm_num_groups=norm_num_groups, num_head_channels=[c for c in channels],
+                  num_class_embeds=num_class_embeds)  # one attention head per level
+    if not cond_channels:
+        return DiffusionModelUNet(in_channels=in_channels, **common)
+    if cond_kind == "spade":
+        from monai.networks.nets import SPADEDiffusionModelUNet
+
+        return SPADEDiffusionModelUNet(in_channels=in_channels, label_nc=cond_channels,
+                                       spade_intermediate_channels=32, **common)
+    return ConditionedUNet(DiffusionModelUNet(in_channels=in_channels + cond_channels, **common))
+
+
+class ConditionedUNet(nn.Module):
+    """A DiffusionModelUNet fed [x_t, cond] along channels, called like the SPADE UNet."""
+
+    def __init__(self, unet: DiffusionModelUNet) -> None:
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, x: Tensor, timesteps: Tensor, seg: Tensor,
+                class_labels: Tensor | None = None) -> Tensor:
+        return self.unet(torch.cat([x, seg.to(x.dtype)], 1), timesteps=timesteps,
+                         class_labels=class_labels)
 
 
 class VectorDenoiserMLP(nn.Module):

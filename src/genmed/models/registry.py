@@ -1,43 +1,175 @@
-"""Family registry: build a model by name, rebuild it from its saved config.
+"""The registry of everything trainable: name -> config, model class, training recipes and
+capabilities. Callers ask it; they never guess.
 
-`build_model("diffusion", size=32, num_classes=3, sampler="dpmpp_2m")` validates the options
-through the family's frozen config dataclass (unknown keys, bad `Literal` values and sizes the
-network cannot downsample are `UserError`s). The engine stores `to_dict(model.config)` next to
-a checkpoint and calls `build_model_from_config(model.family, that_dict)` to rebuild it.
+    build_model("diffusion", size=32, num_classes=3, sampler="dpmpp_2m")
+    recipe("gan")                        # Recipe(lr=2e-4, betas=(0.5, 0.999), ...)
+    recipe("diffusion", "short")         # a named preset used by the applications
+    check_request("vae", cond="label")   # UserError before any training: the VAE takes no labels
+
+`build_model` validates options through the model's frozen config dataclass (unknown keys, bad
+`Literal` values and sizes the network cannot downsample are `UserError`s). The engine stores
+`to_dict(model.config)` next to a checkpoint and calls `build_model_from_config(model.family,
+that_dict)` to rebuild it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from genmed.config import from_dict, to_dict
 from genmed.errors import UserError, check_choice
 from genmed.models.base import GenerativeModel, ModelConfig
+from genmed.models.classifier import Classifier, ClassifierConfig
 from genmed.models.diffusion import DiffusionConfig, DiffusionModel
 from genmed.models.gan import GANConfig, GANModel
+from genmed.models.samplers import SAMPLERS
+from genmed.models.segmenter import Segmenter, SegmenterConfig
+from genmed.models.supervised import Regressor, RegressorConfig
 from genmed.models.vae import VAEConfig, VAEModel
 
-# family name -> (config dataclass, model class); a new family is one line here.
-FAMILIES: dict[str, tuple[type[ModelConfig], type[GenerativeModel]]] = {
-    "diffusion": (DiffusionConfig, DiffusionModel),
-    "gan": (GANConfig, GANModel),
-    "vae": (VAEConfig, VAEModel),
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model is trained by default: AdamW settings, LR schedule, weight EMA."""
+
+    lr: float  # peak learning rate
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
+    weight_decay: float = 0.0  # AdamW decoupled weight decay
+    ema_decay: float = 0.999  # EMA of weights used for sampling/prediction (0: off)
+    warmup: int = 100  # linear LR warm-up steps, at most `warmup_fraction` of the run
+    warmup_fraction: float = 0.2  # cap on the warm-up as a fraction of the run's steps
+    grad_clip: float = 1.0  # max global gradient norm per phase (0: off)
+    schedule: str = "cosine"  # "cosine" decay to 0 after warm-up, or "constant"
+
+    def warmup_steps(self, steps: int) -> int:
+        """Warm-up steps of a run of `steps` optimiser steps."""
+        return min(self.warmup, int(steps * self.warmup_fraction + 1e-9))
+
+    def train_options(self, steps: int) -> dict[str, Any]:
+        """The `TrainConfig` fields this recipe sets for a run of `steps` steps."""
+        return dict(lr=self.lr, betas=self.betas, weight_decay=self.weight_decay,
+                    ema_decay=self.ema_decay, warmup=self.warmup_steps(steps),
+                    grad_clip=self.grad_clip, schedule=self.schedule)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can be asked to do."""
+
+    conditioning: tuple[str, ...] = ("none",)  # "none", "label" (classes), "image" (mask/source)
+    samplers: tuple[str, ...] = ()  # sampler names `sample(sampler=...)` takes (() : none)
+    guidance: bool = False  # classifier-free guidance scale `sample(guidance=...)`
+    generative: bool = True  # samples images (False: a supervised network that predicts)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registry entry."""
+
+    config: type[ModelConfig]
+    model: type[GenerativeModel]
+    capabilities: Capabilities
+    recipes: Mapping[str, Recipe] = field(default_factory=dict)  # "default" plus named presets
+
+
+_ADAM_GAN = (0.5, 0.999)  # DCGAN's Adam beta1 = 0.5 (Radford et al. 2016, sec. 4)
+_SHORT = dict(warmup=20, warmup_fraction=0.1)  # brief in-memory runs of the applications
+REGISTRY: dict[str, ModelSpec] = {
+    "diffusion": ModelSpec(
+        DiffusionConfig, DiffusionModel,
+        Capabilities(conditioning=("none", "label", "image"), samplers=SAMPLERS, guidance=True),
+        {"default": Recipe(lr=2e-4),
+         # family comparison and demo: short runs at 32 px (docs/evaluation.md)
+         "compare": Recipe(lr=1e-3, ema_decay=0.995, warmup_fraction=0.1),
+         # applications (anomaly, denoise, translate, mask-conditioned generation)
+         "short": Recipe(lr=2e-3, **_SHORT),
+         # 3-D volumes application (apps/volumes3d.py)
+         "volume": Recipe(lr=2e-3, warmup=50, warmup_fraction=0.1),
+         # class-conditional generators of the augmentation study
+         "augment": Recipe(lr=2e-4, ema_decay=0.995, warmup_fraction=0.1),
+         # 2-D mixtures of the mode-collapse benchmark (MLP backbones)
+         "toy": Recipe(lr=1e-3)}),
+    "gan": ModelSpec(
+        GANConfig, GANModel, Capabilities(conditioning=("none", "label")),
+        {"default": Recipe(lr=2e-4, betas=_ADAM_GAN),
+         "compare": Recipe(lr=2e-4, betas=_ADAM_GAN, ema_decay=0.995, warmup_fraction=0.1),
+         "short": Recipe(lr=2e-4, betas=_ADAM_GAN, ema_decay=0.0, **_SHORT),
+         "augment": Recipe(lr=2e-4, betas=_ADAM_GAN, ema_decay=0.995, warmup_fraction=0.1),
+         # raw generator sampled: averaging a G that still moves between modes blurs it
+         "toy": Recipe(lr=1e-3, betas=_ADAM_GAN, ema_decay=0.0)}),
+    "vae": ModelSpec(
+        VAEConfig, VAEModel, Capabilities(conditioning=("none",)),
+        {"default": Recipe(lr=2e-4),
+         "compare": Recipe(lr=1e-3, ema_decay=0.995, warmup_fraction=0.1),
+         "short": Recipe(lr=1e-3, ema_decay=0.0, **_SHORT),
+         "augment": Recipe(lr=1e-3, ema_decay=0.995, warmup_fraction=0.1),
+         "toy": Recipe(lr=1e-3)}),
+    "segmenter": ModelSpec(
+        SegmenterConfig, Segmenter, Capabilities(generative=False),
+        {"default": Recipe(lr=3e-3, ema_decay=0.0, warmup=0, grad_clip=0.0),
+         "short": Recipe(lr=2e-3, ema_decay=0.0, **_SHORT)}),
+    "classifier": ModelSpec(
+        ClassifierConfig, Classifier, Capabilities(generative=False),
+        {"default": Recipe(lr=3e-3, weight_decay=1e-4, ema_decay=0.0, warmup=0, grad_clip=0.0),
+         "short": Recipe(lr=2e-3, ema_decay=0.0, **_SHORT)}),
+    "regressor": ModelSpec(
+        RegressorConfig, Regressor, Capabilities(generative=False),
+        {"default": Recipe(lr=2e-3, ema_decay=0.0, **_SHORT),
+         "short": Recipe(lr=2e-3, ema_decay=0.0, **_SHORT)}),
 }
+# The generative families (`genmed train --family`, the comparison): (config, model class).
+FAMILIES: dict[str, tuple[type[ModelConfig], type[GenerativeModel]]] = {
+    name: (s.config, s.model) for name, s in REGISTRY.items() if s.capabilities.generative}
+
+
+def spec(name: str) -> ModelSpec:
+    """The registry entry `name`; UserError naming the known ones otherwise."""
+    return REGISTRY[check_choice("family", name, tuple(REGISTRY))]
 
 
 def config_class(family: str) -> type[ModelConfig]:
-    """The frozen config dataclass of `family`; UserError for an unknown family."""
-    return FAMILIES[check_choice("family", family, tuple(FAMILIES))][0]
+    """The frozen config dataclass of `family`; UserError for an unknown name."""
+    return spec(family).config
+
+
+def capabilities(name: str) -> Capabilities:
+    return spec(name).capabilities
+
+
+def recipe(name: str, preset: str = "default") -> Recipe:
+    """The training recipe `preset` of model `name` ("default" when it has no such preset)."""
+    recipes = spec(name).recipes
+    return recipes.get(preset, recipes["default"])
+
+
+def check_request(name: str, *, cond: str = "none", sampler: str | None = None,
+                  guidance: float | None = None) -> None:
+    """UserError, before any work, for something model `name` cannot do."""
+    caps = capabilities(name)
+    if cond not in caps.conditioning:
+        raise UserError(f"the {name} model cannot be conditioned on {cond!r}; it takes: "
+                        f"{', '.join(caps.conditioning)}")
+    if sampler is not None:
+        if not caps.samplers:
+            raise UserError(f"the {name} model samples in one pass: it takes no sampler")
+        check_choice("sampler", sampler, caps.samplers)
+    if guidance is not None and not caps.guidance:
+        raise UserError(f"the {name} model takes no guidance scale")
 
 
 def build_model(family: str, *, spatial_dims: int = 2, in_channels: int = 1, size: int = 32,
                 num_classes: int = 0, data_kind: str = "image",
                 **family_options: Any) -> GenerativeModel:
-    """A new, randomly initialised model of `family` ("diffusion", "gan", "vae").
+    """A new, randomly initialised model `family` (any registry name).
 
     `data_kind="image"`: (B, in_channels, *[size]*spatial_dims) in [-1, 1] on MONAI/conv nets;
-    `"vector"`: (B, size) on MLPs. `family_options` are the family config's other fields.
+    `"vector"`: (B, size) on MLPs. `family_options` are the model config's other fields.
     """
+    if num_classes and "label" not in capabilities(family).conditioning:
+        raise UserError(f"the {family} model takes no class labels (num_classes={num_classes})")
     data = dict(spatial_dims=spatial_dims, in_channels=in_channels, size=size,
                 num_classes=num_classes, data_kind=data_kind, **family_options)
     return build_model_from_config(family, data)
@@ -48,12 +180,17 @@ def build_model_from_config(family: str, cfg: dict[str, Any] | ModelConfig) -> G
     cls = config_class(family)
     if isinstance(cfg, ModelConfig):
         if not isinstance(cfg, cls):
-            raise UserError(f"config {type(cfg).__name__} does not belong to family {family!r}")
+            raise UserError(f"config {type(cfg).__name__} does not belong to model {family!r}")
         cfg = to_dict(cfg)
     config = from_dict(cls, dict(cfg), where=f"{family} model config")
-    return FAMILIES[family][1](config)
+    return REGISTRY[family].model(config)
 
 
 def model_config_dict(model: GenerativeModel) -> dict[str, Any]:
     """{"family": ..., "config": {...}}: everything needed to rebuild `model` (JSON-safe)."""
     return {"family": model.family, "config": to_dict(model.config)}
+
+
+def option_names(name: str) -> tuple[str, ...]:
+    """The config fields of model `name` (the options `build_model` takes)."""
+    return tuple(f.name for f in dataclasses.fields(config_class(name)))

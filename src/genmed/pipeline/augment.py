@@ -32,8 +32,9 @@ from genmed.data.phantom import LABELS, PhantomConfig
 from genmed.errors import UserError
 from genmed.fileio import atomic_path, save_figure, write_json
 from genmed.pipeline.cases import Cases, phantom_cases
-from genmed.pipeline.classifier import ClsConfig, crop_kidneys, flip_augment, predict_proba, train_classifier
+from genmed.pipeline.classifier import ClsConfig, crop_kidneys, predict_proba, train_classifier
 from genmed.pipeline.segmentation import SegConfig, predict_masks, train_segmenter
+from genmed.train.fit import Compute
 from genmed.pipeline.stats import auroc, balanced_accuracy, class_recall, mean_ci
 from genmed.pipeline.synthetic import MEMO_COLUMNS, SyntheticSource, memorisation
 
@@ -55,6 +56,7 @@ class AugmentConfig:
     cls: ClsConfig = field(default_factory=lambda: ClsConfig(epochs=30))
     seg: SegConfig = field(default_factory=lambda: SegConfig(epochs=15))
     data_seed: int = 100  # training phantom seed; test phantom uses data_seed + 1
+    compute: Compute = field(default_factory=Compute)  # training device and precision
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.malignant_fraction <= 1.0:
@@ -73,29 +75,6 @@ def quick_augment_config(**overrides) -> AugmentConfig:
     base = dict(size=48, n_patients=10, n_test_patients=6, slices_per_patient=4, ratios=(1.0,),
                 cls=ClsConfig(epochs=2), seg=SegConfig(epochs=2), malignant_fraction=0.3)
     return AugmentConfig(**{**base, **overrides})
-
-
-def classic_augment() -> Callable[[torch.Tensor, np.random.Generator], torch.Tensor]:
-    """MONAI augmentation of (B, 2, h, w) crops: affine on image and mask, intensity on the image."""
-    from monai.transforms import RandAffine, RandGaussianNoise, RandShiftIntensity
-
-    affine = RandAffine(prob=0.7, rotate_range=0.2, scale_range=0.1, translate_range=(2, 2),
-                        padding_mode="border", mode="bilinear")
-    noise = RandGaussianNoise(prob=0.3, std=0.05)
-    shift = RandShiftIntensity(offsets=0.05, prob=0.3)
-
-    def apply(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        seed = int(rng.integers(2**31))
-        for t in (affine, noise, shift):
-            t.set_random_state(seed)
-        out = []
-        for item in x:
-            item = torch.as_tensor(affine(item))
-            img = torch.as_tensor(shift(noise(item[:1])))
-            out.append(torch.cat([img, item[1:]]))
-        return flip_augment(torch.stack(out).float(), rng)
-
-    return apply
 
 
 def _metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
@@ -125,13 +104,14 @@ def augment_study(cfg: AugmentConfig, out: str | os.PathLike,
     shape = cfg.cls.crop_shape(cfg.size)
     x_train = crop_kidneys(train.image, train.kidney, shape, cfg.cls.margin)
     x_test = crop_kidneys(test.image, test.kidney, shape, cfg.cls.margin)
-    arms: dict[str, tuple[torch.Tensor, np.ndarray, Callable | None, str, float]] = {
-        "real": (x_train, train.label, flip_augment, "none", 0.0),
-        "classic": (x_train, train.label, classic_augment(), "none", 0.0),
+    arms: dict[str, tuple[torch.Tensor, np.ndarray, str, str, float]] = {
+        "real": (x_train, train.label, "flip", "none", 0.0),
+        "classic": (x_train, train.label, "classic", "none", 0.0),
     }
     synth_used: dict[str, np.ndarray] = {}
     if generators:
-        seg = train_segmenter(train.image, train.kidney, cfg.seg, seed=cfg.data_seed)
+        seg = train_segmenter(train.image, train.kidney, cfg.seg, seed=cfg.data_seed,
+                              compute=cfg.compute)
         for fam, gen in generators.items():
             for r in cfg.ratios:
                 imgs, labs = [], []
@@ -148,14 +128,14 @@ def augment_study(cfg: AugmentConfig, out: str | os.PathLike,
                     continue
                 s_img, s_lab = np.concatenate(imgs), np.concatenate(labs)
                 synth_used[f"{fam} x{r:g}"] = s_img
-                x_s = crop_kidneys(s_img, predict_masks(seg, s_img, cfg.seg), shape, cfg.cls.margin)
+                x_s = crop_kidneys(s_img, predict_masks(seg, s_img), shape, cfg.cls.margin)
                 arms[f"{fam} x{r:g}"] = (torch.cat([x_train, x_s]), np.concatenate([train.label, s_lab]),
-                                         flip_augment, fam, r)
+                                         "flip", fam, r)
     rows = []
     for arm, (x, y, aug, fam, ratio) in arms.items():
         for seed in cfg.seeds:
             t = time.perf_counter()
-            net = train_classifier(x, y, cfg.cls, seed=seed, augment=aug)
+            net = train_classifier(x, y, cfg.cls, seed=seed, augment=aug, compute=cfg.compute)
             m = _metrics(test.label, predict_proba(net, x_test))
             rows.append({"arm": arm, "family": fam, "ratio": ratio, "seed": seed, "n_train": len(y), **m,
                          "seconds": round(time.perf_counter() - t, 2)})

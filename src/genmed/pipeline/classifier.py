@@ -5,29 +5,31 @@ the "perfect segmentation" run of error analysis by parts): a fixed-shape window
 mask's bounding box, with every pixel outside the mask (dilated by `margin` pixels) set to
 -1 (air), plus the mask itself as a second channel. So a lesion the segmenter misses is
 invisible to the classifier, which is what error analysis by parts must be able to see.
-The network is a small MONAI `DenseNet` (Huang et al. 2017) trained with class-weighted
-cross-entropy (weights inversely proportional to class frequency).
+The network is the registry's `Classifier`, a small MONAI `DenseNet` (Huang et al. 2017)
+trained by the one engine with class-weighted cross-entropy (weights inversely proportional
+to class frequency) and on-the-fly augmentation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from genmed.data.augment import AugmentKind
 from genmed.data.phantom import LABELS
 from genmed.errors import UserError
-
-Augment = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
+from genmed.models import Classifier
+from genmed.train.fit import Compute
 
 
 @dataclass(frozen=True)
 class ClsConfig:
-    """Classifier settings; crop sizes are for a 64-pixel slice and scale with the slice size."""
+    """Classifier settings; crop sizes are for a 64-pixel slice and scale with the slice size.
+    The optimiser is the registry's classifier recipe (AdamW, cosine LR)."""
 
     crop_h: int = 24  # window rows at 64 px (pixels)
     crop_w: int = 48  # window columns at 64 px (both kidneys side by side)
@@ -37,13 +39,11 @@ class ClsConfig:
     blocks: tuple[int, ...] = (2, 2, 2)  # dense layers per block
     epochs: int = 30
     batch_size: int = 32
-    lr: float = 3e-3  # AdamW, cosine-annealed
-    weight_decay: float = 1e-4
     balanced: bool = True  # class-weighted cross-entropy
 
     def __post_init__(self) -> None:
-        if min(self.crop_h, self.crop_w) < 8 or self.epochs < 1 or self.batch_size < 2 or not self.lr > 0:
-            raise UserError("classifier crop must be >= 8 px, epochs >= 1, batch_size >= 2, lr > 0")
+        if min(self.crop_h, self.crop_w) < 8 or self.epochs < 1 or self.batch_size < 2:
+            raise UserError("classifier crop must be >= 8 px, epochs >= 1, batch_size >= 2")
 
     def crop_shape(self, size: int) -> tuple[int, int]:
         """Window (rows, cols) for `size`-pixel slices."""
@@ -88,59 +88,36 @@ def crop_kidneys(images: np.ndarray, masks: np.ndarray, shape: tuple[int, int], 
     return torch.from_numpy(out)
 
 
-def build_classifier(cfg: ClsConfig) -> nn.Module:
-    """A small 2-channel, 3-class MONAI DenseNet."""
-    from monai.networks.nets import DenseNet
+def build_classifier(cfg: ClsConfig, shape: tuple[int, int], labels: np.ndarray | None = None,
+                     augment: AugmentKind = "flip") -> Classifier:
+    """A 2-channel (crop, mask), 3-class DenseNet; class weights balanced on `labels`."""
+    from genmed.models import balanced_weights, build_model
 
-    return DenseNet(spatial_dims=2, in_channels=2, out_channels=len(LABELS), init_features=cfg.init_features,
-                    growth_rate=cfg.growth_rate, block_config=tuple(cfg.blocks), bn_size=2)
+    weights = balanced_weights(labels, len(LABELS)) if cfg.balanced and labels is not None else ()
+    return build_model("classifier", size=max(shape), shape=tuple(shape), in_channels=2,
+                       classes=len(LABELS), backbone="densenet", init_features=cfg.init_features,
+                       growth_rate=cfg.growth_rate, blocks=cfg.blocks, class_weights=weights,
+                       augment=augment, image_channels=1)
 
 
 def train_classifier(x: torch.Tensor, y: np.ndarray, cfg: ClsConfig = ClsConfig(), seed: int = 0,
-                     augment: Augment | None = None) -> nn.Module:
-    """Train on crops `x` (N, 2, h, w) and labels `y` (N,); `augment(batch, rng)` per batch."""
+                     augment: AugmentKind = "flip", compute: Compute = Compute(),
+                     out: str | Path | None = None) -> Classifier:
+    """Train on crops `x` (N, 2, h, w) and labels `y` (N,) for `cfg.epochs` passes, with
+    `augment` ("flip", "classic" MONAI affine + intensity, or "none") on every batch."""
+    from genmed.train import DictDataset
+
     if len(x) < 2:
         raise UserError("the classifier needs at least two training slices")
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    y_t = torch.as_tensor(np.asarray(y), dtype=torch.long)
-    net = build_classifier(cfg)
-    counts = torch.bincount(y_t, minlength=len(LABELS)).float()
-    weight = None
-    if cfg.balanced:
-        weight = torch.where(counts > 0, counts.sum() / (len(LABELS) * counts.clamp(min=1)), torch.zeros(()))
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    per_epoch = int(np.ceil(len(x) / cfg.batch_size))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * per_epoch)
-    net.train()
-    for _ in range(cfg.epochs):
-        order = torch.from_numpy(rng.permutation(len(x)))
-        for b in range(0, len(x), cfg.batch_size):
-            idx = order[b:b + cfg.batch_size]
-            if len(idx) < 2:
-                continue
-            xb = x[idx]
-            if augment is not None:
-                xb = augment(xb, rng)
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(net(xb), y_t[idx], weight=weight).backward()
-            opt.step()
-            sched.step()
-    return net.eval()
+    y = np.asarray(y, np.int64)
+    batch = min(cfg.batch_size, len(x))
+    torch.manual_seed(seed)  # the weights' initialisation
+    model = build_classifier(cfg, tuple(x.shape[2:]), y, augment)
+    return compute.fit(model, DictDataset(image=x.float(), label=torch.from_numpy(y)),
+                       steps=cfg.epochs * (len(x) // batch), seed=seed, recipe="default",
+                       batch_size=batch, out=out)
 
 
-@torch.no_grad()
-def predict_proba(net: nn.Module, x: torch.Tensor, batch: int = 256) -> np.ndarray:
+def predict_proba(net: Classifier, x: torch.Tensor) -> np.ndarray:
     """Class probabilities (N, 3) for crops `x`."""
-    net.eval()
-    if len(x) == 0:
-        return np.zeros((0, len(LABELS)), np.float32)
-    return torch.cat([F.softmax(net(x[b:b + batch]), 1) for b in range(0, len(x), batch)]).numpy()
-
-
-def flip_augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """Left-right flip of half the batch (the two kidneys swap sides)."""
-    flip = torch.from_numpy(rng.random(len(x)) < 0.5)
-    x = x.clone()
-    x[flip] = x[flip].flip(-1)
-    return x
+    return net.predict_proba(x).numpy()

@@ -18,6 +18,17 @@ def _log(msg: str) -> None:
     typer.echo(f"genmed pipeline: {msg}", err=True)
 
 
+DEVICE = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda.")
+PRECISION = typer.Option("fp32", "--precision", help="Training numerics: auto, bf16, fp16 (CUDA) or fp32.")
+
+
+def _compute(device: str, precision: str):
+    """The `genmed.train.Compute` of the --device / --precision options."""
+    from genmed.train import Compute
+
+    return Compute(device=device, precision=precision)
+
+
 def _check_out(out: Path, what: str) -> None:
     from genmed.errors import UserError
 
@@ -35,6 +46,8 @@ def train(
     cls_epochs: int = typer.Option(30, "--cls-epochs"),
     seed: int = typer.Option(0, "--seed"),
     quick: bool = typer.Option(False, "--quick", help="Small settings (tests, demo)."),
+    device: str = DEVICE,
+    precision: str = PRECISION,
 ) -> None:
     """Train segmenter and classifier; predict dev and test into RUN/<split>/preds.csv, parts.csv."""
     import json
@@ -44,11 +57,13 @@ def train(
     from genmed.pipeline.segmentation import SegConfig
 
     _check_out(out, "run folder")
+    compute = _compute(device, precision)
     if quick:
-        cfg = quick_config(data=data, size=size, seed=seed)
+        cfg = quick_config(data=data, size=size, seed=seed, compute=compute)
     else:
         cfg = PipelineConfig(data=data, n_patients=patients, size=size, seed=seed,
-                             seg=SegConfig(epochs=seg_epochs), cls=ClsConfig(epochs=cls_epochs))
+                             seg=SegConfig(epochs=seg_epochs), cls=ClsConfig(epochs=cls_epochs),
+                             compute=compute)
     metrics = train_pipeline(cfg, out, log=_log)
     typer.echo(json.dumps({k: metrics[k] for k in ("test", "seconds") if k in metrics}, indent=2))
 
@@ -92,6 +107,8 @@ def augment_study(
     train_generators: str = typer.Option("", "--train-generators", help="Families to train in the study, e.g. diffusion,gan,vae."),
     gen_steps: int = typer.Option(1500, "--gen-steps", help="Training steps per generator."),
     quick: bool = typer.Option(False, "--quick", help="Tiny settings (test suite)."),
+    device: str = DEVICE,
+    precision: str = PRECISION,
 ) -> None:
     """Classifier on imbalanced data: real vs classic augmentation vs synthetic slices."""
     from genmed.errors import UserError
@@ -101,8 +118,9 @@ def augment_study(
     _check_out(out, "study folder")
     if seeds < 1:
         raise UserError(f"--seeds={seeds} must be >= 1")
+    compute = _compute(device, precision)
     cfg = (quick_augment_config if quick else AugmentConfig)(malignant_fraction=malignant_fraction,
-                                                             seeds=tuple(range(seeds)))
+                                                             seeds=tuple(range(seeds)), compute=compute)
     gens = {}
     for item in generator:
         name, sep, path = item.partition("=")
@@ -115,7 +133,8 @@ def augment_study(
 
         train_cases, _ = study_data(cfg)
         gens.update(train_gens(fams, train_cases.image, train_cases.label, train_cases.patient_id, out,
-                               size=min(cfg.size, 32), steps=gen_steps, seed=cfg.data_seed))
+                               size=min(cfg.size, 32), steps=gen_steps, seed=cfg.data_seed,
+                               device=device))
     result = run_study(cfg, out, gens, log=_log)
     for row in result["table"]:
         typer.echo(f"{row['arm']:<16} malignant recall {row['malignant_recall']:.3f} "
@@ -130,6 +149,8 @@ def few_labels(
     seeds: int = typer.Option(3, "--seeds"),
     gen_steps: int = typer.Option(300, "--gen-steps", help="Mask-conditioned diffusion training steps."),
     quick: bool = typer.Option(False, "--quick", help="Tiny settings (test suite)."),
+    device: str = DEVICE,
+    precision: str = PRECISION,
 ) -> None:
     """Segmentation with few masks: supervised, + pseudo-labels, + mask-generated pairs; Dice, 95% CI."""
     from genmed.errors import UserError
@@ -138,10 +159,13 @@ def few_labels(
     _check_out(out, "study folder")
     if seeds < 1:
         raise UserError(f"--seeds={seeds} must be >= 1")
+    compute = _compute(device, precision)
     if quick:
-        cfg = quick_few_labels_config(label_fraction=fraction, seeds=tuple(range(seeds)))
+        cfg = quick_few_labels_config(label_fraction=fraction, seeds=tuple(range(seeds)),
+                                      compute=compute)
     else:
-        cfg = FewLabelsConfig(label_fraction=fraction, seeds=tuple(range(seeds)), gen_steps=gen_steps)
+        cfg = FewLabelsConfig(label_fraction=fraction, seeds=tuple(range(seeds)), gen_steps=gen_steps,
+                              compute=compute)
     result = few_labels_study(cfg, out, log=_log)
     for row in result["table"]:
         typer.echo(f"{row['arm']:<14} Dice {row['dice']:.3f} (95% CI {row['dice_lo']:.3f}-{row['dice_hi']:.3f})")

@@ -19,7 +19,6 @@ short training run. Dice on the test patients: mean and 95% Student-t CI over se
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from genmed.fileio import atomic_path, write_json
 from genmed.pipeline.cases import phantom_cases
 from genmed.pipeline.segmentation import SegConfig, dice_per_slice, predict_masks, predict_probs, \
     probs_to_masks, train_segmenter
+from genmed.train.fit import Compute
 from genmed.pipeline.stats import mean_ci
 
 ARMS = ("supervised", "pseudo-label", "mask-generated pairs", "all labels")
@@ -61,6 +61,7 @@ class FewLabelsConfig:
     seg: SegConfig = field(default_factory=SegConfig)
     arms: tuple[str, ...] = ARMS
     data_seed: int = 200
+    compute: Compute = field(default_factory=Compute)  # training device and precision
 
     def __post_init__(self) -> None:
         if not 0 < self.label_fraction < 1:
@@ -82,20 +83,15 @@ def quick_few_labels_config(**overrides) -> FewLabelsConfig:
 
 
 def _train(images: np.ndarray, masks: np.ndarray, cfg: FewLabelsConfig, seed: int):
-    per_epoch = int(np.ceil(len(images) / cfg.seg.batch_size))
-    seg = dataclasses.replace(cfg.seg, epochs=max(1, int(np.ceil(cfg.steps / per_epoch))))
-    return train_segmenter(images, masks, seg, seed=seed)
+    """A segmenter trained for exactly `cfg.steps` optimiser steps."""
+    return train_segmenter(images, masks, cfg.seg, seed=seed, compute=cfg.compute, steps=cfg.steps)
 
 
 def mask_generated_pairs(images: np.ndarray, kidney: np.ndarray, lesion: np.ndarray, labels: np.ndarray,
                          noisy: np.ndarray, n: int, cfg: FewLabelsConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """`n` (image in [-1, 1], kidney mask) pairs from a mask-conditioned diffusion model trained on
     the given labelled slices (condition map: 0 air, 1 body, 2 kidney, 3 lesion; kind and dose)."""
-    import torch
-
-    from genmed.apps.conditional import ConditionalDiffusion
-    from genmed.apps.generate_from_mask import CLASSES, NOISE_LEVELS, encode, generate_pairs
-    from genmed.apps.supervised import DictDataset, fit
+    from genmed.apps.generate_from_mask import NOISE_LEVELS, fit_mask_generator, generate_pairs
     from genmed.data.phantom import LABELS
     from genmed.data.transforms import hu_to_unit
 
@@ -103,11 +99,8 @@ def mask_generated_pairs(images: np.ndarray, kidney: np.ndarray, lesion: np.ndar
     maps[kidney > 0] = 2
     maps[lesion > 0] = 3
     attrs = [{"kind": LABELS[int(k)], "noise": NOISE_LEVELS[int(z)]} for k, z in zip(labels, noisy, strict=True)]
-    cond, ids = encode(maps, attrs, cfg.size)
-    model = ConditionalDiffusion(size=cfg.size, cond_channels=len(CLASSES), kind="spade",
-                                 num_classes=len(LABELS) * len(NOISE_LEVELS))
-    data = DictDataset(image=torch.from_numpy(np.ascontiguousarray(images, np.float32))[:, None], cond=cond, label=ids)
-    model = fit(model, data, steps=cfg.gen_steps, lr=2e-3, seed=seed, ema=True)
+    model = fit_mask_generator(images, maps, attrs, steps=cfg.gen_steps, seed=seed,
+                               compute=cfg.compute)
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, len(maps), n)
     flip = rng.random(n) < 0.5
@@ -150,13 +143,13 @@ def few_labels_study(cfg: FewLabelsConfig, out: str | os.PathLike,
                     net = _train(np.concatenate([pool.image[li], g_img]), np.concatenate([pool.kidney[li], g_mask]),
                                  cfg, seed)
                 if arm == "pseudo-label":
-                    probs = predict_probs(sup, pool.image[ui], cfg.seg)
+                    probs = predict_probs(sup, pool.image[ui])
                     conf = np.maximum(probs, 1 - probs).reshape(len(ui), -1).mean(1)
                     top = np.argsort(-conf)[: max(1, int(round(cfg.keep * len(ui))))]
-                    pseudo = probs_to_masks(probs[top], cfg.seg)
+                    pseudo = probs_to_masks(sup, probs[top])
                     net = _train(np.concatenate([pool.image[li], pool.image[ui][top]]),
                                  np.concatenate([pool.kidney[li], pseudo]), cfg, seed)
-            dice = dice_per_slice(predict_masks(net, test.image, cfg.seg), test.kidney)
+            dice = dice_per_slice(predict_masks(net, test.image), test.kidney)
             rows.append({"arm": arm, "seed": seed, "n_true_masks": n_masks, "dice": float(dice.mean()),
                          "dice_noisy": float(dice[test.noisy].mean()) if test.noisy.any() else float("nan"),
                          "seconds": round(time.perf_counter() - t, 2)})

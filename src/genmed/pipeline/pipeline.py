@@ -4,7 +4,7 @@
 and test patients into the error-analysis workbench's formats:
 
     RUN/config.json             the resolved `PipelineConfig`
-    RUN/segmenter.safetensors   RUN/classifier.safetensors
+    RUN/segmenter/ RUN/classifier/   the two engine runs (config.yaml, checkpoints/, metrics.jsonl)
     RUN/metrics.json            test kidney Dice, balanced accuracy, malignant recall, AUROC
                                 (95% bootstrap CIs over patients), confusion matrix, seconds
     RUN/<split>/preds.csv       id,y_true,y_pred,score,patient_id,image,p_<class>...,noisy,
@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from genmed.config import load_config, save_config
 from genmed.data.phantom import LABELS, PhantomConfig
@@ -35,10 +34,11 @@ from genmed.data.transforms import unit_to_hu, window_to_uint8
 from genmed.errors import UserError
 from genmed.fileio import atomic_path, write_json, write_png
 from genmed.pipeline.cases import Cases, label_names, load_cases, split_cases
-from genmed.pipeline.classifier import ClsConfig, build_classifier, crop_kidneys, flip_augment, \
-    predict_proba, train_classifier
-from genmed.pipeline.segmentation import SegConfig, build_segmenter, dice_per_slice, lesion_coverage, \
-    predict_masks, train_segmenter
+from genmed.models import Classifier, Segmenter
+from genmed.pipeline.classifier import ClsConfig, crop_kidneys, predict_proba, train_classifier
+from genmed.pipeline.segmentation import SegConfig, dice_per_slice, lesion_coverage, predict_masks, \
+    train_segmenter
+from genmed.train.fit import Compute
 from genmed.pipeline.stats import auroc, balanced_accuracy, bootstrap_ci, class_recall, confusion
 
 PERFECT_SEG = "y_pred_perfect_upto_segmentation"
@@ -57,6 +57,7 @@ class PipelineConfig:
     seg: SegConfig = field(default_factory=SegConfig)
     cls: ClsConfig = field(default_factory=ClsConfig)
     seed: int = 0
+    compute: Compute = field(default_factory=Compute)  # training device and precision
 
     def __post_init__(self) -> None:
         if not 32 <= self.size <= 512:
@@ -76,8 +77,8 @@ class Pipeline:
     """A trained pipeline: its config and the two networks (eval mode)."""
 
     cfg: PipelineConfig
-    segmenter: nn.Module
-    classifier: nn.Module
+    segmenter: Segmenter
+    classifier: Classifier
 
     def classify(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """Class probabilities (N, 3) of slices given kidney masks."""
@@ -86,7 +87,7 @@ class Pipeline:
 
     def segment(self, images: np.ndarray) -> np.ndarray:
         """Predicted kidney masks (N, H, W) uint8."""
-        return predict_masks(self.segmenter, images, self.cfg.seg)
+        return predict_masks(self.segmenter, images)
 
 
 def load_data(cfg: PipelineConfig, data: str | os.PathLike | None = None) -> tuple[Cases, dict[str, np.ndarray]]:
@@ -96,14 +97,19 @@ def load_data(cfg: PipelineConfig, data: str | os.PathLike | None = None) -> tup
     return cases, split_cases(cases, cfg.fractions, cfg.seed)
 
 
-def fit(cfg: PipelineConfig, train: Cases, log: Callable[[str], None] = lambda s: None) -> tuple[Pipeline, dict]:
-    """Train the segmenter and the classifier (on ground-truth kidney crops); returns seconds too."""
+def fit(cfg: PipelineConfig, train: Cases, log: Callable[[str], None] = lambda s: None,
+        out: str | os.PathLike | None = None) -> tuple[Pipeline, dict]:
+    """Train the segmenter and the classifier (on ground-truth kidney crops) with the engine,
+    into OUT/segmenter and OUT/classifier when `out` is given; returns seconds too."""
+    runs = {k: None if out is None else Path(out) / k for k in ("segmenter", "classifier")}
     t0 = time.perf_counter()
-    seg = train_segmenter(train.image, train.kidney, cfg.seg, seed=cfg.seed)
+    seg = train_segmenter(train.image, train.kidney, cfg.seg, seed=cfg.seed, compute=cfg.compute,
+                          out=runs["segmenter"])
     t1 = time.perf_counter()
     log(f"segmenter trained in {t1 - t0:.1f} s")
     x = crop_kidneys(train.image, train.kidney, cfg.cls.crop_shape(cfg.size), cfg.cls.margin)
-    cls = train_classifier(x, train.label, cfg.cls, seed=cfg.seed, augment=flip_augment)
+    cls = train_classifier(x, train.label, cfg.cls, seed=cfg.seed, augment="flip",
+                           compute=cfg.compute, out=runs["classifier"])
     t2 = time.perf_counter()
     log(f"classifier trained in {t2 - t1:.1f} s")
     return Pipeline(cfg, seg, cls), {"train_segmenter": t1 - t0, "train_classifier": t2 - t1}
@@ -172,36 +178,21 @@ def evaluate(preds: pd.DataFrame, seed: int = 0) -> dict:
     }
 
 
-def save_pipeline(pipe: Pipeline, run: str | os.PathLike) -> None:
-    """Write config.json and the two networks' weights (safetensors) into `run`."""
-    from safetensors.torch import save_file
-
-    run = Path(run)
-    save_config(pipe.cfg, run / "config.json")
-    for name, net in (("segmenter", pipe.segmenter), ("classifier", pipe.classifier)):
-        state = {k: v.contiguous() for k, v in net.state_dict().items()}
-        with atomic_path(run / f"{name}.safetensors") as tmp:
-            save_file(state, str(tmp))
-
-
-def load_pipeline(run: str | os.PathLike) -> Pipeline:
-    """Rebuild a trained pipeline from its run folder (weights only, never pickles)."""
-    from safetensors.torch import load_file
+def load_pipeline(run: str | os.PathLike, device: str = "cpu") -> Pipeline:
+    """Rebuild a trained pipeline from its run folder: config.json plus the two engine runs
+    (safetensors weights, never pickles)."""
+    from genmed.train import load_run
 
     run = Path(run)
     if not (run / "config.json").is_file():
         raise UserError(f"{run}: not a pipeline run folder (no config.json)")
     cfg = load_config(PipelineConfig, run / "config.json")
-    nets = {"segmenter": build_segmenter(cfg.seg), "classifier": build_classifier(cfg.cls)}
-    for name, net in nets.items():
-        path = run / f"{name}.safetensors"
-        if not path.is_file():
-            raise UserError(f"{path}: weights not found")
-        try:
-            net.load_state_dict(load_file(str(path)))
-        except Exception as exc:  # corrupt or mismatched weights are a bad run folder
-            raise UserError(f"{path}: cannot load weights ({type(exc).__name__})") from None
-        net.eval()
+    nets = {}
+    for name, kind in (("segmenter", Segmenter), ("classifier", Classifier)):
+        model, _ = load_run(run / name, device=device)
+        if not isinstance(model, kind):
+            raise UserError(f"{run / name}: holds a {model.family}, not a {name}")
+        nets[name] = model
     return Pipeline(cfg, nets["segmenter"], nets["classifier"])
 
 
@@ -214,9 +205,9 @@ def train_pipeline(cfg: PipelineConfig, out: str | os.PathLike,
     cases, splits = load_data(cfg)
     seconds = {"data": time.perf_counter() - t0}
     log(f"{len(cases)} slices; " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
-    pipe, fit_s = fit(cfg, cases.subset(splits["train"]), log)
+    pipe, fit_s = fit(cfg, cases.subset(splits["train"]), log, out=out)
     seconds.update(fit_s)
-    save_pipeline(pipe, out)
+    save_config(cfg, out / "config.json")
     results = {}
     for name in ("dev", "test"):
         if len(splits[name]) == 0:

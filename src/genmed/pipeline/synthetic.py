@@ -76,19 +76,19 @@ def run_generator(run_dir: str | os.PathLike, size: int, steps: int | None = Non
 
 
 def supports_labels(family: str) -> bool:
-    """Whether `family`'s model config takes class labels (`num_classes`)."""
-    import dataclasses
+    """Whether `family` can be class-conditional (the registry's capabilities)."""
+    from genmed.models import capabilities
 
-    from genmed.models import config_class
-
-    return "num_classes" in {f.name for f in dataclasses.fields(config_class(family))} and family != "vae"
+    return "label" in capabilities(family).conditioning
 
 
 def train_generators(families: Sequence[str], images: np.ndarray, labels: np.ndarray, patient_ids: Sequence[str],
                      out: str | os.PathLike, *, size: int, steps: int, classes: Sequence[int] = (1, 2),
                      seed: int = 0, sample_steps: int | None = None,
-                     batch_size: int = 32) -> dict[str, SyntheticSource]:
-    """Train generators on (N, H, W) slices with `genmed.train.train`; {family: source}.
+                     batch_size: int = 32, device: str = "auto",
+                     precision: str = "auto") -> dict[str, SyntheticSource]:
+    """Train generators on (N, H, W) slices with `genmed.train.train` (each family's registry
+    recipe "augment"); {family: source}.
 
     Families that take labels get one class-conditional model; the others (the VAE samples
     unconditionally) get one model per class in `classes`, trained on that class's slices.
@@ -108,11 +108,11 @@ def train_generators(families: Sequence[str], images: np.ndarray, labels: np.nda
             if len(idx) < 2:
                 raise UserError(f"too few training slices of class {cls} to train a {fam} generator")
             run_dir = Path(out) / (f"gen_{fam}" if cls is None else f"gen_{fam}_class{cls}")
-            cfg = TrainConfig(family=fam, size=size, cond="label" if cond else "none", steps=steps,
-                              batch_size=min(batch_size, len(idx)), warmup=min(100, steps // 10),
-                              lr=1e-3 if fam == "vae" else 2e-4, betas=(0.5, 0.999) if fam == "gan" else (0.9, 0.999),
-                              seed=seed, ckpt_every=steps, sample_n=16, log_every=max(1, steps // 20),
-                              out=str(run_dir), ema_decay=0.995, sample_steps=sample_steps)
+            cfg = TrainConfig(family=fam, recipe="augment", size=size, cond="label" if cond else "none",
+                              steps=steps, batch_size=min(batch_size, len(idx)), seed=seed,
+                              ckpt_every=steps, sample_n=16, log_every=max(1, steps // 20),
+                              out=str(run_dir), sample_steps=sample_steps, device=device,
+                              precision=precision)
             if run_dir.exists():
                 import shutil
 

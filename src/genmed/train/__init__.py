@@ -1,9 +1,10 @@
-"""One training engine for every generative family (diffusion, GAN, VAE).
+"""One training engine for everything trainable in `genmed.models`.
 
-    from genmed.train import TrainConfig, train, resume, load_run
+    from genmed.train import TrainConfig, train, resume, load_run, fit
     result = train(TrainConfig(family="diffusion", steps=2000, out="runs/ddpm"))
     model, cfg = load_run("runs/ddpm")          # EMA weights, ready to sample
     images = model.sample(16)
+    seg = fit(build_model("segmenter", size=64), DictDataset(image=x, target=y), steps=500)
 
 Names are imported on first use (PEP 562), so `genmed --help` does not pay for torch/MONAI.
 """
@@ -15,6 +16,7 @@ from genmed._lazy import lazy_exports
 _EXPORTS = {
     "genmed.train.config": ("TrainConfig",),
     "genmed.train.engine": ("RunResult", "train"),
+    "genmed.train.fit": ("Compute", "DictDataset", "fit"),
     "genmed.train.run": ("load_run", "resume", "sample_run"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

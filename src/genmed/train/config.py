@@ -23,7 +23,8 @@ Cond = Literal["none", "label"]
 class TrainConfig:
     """One training run. Steps count optimiser steps (one batch through every phase)."""
 
-    family: str = "diffusion"  # "diffusion", "gan", "vae" (genmed.models.FAMILIES)
+    family: str = "diffusion"  # a `genmed.models.REGISTRY` name: "diffusion", "gan", "vae", ...
+    recipe: str = "default"  # the family's training-recipe preset for every field left None
     data: str = "phantom"  # "phantom", a manifest CSV or a folder of images
     size: int = 32  # image side in pixels (voxels in 3D)
     spatial_dims: int = 2  # 2 (slices) or 3 (volumes)
@@ -33,13 +34,15 @@ class TrainConfig:
     n_patients: int | None = None  # phantom / data-set size cap (None: the loader's default)
     steps: int = 1000  # optimiser steps in total
     batch_size: int = 32  # global batch (split evenly over DDP processes)
-    lr: float = 2e-4  # peak learning rate (AdamW)
-    betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas (GANs often use (0.5, 0.999))
-    weight_decay: float = 0.0  # AdamW decoupled weight decay
-    warmup: int = 100  # linear LR warm-up steps (capped at steps // 5 for short runs)
-    schedule: Schedule = "cosine"  # LR after warm-up: cosine decay to 0, or constant
-    grad_clip: float = 1.0  # max global grad norm per phase (0: off)
-    ema_decay: float = 0.999  # EMA of weights, used for sampling (0: off, sample raw weights)
+    # Optimiser, schedule and EMA: None takes the value of the family's registry recipe
+    # (`genmed.models.recipe(family, recipe)`); the resolved values are saved with the run.
+    lr: float | None = None  # peak learning rate (AdamW)
+    betas: tuple[float, float] | None = None  # AdamW betas (GANs: (0.5, 0.999))
+    weight_decay: float | None = None  # AdamW decoupled weight decay
+    warmup: int | None = None  # linear LR warm-up steps (capped at steps // 5 for short runs)
+    schedule: Schedule | None = None  # LR after warm-up: cosine decay to 0, or constant
+    grad_clip: float | None = None  # max global grad norm per phase (0: off)
+    ema_decay: float | None = None  # EMA of weights, used for sampling (0: off: raw weights)
     ema_warmup: bool = True  # decay min(ema_decay, (1 + n) / (10 + n)) after n updates
     precision: Precision = "auto"  # auto: bf16 where the hardware runs it fast, else fp32
     device: Device = "auto"  # auto: CUDA when present, else CPU
@@ -56,6 +59,7 @@ class TrainConfig:
     options: dict[str, Any] = field(default_factory=dict)  # family options for build_model
 
     def __post_init__(self) -> None:
+        self._resolve_recipe()
         check_choice("spatial_dims", self.spatial_dims, (2, 3))
         check_choice("cond", self.cond, ("none", "label"))
         check_choice("precision", self.precision, ("auto", "bf16", "fp16", "fp32"))
@@ -74,6 +78,17 @@ class TrainConfig:
             raise UserError(f"betas={self.betas!r} must be two numbers in [0, 1)")
         if not isinstance(self.options, dict):
             raise UserError(f"options={self.options!r} must be a mapping of family options")
+
+    def _resolve_recipe(self) -> None:
+        """Fill the fields left None from the registry recipe; refuse what the family cannot
+        do (e.g. `cond="label"` for the VAE) before any training starts."""
+        from genmed.models.registry import check_request, recipe
+
+        check_positive("steps", self.steps)
+        check_request(self.family, cond=self.cond)
+        for key, value in recipe(self.family, self.recipe).train_options(self.steps).items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with `changes` applied (validated again)."""

@@ -188,7 +188,8 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
                     _save(run_dir, step, cfg, topo, model, ema, optimizers, schedulers, scaler)
                 if (cfg.sample_every and step % cfg.sample_every == 0) or step == cfg.steps:
                     if topo.is_main:
-                        tracker.grid(step, sample_images(ema.module if ema else model, cfg, num))
+                        tracker.grid(step, sample_images(ema.module if ema else model, cfg, num,
+                                                         preview_batch(dataset, cfg.sample_n)))
                 tracker.advance(step)
                 aside += time.perf_counter() - t_aside
                 t_win += time.perf_counter() - t_aside
@@ -242,20 +243,28 @@ def _reduce(sums: dict[str, Tensor], n: int, topo: Topology) -> dict[str, float]
     return dict(zip(keys, stacked.tolist()))
 
 
+def preview_batch(dataset: Dataset, n: int) -> dict[str, Tensor]:
+    """The first `n` items of `dataset`, collated: what the end-of-run grid is made from."""
+    from torch.utils.data import default_collate
+
+    items = [dataset[i] for i in range(min(n, len(dataset)))]  # type: ignore[arg-type]
+    return {k: v for k, v in default_collate(items).items() if isinstance(v, Tensor)}
+
+
 @torch.no_grad()
-def sample_images(model: GenerativeModel, cfg: TrainConfig, num: Numerics, n: int | None = None,
-                  seed: int | None = None) -> Tensor:
-    """`n` (default `cfg.sample_n`) samples for a grid, without touching the global RNG."""
-    n = n or cfg.sample_n
-    cond = (torch.arange(n, device=num.device) % cfg.num_classes) if cfg.cond == "label" else None
+def sample_images(model: GenerativeModel, cfg: TrainConfig, num: Numerics,
+                  batch: dict[str, Tensor], seed: int | None = None) -> Tensor:
+    """The model's `preview` of `batch` (samples, or predictions for a supervised model) for
+    a grid, without touching the global RNG."""
     devices = [num.device.index or 0] if num.device.type == "cuda" else []
+    batch = to_device(batch, num.device)
     with torch.random.fork_rng(devices=devices):
         generator = torch.Generator(num.device).manual_seed(cfg.seed if seed is None else seed)
         was_training = model.training
         model.eval()
         try:
             with num.autocast():
-                images = model.sample(n, cond=cond, steps=cfg.sample_steps, generator=generator)
+                images = model.preview(batch, steps=cfg.sample_steps, generator=generator)
         finally:
             model.train(was_training)
     return images.float()
@@ -271,11 +280,10 @@ def _save(run_dir: Path, step: int, cfg: TrainConfig, topo: Topology, model: tor
              "schedulers": {p: s.state_dict() for p, s in schedulers.items()},
              "scaler": scaler.state_dict() if scaler is not None else {},
              "rng": rng, "world": topo.world}
-    config = to_dict(cfg)
-    if hasattr(model, "config"):  # how to rebuild the network, even if built in Python
-        from genmed.models import model_config_dict
+    from genmed.models import model_config_dict
 
-        config = {**config, "model": model_config_dict(model)}
+    # how to rebuild the network, even if it was built in Python rather than from `cfg`
+    config = {**to_dict(cfg), "model": model_config_dict(model)}
     ckpt.save_checkpoint(run_dir / "checkpoints", step, model=model, ema=ema, state=state,
                          config=config, keep=cfg.keep_checkpoints)
 

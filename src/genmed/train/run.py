@@ -20,7 +20,7 @@ from genmed.fileio import atomic_path, write_json, write_png
 from genmed.models.base import GenerativeModel
 from genmed.train import checkpoint as ckpt
 from genmed.train.config import TrainConfig
-from genmed.train.engine import RunResult, build_model, sample_images, train
+from genmed.train.engine import RunResult, build_model, train
 from genmed.train.precision import resolve_numerics
 from genmed.train.tracking import sample_grid
 
@@ -98,6 +98,10 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
                precision: str = "fp32") -> list[Path]:
     """Sample `n` images from a run's EMA model into `out`: one NIfTI per image (HU through
     the abdomen window) and grid.png. Returns the written paths."""
+    from genmed.models import check_request
+
+    cfg = load_config_of(run_dir)
+    check_request(cfg.family, sampler=sampler, guidance=guidance)
     model, cfg = load_run(run_dir)
     num = resolve_numerics(device, precision)
     model = model.to(num.device)
@@ -112,13 +116,8 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
         cond = torch.full((n,), LABELS.index(class_name), dtype=torch.long, device=num.device)
     extra = {k: v for k, v in (("sampler", sampler), ("guidance", guidance)) if v is not None}
     generator = torch.Generator(num.device).manual_seed(seed)
-    try:
-        with torch.no_grad(), num.autocast():
-            images = model.sample(n, cond=cond, steps=steps, generator=generator, **extra)
-    except TypeError as exc:
-        if extra and "unexpected keyword" in str(exc):
-            raise UserError(f"the {cfg.family} family takes no {' / '.join(extra)} option") from None
-        raise
+    with torch.no_grad(), num.autocast():
+        images = model.sample(n, cond=cond, steps=steps, generator=generator, **extra)
     return write_samples(images.float().cpu(), Path(out), cfg, cond)
 
 

@@ -1,0 +1,109 @@
+"""Supervised networks behind the one model protocol, so the one engine trains them too.
+
+A supervised model maps batch["image"] (B, C, *spatial) in [-1, 1] to a prediction and its
+`loss(batch)` returns per-sample losses, exactly like a generative family; the engine reduces
+them and gets devices, bf16/AMP, DDP, EMA, checkpoints and resume for free. Three kinds:
+`Regressor` (image -> image: denoising, translation; here), `Segmenter` (segmenter.py) and
+`Classifier` (classifier.py). They do not sample: `sample` refuses, `predict` is their output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from genmed.errors import UserError, check_choice
+from genmed.models.base import Batch, GenerativeModel, ModelConfig, evaluating
+
+Norm = Literal["instance", "batch"]
+
+
+def monai_unet(spatial_dims: int, in_channels: int, out_channels: int, channels: tuple[int, ...],
+               num_res_units: int = 1, norm: Norm = "instance") -> nn.Module:
+    """MONAI residual UNet (Kerfoot et al. 2018), stride 2 per level."""
+    from monai.networks.nets import UNet
+
+    return UNet(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels,
+                channels=tuple(channels), strides=(2,) * (len(channels) - 1),
+                num_res_units=num_res_units, norm=norm)
+
+
+class SupervisedModel(GenerativeModel):
+    """Base of the supervised kinds: batched, device-aware `predict`; no sampling."""
+
+    def output(self, x: Tensor) -> Tensor:
+        """Raw network output (logits or image) for inputs `x`."""
+        return self.net(x)
+
+    def postprocess(self, out: Tensor) -> Tensor:
+        """Map raw outputs of a batch to the prediction `predict` returns."""
+        return out
+
+    @torch.no_grad()
+    def _in_chunks(self, fn, x: Tensor, batch_size: int) -> Tensor:
+        """cat(fn(chunk)) over chunks of `x`, in eval mode on the model's device, on the CPU."""
+        device = next(self.parameters()).device
+        with evaluating(self):
+            outs = [fn(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
+        if not outs:
+            raise UserError("nothing to predict: the input is empty")
+        return torch.cat(outs)
+
+    def predict(self, x: Tensor, batch_size: int = 64) -> Tensor:
+        """Predictions for `x` (N, C, *spatial), returned on the CPU."""
+        return self._in_chunks(lambda b: self.postprocess(self.output(b).float()), x, batch_size)
+
+    def predict_proba(self, x: Tensor, batch_size: int = 64) -> Tensor:
+        """Softmax of the output over dim 1 (classes), on the CPU."""
+        return self._in_chunks(lambda b: self.output(b).float().softmax(1), x, batch_size)
+
+    def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+        raise UserError(f"a {self.family} does not sample images; use predict")
+
+    def preview(self, batch: Batch, steps: int | None = None,
+                generator: torch.Generator | None = None) -> Tensor:
+        """The predictions for a few training inputs (the engine's end-of-run grid)."""
+        pred = self.predict(batch["image"])
+        return pred.float() if pred.ndim > 2 else batch["image"][:, :1].float().cpu()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegressorConfig(ModelConfig):
+    """Image-to-image regression (denoising, translation) on a MONAI UNet."""
+
+    out_channels: int = 1  # output image channels
+    channels: tuple[int, ...] = (16, 32, 64)  # UNet channels per level (stride 2 each)
+    num_res_units: int = 1  # residual units per UNet level
+    norm: Norm = "instance"  # normalisation layers
+    loss: Literal["l1", "mse"] = "l1"  # per-pixel loss (pix2pix's L1 term: Isola et al. 2017 eq. 3)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("loss", self.loss, ("l1", "mse"))
+        check_choice("norm", self.norm, ("instance", "batch"))
+        self.check_divisible(2 ** (len(self.channels) - 1),
+                             f"the UNet halves it {len(self.channels) - 1} times")
+
+
+class Regressor(SupervisedModel):
+    """Regress batch["target"] from batch["image"]; predictions clamped to [-1, 1]."""
+
+    family = "regressor"
+
+    def __init__(self, config: RegressorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.net = monai_unet(config.spatial_dims, config.in_channels, config.out_channels,
+                              config.channels, config.num_res_units, config.norm)
+
+    def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
+        diff = self.net(batch["image"]).float() - batch["target"].float()
+        per_pixel = diff.abs() if self.config.loss == "l1" else diff.pow(2)
+        return {"loss": per_pixel.flatten(1).mean(1)}
+
+    def postprocess(self, out: Tensor) -> Tensor:
+        return out.clamp(-1, 1)
