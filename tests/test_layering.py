@@ -3,7 +3,8 @@ experiments -> cli, and no import cycles.
 
 Static: every module under src/genmed is parsed with `ast`, and every import statement counts,
 including those inside functions (the CLI and the lazy packages import inside bodies, and a
-function-level import is still a dependency). Nothing is imported or executed.
+function-level import is still a dependency), as do the module names a package lists for its
+lazy exports. Nothing is imported or executed.
 
 A "unit" is a subpackage (`genmed.metrics`) or a top-level module (`genmed.fileio`).
 Rules:
@@ -90,6 +91,11 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[int,
                 module = node.module or ""
             # `from pkg import sub` imports the submodule when there is one, else an attribute.
             targets = [f"{module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Dict):
+            # lazy exports (genmed/_lazy.py): {"genmed.data.phantom": (...), ".fid": (...)}
+            keys = [k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+            targets = [package + k if k.startswith(".") else k for k in keys
+                       if k.startswith((".", "genmed.")) and k.replace(".", "").replace("_", "").isalnum()]
         else:
             continue
         for target in targets:
@@ -223,3 +229,5 @@ def test_the_check_sees_function_level_imports(tmp_path):
     modules = {"genmed.models.m": tmp_path / "m.py", "genmed.train.engine": tmp_path / "e.py"}
     assert _imports("genmed.models.m", tmp_path / "m.py", modules) == [(2, "genmed.train.engine")]
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
+    (tmp_path / "lazy.py").write_text('_EXPORTS = {"genmed.train.engine": ("fit",)}\n')
+    assert _imports("genmed.models.lazy", tmp_path / "lazy.py", modules) == [(1, "genmed.train.engine")]
