@@ -15,13 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from genmed.compare.modes import (  # noqa: E402
+from genmed.compare.modes import (
     EXACT,
     VARIANTS,
     ModeBenchConfig,
@@ -29,8 +25,10 @@ from genmed.compare.modes import (  # noqa: E402
     run_mode_benchmark,
     table_rows,
 )
-from genmed.fileio import write_json  # noqa: E402
-from genmed.versions import machine  # noqa: E402
+from genmed.fileio import write_json
+from genmed.versions import machine
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "benchmarks" / "results"
 PARTS = ROOT / "runs" / "bench_modes" / "parts"  # scratch (git-ignored)

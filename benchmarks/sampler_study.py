@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from genmed.compare import CompareConfig, compare
+from genmed.fileio import write_json
 
-from genmed.compare import CompareConfig, compare  # noqa: E402
-from genmed.fileio import write_json  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

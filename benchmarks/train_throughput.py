@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,13 +31,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from genmed.fileio import write_json
+from genmed.models.base import GenerativeModel
+from genmed.train import TrainConfig, train
+from genmed.versions import machine
 
-from genmed.fileio import write_json  # noqa: E402
-from genmed.models.base import GenerativeModel  # noqa: E402
-from genmed.train import TrainConfig, train  # noqa: E402
-from genmed.versions import machine  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SIZE, BATCH = 32, 32
 CLOCK = "cpu"  # see clock()

@@ -58,6 +58,10 @@ def demo(
         raise typer.Exit(1)
 
 
+MODES_ALIAS_HELP = ("Deprecated alias of `genmed compare modes`; will be removed in the next release. "
+                    "Mode-collapse benchmark (VEEGAN/PacGAN ring of 8, grid of 25).")
+
+
 def _register() -> None:
     """Attach every package's command group (one line each)."""
     from genmed.data.commands import app as data_app
@@ -76,9 +80,13 @@ def _register() -> None:
 
     app.command("train")(train)
     app.command("sample")(sample)
-    from genmed.compare.commands import compare
+    from genmed.compare.commands import app as compare_app
+    from genmed.compare.commands import modes as compare_modes
 
-    app.command("compare")(compare)
+    app.add_typer(compare_app, name="compare")
+    # One-release alias (issue 12): the mode-collapse experiment moved from `eval` to `compare`.
+    eval_app.command("modes", deprecated="Use `genmed compare modes`; this alias goes in the next release.",
+                     help=MODES_ALIAS_HELP)(compare_modes)
     from genmed.scorelab.commands import app as score_app
 
     app.add_typer(score_app, name="score")

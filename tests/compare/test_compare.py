@@ -80,3 +80,17 @@ def test_bad_input_exits_2_without_output(tmp_path, capsys, extra, message):
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_run_is_the_default_command(tmp_path, capsys):
+    """`genmed compare [OPTIONS]` (as before `modes` joined it) is `genmed compare run [OPTIONS]`."""
+    assert _run(["compare", "--help"]) == 0
+    listing = capsys.readouterr().out
+    assert "run" in listing and "modes" in listing
+    out = tmp_path / "out"
+    for argv in (["compare"], ["compare", "run"]):
+        assert _run([*argv, "--quick", "--families", "diffusion,flow", "--out", str(out)]) == 2
+        assert "family='flow' is not one of" in capsys.readouterr().err
+    assert _run(["compare", "--quick"]) == 2  # --out is still required
+    assert "Missing option '--out'" in capsys.readouterr().err
+    assert not out.exists()

@@ -1,4 +1,4 @@
-"""`genmed eval modes --quick`: the mode-collapse table has the published keys; exact samples score 8/8."""
+"""`genmed compare modes --quick`: the mode-collapse table has the published keys; exact samples score 8/8."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _run(argv):
 
 def test_quick_mode_benchmark_table(tmp_path, capsys):
     out = tmp_path / "modes"
-    assert _run(["eval", "modes", "--quick", "--mixtures", "ring", "--seeds", "2", "--steps", "60",
+    assert _run(["compare", "modes", "--quick", "--mixtures", "ring", "--seeds", "2", "--steps", "60",
                  "--n-samples", "4000", "--out", str(out)]) == 0
     result = json.loads((out / "modes.json").read_text())
     cells = {r["variant"]: r for r in result["table"]}
@@ -40,9 +40,21 @@ def test_quick_mode_benchmark_table(tmp_path, capsys):
 
 def test_bad_variant_exits_2(tmp_path, capsys):
     out = tmp_path / "modes"
-    assert _run(["eval", "modes", "--quick", "--variants", "gan,wgan", "--out", str(out)]) == 2
+    assert _run(["compare", "modes", "--quick", "--variants", "gan,wgan", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "variant='gan' is not one of" in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_eval_modes_is_a_deprecated_alias(tmp_path, capsys):
+    """`genmed eval modes` (before issue 12) forwards to `genmed compare modes` for one release."""
+    assert _run(["eval", "modes", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "Deprecated alias of `genmed compare modes`; will be removed in the next release." in help_text
+    out = tmp_path / "modes"
+    assert _run(["eval", "modes", "--quick", "--variants", "gan,wgan", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "deprecated" in err and "genmed compare modes" in err and "variant='gan' is not one of" in err
     assert not out.exists()
 
 

@@ -5,63 +5,30 @@ Every item is a dict {"image": float tensor (1, *spatial) in [-1, 1], "label": l
 "image_nc", "clean_nc" in [-1, 1], "mask" long (1, *spatial) with 0 background, 1 kidney,
 2 lesion, "noise_hu", "noisy"). CT is windowed with `hu_to_unit` (L40/W400); other
 modalities are min-max scaled to [-1, 1] per image.
+
+`ImageDataset` lives in `genmed.data.imageset` (the manifest readers build it too); it is
+re-exported here and from `genmed.data`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from genmed.data.phantom import LABELS, PhantomConfig, make_slices, make_volumes
+from genmed.data.imageset import ImageDataset, _resize_batch
+from genmed.data.manifest import load_source
+from genmed.data.phantom import PhantomConfig, make_slices, make_volumes
 from genmed.data.splits import DEFAULT_FRACTIONS, SPLITS, patient_split
-from genmed.data.transforms import hu_to_unit, resize
+from genmed.data.transforms import hu_to_unit
 from genmed.errors import UserError, check_choice
 
 Split = Literal["train", "val", "test", "all"]
 MANIFEST_COLUMNS = ("path", "mask_path", "patient_id", "slice", "label", "noise_hu", "noisy", "split")
-
-
-class ImageDataset(Dataset):
-    """In-memory images (N, 1, *spatial) in [-1, 1] with labels, patient ids and extras."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, patient_ids: Sequence[str],
-                 extras: Mapping[str, torch.Tensor] | None = None,
-                 class_names: Sequence[str] = LABELS) -> None:
-        n = len(images)
-        if images.ndim not in (4, 5) or images.shape[1] != 1:
-            raise UserError(f"images must be (N, 1, H, W) or (N, 1, D, H, W), got {tuple(images.shape)}")
-        if len(labels) != n or len(patient_ids) != n:
-            raise UserError(f"{n} images but {len(labels)} labels and {len(patient_ids)} patient ids")
-        self.images = images.float()
-        self.labels = labels.long()
-        self.patient_ids = [str(p) for p in patient_ids]
-        self.extras = dict(extras or {})
-        self.class_names = tuple(class_names)
-
-    @property
-    def spatial_dims(self) -> int:
-        return self.images.ndim - 2
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        item = {"image": self.images[i], "label": self.labels[i], "patient_id": self.patient_ids[i]}
-        for key, value in self.extras.items():
-            item[key] = value[i]
-        return item
-
-    def subset(self, index: Sequence[int] | np.ndarray) -> ImageDataset:
-        """A new dataset with the items at `index` (same extras)."""
-        idx = torch.as_tensor(np.asarray(index, np.int64))
-        return ImageDataset(self.images[idx], self.labels[idx], [self.patient_ids[int(i)] for i in idx],
-                            {k: v[idx] for k, v in self.extras.items()}, self.class_names)
 
 
 def load_training_data(source: str | os.PathLike = "phantom", *, size: int = 32, spatial_dims: int = 2,
@@ -84,8 +51,6 @@ def load_training_data(source: str | os.PathLike = "phantom", *, size: int = 32,
                              cfg=phantom)
         split_col = None
     else:
-        from genmed.data.manifest import load_source
-
         ds, split_col = load_source(Path(source), size=size, spatial_dims=spatial_dims)
     if split == "all":
         return ds
@@ -120,12 +85,3 @@ def phantom_dataset(*, size: int = 32, spatial_dims: int = 2, seed: int = 0,
         "noise_hu": torch.from_numpy(data.noise_hu), "noisy": torch.from_numpy(data.noisy),
     }
     return ImageDataset(unit(data.image), torch.from_numpy(data.label), list(data.patient_id), extras)
-
-
-def _resize_batch(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
-    """Resize (N, C, *spatial) to `size` per spatial axis (no-op when already that size)."""
-    if all(s == size for s in x.shape[2:]) or len(x) == 0:
-        return x
-    n, c = x.shape[:2]
-    flat = resize(x.reshape(n * c, *x.shape[2:]), size, mode)  # items as channels: one call
-    return flat.reshape(n, c, *flat.shape[1:])

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genmed.data.imageset import ImageDataset, _resize_batch
 from genmed.data.phantom import LABELS
 from genmed.data.splits import SPLITS
 from genmed.data.transforms import hu_to_unit, scale_to_unit
@@ -75,7 +76,6 @@ def _to_unit(arr: np.ndarray, modality: str) -> torch.Tensor:
 
 def dataset_from_manifest(path: Path, *, size: int, spatial_dims: int):
     """Load every row's image (slice) into memory, windowed and resized."""
-    from genmed.data.datasets import ImageDataset, _resize_batch
     from genmed.data.io import load
 
     df = read_manifest(path)
@@ -109,7 +109,6 @@ def dataset_from_manifest(path: Path, *, size: int, spatial_dims: int):
 
 def dataset_from_medmnist(path: Path, *, size: int, spatial_dims: int):
     """All splits of a MedMNIST file; each image is its own 'patient'; splits from the file."""
-    from genmed.data.datasets import ImageDataset, _resize_batch
     from genmed.data.io import load_medmnist
 
     parts, labels, ids, split = [], [], [], []
@@ -139,7 +138,6 @@ def dataset_from_folder(path: Path, *, size: int, spatial_dims: int):
     Each file (2D image or 3D volume; a DICOM series folder counts as one volume) is one
     patient; 2D data takes every slice of a volume.
     """
-    from genmed.data.datasets import ImageDataset, _resize_batch
     from genmed.data.io import file_kind, load
 
     subdirs = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))

@@ -9,6 +9,8 @@ import typer
 
 app = typer.Typer(help="Evaluate generated images (FID/KID, PRDC, diversity, memorisation) "
                   "and mode coverage on 2-D mixtures.", no_args_is_help=True)
+# `genmed eval modes` (the mode-collapse experiment, which trains) moved to `genmed compare
+# modes`; cli.py registers the deprecated alias here, since metrics/ does not import compare/.
 
 
 @app.command("train-extractor")
@@ -102,48 +104,3 @@ def modes_metrics_cmd(
     if out is not None:
         write_json(out, result)
     typer.echo(json.dumps({k: v for k, v in result.items() if k != "counts"}, indent=2))
-
-
-@app.command("modes")
-def modes_cmd(
-    out: Path = typer.Option(..., "--out", help="Folder for modes.json, modes.png and run folders."),
-    quick: bool = typer.Option(False, help="2 seeds, 200 steps, 5,000 samples, small MLPs (tests)."),
-    variants: str = typer.Option("", help="Comma-separated (default: exact, diffusion, gan_dcgan, "
-                                 "gan_pacgan4, gan_hinge_sn, vae); also gan_mbstd4, gan_dcgan_z2, gan_mbstd4_z2, "
-                                 "gan_hinge_sn_r1, gan_dcgan_r1."),
-    mixtures: str = typer.Option("ring,grid", help="ring and/or grid."),
-    seeds: int = typer.Option(None, help="Runs per cell (default 5; --quick 2)."),
-    steps: int = typer.Option(None, help="Optimiser steps per run (default 8000; --quick 200)."),
-    n_samples: int = typer.Option(None, help="Samples scored per run (default 100000)."),
-) -> None:
-    """Mode-collapse benchmark (VEEGAN/PacGAN ring of 8, grid of 25): every family, mean +- s.e."""
-    from rich.console import Console
-
-    from genmed.compare.modes import (
-        DEFAULT_VARIANTS,
-        QUICK,
-        ModeBenchConfig,
-        plot_mode_samples,
-        run_mode_benchmark,
-        table_rows,
-    )
-    from genmed.fileio import write_json
-    from genmed.train.tracking import progress_enabled
-    from genmed.versions import machine
-
-    console = Console(stderr=True)
-    given = {k: v for k, v in dict(seeds=seeds, steps=steps, n_samples=n_samples).items() if v is not None}
-    cfg = ModeBenchConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()) or DEFAULT_VARIANTS,
-                          mixtures=tuple(m.strip() for m in mixtures.split(",") if m.strip()),
-                          out=str(out), **{**(QUICK if quick else {}), **given})
-    result = run_mode_benchmark(cfg, progress=console.log if progress_enabled() else None)
-    result["machine"] = machine()
-    result["quick"] = quick
-    plot_mode_samples(result, out / "modes.png")
-    write_json(out / "modes.json", result)
-    rows = table_rows(result)
-    cols = list(rows[0])
-    typer.echo("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
-    for r in rows:
-        typer.echo("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
-    typer.echo(str(out / "modes.json"))

@@ -1,0 +1,66 @@
+"""`ImageDataset`: in-memory images with labels, patient ids and extras, and batch resizing.
+
+Its own module so that the phantom (`datasets`) and the manifest/folder readers (`manifest`)
+both build it without importing each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from genmed.data.phantom import LABELS
+from genmed.data.transforms import resize
+from genmed.errors import UserError
+
+__all__ = ["ImageDataset"]
+
+
+class ImageDataset(Dataset):
+    """In-memory images (N, 1, *spatial) in [-1, 1] with labels, patient ids and extras."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, patient_ids: Sequence[str],
+                 extras: Mapping[str, torch.Tensor] | None = None,
+                 class_names: Sequence[str] = LABELS) -> None:
+        n = len(images)
+        if images.ndim not in (4, 5) or images.shape[1] != 1:
+            raise UserError(f"images must be (N, 1, H, W) or (N, 1, D, H, W), got {tuple(images.shape)}")
+        if len(labels) != n or len(patient_ids) != n:
+            raise UserError(f"{n} images but {len(labels)} labels and {len(patient_ids)} patient ids")
+        self.images = images.float()
+        self.labels = labels.long()
+        self.patient_ids = [str(p) for p in patient_ids]
+        self.extras = dict(extras or {})
+        self.class_names = tuple(class_names)
+
+    @property
+    def spatial_dims(self) -> int:
+        return self.images.ndim - 2
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = {"image": self.images[i], "label": self.labels[i], "patient_id": self.patient_ids[i]}
+        for key, value in self.extras.items():
+            item[key] = value[i]
+        return item
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> ImageDataset:
+        """A new dataset with the items at `index` (same extras)."""
+        idx = torch.as_tensor(np.asarray(index, np.int64))
+        return ImageDataset(self.images[idx], self.labels[idx], [self.patient_ids[int(i)] for i in idx],
+                            {k: v[idx] for k, v in self.extras.items()}, self.class_names)
+
+
+def _resize_batch(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
+    """Resize (N, C, *spatial) to `size` per spatial axis (no-op when already that size)."""
+    if all(s == size for s in x.shape[2:]) or len(x) == 0:
+        return x
+    n, c = x.shape[:2]
+    flat = resize(x.reshape(n * c, *x.shape[2:]), size, mode)  # items as channels: one call
+    return flat.reshape(n, c, *flat.shape[1:])
