@@ -45,15 +45,9 @@ TIERS: list[tuple[str, frozenset[str]]] = [
 ]
 SIBLINGS_MAY_IMPORT = {"base", "entry"}
 
-# Known violations being removed elsewhere (issue 12: the lead is moving model training out of
-# apps/ and pipeline/ right now). Each entry is (importing module, imported module). Remove an
-# entry when its import goes; the test fails on entries that no longer occur.
-ALLOWED_FOR_NOW: set[tuple[str, str]] = {
-    # pipeline trains apps' mask-conditioned diffusion and reuses apps' supervised fit loop.
-    ("genmed.pipeline.fewlabels", "genmed.apps.conditional"),
-    ("genmed.pipeline.fewlabels", "genmed.apps.generate_from_mask"),
-    ("genmed.pipeline.fewlabels", "genmed.apps.supervised"),
-}
+# Known violations still to be removed: (importing module, imported module). The test fails on
+# entries that no longer occur, so remove an entry when its import goes.
+ALLOWED_FOR_NOW: set[tuple[str, str]] = set()
 
 
 def _module_name(path: Path) -> str:

@@ -26,16 +26,13 @@ import numpy as np
 import torch
 
 from genmed.apps.common import HU_WINDOW, UNIT_PER_HU, phantom, seeded, to_hu, to_unit
-from genmed.models.base import device_of
-from genmed.train.fit import Compute
+from genmed.data.conditions import (ATTRIBUTES, CLASSES, NOISE_LEVELS, attributes_of,
+                                    condition_maps, encode)
 from genmed.data.phantom import LABELS
+from genmed.models.mask_generation import generate_from_maps, mask_diffusion
+from genmed.train.fit import Compute
 from genmed.errors import UserError, check_positive
 from genmed.fileio import save_figure, write_json
-
-CLASSES: tuple[str, ...] = ("background", "body", "kidney", "lesion")
-NOISE_LEVELS: tuple[str, ...] = ("standard", "low-dose")
-ATTRIBUTES: tuple[str, ...] = ("kind", "noise", "size_mm")
-
 
 @dataclass(frozen=True)
 class MaskGenConfig:
@@ -58,92 +55,22 @@ class MaskGenConfig:
             raise UserError(f"size={self.size} must be a multiple of 4")
 
 
-def condition_maps(slices) -> np.ndarray:
-    """(N, H, W) uint8 condition maps of phantom slices (body from the clean image > -500 HU)."""
-    m = (slices.clean > -500).astype(np.uint8)
-    m[slices.kidney_mask > 0] = 2
-    m[slices.lesion_mask > 0] = 3
-    return m
-
-
-def attributes_of(slices) -> list[dict[str, Any]]:
-    """The true attributes of phantom slices."""
-    return [{"kind": LABELS[int(k)], "noise": NOISE_LEVELS[int(n)]}
-            for k, n in zip(slices.label, slices.noisy)]
-
-
-def encode(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], size: int,
-           spacing_mm: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate maps + attributes; return one-hot maps (N, 4, H, W) and class ids (N,) =
-    kind * 2 + noise. UserError for a wrong shape, unknown value/attribute or a contradiction."""
-    masks = np.asarray(masks)
-    if masks.ndim == 2:
-        masks = masks[None]
-    if masks.ndim != 3 or masks.shape[1:] != (size, size):
-        raise UserError(f"mask of shape {masks.shape} does not fit the model: expected (N, {size}, {size})")
-    if masks.min() < 0 or masks.max() >= len(CLASSES) or not np.array_equal(masks, np.round(masks)):
-        raise UserError(f"mask values must be integers 0..{len(CLASSES) - 1} ({', '.join(CLASSES)})")
-    if len(attributes) != len(masks):
-        raise UserError(f"{len(masks)} masks but {len(attributes)} attribute sets")
-    ids = []
-    for i, (m, a) in enumerate(zip(masks, attributes)):
-        unknown = sorted(set(a) - set(ATTRIBUTES))
-        if unknown:
-            raise UserError(f"unknown attribute(s) {', '.join(unknown)}; known: {', '.join(ATTRIBUTES)}")
-        kind, noise = a.get("kind", "healthy"), a.get("noise", "standard")
-        if kind not in LABELS:
-            raise UserError(f"kind={kind!r} is not one of {', '.join(LABELS)}")
-        if noise not in NOISE_LEVELS:
-            raise UserError(f"noise={noise!r} is not one of {', '.join(NOISE_LEVELS)}")
-        n_les = int((m == 3).sum())
-        if (kind == "healthy") != (n_les == 0):
-            raise UserError(f"mask {i}: kind={kind!r} but the mask has {n_les} lesion pixels")
-        if "size_mm" in a and spacing_mm is not None:
-            d_mask = 2.0 * np.sqrt(n_les / np.pi) * spacing_mm
-            if abs(float(a["size_mm"]) - d_mask) > 1.5 * spacing_mm:
-                raise UserError(f"mask {i}: size_mm={a['size_mm']} but the mask's lesion is "
-                                f"{d_mask:.1f} mm across")
-        ids.append(LABELS.index(kind) * 2 + NOISE_LEVELS.index(noise))
-    onehot = torch.nn.functional.one_hot(torch.from_numpy(masks.astype(np.int64)), len(CLASSES))
-    return onehot.permute(0, 3, 1, 2).float(), torch.tensor(ids, dtype=torch.long)
-
-
-def mask_diffusion(size: int):
-    """The SPADE diffusion model conditioned on a one-hot map and the attribute pair."""
-    from genmed.models import build_model
-
-    return build_model("diffusion", size=size, num_classes=len(LABELS) * len(NOISE_LEVELS),
-                       cond_channels=len(CLASSES), cond_kind="spade", channels=(32, 64, 64),
-                       attention_levels=(False, False, False))
-
-
-def fit_mask_generator(images: np.ndarray, maps: np.ndarray, attributes: Sequence[Mapping[str, Any]],
-                       *, steps: int, seed: int, compute: Compute = Compute()):
-    """Train `mask_diffusion` on (N, H, W) images in [-1, 1] with their condition maps and
-    attributes (registry recipe "short")."""
-    from genmed.train import DictDataset
-
-    size = images.shape[-1]
-    cond, ids = encode(maps, attributes, size)
-    x = torch.from_numpy(np.ascontiguousarray(images, np.float32))[:, None]
-    return compute.fit(mask_diffusion(size), DictDataset(image=x, cond=cond, label=ids),
-                       steps=steps, seed=seed)
-
-
 def train_mask_generator(cfg: MaskGenConfig = MaskGenConfig()):
     """Train the SPADE diffusion model on phantom slices (all kinds and doses)."""
+    from genmed.train import DictDataset
+
     tr = _train_slices(cfg)
-    return fit_mask_generator(to_unit(tr.image)[:, 0].numpy(), condition_maps(tr), attributes_of(tr),
-                              steps=cfg.diffusion_steps, seed=cfg.seed, compute=cfg.compute)
+    cond, ids = encode(condition_maps(tr), attributes_of(tr), cfg.size)
+    return cfg.compute.fit(mask_diffusion(cfg.size), DictDataset(image=to_unit(tr.image), cond=cond,
+                                                                label=ids),
+                           steps=cfg.diffusion_steps, seed=cfg.seed)
 
 
 def generate_pairs(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], model, *,
                    steps: int = 20, seed: int = 0, spacing_mm: float | None = None) -> np.ndarray:
     """Images (N, H, W) in HU for condition maps `masks` (N, H, W) and `attributes` (N dicts)."""
-    cond, ids = encode(masks, attributes, model.config.size, spacing_mm)
-    dev = device_of(model)
-    return to_hu(model.sample(len(cond), cond=ids.to(dev), image_cond=cond.to(dev), steps=steps,
-                              sampler="ddim", generator=seeded(seed, dev)))
+    return to_hu(generate_from_maps(model, masks, attributes, steps=steps, seed=seed,
+                                    spacing_mm=spacing_mm))
 
 
 def _train_slices(cfg: MaskGenConfig, test: bool = False):

@@ -91,22 +91,27 @@ def mask_generated_pairs(images: np.ndarray, kidney: np.ndarray, lesion: np.ndar
                          noisy: np.ndarray, n: int, cfg: FewLabelsConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """`n` (image in [-1, 1], kidney mask) pairs from a mask-conditioned diffusion model trained on
     the given labelled slices (condition map: 0 air, 1 body, 2 kidney, 3 lesion; kind and dose)."""
-    from genmed.apps.generate_from_mask import NOISE_LEVELS, fit_mask_generator, generate_pairs
+    import torch
+
+    from genmed.data.conditions import NOISE_LEVELS, encode
     from genmed.data.phantom import LABELS
-    from genmed.data.transforms import hu_to_unit
+    from genmed.models.mask_generation import generate_from_maps, mask_diffusion
+    from genmed.train import DictDataset
 
     maps = (images > -0.98).astype(np.uint8)  # body: above -156 HU
     maps[kidney > 0] = 2
     maps[lesion > 0] = 3
     attrs = [{"kind": LABELS[int(k)], "noise": NOISE_LEVELS[int(z)]} for k, z in zip(labels, noisy, strict=True)]
-    model = fit_mask_generator(images, maps, attrs, steps=cfg.gen_steps, seed=seed,
-                               compute=cfg.compute)
+    cond, ids = encode(maps, attrs, cfg.size)
+    x = torch.from_numpy(np.ascontiguousarray(images, np.float32))[:, None]
+    model = cfg.compute.fit(mask_diffusion(cfg.size), DictDataset(image=x, cond=cond, label=ids),
+                            steps=cfg.gen_steps, seed=seed)
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, len(maps), n)
     flip = rng.random(n) < 0.5
     new = np.where(flip[:, None, None], maps[pick][:, :, ::-1], maps[pick])
-    hu = generate_pairs(new, [attrs[i] for i in pick], model, steps=cfg.gen_sample_steps, seed=seed)
-    return hu_to_unit(hu).astype(np.float32), (new >= 2).astype(np.uint8)
+    x = generate_from_maps(model, new, [attrs[i] for i in pick], steps=cfg.gen_sample_steps, seed=seed)
+    return x[:, 0].clamp(-1, 1).numpy().astype(np.float32), (new >= 2).astype(np.uint8)
 
 
 def few_labels_study(cfg: FewLabelsConfig, out: str | os.PathLike,

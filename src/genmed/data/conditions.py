@@ -1,0 +1,73 @@
+"""Condition maps and clinical attributes for mask-conditioned generation, encoded for a model.
+
+Condition map (uint8, H x W): 0 outside the body, 1 body, 2 kidney, 3 lesion (`CLASSES`).
+Attributes: "kind" (healthy | benign | malignant; a lesion kind needs lesion pixels in the map,
+"healthy" none), "noise" (standard | low-dose) and optionally "size_mm" (lesion diameter; the map
+sets the size, so a given size must agree with the map's lesion within 1.5 pixels). `encode`
+turns them into a one-hot map (the model's image condition) and one class id per attribute pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from genmed.data.phantom import LABELS
+from genmed.errors import UserError
+
+CLASSES: tuple[str, ...] = ("background", "body", "kidney", "lesion")
+NOISE_LEVELS: tuple[str, ...] = ("standard", "low-dose")
+ATTRIBUTES: tuple[str, ...] = ("kind", "noise", "size_mm")
+
+
+def condition_maps(slices) -> np.ndarray:
+    """(N, H, W) uint8 condition maps of phantom slices (body from the clean image > -500 HU)."""
+    m = (slices.clean > -500).astype(np.uint8)
+    m[slices.kidney_mask > 0] = 2
+    m[slices.lesion_mask > 0] = 3
+    return m
+
+
+def attributes_of(slices) -> list[dict[str, Any]]:
+    """The true attributes of phantom slices."""
+    return [{"kind": LABELS[int(k)], "noise": NOISE_LEVELS[int(n)]}
+            for k, n in zip(slices.label, slices.noisy)]
+
+
+def encode(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], size: int,
+           spacing_mm: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate maps + attributes; return one-hot maps (N, 4, H, W) and class ids (N,) =
+    kind * 2 + noise. UserError for a wrong shape, unknown value/attribute or a contradiction."""
+    masks = np.asarray(masks)
+    if masks.ndim == 2:
+        masks = masks[None]
+    if masks.ndim != 3 or masks.shape[1:] != (size, size):
+        raise UserError(f"mask of shape {masks.shape} does not fit the model: expected (N, {size}, {size})")
+    if masks.min() < 0 or masks.max() >= len(CLASSES) or not np.array_equal(masks, np.round(masks)):
+        raise UserError(f"mask values must be integers 0..{len(CLASSES) - 1} ({', '.join(CLASSES)})")
+    if len(attributes) != len(masks):
+        raise UserError(f"{len(masks)} masks but {len(attributes)} attribute sets")
+    ids = []
+    for i, (m, a) in enumerate(zip(masks, attributes)):
+        unknown = sorted(set(a) - set(ATTRIBUTES))
+        if unknown:
+            raise UserError(f"unknown attribute(s) {', '.join(unknown)}; known: {', '.join(ATTRIBUTES)}")
+        kind, noise = a.get("kind", "healthy"), a.get("noise", "standard")
+        if kind not in LABELS:
+            raise UserError(f"kind={kind!r} is not one of {', '.join(LABELS)}")
+        if noise not in NOISE_LEVELS:
+            raise UserError(f"noise={noise!r} is not one of {', '.join(NOISE_LEVELS)}")
+        n_les = int((m == 3).sum())
+        if (kind == "healthy") != (n_les == 0):
+            raise UserError(f"mask {i}: kind={kind!r} but the mask has {n_les} lesion pixels")
+        if "size_mm" in a and spacing_mm is not None:
+            d_mask = 2.0 * np.sqrt(n_les / np.pi) * spacing_mm
+            if abs(float(a["size_mm"]) - d_mask) > 1.5 * spacing_mm:
+                raise UserError(f"mask {i}: size_mm={a['size_mm']} but the mask's lesion is "
+                                f"{d_mask:.1f} mm across")
+        ids.append(LABELS.index(kind) * 2 + NOISE_LEVELS.index(noise))
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(masks.astype(np.int64)), len(CLASSES))
+    return onehot.permute(0, 3, 1, 2).float(), torch.tensor(ids, dtype=torch.long)
