@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from genmed.apps.common import HU_WINDOW, UNIT_PER_HU, hu_columns_figure, paired_table, phantom, seeded, to_hu, to_unit
+from genmed.apps.common import UNIT_PER_HU, hu_columns_figure, paired_table, phantom, seeded, to_hu, to_unit
 from genmed.apps.denoisers import CLASSICAL, classical, diffusion_denoise, estimate_sigma
+from genmed.data.transforms import ABDOMEN_WINDOW_HU
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
 
@@ -48,6 +49,8 @@ class DenoiseConfig:
         for name in ("size", "n_train_patients", "n_test_patients", "unet_steps",
                      "diffusion_steps", "sample_steps"):
             check_positive(name, getattr(self, name))
+        if self.n_boot < 2:
+            raise UserError(f"n_boot={self.n_boot} must be >= 2")
         if self.size % 4:
             raise UserError(f"size={self.size} must be a multiple of 4 (two UNet levels)")
 
@@ -103,7 +106,7 @@ def run_denoise(cfg: DenoiseConfig = DenoiseConfig(), out: str | Path | None = N
             pred = torch.from_numpy(classical(y[:, 0].numpy(), sigma, m))[:, None]
         seconds[m] = time.perf_counter() - t0
         outputs[m] = to_hu(pred)
-    result = {"config": asdict(cfg), "window_hu": {"level": HU_WINDOW[0], "width": HU_WINDOW[1]},
+    result = {"config": asdict(cfg), "window_hu": {"level": ABDOMEN_WINDOW_HU[0], "width": ABDOMEN_WINDOW_HU[1]},
               "n_test_images": len(te.image), "true_noise_hu_mean": float(te.noise_hu.mean()),
               "estimated_noise_hu_mean": float(sigma.mean() / UNIT_PER_HU),
               "methods": paired_table(outputs, te.clean, seconds, cfg.n_boot, cfg.seed)}

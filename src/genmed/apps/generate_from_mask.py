@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from genmed.apps.common import HU_WINDOW, UNIT_PER_HU, phantom, seeded, to_hu, to_unit
+from genmed.apps.common import UNIT_PER_HU, phantom, seeded, to_hu, to_unit
 from genmed.data.phantom import LABELS
+from genmed.data.transforms import ABDOMEN_WINDOW_HU
 from genmed.errors import UserError, check_positive
 from genmed.fileio import save_figure, write_json
 
@@ -171,7 +172,7 @@ def run_generate_from_mask(cfg: MaskGenConfig = MaskGenConfig(), out: str | Path
     masks, attrs = condition_maps(te), attributes_of(te)
     fake = generate_pairs(masks, attrs, model, steps=cfg.sample_steps, seed=cfg.seed)
     result = {"config": asdict(cfg), "n_test": len(masks), "classes": list(CLASSES),
-              "window_hu": {"level": HU_WINDOW[0], "width": HU_WINDOW[1]},
+              "window_hu": {"level": ABDOMEN_WINDOW_HU[0], "width": ABDOMEN_WINDOW_HU[1]},
               "generated": check_conditions(fake, masks, te.label, te.noisy, seg, cls),
               "real": check_conditions(te.image, masks, te.label, te.noisy, seg, cls)}
     if out is not None:

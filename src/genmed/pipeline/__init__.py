@@ -19,7 +19,8 @@ _EXPORTS = {
     "genmed.pipeline.classifier": ("ClsConfig", "crop_kidneys", "predict_proba", "train_classifier"),
     "genmed.pipeline.cases": ("Cases", "load_cases", "phantom_cases", "split_cases"),
     "genmed.pipeline.analyse": ("analyse", "auto_tags"),
-    "genmed.pipeline.augment": ("AugmentConfig", "augment_study", "model_generator"),
+    "genmed.pipeline.augment": ("AugmentConfig", "augment_study"),
+    "genmed.pipeline.synthetic": ("model_generator",),
     "genmed.pipeline.fewlabels": ("FewLabelsConfig", "few_labels_study"),
     "genmed.pipeline.demo": ("run_demo_stage",),
 }
