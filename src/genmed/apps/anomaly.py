@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from genmed.apps.common import UNIT_PER_HU, phantom, seeded, to_unit
+from genmed.data.transforms import ABDOMEN_RANGE_HU
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
 from genmed.metrics.anomaly import auroc_by_group, image_level, pixel_level
@@ -186,7 +187,7 @@ def _maps_figure(hu: np.ndarray, lesion: np.ndarray, y: np.ndarray, res: dict, n
     cols = 2 + len(with_maps)
     fig, ax = plt.subplots(len(idx), cols, figsize=(1.6 * cols, 1.6 * len(idx)), squeeze=False)
     for i, k in enumerate(idx):
-        ax[i, 0].imshow(hu[k], cmap="gray", vmin=-160, vmax=240)
+        ax[i, 0].imshow(hu[k], cmap="gray", vmin=ABDOMEN_RANGE_HU[0], vmax=ABDOMEN_RANGE_HU[1])
         ax[i, 1].imshow(lesion[k], cmap="gray")
         for j, d in enumerate(with_maps):
             ax[i, 2 + j].imshow(res[d]["maps"][k], cmap="inferno")

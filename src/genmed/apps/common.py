@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from genmed.data.phantom import PhantomConfig, PhantomSlices, make_slices
-from genmed.data.transforms import ABDOMEN_WIDTH_HU, ABDOMEN_WINDOW_HU, hu_to_unit, unit_to_hu
+from genmed.data.transforms import ABDOMEN_RANGE_HU, ABDOMEN_WIDTH_HU, ABDOMEN_WINDOW_HU, hu_to_unit, unit_to_hu
 
 UNIT_PER_HU = 2.0 / ABDOMEN_WIDTH_HU  # one HU in model units ([-1, 1] over the 400 HU window)
 
@@ -58,8 +58,7 @@ def hu_columns_figure(cols: dict[str, np.ndarray], n: int = 4, stride: int = 1, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    level, width = ABDOMEN_WINDOW_HU
-    lo, hi = level - width / 2, level + width / 2
+    lo, hi = ABDOMEN_RANGE_HU
     fig, axes = plt.subplots(n, len(cols), figsize=(1.6 * len(cols), 1.6 * n), squeeze=False)
     for j, (name, arr) in enumerate(cols.items()):
         for i in range(n):

@@ -21,7 +21,7 @@ import torch
 
 from genmed.apps.common import UNIT_PER_HU, hu_columns_figure, paired_table, phantom, seeded, to_hu, to_unit
 from genmed.apps.denoisers import CLASSICAL, classical, diffusion_denoise, estimate_sigma
-from genmed.data.transforms import ABDOMEN_WINDOW_HU
+from genmed.data.transforms import ABDOMEN_RANGE_HU, ABDOMEN_WINDOW_HU
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
 
@@ -151,7 +151,7 @@ def denoise_file(path: str | Path, out: str | Path, method: str = "bm3d") -> dic
 
     fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
     for ax, arr, title in zip(axes, (vol[mid], den[mid]), ("input", f"denoised ({method})")):
-        ax.imshow(arr, cmap="gray", vmin=-160, vmax=240)
+        ax.imshow(arr, cmap="gray", vmin=ABDOMEN_RANGE_HU[0], vmax=ABDOMEN_RANGE_HU[1])
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     save_figure(fig, out / "denoise.png")

@@ -27,7 +27,7 @@ import torch
 
 from genmed.apps.common import UNIT_PER_HU, phantom, seeded, to_hu, to_unit
 from genmed.data.phantom import LABELS
-from genmed.data.transforms import ABDOMEN_WINDOW_HU
+from genmed.data.transforms import ABDOMEN_RANGE_HU, ABDOMEN_WINDOW_HU
 from genmed.errors import UserError, check_positive
 from genmed.fileio import save_figure, write_json
 
@@ -189,12 +189,13 @@ def _figure(masks: np.ndarray, real: np.ndarray, fake: np.ndarray, attrs, n: int
     import matplotlib.pyplot as plt
 
     idx = np.argsort(-(masks == 3).sum((1, 2)))[:n]
+    lo, hi = ABDOMEN_RANGE_HU
     fig, ax = plt.subplots(3, len(idx), figsize=(1.6 * len(idx), 5.0), squeeze=False)
     for j, k in enumerate(idx):
         ax[0, j].imshow(masks[k], cmap="viridis", vmin=0, vmax=3)
         ax[0, j].set_title(f"{attrs[k]['kind']}\n{attrs[k]['noise']}", fontsize=7)
-        ax[1, j].imshow(real[k], cmap="gray", vmin=-160, vmax=240)
-        ax[2, j].imshow(fake[k], cmap="gray", vmin=-160, vmax=240)
+        ax[1, j].imshow(real[k], cmap="gray", vmin=lo, vmax=hi)
+        ax[2, j].imshow(fake[k], cmap="gray", vmin=lo, vmax=hi)
     for a in ax.ravel():
         a.axis("off")
     ax[1, 0].text(-2, 8, "real", rotation=90, fontsize=8, ha="right")
