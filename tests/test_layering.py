@@ -35,9 +35,10 @@ TIERS: list[tuple[str, frozenset[str]]] = [
     ("data", frozenset({"data"})),
     ("models", frozenset({"models"})),
     ("train", frozenset({"train"})),
-    # erroranalysis/ (category tables, error by parts, the tagging store) imports only the
-    # base tier and is the analysis library the pipeline uses, like metrics/.
-    ("metrics", frozenset({"metrics", "erroranalysis"})),
+    ("metrics", frozenset({"metrics"})),
+    # erroranalysis/ (category tables, error by parts, the tagging store) takes its statistics
+    # (Wilson intervals) from metrics/ and is the analysis library the pipeline uses.
+    ("erroranalysis", frozenset({"erroranalysis"})),
     # scorelab/ imports only the base tier too; it is a self-contained experiment that only
     # the demo uses, so it sits with the experiments and nothing below may use it.
     ("experiments", frozenset({"compare", "apps", "pipeline", "scorelab"})),

@@ -17,8 +17,12 @@ def lazy_exports(
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
     """`(__getattr__, __dir__, __all__)` for `package`, exporting `modules[module] = names`.
 
-    A module key starting with "." is relative to `package`.
+    A module key starting with "." is relative to `package`. `names` must be a tuple or list:
+    a bare string ("name") would export its characters.
     """
+    bad = [module for module, names in modules.items() if isinstance(names, str)]
+    if bad:
+        raise TypeError(f"{package}: exports of {bad} are a string, not a tuple (missing comma?)")
     where = {
         name: (package + module if module.startswith(".") else module)
         for module, names in modules.items()

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from genmed.erroranalysis import category_table, load_predictions, load_tags, summarize, wilson_interval
+from genmed.erroranalysis import category_table, load_predictions, load_tags, summarize
 from genmed.erroranalysis.categories import FORMATS
 
 
@@ -29,13 +29,6 @@ def test_worked_example_exact(example_files):
     assert "9.45%" in text and "1.05%" in text and "0.90%" in text
     assert text.splitlines()[-1].startswith("Work on 'malignant' first")
     assert "overlap" not in text
-
-
-def test_wilson_matches_known_value():
-    # Wilson 95% interval for 63/100 (Newcombe 1998 formula): 0.5322 .. 0.7182.
-    lo, hi = wilson_interval(63, 100)
-    assert lo == pytest.approx(0.53221, abs=1e-4) and hi == pytest.approx(0.71818, abs=1e-4)
-    assert wilson_interval(0, 0) == (0.0, 1.0)
 
 
 def test_overlapping_tags_are_counted_in_each_and_noted(example_files):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from genmed.errors import UserError
-from genmed.metrics import paired_metrics, psnr, ssim
+from genmed.metrics import paired_metrics, paired_per_image, psnr, ssim
 
 
 def test_psnr_known_value():
@@ -46,3 +46,27 @@ def test_bad_input():
         paired_metrics(np.zeros((1, 8, 8)), np.zeros((1, 8, 8)), window=(40, 0))
     with pytest.raises(UserError, match="NaN"):
         ssim(np.full((1, 8, 8), np.nan), np.zeros((1, 8, 8)), 1.0)
+
+
+def test_per_image_metrics_in_hu_window():
+    target = np.zeros((3, 16, 16), np.float32)
+    r = paired_per_image(target + 20.0, target)  # default: abdomen window, width 400 HU
+    assert np.allclose(r["mae_hu"], 20.0) and r["psnr_db"].shape == (3,)
+    assert np.allclose(r["psnr_db"], 20 * np.log10(400.0 / 20.0), atol=1e-3)
+    # values outside the window [-160, 240] HU are clipped before comparison
+    r2 = paired_per_image(target - 1000.0, target - 500.0)
+    assert np.allclose(r2["mae_hu"], 0.0)
+    narrow = paired_per_image(target + 20.0, target, window=(0.0, 20.0))  # clipped to [-10, 10]
+    assert np.allclose(narrow["mae_hu"], 10.0)
+    with pytest.raises(UserError):
+        paired_per_image(target[:2], target)
+
+
+def test_means_match_per_image():
+    rng = np.random.default_rng(0)
+    target = rng.normal(40, 60, (4, 24, 24)).astype(np.float32)
+    pred = target + rng.normal(0, 15, target.shape).astype(np.float32)
+    per, m = paired_per_image(pred, target), paired_metrics(pred, target)
+    assert m.psnr_db == pytest.approx(per["psnr_db"].mean(), rel=1e-6)
+    assert m.ssim == pytest.approx(per["ssim"].mean(), rel=1e-6)
+    assert m.mae_hu == pytest.approx(per["mae_hu"].mean(), rel=1e-6)

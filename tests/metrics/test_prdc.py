@@ -56,3 +56,15 @@ def test_bad_input():
         prdc(np.zeros((10, 2)), np.zeros((10, 2)), k=0)
     with pytest.raises(UserError, match="at least 6 samples"):
         prdc(np.zeros((5, 2)), np.zeros((10, 2)), k=5)
+
+
+def test_point_on_a_ball_boundary_is_outside():
+    """Strict d < r as in the reference `prdc` package (Naeem et al. 2020)."""
+    from genmed.metrics.prdc import prdc_indicators
+
+    real = np.array([[0.0], [2.0], [10.0], [13.0]])  # k = 1 radii: 2, 2, 3, 3
+    tie = prdc_indicators(real, np.array([[4.0], [100.0]]), k=1)  # 4 is exactly 2 from real 2
+    assert tie["precision"].tolist() == [0.0, 0.0] and tie["density"].tolist() == [0.0, 0.0]
+    assert tie["coverage"].sum() == 0.0
+    inside = prdc_indicators(real, np.array([[3.5], [100.0]]), k=1)  # 1.5 < 2 from real 2
+    assert inside["precision"].tolist() == [1.0, 0.0] and inside["coverage"].tolist() == [0.0, 1.0, 0.0, 0.0]

@@ -1,5 +1,6 @@
 """Applications of the generative models: anomaly detection, low-dose denoising, phase
-translation, generation from a mask plus attributes, and 3D volumes.
+translation, generation from a mask plus attributes, and 3D volumes. Their scores (AUROC,
+AUPRO, PSNR/SSIM/MAE in HU, bootstrap CIs) come from `genmed.metrics`.
 
 Names are imported on first use (PEP 562), so `genmed --help` does not pay for torch/MONAI.
 """
@@ -16,6 +17,5 @@ _EXPORTS = {
                                        "train_mask_generator", "generate_pairs", "condition_maps",
                                        "load_mask"),
     "genmed.apps.volumes3d": ("Volumes3DConfig", "run_volumes3d"),
-    "genmed.apps.scoring": ("image_level", "pixel_level", "aupro", "best_dice"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

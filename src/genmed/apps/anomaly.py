@@ -11,7 +11,7 @@ Detectors (one score per image, higher = more anomalous; a per-pixel map where o
   noise draws.
 Maps are smoothed with a Gaussian (sigma 1 pixel), zero outside the body; a map's image score is
 its maximum (the most anomalous spot). Evaluation:
-`scoring.image_level` (AUROC / AUPRC, 95% CIs) and `scoring.pixel_level` (Dice / AUPRO), and
+`genmed.metrics.image_level` (AUROC / AUPRC, 95% CIs) and `pixel_level` (Dice / AUPRO), and
 AUROC by lesion size and by noise level (the sensitivity plot).
 """
 
@@ -26,11 +26,12 @@ import numpy as np
 import torch
 
 from genmed.apps.common import UNIT_PER_HU, phantom, seeded, to_unit
-from genmed.models.base import device_of
-from genmed.train.fit import Compute
-from genmed.apps.scoring import auroc_by_group, image_level, pixel_level
+from genmed.data.transforms import ABDOMEN_RANGE_HU
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
+from genmed.metrics.anomaly import auroc_by_group, image_level, pixel_level
+from genmed.models.base import device_of
+from genmed.train.fit import Compute
 
 DETECTORS: tuple[str, ...] = ("intensity", "vae_recon", "vae_elbo", "gan", "diffusion")
 BODY_HU = -400.0  # pixels above this (after smoothing) are inside the body
@@ -61,6 +62,8 @@ class AnomalyConfig:
         for name in ("size", "n_train_patients", "n_test_patients", "vae_steps", "gan_steps",
                      "diffusion_steps", "recon_steps", "n_draws"):
             check_positive(name, getattr(self, name))
+        if self.n_boot < 4:  # the by-size / by-noise CIs use n_boot // 2 >= 2 resamples
+            raise UserError(f"n_boot={self.n_boot} must be >= 4")
         if not 0 < self.t_start < 1000:
             raise UserError(f"t_start={self.t_start} must be in 1..999")
         if self.size % 8:
@@ -190,7 +193,7 @@ def _maps_figure(hu: np.ndarray, lesion: np.ndarray, y: np.ndarray, res: dict, n
     cols = 2 + len(with_maps)
     fig, ax = plt.subplots(len(idx), cols, figsize=(1.6 * cols, 1.6 * len(idx)), squeeze=False)
     for i, k in enumerate(idx):
-        ax[i, 0].imshow(hu[k], cmap="gray", vmin=-160, vmax=240)
+        ax[i, 0].imshow(hu[k], cmap="gray", vmin=ABDOMEN_RANGE_HU[0], vmax=ABDOMEN_RANGE_HU[1])
         ax[i, 1].imshow(lesion[k], cmap="gray")
         for j, d in enumerate(with_maps):
             ax[i, 2 + j].imshow(res[d]["maps"][k], cmap="inferno")

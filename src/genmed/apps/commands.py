@@ -120,10 +120,12 @@ def generate_from_mask(
     images = generate_pairs(masks, [attrs] * len(masks), train_mask_generator(cfg),
                             steps=cfg.sample_steps, seed=seed, spacing_mm=spacing)
     save_nifti(out / "generated.nii.gz", images, (1.0, spacing, spacing))
+    from genmed.data.transforms import ABDOMEN_RANGE_HU
     from genmed.fileio import write_png
     from genmed.report import image_grid
 
-    write_png(out / "generated.png", image_grid(images, vmin=-160, vmax=240, upscale=4))
+    lo, hi = ABDOMEN_RANGE_HU
+    write_png(out / "generated.png", image_grid(images, vmin=lo, vmax=hi, upscale=4))
     write_json(out / "generated.json", {"mask": str(mask), "attributes": attrs, "n": len(images)})
     typer.echo(f"wrote {out}")
 

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from genmed.apps.common import HU_WINDOW, UNIT_PER_HU, hu_columns_figure, paired_table, phantom, seeded, to_hu, to_unit
-from genmed.train.fit import Compute
+from genmed.apps.common import UNIT_PER_HU, hu_columns_figure, paired_table, phantom, seeded, to_hu, to_unit
 from genmed.apps.denoisers import CLASSICAL, classical, diffusion_denoise, estimate_sigma
+from genmed.data.transforms import ABDOMEN_RANGE_HU, ABDOMEN_WINDOW_HU
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
+from genmed.train.fit import Compute
 
 METHODS: tuple[str, ...] = ("noisy", "diffusion", "unet", *CLASSICAL)
 
@@ -50,6 +51,8 @@ class DenoiseConfig:
         for name in ("size", "n_train_patients", "n_test_patients", "unet_steps",
                      "diffusion_steps", "sample_steps"):
             check_positive(name, getattr(self, name))
+        if self.n_boot < 2:
+            raise UserError(f"n_boot={self.n_boot} must be >= 2")
         if self.size % 4:
             raise UserError(f"size={self.size} must be a multiple of 4 (two UNet levels)")
 
@@ -104,7 +107,7 @@ def run_denoise(cfg: DenoiseConfig = DenoiseConfig(), out: str | Path | None = N
             pred = torch.from_numpy(classical(y[:, 0].numpy(), sigma, m))[:, None]
         seconds[m] = time.perf_counter() - t0
         outputs[m] = to_hu(pred)
-    result = {"config": asdict(cfg), "window_hu": {"level": HU_WINDOW[0], "width": HU_WINDOW[1]},
+    result = {"config": asdict(cfg), "window_hu": {"level": ABDOMEN_WINDOW_HU[0], "width": ABDOMEN_WINDOW_HU[1]},
               "n_test_images": len(te.image), "true_noise_hu_mean": float(te.noise_hu.mean()),
               "estimated_noise_hu_mean": float(sigma.mean() / UNIT_PER_HU),
               "methods": paired_table(outputs, te.clean, seconds, cfg.n_boot, cfg.seed)}
@@ -149,7 +152,7 @@ def denoise_file(path: str | Path, out: str | Path, method: str = "bm3d") -> dic
 
     fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
     for ax, arr, title in zip(axes, (vol[mid], den[mid]), ("input", f"denoised ({method})")):
-        ax.imshow(arr, cmap="gray", vmin=-160, vmax=240)
+        ax.imshow(arr, cmap="gray", vmin=ABDOMEN_RANGE_HU[0], vmax=ABDOMEN_RANGE_HU[1])
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     save_figure(fig, out / "denoise.png")

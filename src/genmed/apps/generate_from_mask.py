@@ -25,14 +25,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from genmed.apps.common import HU_WINDOW, UNIT_PER_HU, phantom, seeded, to_hu, to_unit
+from genmed.apps.common import UNIT_PER_HU, phantom, seeded, to_hu, to_unit
 from genmed.data.conditions import (ATTRIBUTES, CLASSES, NOISE_LEVELS, attributes_of,
                                     condition_maps, encode)
 from genmed.data.phantom import LABELS
-from genmed.models.mask_generation import generate_from_maps, mask_diffusion
-from genmed.train.fit import Compute
+from genmed.data.transforms import ABDOMEN_RANGE_HU, ABDOMEN_WINDOW_HU
 from genmed.errors import UserError, check_positive
 from genmed.fileio import save_figure, write_json
+from genmed.models.mask_generation import generate_from_maps, mask_diffusion
+from genmed.train.fit import Compute
 
 @dataclass(frozen=True)
 class MaskGenConfig:
@@ -122,7 +123,7 @@ def run_generate_from_mask(cfg: MaskGenConfig = MaskGenConfig(), out: str | Path
     masks, attrs = condition_maps(te), attributes_of(te)
     fake = generate_pairs(masks, attrs, model, steps=cfg.sample_steps, seed=cfg.seed)
     result = {"config": asdict(cfg), "n_test": len(masks), "classes": list(CLASSES),
-              "window_hu": {"level": HU_WINDOW[0], "width": HU_WINDOW[1]},
+              "window_hu": {"level": ABDOMEN_WINDOW_HU[0], "width": ABDOMEN_WINDOW_HU[1]},
               "generated": check_conditions(fake, masks, te.label, te.noisy, seg, cls),
               "real": check_conditions(te.image, masks, te.label, te.noisy, seg, cls)}
     if out is not None:
@@ -139,12 +140,13 @@ def _figure(masks: np.ndarray, real: np.ndarray, fake: np.ndarray, attrs, n: int
     import matplotlib.pyplot as plt
 
     idx = np.argsort(-(masks == 3).sum((1, 2)))[:n]
+    lo, hi = ABDOMEN_RANGE_HU
     fig, ax = plt.subplots(3, len(idx), figsize=(1.6 * len(idx), 5.0), squeeze=False)
     for j, k in enumerate(idx):
         ax[0, j].imshow(masks[k], cmap="viridis", vmin=0, vmax=3)
         ax[0, j].set_title(f"{attrs[k]['kind']}\n{attrs[k]['noise']}", fontsize=7)
-        ax[1, j].imshow(real[k], cmap="gray", vmin=-160, vmax=240)
-        ax[2, j].imshow(fake[k], cmap="gray", vmin=-160, vmax=240)
+        ax[1, j].imshow(real[k], cmap="gray", vmin=lo, vmax=hi)
+        ax[2, j].imshow(fake[k], cmap="gray", vmin=lo, vmax=hi)
     for a in ax.ravel():
         a.axis("off")
     ax[1, 0].text(-2, 8, "real", rotation=90, fontsize=8, ha="right")

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from genmed.apps.common import HU_WINDOW, hu_columns_figure, paired_table, phantom, seeded, to_hu, to_unit
-from genmed.models.base import device_of
-from genmed.train.fit import Compute
+from genmed.apps.common import hu_columns_figure, paired_table, phantom, seeded, to_hu, to_unit
+from genmed.data.transforms import ABDOMEN_WINDOW_HU
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
+from genmed.models.base import device_of
+from genmed.train.fit import Compute
 
 METHODS: tuple[str, ...] = ("identity", "unet_l1", "cond_diffusion", "sdedit")
 
@@ -50,6 +51,8 @@ class TranslateConfig:
         for name in ("size", "n_train_patients", "n_test_patients", "unet_steps",
                      "diffusion_steps", "sample_steps"):
             check_positive(name, getattr(self, name))
+        if self.n_boot < 2:
+            raise UserError(f"n_boot={self.n_boot} must be >= 2")
         if self.size % 4 or not 0 < self.sdedit_t < 1000:
             raise UserError(f"size={self.size} must be a multiple of 4 and sdedit_t={self.sdedit_t} in 1..999")
 
@@ -102,7 +105,7 @@ def run_translate(cfg: TranslateConfig = TranslateConfig(), out: str | Path | No
         seconds[m] = time.perf_counter() - t0
         outputs[m] = to_hu(pred)
     result: dict[str, Any] = {"config": asdict(cfg), "n_test_images": len(src),
-                              "window_hu": {"level": HU_WINDOW[0], "width": HU_WINDOW[1]},
+                              "window_hu": {"level": ABDOMEN_WINDOW_HU[0], "width": ABDOMEN_WINDOW_HU[1]},
                               "target": "noise-free contrast-enhanced phase",
                               "methods": paired_table(outputs, te.clean, seconds, cfg.n_boot, cfg.seed)}
     if out is not None:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genmed.data.transforms import ABDOMEN_RANGE_HU
 from genmed.errors import UserError, check_positive
 from genmed.train.fit import Compute
 from genmed.fileio import save_figure, write_json
@@ -105,7 +106,7 @@ def orthogonal_figure(volumes_hu: np.ndarray):
         d, h, w = v.shape
         for j, (img, name) in enumerate(((v[d // 2], "axial"), (v[:, h // 2], "coronal"),
                                          (v[:, :, w // 2], "sagittal"))):
-            ax[i, j].imshow(img, cmap="gray", vmin=-160, vmax=240, origin="upper")
+            ax[i, j].imshow(img, cmap="gray", vmin=ABDOMEN_RANGE_HU[0], vmax=ABDOMEN_RANGE_HU[1], origin="upper")
             ax[i, j].axis("off")
             if i == 0:
                 ax[i, j].set_title(name, fontsize=8)

@@ -17,6 +17,8 @@ from genmed.errors import UserError, check_choice
 
 ABDOMEN_LEVEL_HU = 40.0
 ABDOMEN_WIDTH_HU = 400.0
+ABDOMEN_WINDOW_HU = (ABDOMEN_LEVEL_HU, ABDOMEN_WIDTH_HU)  # (level, width): every reported HU metric
+ABDOMEN_RANGE_HU = (ABDOMEN_LEVEL_HU - ABDOMEN_WIDTH_HU / 2, ABDOMEN_LEVEL_HU + ABDOMEN_WIDTH_HU / 2)  # (-160, 240)
 
 
 def _check_width(width: float) -> None:

@@ -1,7 +1,7 @@
 """Error analysis for any classifier (the source's Part D): where to spend effort.
 
 - `summarize`: category table with ceilings (error rate x share of reviewed errors) and
-  Wilson intervals;
+  Wilson intervals (`genmed.metrics.wilson_interval`);
 - `split_dev`, `sample_for_review`, `check_overfit`: eyeball/blackbox dev sets;
 - `analyse_parts`: error analysis by parts of a pipeline of any length;
 - `TagStore`, `import_tags`, `export_tags`: the SQLite tag store;
@@ -17,7 +17,7 @@ from genmed._lazy import lazy_exports
 _EXPORTS = {
     ".api": ("analyse_parts", "check_overfit", "export_tags", "import_tags", "sample_for_review",
              "serve_ui", "split_dev", "summarize"),
-    ".categories": ("Category", "CategoryTable", "category_table", "wilson_interval"),
+    ".categories": ("Category", "CategoryTable", "category_table"),
     ".parts": ("ComponentShare", "PartsReport", "error_by_parts"),
     ".split": ("Split", "make_split", "overfit_test", "sample_errors"),
     ".store": ("TagStore",),

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pandas as pd
-from scipy.stats import binomtest
 
 from genmed.errors import check_choice
+from genmed.metrics.stats import wilson_interval
 
 Format = Literal["table", "json", "csv"]
 FORMATS = ("table", "json", "csv")
@@ -145,14 +145,6 @@ class CategoryTable:
 
 def _pct(x: float, digits: int = 2) -> str:
     return f"{100 * x:.{digits}f}%"
-
-
-def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion k/n (Wilson, 1927); (0, 1) when n = 0."""
-    if n == 0:
-        return (0.0, 1.0)
-    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
-    return (float(ci.low), float(ci.high))
 
 
 def category_table(

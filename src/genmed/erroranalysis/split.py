@@ -17,7 +17,7 @@ import pandas as pd
 from scipy.stats import fisher_exact
 
 from genmed.errors import UserError, check_positive
-from genmed.erroranalysis.categories import wilson_interval
+from genmed.metrics.stats import wilson_interval
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,11 @@
   coverage = (1/N) sum_i 1[exists j: Y_j in B(X_i, NND_k(X_i))]. Only real-sample balls are
   used, so outlier fakes do not inflate them.
 Precision and density measure fidelity; recall and coverage measure diversity.
+
+Ball membership is strict, d < r, as in the reference implementation of Naeem et al. (the
+`prdc` package, `compute_prdc`), so a point exactly on a ball's boundary (e.g. a duplicate of the
+k-th neighbour) is outside and the numbers match theirs. Ties have probability zero for
+continuous features, so the choice matters only for duplicated or quantised features.
 """
 
 from __future__ import annotations
@@ -68,11 +73,11 @@ def prdc_indicators(real, fake, k: int = 5) -> dict[str, np.ndarray]:
     covered = np.zeros(len(r), dtype=bool)  # real i's ball contains some fake (coverage)
     in_fake = np.zeros(len(r), dtype=bool)  # real i inside some fake ball (recall)
     for s, d in _pairwise(f, r):  # d: (chunk of fakes, n reals)
-        inside = d <= r_rad[None, :]
+        inside = d < r_rad[None, :]
         in_real[s : s + len(d)] = inside.any(1)
         density_hits[s : s + len(d)] = inside.sum(1)
         covered |= inside.any(0)
-        in_fake |= (d <= f_rad[s : s + len(d), None]).any(0)
+        in_fake |= (d < f_rad[s : s + len(d), None]).any(0)
     return {
         "precision": in_real.astype(np.float64),
         "density": density_hits / k,

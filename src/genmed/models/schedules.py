@@ -42,11 +42,16 @@ SPACINGS: tuple[str, ...] = ("uniform", "quadratic", "logsnr")
 
 def timestep_grid(ab: Tensor, steps: int, spacing: Spacing = "logsnr",
                   t_start: int | None = None) -> Tensor:
-    """At most `steps` descending integer times from `t_start` (default T-1) to 0.
+    """min(steps, t_start + 1) distinct descending integer times from `t_start` (default T-1)
+    to 0.
 
     "uniform": evenly spaced in t (DDIM, Song et al. 2021); "quadratic": t ~ i^2 (DDIM, sec.
     D.2), denser near the data; "logsnr": evenly spaced in lambda = log(alpha/sigma) (Lu et al.
-    2022, sec. 3.3), rounded to integer times (duplicates merged, so possibly fewer steps).
+    2022, sec. 3.3). With steps >= t_start + 1 every time t_start..0 is visited whatever the
+    spacing (so "ddpm" with steps = T is Ho et al.'s Algorithm 2). Otherwise the spaced times are
+    rounded to integers; where rounding merges neighbours (log-SNR and quadratic grids near
+    t = 0), each later time is moved to the next free integer below its predecessor, keeping
+    room for the ones still to come, so exactly `steps` times are returned and none is lost.
     """
     check_choice("spacing", spacing, SPACINGS)
     T = ab.shape[0]
@@ -56,6 +61,8 @@ def timestep_grid(ab: Tensor, steps: int, spacing: Spacing = "logsnr",
     if steps < 1:
         raise UserError(f"steps={steps} must be >= 1")
     steps = min(int(steps), top + 1)
+    if steps == top + 1:
+        return torch.arange(top, -1, -1)
     if steps == 1:
         return torch.tensor([top])
     if spacing == "uniform":
@@ -66,8 +73,18 @@ def timestep_grid(ab: Tensor, steps: int, spacing: Spacing = "logsnr",
         lam = 0.5 * torch.log(ab[: top + 1] / (1 - ab[: top + 1]))  # decreasing in t
         targets = torch.linspace(float(lam[top]), float(lam[0]), steps, dtype=lam.dtype)
         grid = torch.searchsorted(-lam, -targets).clamp(0, top)
-        grid[0], grid[-1] = top, 0
-    return torch.unique_consecutive(grid)
+    return _distinct_descending(grid, top)
+
+
+def _distinct_descending(grid: Tensor, top: int) -> Tensor:
+    """`grid` (non-increasing, length 2 <= n <= top + 1) made strictly decreasing from `top` to
+    0: time i is clamped to [n - 1 - i, time i-1 - 1], so merged duplicates take the next free
+    integers and every time stays in range; a grid without duplicates is unchanged."""
+    n = len(grid)
+    out = [top]
+    for i in range(1, n - 1):
+        out.append(min(max(int(grid[i]), n - 1 - i), out[-1] - 1))
+    return torch.tensor([*out, 0])
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,13 @@ import torch
 from genmed.data.phantom import LABELS, PhantomConfig
 from genmed.errors import UserError
 from genmed.fileio import atomic_path, save_figure, write_json
+from genmed.metrics.classification import auroc, balanced_accuracy, class_recall
+from genmed.metrics.stats import mean_ci
 from genmed.pipeline.cases import Cases, phantom_cases
 from genmed.pipeline.classifier import ClsConfig, crop_kidneys, predict_proba, train_classifier
 from genmed.pipeline.segmentation import SegConfig, predict_masks, train_segmenter
-from genmed.train.fit import Compute
-from genmed.pipeline.stats import auroc, balanced_accuracy, class_recall, mean_ci
 from genmed.pipeline.synthetic import MEMO_COLUMNS, SyntheticSource, memorisation
+from genmed.train.fit import Compute
 
 METRICS = ("malignant_recall", "balanced_accuracy", "auroc_malignant")
 
@@ -78,9 +79,9 @@ def quick_augment_config(**overrides) -> AugmentConfig:
 
 
 def _metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    pred = proba.argmax(1)
-    return {"malignant_recall": class_recall(y, pred), "balanced_accuracy": balanced_accuracy(y, pred),
-            "auroc_malignant": auroc(y, proba[:, LABELS.index("malignant")])}
+    pred, mal = proba.argmax(1), LABELS.index("malignant")
+    return {"malignant_recall": class_recall(y, pred, mal), "balanced_accuracy": balanced_accuracy(y, pred),
+            "auroc_malignant": auroc(y == mal, proba[:, mal])}
 
 
 def study_data(cfg: AugmentConfig) -> tuple[Cases, Cases]:
@@ -168,8 +169,8 @@ def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
         row = {"arm": arm, "family": g["family"].iloc[0], "ratio": g["ratio"].iloc[0], "n_seeds": len(g),
                "n_train": int(g["n_train"].iloc[0])}
         for m in METRICS:
-            mean, lo, hi = mean_ci(g[m].to_numpy())
-            row.update({m: mean, f"{m}_lo": max(lo, 0.0), f"{m}_hi": min(hi, 1.0)})
+            e = mean_ci(g[m].to_numpy())
+            row.update({m: e.value, f"{m}_lo": max(e.low, 0.0), f"{m}_hi": min(e.high, 1.0)})
         rows.append(row)
     return pd.DataFrame(rows)
 

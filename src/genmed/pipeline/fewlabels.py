@@ -32,11 +32,11 @@ from genmed.data.phantom import PhantomConfig
 from genmed.data.splits import patient_split
 from genmed.errors import UserError
 from genmed.fileio import atomic_path, write_json
+from genmed.metrics.stats import mean_ci
 from genmed.pipeline.cases import phantom_cases
 from genmed.pipeline.segmentation import SegConfig, dice_per_slice, predict_masks, predict_probs, \
     probs_to_masks, train_segmenter
 from genmed.train.fit import Compute
-from genmed.pipeline.stats import mean_ci
 
 ARMS = ("supervised", "pseudo-label", "mask-generated pairs", "all labels")
 MASK_CONDITIONED_NOTE = ("mask-generated pairs: genmed.apps mask-conditioned SPADE diffusion trained on the "
@@ -162,9 +162,9 @@ def few_labels_study(cfg: FewLabelsConfig, out: str | os.PathLike,
     per_seed = pd.DataFrame(rows)
     table = []
     for arm, g in per_seed.groupby("arm", sort=False):
-        m, lo, hi = mean_ci(g["dice"].to_numpy())
+        e = mean_ci(g["dice"].to_numpy())
         table.append({"arm": arm, "n_seeds": len(g), "n_true_masks": int(g["n_true_masks"].mean()),
-                      "dice": m, "dice_lo": lo, "dice_hi": hi, "dice_noisy": float(g["dice_noisy"].mean())})
+                      "dice": e.value, "dice_lo": e.low, "dice_hi": e.high, "dice_noisy": float(g["dice_noisy"].mean())})
     for df, name in ((per_seed, "few_labels_per_seed.csv"), (pd.DataFrame(table), "few_labels.csv")):
         with atomic_path(out / name) as tmp:
             df.to_csv(tmp, index=False, float_format="%.4f")

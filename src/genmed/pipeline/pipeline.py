@@ -33,13 +33,14 @@ from genmed.data.phantom import LABELS, PhantomConfig
 from genmed.data.transforms import unit_to_hu, window_to_uint8
 from genmed.errors import UserError
 from genmed.fileio import atomic_path, write_json, write_png
-from genmed.pipeline.cases import Cases, label_names, load_cases, split_cases
+from genmed.metrics.classification import auroc, balanced_accuracy, class_recall, confusion
+from genmed.metrics.stats import bootstrap_ci
 from genmed.models import Classifier, Segmenter
+from genmed.pipeline.cases import Cases, label_names, load_cases, split_cases
 from genmed.pipeline.classifier import ClsConfig, crop_kidneys, predict_proba, train_classifier
 from genmed.pipeline.segmentation import SegConfig, dice_per_slice, lesion_coverage, predict_masks, \
     train_segmenter
 from genmed.train.fit import Compute
-from genmed.pipeline.stats import auroc, balanced_accuracy, bootstrap_ci, class_recall, confusion
 
 PERFECT_SEG = "y_pred_perfect_upto_segmentation"
 
@@ -162,19 +163,21 @@ def evaluate(preds: pd.DataFrame, seed: int = 0) -> dict:
     dice = preds["kidney_dice"].to_numpy()
     groups = preds["patient_id"].to_numpy()
     n = len(preds)
+    malignant = LABELS.index("malignant")
 
     def ci(fn):
-        est, lo, hi = bootstrap_ci(fn, n, groups, seed=seed)
-        return {"value": est, "ci95": [lo, hi]}
+        e = bootstrap_ci(fn, np.arange(n), groups=groups, n_boot=1000, level=0.95, seed=seed)
+        return {"value": e.value, "ci95": [e.low, e.high]}
 
     return {
         "n_slices": n, "n_patients": int(len(np.unique(groups))),
         "kidney_dice": ci(lambda i: float(dice[i].mean())),
         "balanced_accuracy": ci(lambda i: balanced_accuracy(yt[i], yp[i])),
         "accuracy": ci(lambda i: float((yt[i] == yp[i]).mean())),
-        "malignant_recall": ci(lambda i: class_recall(yt[i], yp[i])),
-        "auroc_malignant": ci(lambda i: auroc(yt[i], pm[i])),
-        "confusion": {"labels": list(LABELS), "rows_true_cols_pred": confusion(yt, yp).tolist()},
+        "malignant_recall": ci(lambda i: class_recall(yt[i], yp[i], malignant)),
+        "auroc_malignant": ci(lambda i: auroc(yt[i] == malignant, pm[i])),
+        "confusion": {"labels": list(LABELS),
+                      "rows_true_cols_pred": confusion(yt, yp, len(LABELS)).tolist()},
     }
 
 
