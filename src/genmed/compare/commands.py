@@ -53,6 +53,8 @@ def compare(
     n_boot: int = typer.Option(None, help="Bootstrap resamples for the CIs (default 30; --quick: 10)."),
     seed: int = typer.Option(0, help="Seed of data split, training and sampling."),
     quick: bool = typer.Option(False, help="Tiny networks and sizes (seconds; for tests)."),
+    device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda."),
+    precision: str = typer.Option("auto", help="auto (bf16 where fast), bf16 or fp32."),
     out: str = typer.Option(..., "--out", help="Output folder: report.html, metrics.json, runs/."),
 ) -> None:
     """Compare the families under an equal compute budget; write OUT/report.html + metrics.json."""
@@ -68,7 +70,8 @@ def compare(
         n_patients=_default(n_patients, 12 if quick else 96), budget_images=budget_images, budget_seconds=budget_seconds,
         n_samples=_default(n_samples, 32 if quick else 256),
         study_n=_default(study_n, 16 if quick else 64), study=QUICK_STUDY if quick else STUDY,
-        runs=tuple(r for r in runs.split(",") if r), n_boot=_default(n_boot, 10 if quick else 30), seed=seed, quick=quick, out=out)
+        runs=tuple(r for r in runs.split(",") if r), n_boot=_default(n_boot, 10 if quick else 30), seed=seed, quick=quick,
+        device=device, precision=precision, out=out)
     result = run_compare(cfg, progress=console.log if progress_enabled() else None)
     for family, r in result["families"].items():
         fid = r["quality"]["fid"]
@@ -88,6 +91,9 @@ def modes(
     seeds: int = typer.Option(None, help="Runs per cell (default 5; --quick 2)."),
     steps: int = typer.Option(None, help="Optimiser steps per run (default 8000; --quick 200)."),
     n_samples: int = typer.Option(None, help="Samples scored per run (default 100000)."),
+    device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda."),
+    precision: str = typer.Option("fp32", help="fp32 (default: tiny MLPs gain nothing from bf16), "
+                                  "bf16 or auto."),
 ) -> None:
     """Mode-collapse benchmark (VEEGAN/PacGAN ring of 8, grid of 25): every family, mean +- s.e."""
     from rich.console import Console
@@ -108,7 +114,8 @@ def modes(
     given = {k: v for k, v in dict(seeds=seeds, steps=steps, n_samples=n_samples).items() if v is not None}
     cfg = ModeBenchConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()) or DEFAULT_VARIANTS,
                           mixtures=tuple(m.strip() for m in mixtures.split(",") if m.strip()),
-                          out=str(out), **{**(QUICK if quick else {}), **given})
+                          device=device, precision=precision, out=str(out),
+                          **{**(QUICK if quick else {}), **given})
     result = run_mode_benchmark(cfg, progress=console.log if progress_enabled() else None)
     result["machine"] = machine()
     result["quick"] = quick

@@ -24,27 +24,26 @@ import torch
 
 from genmed.errors import UserError, check_choice, check_positive
 
-# variant -> (family, model options, training settings). Widths follow the published MLPs in
-# spirit (PacGAN: G 4x400, D 3x200) at a CPU-friendly size; all variants share them. Every GAN
-# shares one optimiser (Adam 1e-3, beta1 0.5) and samples its raw generator (weight EMA off:
-# averaging a generator that still moves between modes blurs it onto the space between them);
-# they differ only in the loss / regulariser under test. Diffusion samples with the stochastic
-# SDE-DPM-Solver++(2M) at 50 steps: on the grid it matches the 1000-step ancestral chain (HQ
-# 96.6% vs 97.3%, one seed) where the deterministic DPM-Solver++(2M) at 30 steps gave 90.2%.
-_GAN_TRAIN = dict(lr=1e-3, betas=(0.5, 0.999), ema_decay=0.0)
-VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
-    "diffusion": ("diffusion", dict(num_train_timesteps=1000, sampler="dpmpp_2m_sde", sample_steps=50),
-                  dict(lr=1e-3, betas=(0.9, 0.999))),
-    "gan_dcgan": ("gan", dict(variant="dcgan", latent_dim=8), _GAN_TRAIN),
-    "gan_pacgan4": ("gan", dict(variant="dcgan", latent_dim=8, pack=4), _GAN_TRAIN),
-    "gan_mbstd4": ("gan", dict(variant="dcgan", latent_dim=8, mbstd_group=4), _GAN_TRAIN),
-    "gan_dcgan_z2": ("gan", dict(variant="dcgan", latent_dim=2), _GAN_TRAIN),
-    "gan_mbstd4_z2": ("gan", dict(variant="dcgan", latent_dim=2, mbstd_group=4), _GAN_TRAIN),
-    "gan_hinge_sn": ("gan", dict(variant="hinge_sn", latent_dim=8), _GAN_TRAIN),
-    "gan_hinge_sn_r1": ("gan", dict(variant="hinge_sn", latent_dim=8, r1_gamma=0.1), _GAN_TRAIN),
-    "gan_dcgan_r1": ("gan", dict(variant="dcgan", latent_dim=8, r1_gamma=0.1), _GAN_TRAIN),
-    "vae": ("vae", dict(latent_dim=8, likelihood_sigma=0.05),
-            dict(lr=1e-3, betas=(0.9, 0.999))),
+# variant -> (family, model options). Widths follow the published MLPs in spirit (PacGAN: G 4x400,
+# D 3x200) at a CPU-friendly size; all variants share them. Training settings are each family's
+# registry recipe "toy": every GAN shares one optimiser (Adam 1e-3, beta1 0.5) and samples its
+# raw generator (weight EMA off: averaging a generator that still moves between modes blurs it
+# onto the space between them); they differ only in the loss / regulariser under test.
+# Diffusion samples with the stochastic SDE-DPM-Solver++(2M) at 50 steps: on the grid it matches
+# the 1000-step ancestral chain (HQ 96.6% vs 97.3%, one seed) where the deterministic
+# DPM-Solver++(2M) at 30 steps gave 90.2%.
+RECIPE = "toy"
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "diffusion": ("diffusion", dict(num_train_timesteps=1000, sampler="dpmpp_2m_sde", sample_steps=50)),
+    "gan_dcgan": ("gan", dict(variant="dcgan", latent_dim=8)),
+    "gan_pacgan4": ("gan", dict(variant="dcgan", latent_dim=8, pack=4)),
+    "gan_mbstd4": ("gan", dict(variant="dcgan", latent_dim=8, mbstd_group=4)),
+    "gan_dcgan_z2": ("gan", dict(variant="dcgan", latent_dim=2)),
+    "gan_mbstd4_z2": ("gan", dict(variant="dcgan", latent_dim=2, mbstd_group=4)),
+    "gan_hinge_sn": ("gan", dict(variant="hinge_sn", latent_dim=8)),
+    "gan_hinge_sn_r1": ("gan", dict(variant="hinge_sn", latent_dim=8, r1_gamma=0.1)),
+    "gan_dcgan_r1": ("gan", dict(variant="dcgan", latent_dim=8, r1_gamma=0.1)),
+    "vae": ("vae", dict(latent_dim=8, likelihood_sigma=0.05)),
 }
 DEFAULT_VARIANTS = ("exact", "diffusion", "gan_dcgan", "gan_pacgan4", "gan_hinge_sn", "vae")
 EXACT = "exact"  # not a model: draws from the true mixture (the metrics' ceiling, e.g. HQ 98.9%)
@@ -72,6 +71,7 @@ class ModeBenchConfig:
     hidden: int = 128  # MLP width (all families)
     depth: int = 3  # MLP hidden layers / residual blocks
     precision: str = "fp32"  # tiny MLPs: bf16 would cost accuracy at std 0.01 and gain no speed
+    device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
     mode_std_scale: float = 0.1  # every family trains on x * (this / mode std); samples mapped back
     ema_decay: float | None = None  # weight EMA for every variant; None: the variant's own (GANs:
     # off; others 0.999 at >= 2000 steps, else 0.99); 0: off
@@ -88,6 +88,7 @@ class ModeBenchConfig:
                      "mode_std_scale"):
             check_positive(name, getattr(self, name))
         check_choice("precision", self.precision, ("auto", "bf16", "fp32"))
+        check_choice("device", self.device, ("auto", "cpu", "cuda"))
 
 
 QUICK = dict(seeds=2, steps=200, n_train=4096, n_samples=5000, hidden=64, depth=2)
@@ -128,15 +129,14 @@ def train_variant(variant: str, mixture: str, seed: int, cfg: ModeBenchConfig) -
 
     if variant == EXACT:
         return _Exact(mixture, data_scale(mixture, cfg))
-    family, options, settings = VARIANTS[variant]
-    optim = {k: v for k, v in settings.items() if k != "ema_decay"}
+    family, options = VARIANTS[variant]
     run_dir = Path(cfg.out) / "runs" / f"{mixture}-{variant}-seed{seed}"
     tcfg = TrainConfig(
-        family=family, data=f"toy:{mixture}", size=2, steps=cfg.steps, batch_size=cfg.batch_size,
-        warmup=min(100, cfg.steps // 10), ema_decay=_ema(cfg, settings),
-        precision=cfg.precision, seed=seed, log_every=max(1, cfg.steps // 20),
-        ckpt_every=cfg.steps, keep_checkpoints=1, out=str(run_dir),
-        options=dict(data_kind="vector", hidden=cfg.hidden, depth=cfg.depth, **options), **optim)
+        family=family, recipe=RECIPE, data=f"toy:{mixture}", size=2, steps=cfg.steps,
+        batch_size=cfg.batch_size, ema_decay=_ema(cfg, family), precision=cfg.precision,
+        device=cfg.device, seed=seed, log_every=max(1, cfg.steps // 20), ckpt_every=cfg.steps,
+        keep_checkpoints=1, out=str(run_dir),
+        options=dict(data_kind="vector", hidden=cfg.hidden, depth=cfg.depth, **options))
     if run_dir.exists():  # a fresh run each time: the benchmark never mixes old weights in
         import shutil
 
@@ -156,11 +156,15 @@ def draw_samples(model: torch.nn.Module, n: int, seed: int, chunk: int = 25_000)
     return torch.cat(parts).float()
 
 
-def _ema(cfg: ModeBenchConfig, settings: dict[str, Any]) -> float:
+def _ema(cfg: ModeBenchConfig, family: str) -> float:
+    """The weight EMA of a run: the config's, else off where the family's "toy" recipe turns it
+    off (GANs), else 0.999 for runs of >= 2000 steps and 0.99 for shorter ones."""
+    from genmed.models import recipe
+
     if cfg.ema_decay is not None:
         return cfg.ema_decay
-    if "ema_decay" in settings:
-        return settings["ema_decay"]
+    if recipe(family, RECIPE).ema_decay == 0:
+        return 0.0
     return 0.999 if cfg.steps >= 2000 else 0.99
 
 
