@@ -192,7 +192,7 @@ def _render_stack(n_patients: int, z_rel: np.ndarray, cfg: PhantomConfig, seed: 
         out["clean_nc"][sl], out["clean"][sl] = r.clean_nc, r.clean_ce
         visible[sl], diam[sl] = r.visible, r.lesion_diameter_mm
         if cfg.noise_model == "radon":
-            _radon_noise(out, sl, r, pats, k, rngs, p["dose"], cfg)
+            _radon_noise(out, sl, r, pats, k, rngs, p, z_rel, cfg, seed)
             continue
         # scan noise: each patient's own stream, independent draws for the two phases
         noise = np.concatenate([rngs[i].standard_normal((2, k, s, s), np.float32) for i in pats], 1)
@@ -210,20 +210,38 @@ def _render_stack(n_patients: int, z_rel: np.ndarray, cfg: PhantomConfig, seed: 
     return out
 
 
-def _radon_noise(out: dict, sl: slice, r, pats: range, k: int, rngs, dose: np.ndarray,
-                 cfg: PhantomConfig) -> None:
+def _radon_noise(out: dict, sl: slice, r, pats: range, k: int, rngs, p: dict, z_rel: np.ndarray,
+                 cfg: PhantomConfig, seed: int) -> None:
     """Low-dose noise for one chunk of whole patients (genmed.data.lowdose).
 
     Each patient's stream draws its contrast-phase slices, then its non-contrast slices, so a
-    patient's noise does not depend on the other patients or on the chunking.
+    patient's noise does not depend on the other patients or on the chunking. With
+    $GENMED_CACHE_DIR set, each patient's noisy slices are cached there (see `lowdose.RenderCache`).
     """
-    from genmed.data.lowdose import add_lowdose_noise
+    from genmed.data.lowdose import RenderCache, add_lowdose_noise
 
-    slice_rngs = [rngs[i] for i in pats for _ in range(k)]
-    slice_dose = np.repeat(dose[list(pats)], k)
+    cache = RenderCache.from_env(cfg, seed, z_rel)
+    todo = []
+    for j, i in enumerate(pats):
+        own = slice(j * k, (j + 1) * k)
+        hit = cache.load(i, r.clean_ce[own], r.clean_nc[own]) if cache else None
+        if hit is None:
+            todo.append((j, i))
+        else:
+            out["image"][sl][own], out["image_nc"][sl][own] = hit
+    if not todo:
+        return
+    rows = np.concatenate([np.arange(j * k, (j + 1) * k) for j, _ in todo])
+    slice_rngs = [rngs[i] for _, i in todo for _ in range(k)]
+    dose = np.repeat(p["dose"][[i for _, i in todo]], k)
     kw = dict(spacing_mm=cfg.spacing_mm, views=cfg.views, filter_name=cfg.recon_filter)
-    out["image"][sl] = add_lowdose_noise(r.clean_ce, slice_dose, slice_rngs, **kw)
-    out["image_nc"][sl] = add_lowdose_noise(r.clean_nc, slice_dose, slice_rngs, **kw)
+    ce = add_lowdose_noise(r.clean_ce[rows], dose, slice_rngs, **kw)
+    nc = add_lowdose_noise(r.clean_nc[rows], dose, slice_rngs, **kw)
+    for n, (j, i) in enumerate(todo):
+        new, own = slice(n * k, (n + 1) * k), slice(j * k, (j + 1) * k)
+        out["image"][sl][own], out["image_nc"][sl][own] = ce[new], nc[new]
+        if cache:
+            cache.save(i, r.clean_ce[own], r.clean_nc[own], ce[new], nc[new])
 
 
 def _dose(p: dict, cfg: PhantomConfig) -> np.ndarray:
