@@ -5,7 +5,7 @@ Measures: 2D slices/s at 64 px and 256 px and 3D volumes/s at 64^3 and 128^3 wit
 radon/iradon for reference; from the render cache); the projector's build time; the fast path's
 difference from skimage; the dose/noise table (256 px); and draws docs/img/data_lowdose.png and
 docs/img/data_kidney_crops.png. Writes benchmarks/results/phantom.json. Speeds are the best of
-`REPEATS` runs (fewer for the slow ones), wall-clock and process CPU time (CPU time is what one
+`REPEATS` runs (one for the slowest), wall-clock and process CPU time (CPU time is what one
 core delivers when the machine is shared). Run: `python benchmarks/phantom.py` (about 4 min).
 """
 
@@ -68,7 +68,7 @@ def speeds() -> dict:
     projector(256, 360)
     build_256 = time.perf_counter() - t0
     r256 = PhantomConfig(size=256, noise_model="radon")
-    out["slices_2d_256_radon_fast"] = {"n": 32, **_best(lambda: make_slices(8, 4, r256), 32, 2),
+    out["slices_2d_256_radon_fast"] = {"n": 48, **_best(lambda: make_slices(12, 4, r256), 48),
                                        "views": 360, "projector_build_s": round(build_256, 2),
                                        "note": "both phases (CE + NC) per slice, projector already built"}
     ref = make_slices(2, 2, g256, seed=0)

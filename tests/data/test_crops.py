@@ -126,7 +126,14 @@ def test_cli_on_make_folder_and_bad_inputs(tmp_path, capsys):
     src = pd.read_csv(made / "manifest.csv")
     assert set(df["patient_id"]) == set(src["patient_id"]) and (df["spacing_x_mm"] == 7.5).all()
     lesion_rows = df[df["label"] != "healthy"]
-    assert len(lesion_rows) and (lesion_rows["lesion_px"] > 0).all()
+    assert len(lesion_rows) and (lesion_rows["lesion_px"] > 0).all() and (lesion_rows["lesion_diameter_mm"] > 0).all()
+    # a mask of another shape than its image is refused
+    bad = src.copy()
+    bad["mask_path"] = str(tmp_path / "c" / "masks" / df["mask_path"][0].split("/")[-1])
+    bad["path"] = [str(made / p) for p in bad["path"]]
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    code, _, err = run(["data", "crop-kidneys", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "w")], capsys)
+    assert code == 2 and "differs from image" in err
     for args, words in (
         (["data", "crop-kidneys", str(tmp_path / "missing"), "--out", str(tmp_path / "x")], "not 'phantom'"),
         (["data", "crop-kidneys", str(made), "--out", str(tmp_path / "c")], "not empty"),

@@ -216,6 +216,7 @@ class _Source:
     split: str
     noise_hu: np.ndarray  # (D,) float
     noisy: np.ndarray  # (D,) bool
+    lesion_mm: np.ndarray  # (D,) in-plane lesion diameter (mm), NaN if unknown
 
 
 def _phantom_sources(patients: int, slices_per_patient: int, size: int, seed: int, three_d: bool,
@@ -232,7 +233,8 @@ def _phantom_sources(patients: int, slices_per_patient: int, size: int, seed: in
             d = v.image.shape[1]
             yield _Source(pid, v.image[i], v.kidney_mask[i].astype(bool), v.lesion_mask[i].astype(bool),
                           v.spacing_mm, v.slice_label[i], np.ones(d, bool), "phantom", np.arange(d),
-                          split_of[pid], np.full(d, v.noise_hu[i]), np.full(d, bool(v.noisy[i])))
+                          split_of[pid], np.full(d, v.noise_hu[i]), np.full(d, bool(v.noisy[i])),
+                          np.full(d, np.nan))
         return
     s = make_slices(patients, slices_per_patient, cfg, seed)
     split_idx = patient_split(s.patient_id, seed=seed)
@@ -244,7 +246,7 @@ def _phantom_sources(patients: int, slices_per_patient: int, size: int, seed: in
         pid = s.patient_id[j * k]
         yield _Source(pid, s.image[sl], s.kidney_mask[sl].astype(bool), s.lesion_mask[sl].astype(bool), sp,
                       s.label[sl], np.ones(k, bool), "phantom", s.slice_index[sl], split_of[pid],
-                      s.noise_hu[sl], s.noisy[sl])
+                      s.noise_hu[sl], s.noisy[sl], s.lesion_diameter_mm[sl])
 
 
 def _manifest_sources(path: Path, mask_column: str, lesion_column: str) -> Iterable[_Source]:
@@ -283,6 +285,7 @@ def _manifest_sources(path: Path, mask_column: str, lesion_column: str) -> Itera
         listed = np.zeros(d, bool)
         noise = np.full(d, np.nan)
         noisy = np.zeros(d, bool)
+        diam = np.full(d, np.nan)
         for row in grp.itertuples(index=False):
             sl = getattr(row, "slice") if has_slice else None
             idx = range(d) if sl is None or (isinstance(sl, float) and np.isnan(sl)) else [int(sl)]
@@ -292,10 +295,11 @@ def _manifest_sources(path: Path, mask_column: str, lesion_column: str) -> Itera
                 labels[k], listed[k] = int(row.label), True
                 noise[k] = float(getattr(row, "noise_hu", np.nan))
                 noisy[k] = bool(getattr(row, "noisy", False))
+                diam[k] = float(getattr(row, "lesion_diameter_mm", np.nan))
         pid = str(grp["patient_id"].iloc[0])
         split = str(grp["split"].iloc[0]) if "split" in grp.columns else ""
         yield _Source(pid, arr, m >= 0.5, lm >= 1.5, spacing, labels, listed, str(img_ref), np.arange(d), split,
-                      noise, noisy)
+                      noise, noisy, diam)
 
 
 def write_kidney_crops(data: str | os.PathLike, out: str | os.PathLike, *, size: int = 96,
@@ -409,7 +413,9 @@ def _write_all(tmp: Path, sources: Iterable[_Source], size: int, margin_mm: floa
                     "kidney_y0_mm": round(box[0] * dy, 3), "kidney_x0_mm": round(box[1] * dx, 3),
                     "kidney_y1_mm": round(box[2] * dy, 3), "kidney_x1_mm": round(box[3] * dx, 3),
                     "spacing_y_mm": dy, "spacing_x_mm": dx, "spacing_z_mm": dz,
-                    "lesion_px": lesion_px, "fits": c.fits,
+                    "lesion_px": lesion_px,
+                    "lesion_diameter_mm": round(float(src.lesion_mm[k]), 2) if lesion_px else 0.0,
+                    "fits": c.fits,
                 })
     return rows, n_crops, n_trunc
 
