@@ -43,7 +43,7 @@ from scipy import sparse
 from genmed.errors import UserError
 
 MU_WATER_PER_MM = 0.019  # linear attenuation of water at ~70 keV (1/mm)
-I0_FULL = 4.0e5  # photons per ray at 100% dose, 1.40625 mm bin, 360 views (calibrated below)
+I0_FULL = 4.0e5  # photons per ray at 100% dose, 1.40625 mm bin, 360 views (10 HU liver SD, 256 px)
 REF_BIN_MM = 360.0 / 256  # detector bin of the calibration geometry (mm)
 REF_VIEWS = 360
 FILTERS = ("ramp", "hann")

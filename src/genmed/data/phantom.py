@@ -5,8 +5,11 @@ spine, liver, great vessels and two kidneys (cortex, medulla pyramids, sinus fat
 probability `lesion_prob`, one renal lesion: a benign cyst (round, homogeneous 0..20 HU, sharp
 border, no enhancement) or a malignant mass (lobulated, heterogeneous, enhancing 40..100 HU on
 the contrast phase, fuzzy border). Every slice comes in two contrast phases (non-contrast and
-contrast-enhanced) of the same anatomy, each noise-free ("clean") and with the scan's Gaussian
-noise (dose), with the tissue label map, kidney and lesion masks and the slice label.
+contrast-enhanced) of the same anatomy, each noise-free ("clean") and with the scan's noise:
+white Gaussian (`noise_model="gaussian"`, the default) or a simulated low-dose scan (`"radon"`:
+Poisson counts on the sinogram, filtered back-projection; `genmed.data.lowdose`), with the tissue
+label map, kidney and lesion masks and the slice label. Sizes up to 128 px render as they always
+have; above, the point spread is sharper and malignant masses get a patchy texture (docs/data.md).
 
 Label rule: a slice is `benign`/`malignant` iff its lesion cross-section covers at least
 `min_lesion_px` pixels (then `lesion_mask` is that cross-section), else `healthy` (and
@@ -103,7 +106,7 @@ class PhantomConfig:
     @property
     def psf_sd_mm(self) -> float:
         """Point-spread SD (mm): `psf_mm`, or 0.72 pixel clipped to 1..2 mm (2 mm up to 128 px
-        over 360 mm, as the phantom always had; 1 mm at 256 px, a clinical soft-tissue kernel)."""
+        over 360 mm, as the phantom always had; 1.01 mm at 256 px, a clinical soft-tissue kernel)."""
         if self.psf_mm is not None:
             return float(self.psf_mm)
         return float(np.clip(0.72 * self.spacing_mm, 1.0, 2.0))
