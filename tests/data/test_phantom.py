@@ -193,3 +193,25 @@ def test_config_rejects_bad_values(kwargs):
 def test_labels_constant():
     assert LABELS == ("healthy", "benign", "malignant")
     assert len(set(TISSUES.values())) == len(TISSUES)
+
+
+def test_point_spread_and_texture_per_mm():
+    assert PhantomConfig(size=64).psf_sd_mm == PhantomConfig(size=128).psf_sd_mm == 2.0  # as always
+    assert PhantomConfig(size=256).psf_sd_mm == pytest.approx(1.0125) and PhantomConfig(size=512).psf_sd_mm == 1.0
+    assert PhantomConfig(size=256, psf_mm=2.0).psf_sd_mm == 2.0
+    assert not PhantomConfig(size=128).patchy_texture and PhantomConfig(size=256).patchy_texture
+    assert PhantomConfig(size=64, mass_texture="patchy").patchy_texture
+
+
+def test_clinical_resolution_lesions_span_many_pixels_and_are_heterogeneous():
+    cfg = PhantomConfig(size=256, lesion_prob=1.0, malignant_fraction=1.0, lesion_diameter_mm=(10.0, 36.0))
+    s = make_slices(6, 2, cfg, seed=4)
+    les = s.label > 0
+    assert les.sum() >= 4
+    area = s.lesion_mask[les].reshape(les.sum(), -1).sum(1) * cfg.spacing_mm**2  # mm^2
+    disk = np.pi * s.lesion_diameter_mm[les] ** 2 / 4
+    assert np.all((area > 0.6 * disk) & (area < 1.7 * disk))  # lobulated outline, same size in mm
+    assert (s.lesion_mask[les].reshape(les.sum(), -1).sum(1) >= 30).all()  # >= 10 mm: many pixels
+    spread = [s.clean[i][ndimage.binary_erosion(s.lesion_mask[i].astype(bool), iterations=3)].std()
+              for i in np.nonzero(les)[0] if s.lesion_diameter_mm[i] > 20]
+    assert spread and np.median(spread) > 8  # heterogeneous enhancement survives the point spread

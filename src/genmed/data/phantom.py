@@ -5,8 +5,11 @@ spine, liver, great vessels and two kidneys (cortex, medulla pyramids, sinus fat
 probability `lesion_prob`, one renal lesion: a benign cyst (round, homogeneous 0..20 HU, sharp
 border, no enhancement) or a malignant mass (lobulated, heterogeneous, enhancing 40..100 HU on
 the contrast phase, fuzzy border). Every slice comes in two contrast phases (non-contrast and
-contrast-enhanced) of the same anatomy, each noise-free ("clean") and with the scan's Gaussian
-noise (dose), with the tissue label map, kidney and lesion masks and the slice label.
+contrast-enhanced) of the same anatomy, each noise-free ("clean") and with the scan's noise:
+white Gaussian (`noise_model="gaussian"`, the default) or a simulated low-dose scan (`"radon"`:
+Poisson counts on the sinogram, filtered back-projection; `genmed.data.lowdose`), with the tissue
+label map, kidney and lesion masks and the slice label. Sizes up to 128 px render as they always
+have; above, the point spread is sharper and malignant masses get a patchy texture (docs/data.md).
 
 Label rule: a slice is `benign`/`malignant` iff its lesion cross-section covers at least
 `min_lesion_px` pixels (then `lesion_mask` is that cross-section), else `healthy` (and
@@ -18,6 +21,7 @@ Deterministic: patient i of seed s is the same whatever `n_patients` is. See doc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -47,15 +51,29 @@ class PhantomConfig:
     noise_hu: tuple[float, float] = (8.0, 25.0)  # noise SD of ordinary scans (HU)
     noisy_noise_hu: tuple[float, float] = (45.0, 90.0)  # noise SD of low-dose scans (HU)
     noisy_fraction: float = 0.15  # fraction of scans that are low-dose ("noisy")
-    psf_mm: float = 2.0  # Gaussian point-spread SD of the scanner (mm)
+    psf_mm: float | None = None  # Gaussian point-spread SD (mm); None: psf_sd_mm's default
     mass_edge_mm: float = 2.5  # width of the malignant mass's fuzzy border (mm)
     chunk: int = 256  # slices rendered at once (memory vs speed)
+    # scan noise: "gaussian" adds white noise of SD noise_hu / noisy_noise_hu (the default);
+    # "radon" simulates a low-dose scan (Poisson counts on the sinogram, FBP; genmed.data.lowdose)
+    noise_model: Literal["gaussian", "radon"] = "gaussian"
+    dose: tuple[float, float] = (0.25, 1.0)  # radon: dose of ordinary scans (fraction of full)
+    noisy_dose: tuple[float, float] = (0.02, 0.10)  # radon: dose of low-dose ("noisy") scans
+    views: int = 360  # radon: projection angles over 180 deg
+    recon_filter: Literal["ramp", "hann"] = "hann"  # radon: FBP filter
+    # malignant texture: "waves" (three ~9 mm plane waves; mostly below the PSF at <= 96 px),
+    # "patchy" (a 3D field of 8-20 mm blobs with necrotic patches, resolved at >= 128 px),
+    # "auto": patchy when spacing_mm < 2.5 (size >= 145 at 360 mm), else waves
+    mass_texture: Literal["auto", "waves", "patchy"] = "auto"
+    # psf_mm and mass_texture are per mm: sizes up to 128 px (360 mm) render exactly as before
 
     def __post_init__(self) -> None:
         if not 16 <= self.size <= 1024:
             raise UserError(f"phantom size={self.size} must be between 16 and 1024 pixels")
         if self.depth is not None and not 4 <= self.depth <= 1024:
             raise UserError(f"phantom depth={self.depth} must be between 4 and 1024 slices")
+        if self.psf_mm is not None and not self.psf_mm >= 0:
+            raise UserError(f"phantom psf_mm={self.psf_mm} must be >= 0 (or None)")
         for name in ("fov_mm", "slice_gap_mm", "z_spacing_mm"):
             if not getattr(self, name) > 0:
                 raise UserError(f"phantom {name}={getattr(self, name)} must be > 0")
@@ -68,11 +86,35 @@ class PhantomConfig:
                 raise UserError(f"phantom {name}={(lo, hi)} must be a range 0 <= low <= high")
         if self.min_lesion_px < 1 or self.chunk < 1:
             raise UserError("phantom min_lesion_px and chunk must be >= 1")
+        for name, options in (("noise_model", ("gaussian", "radon")), ("recon_filter", ("ramp", "hann")),
+                              ("mass_texture", ("auto", "waves", "patchy"))):
+            if getattr(self, name) not in options:
+                raise UserError(f"phantom {name}={getattr(self, name)!r} is not one of {', '.join(options)}")
+        for name in ("dose", "noisy_dose"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi <= 100:
+                raise UserError(f"phantom {name}={(lo, hi)} must be a range 0 < low <= high <= 100 "
+                                "(fractions of full dose)")
+        if not 8 <= self.views <= 4096:
+            raise UserError(f"phantom views={self.views} must be between 8 and 4096")
 
     @property
     def spacing_mm(self) -> float:
         """In-plane pixel spacing (mm)."""
         return self.fov_mm / self.size
+
+    @property
+    def psf_sd_mm(self) -> float:
+        """Point-spread SD (mm): `psf_mm`, or 0.72 pixel clipped to 1..2 mm (2 mm up to 128 px
+        over 360 mm, as the phantom always had; 1.01 mm at 256 px, a clinical soft-tissue kernel)."""
+        if self.psf_mm is not None:
+            return float(self.psf_mm)
+        return float(np.clip(0.72 * self.spacing_mm, 1.0, 2.0))
+
+    @property
+    def patchy_texture(self) -> bool:
+        """Whether malignant masses get the patchy (resolution-independent, mm) texture."""
+        return self.mass_texture == "patchy" or (self.mass_texture == "auto" and self.spacing_mm < 2.5)
 
 
 @dataclass
@@ -87,7 +129,7 @@ class PhantomSlices:
     lesion_mask: np.ndarray  # uint8
     tissue: np.ndarray  # uint8 label map, values of TISSUES
     label: np.ndarray  # (N,) int64 index into LABELS
-    noise_hu: np.ndarray  # (N,) float32 noise SD (HU)
+    noise_hu: np.ndarray  # (N,) float32 noise SD (HU); radon: measured in the body, per slice
     noisy: np.ndarray  # (N,) bool low-dose scan
     patient_id: np.ndarray  # (N,) str
     slice_index: np.ndarray  # (N,) int64, 0 = most caudal
@@ -95,6 +137,7 @@ class PhantomSlices:
     lesion_diameter_mm: np.ndarray  # (N,) in-plane lesion diameter (mm), 0 if healthy
     spacing_mm: tuple[float, float] = (6.0, 5.625)  # (z gap, in-plane) mm
     config: PhantomConfig = field(default_factory=PhantomConfig)
+    dose: np.ndarray | None = None  # (N,) float32 fraction of full dose (radon), NaN (gaussian)
 
     def __len__(self) -> int:
         return len(self.label)
@@ -119,6 +162,7 @@ class PhantomVolumes:
     lesion_diameter_mm: np.ndarray  # (N,) 3D lesion diameter (mm), 0 if healthy
     spacing_mm: tuple[float, float, float] = (3.0, 5.625, 5.625)  # (z, y, x) mm
     config: PhantomConfig = field(default_factory=PhantomConfig)
+    dose: np.ndarray | None = None  # (N,) float32 fraction of full dose (radon), NaN (gaussian)
 
     def __len__(self) -> int:
         return len(self.label)
@@ -150,16 +194,64 @@ def _render_stack(n_patients: int, z_rel: np.ndarray, cfg: PhantomConfig, seed: 
             r.tissue, r.kidney_mask, r.lesion_mask)
         out["clean_nc"][sl], out["clean"][sl] = r.clean_nc, r.clean_ce
         visible[sl], diam[sl] = r.visible, r.lesion_diameter_mm
+        if cfg.noise_model == "radon":
+            _radon_noise(out, sl, r, pats, k, rngs, p, z_rel, cfg, seed)
+            continue
         # scan noise: each patient's own stream, independent draws for the two phases
         noise = np.concatenate([rngs[i].standard_normal((2, k, s, s), np.float32) for i in pats], 1)
         noise *= p["noise_hu"][pidx[sl]].astype(np.float32)[None, :, None, None]
         np.add(r.clean_ce, noise[0], out=out["image"][sl])
         np.add(r.clean_nc, noise[1], out=out["image_nc"][sl])
+    if cfg.noise_model == "radon":  # noise SD measured inside the body (contrast phase)
+        body = out["tissue"] != TISSUES["air"]
+        resid = np.where(body, out["image"] - out["clean"], np.nan).reshape(n, -1)
+        out["noise_sd"] = np.sqrt(np.nanmean(resid**2, axis=1)).astype(np.float32)
     kind = np.where(p["malignant"], 2, 1)[pidx]
     out["label"] = np.where(visible, kind, 0).astype(np.int64)
     out["lesion_diameter_mm"] = diam
     out["p"], out["pidx"], out["z"] = p, pidx, z
     return out
+
+
+def _radon_noise(out: dict, sl: slice, r, pats: range, k: int, rngs, p: dict, z_rel: np.ndarray,
+                 cfg: PhantomConfig, seed: int) -> None:
+    """Low-dose noise for one chunk of whole patients (genmed.data.lowdose).
+
+    Each patient's stream draws its contrast-phase slices, then its non-contrast slices, so a
+    patient's noise does not depend on the other patients or on the chunking. With
+    $GENMED_CACHE_DIR set, each patient's noisy slices are cached there (see `lowdose.RenderCache`).
+    """
+    from genmed.data.lowdose import RenderCache, add_lowdose_noise
+
+    cache = RenderCache.from_env(cfg, seed, z_rel)
+    todo = []
+    for j, i in enumerate(pats):
+        own = slice(j * k, (j + 1) * k)
+        hit = cache.load(i, r.clean_ce[own], r.clean_nc[own]) if cache else None
+        if hit is None:
+            todo.append((j, i))
+        else:
+            out["image"][sl][own], out["image_nc"][sl][own] = hit
+    if not todo:
+        return
+    rows = np.concatenate([np.arange(j * k, (j + 1) * k) for j, _ in todo])
+    slice_rngs = [rngs[i] for _, i in todo for _ in range(k)]
+    dose = np.repeat(p["dose"][[i for _, i in todo]], k)
+    kw = dict(spacing_mm=cfg.spacing_mm, views=cfg.views, filter_name=cfg.recon_filter)
+    ce = add_lowdose_noise(r.clean_ce[rows], dose, slice_rngs, **kw)
+    nc = add_lowdose_noise(r.clean_nc[rows], dose, slice_rngs, **kw)
+    for n, (j, i) in enumerate(todo):
+        new, own = slice(n * k, (n + 1) * k), slice(j * k, (j + 1) * k)
+        out["image"][sl][own], out["image_nc"][sl][own] = ce[new], nc[new]
+        if cache:
+            cache.save(i, r.clean_ce[own], r.clean_nc[own], ce[new], nc[new])
+
+
+def _dose(p: dict, cfg: PhantomConfig) -> np.ndarray:
+    """(n_patients,) dose fraction of each scan: radon mode only, NaN for Gaussian noise."""
+    if cfg.noise_model == "radon":
+        return p["dose"].astype(np.float32)
+    return np.full(len(p["dose"]), np.nan, np.float32)
 
 
 def _patient_ids(n: int, seed: int) -> np.ndarray:
@@ -179,12 +271,14 @@ def make_slices(n_patients: int, slices_per_patient: int = 8, cfg: PhantomConfig
     return PhantomSlices(
         image=o["image"], clean=o["clean"], image_nc=o["image_nc"], clean_nc=o["clean_nc"],
         kidney_mask=o["kidney_mask"], lesion_mask=o["lesion_mask"], tissue=o["tissue"],
-        label=o["label"], noise_hu=p["noise_hu"][pidx].astype(np.float32),
+        label=o["label"],
+        noise_hu=o["noise_sd"] if "noise_sd" in o else p["noise_hu"][pidx].astype(np.float32),
         noisy=p["noisy"][pidx].astype(bool), patient_id=_patient_ids(n_patients, seed)[pidx]
         if n_patients else np.zeros(0, "<U1"),
         slice_index=np.tile(np.arange(k, dtype=np.int64), n_patients), z_mm=o["z"],
         lesion_diameter_mm=o["lesion_diameter_mm"],
-        spacing_mm=(float(cfg.slice_gap_mm), float(cfg.spacing_mm)), config=cfg)
+        spacing_mm=(float(cfg.slice_gap_mm), float(cfg.spacing_mm)), config=cfg,
+        dose=_dose(p, cfg)[pidx])
 
 
 def make_volumes(n_patients: int, cfg: PhantomConfig = PhantomConfig(), seed: int = 0) -> PhantomVolumes:
@@ -205,8 +299,9 @@ def make_volumes(n_patients: int, cfg: PhantomConfig = PhantomConfig(), seed: in
         clean_nc=vol(o["clean_nc"]), kidney_mask=vol(o["kidney_mask"]),
         lesion_mask=vol(o["lesion_mask"]), tissue=vol(o["tissue"]),
         label=slice_label.max(axis=1) if d else np.zeros(n_patients, np.int64),
-        slice_label=slice_label, noise_hu=p["noise_hu"].astype(np.float32),
+        slice_label=slice_label, noise_hu=(np.sqrt((o["noise_sd"].reshape(n_patients, d) ** 2).mean(1))
+                                           if "noise_sd" in o else p["noise_hu"]).astype(np.float32),
         noisy=p["noisy"].astype(bool), patient_id=_patient_ids(n_patients, seed),
         lesion_diameter_mm=np.where(slice_label.max(axis=1) > 0, p["les_d"], 0.0).astype(np.float32),
         spacing_mm=(float(cfg.z_spacing_mm), float(cfg.spacing_mm), float(cfg.spacing_mm)),
-        config=cfg)
+        config=cfg, dose=_dose(p, cfg))

@@ -153,6 +153,10 @@ def _derive(p: dict[str, np.ndarray], *, span_mm: float, cfg) -> None:
     nhi = np.where(noisy, cfg.noisy_noise_hu[1], cfg.noise_hu[1])
     p["noisy"] = noisy
     p["noise_hu"] = nlo + (nhi - nlo) * p["u_noise"]
+    # radon noise model: the same draws pick a dose (fraction of full) instead; higher u, less dose
+    dlo = np.where(noisy, cfg.noisy_dose[0], cfg.dose[0])
+    dhi = np.where(noisy, cfg.noisy_dose[1], cfg.dose[1])
+    p["dose"] = dhi - (dhi - dlo) * p["u_noise"]
 
 
 def kidney_angle(p: dict[str, np.ndarray], left: bool | np.ndarray) -> np.ndarray:

@@ -52,7 +52,7 @@ def render(p: dict[str, np.ndarray], z: np.ndarray, x: np.ndarray, y: np.ndarray
     """Render slices with per-slice params `p` ((n,) arrays), heights `z` (n,) mm.
 
     `x` (W,) and `y` (H,) are pixel-centre coordinates in mm. Returns clean images after the
-    scanner's point-spread blur (`cfg.psf_mm`), before noise.
+    scanner's point-spread blur (`cfg.psf_sd_mm`), before noise.
     """
     n, H, W = len(z), len(y), len(x)
     xs, ys = x.astype(np.float32), y.astype(np.float32)
@@ -124,7 +124,7 @@ def render(p: dict[str, np.ndarray], z: np.ndarray, x: np.ndarray, y: np.ndarray
     _paint_lesions(p, z, xs, ys, cfg, tissue, clean_nc, clean_ce, lesion_mask, visible, diam)
     kidney_mask |= lesion_mask
 
-    sigma = cfg.psf_mm / cfg.spacing_mm
+    sigma = cfg.psf_sd_mm / cfg.spacing_mm
     if sigma > 0.05:
         for img in (clean_nc, clean_ce):
             ndimage.gaussian_filter(img, (0.0, sigma, sigma), output=img, truncate=3.0)
@@ -222,13 +222,21 @@ def _paint_lesions(p, z, x, y, cfg, tissue, clean_nc, clean_ce, lesion_mask, vis
     vis = mask.sum(axis=(1, 2)) >= cfg.min_lesion_px
     alpha *= _col(vis)
     mask &= _col(vis).astype(bool)
-    # heterogeneous enhancement: three plane waves + central necrosis in large masses
-    ph = _col(q["tex_phase"])
-    t = (np.cos(0.7 * dx + 0.2 * dy + ph) + np.cos(-0.3 * dx + 0.65 * dy + 2.0 * ph)
-         + np.cos(0.45 * dx - 0.5 * dy + _col(0.4 * (z[idx] - q["les_z"])) + 3.0 * ph)) / 3.0
+    # heterogeneous enhancement + central necrosis in large masses
     necro = (d < 0.45 * r_mal) & _col(q["les_d"] > 25.0).astype(bool)
-    ce_mal = np.clip(_col(q["mass_ce_hu"]) + 20.0 * t - 25.0 * necro, 40.0, 100.0)
-    nc_mal = _col(q["mass_hu"]) + 5.0 * t
+    if cfg.patchy_texture:
+        t = _patchy_field(q, dx, dy, _col(z[idx] - q["les_z"]))
+        # enhancing tumour +-20 HU; poorly enhancing (necrotic) patches, about a quarter of the
+        # area where the field is lowest, fall to the 40 HU floor of the contrast phase
+        poor = 1.0 / (1.0 + np.exp(np.clip((t + 0.7) / 0.12, -30, 30)))
+        ce_mal = np.clip(_col(q["mass_ce_hu"]) + 20.0 * t - 25.0 * necro - 60.0 * poor, 40.0, 100.0)
+        nc_mal = _col(q["mass_hu"]) + 5.0 * t
+    else:  # three ~9 mm plane waves (the original texture)
+        ph = _col(q["tex_phase"])
+        t = (np.cos(0.7 * dx + 0.2 * dy + ph) + np.cos(-0.3 * dx + 0.65 * dy + 2.0 * ph)
+             + np.cos(0.45 * dx - 0.5 * dy + _col(0.4 * (z[idx] - q["les_z"])) + 3.0 * ph)) / 3.0
+        ce_mal = np.clip(_col(q["mass_ce_hu"]) + 20.0 * t - 25.0 * necro, 40.0, 100.0)
+        nc_mal = _col(q["mass_hu"]) + 5.0 * t
     cyst = _col(q["cyst_hu"])
     for img, les in ((clean_nc, np.where(mal, nc_mal, cyst)), (clean_ce, np.where(mal, ce_mal, cyst))):
         sub = img[box.index]
@@ -238,3 +246,29 @@ def _paint_lesions(p, z, x, y, cfg, tissue, clean_nc, clean_ce, lesion_mask, vis
     _paint_box(lesion_mask, box, mask, True)
     visible[idx] = vis
     diam[idx] = np.where(vis, 2.0 * rz, 0.0)
+
+
+# directions of the patchy texture's plane waves: a Fibonacci sphere, and wavelengths 8..20 mm
+_N_WAVES = 8
+_GOLDEN = (1.0 + 5.0**0.5) / 2.0
+_WAVE_Z = 1.0 - (np.arange(_N_WAVES) + 0.5) / _N_WAVES * 2.0
+_WAVE_AZ = 2.0 * np.pi * np.arange(_N_WAVES) / _GOLDEN
+_WAVE_K = 2.0 * np.pi / np.geomspace(8.0, 20.0, _N_WAVES)  # rad/mm
+
+
+def _patchy_field(q: dict, dx: np.ndarray, dy: np.ndarray, dz: np.ndarray) -> np.ndarray:
+    """A smooth 3D random-looking field (unit SD) in mm around the lesion centre: 8 plane waves.
+
+    Directions and wavelengths (8..20 mm) are fixed; each patient rotates them about z by its
+    `tex_phase` and shifts their phases, so the pattern is the same at every resolution and
+    continuous across slices. No random numbers are drawn (the noise streams stay unchanged).
+    """
+    rot = q["tex_phase"]
+    out = np.zeros(np.broadcast_shapes(dx.shape, dy.shape), np.float32)
+    for j in range(_N_WAVES):
+        rho = np.sqrt(1.0 - _WAVE_Z[j] ** 2)
+        az = _WAVE_AZ[j] + rot
+        kx, ky, kz = (_WAVE_K[j] * v for v in (rho * np.cos(az), rho * np.sin(az), _WAVE_Z[j]))
+        phase = (j + 1) * _GOLDEN * rot + q["lobphi3"] * (j % 3)
+        out += np.cos(_col(kx) * dx + _col(ky) * dy + _col(kz) * dz + _col(phase))
+    return out * np.float32(np.sqrt(2.0 / _N_WAVES))
