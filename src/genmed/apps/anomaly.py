@@ -31,7 +31,7 @@ from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
 from genmed.metrics.anomaly import auroc_by_group, image_level, pixel_level
 from genmed.models.base import device_of
-from genmed.train.fit import Compute
+from genmed.train.fitting import Compute
 
 DETECTORS: tuple[str, ...] = ("intensity", "vae_recon", "vae_elbo", "gan", "diffusion")
 BODY_HU = -400.0  # pixels above this (after smoothing) are inside the body

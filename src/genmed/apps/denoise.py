@@ -24,7 +24,7 @@ from genmed.apps.denoisers import CLASSICAL, classical, diffusion_denoise, estim
 from genmed.data.transforms import ABDOMEN_RANGE_HU, ABDOMEN_WINDOW_HU
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
-from genmed.train.fit import Compute
+from genmed.train.fitting import Compute
 
 METHODS: tuple[str, ...] = ("noisy", "diffusion", "unet", *CLASSICAL)
 

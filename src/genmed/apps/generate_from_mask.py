@@ -33,7 +33,7 @@ from genmed.data.transforms import ABDOMEN_RANGE_HU, ABDOMEN_WINDOW_HU
 from genmed.errors import UserError, check_positive
 from genmed.fileio import save_figure, write_json
 from genmed.models.mask_generation import generate_from_maps, mask_diffusion
-from genmed.train.fit import Compute
+from genmed.train.fitting import Compute
 
 @dataclass(frozen=True)
 class MaskGenConfig:

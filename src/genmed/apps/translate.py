@@ -24,7 +24,7 @@ from genmed.data.transforms import ABDOMEN_WINDOW_HU
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
 from genmed.models.base import device_of
-from genmed.train.fit import Compute
+from genmed.train.fitting import Compute
 
 METHODS: tuple[str, ...] = ("identity", "unet_l1", "cond_diffusion", "sdedit")
 

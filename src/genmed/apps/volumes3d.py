@@ -20,7 +20,7 @@ import torch
 
 from genmed.data.transforms import ABDOMEN_RANGE_HU
 from genmed.errors import UserError, check_positive
-from genmed.train.fit import Compute
+from genmed.train.fitting import Compute
 from genmed.fileio import save_figure, write_json
 
 

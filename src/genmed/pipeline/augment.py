@@ -37,7 +37,7 @@ from genmed.pipeline.cases import Cases, phantom_cases
 from genmed.pipeline.classifier import ClsConfig, crop_kidneys, predict_proba, train_classifier
 from genmed.pipeline.segmentation import SegConfig, predict_masks, train_segmenter
 from genmed.pipeline.synthetic import MEMO_COLUMNS, SyntheticSource, memorisation
-from genmed.train.fit import Compute
+from genmed.train.fitting import Compute
 
 METRICS = ("malignant_recall", "balanced_accuracy", "auroc_malignant")
 

@@ -23,7 +23,7 @@ from genmed.data.augment import AugmentKind
 from genmed.data.phantom import LABELS
 from genmed.errors import UserError
 from genmed.models import Classifier
-from genmed.train.fit import Compute
+from genmed.train.fitting import Compute
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from genmed.metrics.stats import mean_ci
 from genmed.pipeline.cases import phantom_cases
 from genmed.pipeline.segmentation import SegConfig, dice_per_slice, predict_masks, predict_probs, \
     probs_to_masks, train_segmenter
-from genmed.train.fit import Compute
+from genmed.train.fitting import Compute
 
 ARMS = ("supervised", "pseudo-label", "mask-generated pairs", "all labels")
 MASK_CONDITIONED_NOTE = ("mask-generated pairs: genmed.apps mask-conditioned SPADE diffusion trained on the "

@@ -40,7 +40,7 @@ from genmed.pipeline.cases import Cases, label_names, load_cases, split_cases
 from genmed.pipeline.classifier import ClsConfig, crop_kidneys, predict_proba, train_classifier
 from genmed.pipeline.segmentation import SegConfig, dice_per_slice, lesion_coverage, predict_masks, \
     train_segmenter
-from genmed.train.fit import Compute
+from genmed.train.fitting import Compute
 
 PERFECT_SEG = "y_pred_perfect_upto_segmentation"
 

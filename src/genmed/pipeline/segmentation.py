@@ -3,7 +3,7 @@ by the one engine on patches.
 
 Training samples `patch` x `patch` crops (MONAI `RandCropByPosNegLabel`, half centred on a
 kidney pixel) with random left-right flips and minimises Dice + cross-entropy (Milletari et
-al. 2016, V-Net Dice loss) through `genmed.train.fit`, so it runs on CPU or GPU, in bf16, with
+al. 2016, V-Net Dice loss) through `genmed.train.fitting`, so it runs on CPU or GPU, in bf16, with
 checkpoints. Inference tiles the whole slice with `sliding_window_inference` (roi = the
 training patch, Gaussian-weighted overlap), so images larger than the patch work unchanged, then
 keeps the two largest connected components (the kidneys). Per-slice Dice comes from
@@ -21,7 +21,7 @@ import torch
 
 from genmed.errors import UserError, check_choice
 from genmed.models import Segmenter
-from genmed.train.fit import Compute
+from genmed.train.fitting import Compute
 
 
 @dataclass(frozen=True)

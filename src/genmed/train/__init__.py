@@ -16,7 +16,7 @@ from genmed._lazy import lazy_exports
 _EXPORTS = {
     "genmed.train.config": ("TrainConfig",),
     "genmed.train.engine": ("RunResult", "train"),
-    "genmed.train.fit": ("Compute", "DictDataset", "fit"),
+    "genmed.train.fitting": ("Compute", "DictDataset", "fit"),
     "genmed.train.run": ("load_run", "resume", "sample_run"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
