@@ -153,6 +153,7 @@ def run_anomaly(cfg: AnomalyConfig = AnomalyConfig(), out: str | Path | None = N
     "pixel": Dice/AUPRO or None, "by_size": [...], "by_noise": [...], "seconds"}}}; with `out`
     writes anomaly.json, anomaly.png (maps) and anomaly_sensitivity.png.
     """
+    torch.manual_seed(cfg.seed)  # weight initialisation: independent of what ran before
     tr = phantom(cfg.n_train_patients, cfg.size, cfg.seed, noisy_fraction=0.3)
     train_hu = tr.image[tr.label == 0]
     te = phantom(cfg.n_test_patients, cfg.size, cfg.seed + 1000, lesion_prob=1.0,

@@ -88,6 +88,7 @@ def run_denoise(cfg: DenoiseConfig = DenoiseConfig(), out: str | Path | None = N
     Returns {"config", "window_hu", "methods": {name: {psnr_db, ssim, mae_hu (mean + CI),
     seconds}}}; with `out`, writes denoise.json and denoise.png there.
     """
+    torch.manual_seed(cfg.seed)  # weight initialisation: independent of what ran before
     te = phantom(cfg.n_test_patients, cfg.size, cfg.seed + 1000, slices=4, noisy_fraction=1.0,
                  noisy_noise_hu=cfg.noise_hu)
     y = to_unit(te.image)

@@ -117,6 +117,7 @@ def check_conditions(images_hu: np.ndarray, masks: np.ndarray, kinds: np.ndarray
 def run_generate_from_mask(cfg: MaskGenConfig = MaskGenConfig(), out: str | Path | None = None) -> dict[str, Any]:
     """Train generator and checkers, generate from the held-out maps, run the checks on
     generated and on real images."""
+    torch.manual_seed(cfg.seed)  # weight initialisation: independent of what ran before
     tr, te = _train_slices(cfg), _train_slices(cfg, test=True)
     model = train_mask_generator(cfg)
     seg, cls = _checkers(cfg, tr)

@@ -81,6 +81,7 @@ def translate_models(cfg: TranslateConfig, src: torch.Tensor, tgt: torch.Tensor)
 
 def run_translate(cfg: TranslateConfig = TranslateConfig(), out: str | Path | None = None) -> dict[str, Any]:
     """Train, translate the test patients' non-contrast slices, score against the true phase."""
+    torch.manual_seed(cfg.seed)  # weight initialisation: independent of what ran before
     tr = phantom(cfg.n_train_patients, cfg.size, cfg.seed)
     te = phantom(cfg.n_test_patients, cfg.size, cfg.seed + 1000, slices=4)
     models = translate_models(cfg, to_unit(tr.image_nc), to_unit(tr.image))

@@ -55,6 +55,7 @@ def peak_memory_mib(device: str) -> float:
 def run_volumes3d(cfg: Volumes3DConfig = Volumes3DConfig(), out: str | Path = "runs/apps_volumes3d") -> dict[str, Any]:
     """Train the 3D DDPM into out/run, sample volumes, write volumes3d.json / volumes3d.png and
     the samples as NIfTI (out/sample_k.nii.gz, HU)."""
+    torch.manual_seed(cfg.seed)  # weight initialisation: independent of what ran before
     from genmed.data.io import save_nifti
     from genmed.data.transforms import unit_to_hu
     from genmed.train import TrainConfig, load_run, train
