@@ -64,11 +64,9 @@ def sampler_study(model, real_features: np.ndarray, extractor, settings: Sequenc
 
 
 def _nfe(sampler: str, steps: int, model) -> int:
-    """Network evaluations: one per visited time (the grid may merge duplicate times)."""
+    """Network evaluations: one per visited time of the model's sampling grid."""
     cfg = model.config
-    full = sampler == "ddpm" and steps >= cfg.num_train_timesteps
-    sched = make_schedule(cfg.schedule, cfg.num_train_timesteps, steps,
-                          spacing="uniform" if full else cfg.spacing)
+    sched = make_schedule(cfg.schedule, cfg.num_train_timesteps, steps, spacing=cfg.spacing)
     return int(len(sched.timesteps))
 
 

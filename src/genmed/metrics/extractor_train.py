@@ -8,6 +8,11 @@ Inputs are abdomen-windowed slices in [-1, 1]; half of each batch is shown at 32
 up-sampled) so the features serve models trained at 32 and at 64 px alike.
 Reproducible: the same seed, config and torch thread count give the same weights (checked by
 the weights hash recorded in every metric output).
+
+This loop stays outside the training engine on purpose: it defines the frozen reference
+extractor `genmed-phantom-cnn-v1`, whose weights hash every FID in the docs names. Moving it
+into the engine (fused AdamW, another batch order) would change those weights and every
+recorded FID; the next extractor (v2, at clinical resolution) is to be trained by the engine.
 """
 
 from __future__ import annotations

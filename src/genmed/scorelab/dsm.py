@@ -116,6 +116,8 @@ def run_dsm_vs_esm(cfg: DSMConfig = DSMConfig()) -> dict[str, Any]:
         torch.manual_seed(cfg.seed * 1000 + i + 1)
         rows.append(_evaluate(ScoreNet(cfg.hidden), ev, f"random_{i}"))
     trained: dict[str, Any] = {}
+    # A teaching toy with its own two-objective loop (the same batches, one network per
+    # objective), deliberately outside the training engine: the point is the objectives' values.
     for objective in ("naive", "mod"):
         torch.manual_seed(cfg.seed * 1000 + 999)
         net = ScoreNet(cfg.hidden)

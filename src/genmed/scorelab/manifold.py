@@ -97,7 +97,8 @@ class NoiseScoreNet(nn.Module):
 
 def train_score_net(cfg: ManifoldConfig, sigmas: Tensor, seed: int) -> NoiseScoreNet:
     """Denoising score matching on circle data at noise levels `sigmas` (Song & Ermon 2019, eq. 6:
-    lambda(sigma) = sigma^2, target -(x_noisy - x) / sigma^2)."""
+    lambda(sigma) = sigma^2, target -(x_noisy - x) / sigma^2). A teaching toy (a 2-D MLP on a
+    circle, seconds on a CPU) with its own loop, deliberately outside the training engine."""
     torch.manual_seed(seed)
     net = NoiseScoreNet(cfg.hidden)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
