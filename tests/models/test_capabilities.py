@@ -53,3 +53,11 @@ def test_cli_refuses_a_vae_with_labels_before_training(tmp_path, capsys) -> None
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and len(err.splitlines()) == 1 and "vae" in err
     assert not out.exists()
+
+
+def test_a_supervised_model_cannot_train_on_images_alone(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--family", "segmenter", "--size", "16", "--steps", "2",
+              "--out", str(tmp_path / "seg")])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and "needs targets" in err
