@@ -135,23 +135,35 @@ def run_generate_from_mask(cfg: MaskGenConfig = MaskGenConfig(), out: str | Path
 
 
 def _figure(masks: np.ndarray, real: np.ndarray, fake: np.ndarray, attrs, n: int = 6):
+    """Condition maps (with a class colour bar), real and generated slices (HU colour bar, the
+    abdomen window stated)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import BoundaryNorm, ListedColormap
 
     idx = np.argsort(-(masks == 3).sum((1, 2)))[:n]
     lo, hi = ABDOMEN_RANGE_HU
-    fig, ax = plt.subplots(3, len(idx), figsize=(1.6 * len(idx), 5.0), squeeze=False)
+    cmap = ListedColormap(["black", "#4c72b0", "#55a868", "#e8c547"])
+    norm = BoundaryNorm(np.arange(-0.5, len(CLASSES)), cmap.N)
+    fig, ax = plt.subplots(3, len(idx), figsize=(1.7 * len(idx) + 1.2, 5.4), squeeze=False)
     for j, k in enumerate(idx):
-        ax[0, j].imshow(masks[k], cmap="viridis", vmin=0, vmax=3)
+        im_map = ax[0, j].imshow(masks[k], cmap=cmap, norm=norm)
         ax[0, j].set_title(f"{attrs[k]['kind']}\n{attrs[k]['noise']}", fontsize=7)
         ax[1, j].imshow(real[k], cmap="gray", vmin=lo, vmax=hi)
-        ax[2, j].imshow(fake[k], cmap="gray", vmin=lo, vmax=hi)
+        im_hu = ax[2, j].imshow(fake[k], cmap="gray", vmin=lo, vmax=hi)
     for a in ax.ravel():
-        a.axis("off")
-    ax[1, 0].text(-2, 8, "real", rotation=90, fontsize=8, ha="right")
-    ax[2, 0].text(-2, 8, "generated", rotation=90, fontsize=8, ha="right")
+        a.set_xticks([])
+        a.set_yticks([])
+    for row, label in enumerate(("condition map", "real", "generated")):
+        ax[row, 0].set_ylabel(label, fontsize=8)
+    bar = fig.colorbar(im_map, ax=ax[0].tolist(), ticks=range(len(CLASSES)), fraction=0.03)
+    bar.ax.set_yticklabels(CLASSES, fontsize=7)
+    hu_bar = fig.colorbar(im_hu, ax=ax[1:].ravel().tolist(), fraction=0.03)
+    hu_bar.set_label("HU", fontsize=8)
+    fig.suptitle(f"Generation from a label map + attributes (window W{hi - lo:.0f}/L{(hi + lo) / 2:.0f} HU)",
+                 fontsize=9)
     return fig
 
 
