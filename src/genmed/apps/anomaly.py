@@ -35,6 +35,9 @@ from genmed.train.fitting import Compute
 
 DETECTORS: tuple[str, ...] = ("intensity", "vae_recon", "vae_elbo", "gan", "diffusion")
 BODY_HU = -400.0  # pixels above this (after smoothing) are inside the body
+MAP_UNITS = {"intensity": "|HU - mean| / SD",  # the maps' units (all Gaussian-smoothed)
+             "vae_recon": "sq. error (units²)",
+             "diffusion": "sq. error (units²)"}
 
 
 @dataclass(frozen=True)
@@ -191,17 +194,30 @@ def _maps_figure(hu: np.ndarray, lesion: np.ndarray, y: np.ndarray, res: dict, n
 
     idx = np.flatnonzero(y)[np.argsort(-lesion[y].sum((1, 2)))][:n]
     with_maps = [d for d, r in res.items() if r["maps"] is not None]
-    cols = 2 + len(with_maps)
-    fig, ax = plt.subplots(len(idx), cols, figsize=(1.6 * cols, 1.6 * len(idx)), squeeze=False)
+    cols = 1 + len(with_maps)
+    lo, hi = ABDOMEN_RANGE_HU
+    fig, ax = plt.subplots(len(idx), cols, figsize=(1.9 * cols, 1.7 * len(idx) + 0.6),
+                           squeeze=False)
     for i, k in enumerate(idx):
-        ax[i, 0].imshow(hu[k], cmap="gray", vmin=ABDOMEN_RANGE_HU[0], vmax=ABDOMEN_RANGE_HU[1])
-        ax[i, 1].imshow(lesion[k], cmap="gray")
+        im = ax[i, 0].imshow(hu[k], cmap="gray", vmin=lo, vmax=hi)
+        ax[i, 0].contour(lesion[k], levels=[0.5], colors="cyan", linewidths=0.8)
         for j, d in enumerate(with_maps):
-            ax[i, 2 + j].imshow(res[d]["maps"][k], cmap="inferno")
-    for j, title in enumerate(["slice", "lesion", *with_maps]):
+            m = res[d]["maps"]  # one colour scale per detector, over all shown slices
+            mi = ax[i, 1 + j].imshow(m[k], cmap="inferno", vmin=0, vmax=float(m[idx].max()))
+            ax[i, 1 + j].contour(lesion[k], levels=[0.5], colors="cyan", linewidths=0.8)
+            if i == len(idx) - 1:
+                fig.colorbar(mi, ax=ax[:, 1 + j].tolist(), orientation="horizontal",
+                             fraction=0.04, pad=0.02).set_label(MAP_UNITS.get(d, "score"),
+                                                                fontsize=6)
+    fig.colorbar(im, ax=ax[:, 0].tolist(), orientation="horizontal", fraction=0.04,
+                 pad=0.02).set_label("HU", fontsize=6)
+    for j, title in enumerate(["slice (lesion outlined)", *with_maps]):
         ax[0, j].set_title(title, fontsize=8)
     for a in ax.ravel():
-        a.axis("off")
+        a.set_xticks([])
+        a.set_yticks([])
+    fig.suptitle(f"Anomaly maps, lesion in cyan; slices in W{hi - lo:.0f}/L{(hi + lo) / 2:.0f} HU",
+                 fontsize=9)
     return fig
 
 

@@ -59,14 +59,16 @@ def hu_columns_figure(cols: dict[str, np.ndarray], n: int = 4, stride: int = 1, 
     import matplotlib.pyplot as plt
 
     lo, hi = ABDOMEN_RANGE_HU
-    fig, axes = plt.subplots(n, len(cols), figsize=(1.6 * len(cols), 1.6 * n), squeeze=False)
+    fig, axes = plt.subplots(n, len(cols), figsize=(1.6 * len(cols) + 0.9, 1.6 * n + 0.4),
+                             squeeze=False)
     for j, (name, arr) in enumerate(cols.items()):
         for i in range(n):
-            axes[i, j].imshow(arr[i * stride], cmap="gray", vmin=lo, vmax=hi)
+            im = axes[i, j].imshow(arr[i * stride], cmap="gray", vmin=lo, vmax=hi)
             axes[i, j].axis("off")
         axes[0, j].set_title(name, fontsize=8)
-    if title:
-        fig.suptitle(f"{title}, window [{lo:.0f}, {hi:.0f}] HU", fontsize=9)
+    fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03).set_label("HU", fontsize=8)
+    window = f"window W{hi - lo:.0f}/L{(hi + lo) / 2:.0f} HU ([{lo:.0f}, {hi:.0f}])"
+    fig.suptitle(f"{title}, {window}" if title else window, fontsize=9)
     return fig
 
 

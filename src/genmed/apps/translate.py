@@ -120,4 +120,5 @@ def _figure(src: np.ndarray, truth: np.ndarray, outputs: dict[str, np.ndarray], 
     cols = {"source (NC)": src, "truth (CE)": truth,
             **{k: v for k, v in outputs.items() if k != "identity"}}
     n = min(n, len(src))
-    return hu_columns_figure(cols, n, stride=max(1, len(src) // n))
+    return hu_columns_figure(cols, n, stride=max(1, len(src) // n),
+                             title="Non-contrast to contrast-enhanced translation")

@@ -102,13 +102,17 @@ def orthogonal_figure(volumes_hu: np.ndarray):
     import matplotlib.pyplot as plt
 
     n = len(volumes_hu)
-    fig, ax = plt.subplots(n, 3, figsize=(5, 1.7 * n), squeeze=False)
+    lo, hi = ABDOMEN_RANGE_HU
+    fig, ax = plt.subplots(n, 3, figsize=(5.8, 1.7 * n + 0.5), squeeze=False)
     for i, v in enumerate(volumes_hu):
         d, h, w = v.shape
         for j, (img, name) in enumerate(((v[d // 2], "axial"), (v[:, h // 2], "coronal"),
                                          (v[:, :, w // 2], "sagittal"))):
-            ax[i, j].imshow(img, cmap="gray", vmin=ABDOMEN_RANGE_HU[0], vmax=ABDOMEN_RANGE_HU[1], origin="upper")
+            im = ax[i, j].imshow(img, cmap="gray", vmin=lo, vmax=hi, origin="upper")
             ax[i, j].axis("off")
             if i == 0:
                 ax[i, j].set_title(name, fontsize=8)
+    fig.colorbar(im, ax=ax.ravel().tolist(), fraction=0.04).set_label("HU", fontsize=8)
+    fig.suptitle(f"Middle slices of sampled volumes, W{hi - lo:.0f}/L{(hi + lo) / 2:.0f} HU",
+                 fontsize=9)
     return fig
