@@ -181,7 +181,7 @@ def latent_scale(autoencoder: AutoencoderModel, images: Tensor, *, batch_size: i
     return 1.0 / std
 
 
-def latent_diffusion(autoencoder: AutoencoderModel, images: Tensor, *, num_classes: int = 0,
+def latent_diffusion(autoencoder: AutoencoderModel, images: Tensor, /, *, num_classes: int = 0,
                      autoencoder_run: str = "", generator: torch.Generator | None = None,
                      **options: Any) -> LatentDiffusionModel:
     """A new latent diffusion model on a trained `autoencoder` (its weights copied, frozen),
