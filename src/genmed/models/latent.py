@@ -75,7 +75,7 @@ class LDMConfig(ModelConfig):
         self.check_divisible(ae.downsampling * 2 ** levels,
                              f"the autoencoder downsamples by {ae.downsampling} and the latent "
                              f"UNet halves it {levels} times")
-        self.latent_config  # validates the UNet options
+        _ = self.latent_config  # validates the UNet options
 
     @property
     def autoencoder_config(self) -> AutoencoderConfig:

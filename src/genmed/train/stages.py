@@ -95,7 +95,7 @@ def train_ldm(cfg: TrainConfig, *, dataset: Dataset | None = None) -> RunResult:
                              autoencoder_run=str(ae_run.resolve()),
                              generator=torch.Generator(device).manual_seed(cfg.seed),
                              **unet_options)
-    stage_two = cfg.replace(autoencoder=str(ae_run), autoencoder_steps=None)
+    stage_two = cfg.replace(autoencoder=str(ae_run.resolve()), autoencoder_steps=None)
     return engine.train(stage_two, model=model, dataset=dataset)
 
 
