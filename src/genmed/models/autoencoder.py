@@ -1,7 +1,7 @@
 """KL-regularised compression autoencoder, stage one of latent diffusion (Rombach et al. 2022).
 
 Per sample, on MONAI's `AutoencoderKL` with posterior q(z|x) = N(mu, sigma^2) (Rombach et al.
-2022, sec. 3.1 and appendix G; Pinaya et al. 2022, sec. 2.1):
+2022, sec. 3.1, "KL-reg."; Pinaya et al. 2022):
   loss_G = mean|x - x_hat| + kl_weight * KL(q(z|x) || N(0, I)) + adv_weight * gate * mean (D(x_hat) - 1)^2
   KL = 1/2 sum(mu^2 + sigma^2 - log sigma^2 - 1)   (summed over latent elements)
 with x_hat decoded from a posterior sample. An L1 reconstruction and a very small KL weight

@@ -3,10 +3,10 @@ space of a frozen, trained KL autoencoder.
 
 Stage one trains `AutoencoderModel` (models/autoencoder.py). Stage two freezes it and trains a
 `DiffusionModel` on its scaled latents z = scale_factor * (mu + sigma * eps), eps ~ N(0, I),
-with scale_factor = 1 / std(z) over the first training batch, so the latents the diffusion
-model sees have unit variance like the images it was designed for (Rombach et al. 2022,
-appendix G, "we rescale the latents ... by the component-wise standard deviation"; MONAI's
-2d_ldm tutorial). The diffusion part is the pixel family's own `DiffusionModel` (noising, loss,
+with scale_factor = 1 / std(z) over the first training images, so the latents the diffusion
+model sees have about unit variance, like the images its noise schedule was designed for
+(the scale factor of Rombach et al. 2022, for KL-regularised latents; MONAI's 2d_ldm tutorial
+takes it from the first batch). The diffusion part is the pixel family's own `DiffusionModel` (noising, loss,
 every sampler, classifier-free guidance), built with `bounded=False` because latents are not
 in [-1, 1]; only its parameters are optimised. Sampling draws latents with any sampler and
 decodes them: x = D(z / scale_factor).
@@ -170,7 +170,8 @@ class LatentDiffusionModel(GenerativeModel):
 @torch.no_grad()
 def latent_scale(autoencoder: AutoencoderModel, images: Tensor, *, batch_size: int = 16,
                  generator: torch.Generator | None = None) -> float:
-    """1 / std of the posterior-sampled latents of `images` (Rombach et al. 2022, appendix G)."""
+    """1 / std of the posterior-sampled latents of `images` (Rombach et al. 2022's scale
+    factor; MONAI 2d_ldm tutorial: 1 / torch.std(z) of the first batch)."""
     device = next(autoencoder.parameters()).device
     with evaluating(autoencoder):
         zs = [autoencoder.latent(images[i:i + batch_size].to(device), generator).float().cpu()
