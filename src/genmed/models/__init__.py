@@ -5,14 +5,17 @@
     x = model.sample(16, cond=labels, steps=20, generator=g)
     recipe("diffusion")                    # its default training recipe; capabilities("vae")
 
-Generative families: diffusion (also mask/source-image conditioned), GAN, VAE. Supervised
+Generative families: diffusion (also mask/source-image conditioned), GAN, VAE, latent diffusion
+("ldm": a diffusion model in the latent space of a trained "autoencoder"). Supervised
 networks trained by the same engine: segmenter, classifier, regressor.
 """
 
+from genmed.models.autoencoder import AutoencoderConfig, AutoencoderModel
 from genmed.models.base import GenerativeModel, ModelConfig
 from genmed.models.classifier import Classifier, ClassifierConfig, balanced_weights
 from genmed.models.diffusion import DiffusionConfig, DiffusionModel
 from genmed.models.gan import GANConfig, GANModel
+from genmed.models.latent import LatentDiffusionModel, LDMConfig, latent_diffusion, latent_scale
 from genmed.models.registry import (
     FAMILIES,
     REGISTRY,
@@ -34,6 +37,8 @@ from genmed.models.supervised import Regressor, RegressorConfig, SupervisedModel
 from genmed.models.vae import VAEConfig, VAEModel
 
 __all__ = [
+    "AutoencoderConfig",
+    "AutoencoderModel",
     "FAMILIES",
     "REGISTRY",
     "SAMPLERS",
@@ -45,6 +50,8 @@ __all__ = [
     "GANConfig",
     "GANModel",
     "GenerativeModel",
+    "LDMConfig",
+    "LatentDiffusionModel",
     "ModelConfig",
     "ModelSpec",
     "Recipe",
@@ -62,6 +69,8 @@ __all__ = [
     "check_request",
     "config_class",
     "get_sampler",
+    "latent_diffusion",
+    "latent_scale",
     "model_config_dict",
     "recipe",
     "spec",

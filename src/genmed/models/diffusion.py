@@ -65,6 +65,7 @@ class DiffusionConfig(ModelConfig):
     recon_t: int | None = None  # default t_start for reconstruct / anomaly_score (None: T // 4)
     cond_channels: int = 0  # channels of an image condition batch["cond"] (0: none)
     cond_kind: Literal["concat", "spade"] = "concat"  # how the image condition enters the UNet
+    bounded: bool = True  # data in [-1, 1]: samples clamped (and x0 clipped); False: latents
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -114,13 +115,18 @@ class DiffusionModel(GenerativeModel):
         self.register_buffer("alpha_bar", ab.float(), persistent=False)
 
     @property
+    def bounded_images(self) -> bool:
+        """Images in [-1, 1] (not vectors, not unbounded latents): samples are clamped."""
+        return self.config.data_kind == "image" and self.config.bounded
+
+    @property
     def null_class(self) -> int | None:
         return self.config.num_classes if self.config.num_classes else None
 
     def denoiser(self, clip_x0: bool | None = None, image_cond: Tensor | None = None) -> EpsDenoiser:
         """The network as a `Denoiser` (eps prediction, guidance, optional x0 clipping), bound
         to the image condition `image_cond` when the model takes one."""
-        clip = (self.config.clip_x0 and self.config.data_kind == "image") if clip_x0 is None else clip_x0
+        clip = self.config.clip_x0 and self.bounded_images if clip_x0 is None else clip_x0
         return EpsDenoiser(self.net, self.alpha_bar, null_class=self.null_class, clip_x0=clip,
                            image_cond=image_cond)
 
@@ -205,7 +211,7 @@ class DiffusionModel(GenerativeModel):
         with evaluating(self):
             out = fn(self.denoiser(image_cond=image_cond), x, schedule, cond=cond, guidance=guidance,
                      generator=generator, progress=progress, **extra)
-        return out.clamp(-1, 1) if self.config.data_kind == "image" else out
+        return out.clamp(-1, 1) if self.bounded_images else out
 
     def reconstruct(self, x: Tensor, t_start: int | None = None, *, steps: int | None = None,
                     sampler: str | None = None, cond: Tensor | None = None, guidance: float = 1.0,

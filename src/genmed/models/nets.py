@@ -1,6 +1,7 @@
 """Backbones for the three families, 2D/3D images (`spatial_dims` first) or vectors (B, D).
 
-Image backbones are MONAI networks (`DiffusionModelUNet`, `VarAutoEncoder`) or short DCGAN conv
+Image backbones are MONAI networks (`DiffusionModelUNet`, `VarAutoEncoder`, `AutoencoderKL`,
+`PatchDiscriminator`) or short DCGAN conv
 stacks built from MONAI's layer factories (Radford et al. 2016), so one class serves 2D and 3D.
 Vector backbones are small MLPs with the same call signatures, used by the 2-D mixture
 mode-coverage benchmark (ring of 8 / grid of 25 Gaussians). No hand-written UNets.
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 from monai.networks.layers import Conv, Norm
-from monai.networks.nets import DiffusionModelUNet, VarAutoEncoder
+from monai.networks.nets import AutoencoderKL, DiffusionModelUNet, PatchDiscriminator, VarAutoEncoder
 from monai.networks.nets.diffusion_model_unet import get_timestep_embedding
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
@@ -268,3 +269,29 @@ class VectorVAE(nn.Module):
 
     def decode_forward(self, z: Tensor, use_sigmoid: bool = False) -> Tensor:
         return self.dec(z)
+
+
+def autoencoder_kl(spatial_dims: int, in_channels: int, channels: Sequence[int],
+                   latent_channels: int, num_res_blocks: int, norm_num_groups: int,
+                   attention: bool) -> AutoencoderKL:
+    """MONAI's KL-regularised autoencoder (Rombach et al. 2022, sec. 3.1): `len(channels) - 1`
+    stride-2 levels, `latent_channels` latent maps, unbounded decoder output. `attention` adds
+    self-attention at the deepest level and in the mid-blocks (off by default: at 256 px and
+    4x downsampling that is 4096 tokens per image)."""
+    return AutoencoderKL(
+        spatial_dims=spatial_dims, in_channels=in_channels, out_channels=in_channels,
+        channels=tuple(channels), latent_channels=latent_channels, num_res_blocks=num_res_blocks,
+        norm_num_groups=norm_num_groups,
+        attention_levels=(False,) * (len(channels) - 1) + (attention,),
+        with_encoder_nonlocal_attn=attention, with_decoder_nonlocal_attn=attention,
+    )
+
+
+def patch_discriminator(spatial_dims: int, in_channels: int, channels: int,
+                        num_layers: int) -> PatchDiscriminator:
+    """MONAI's PatchGAN discriminator (Isola et al. 2017): one logit per patch, the last entry
+    of its output list. Instance norm, as MONAI's 2d_ldm training script, so each image's
+    logits do not depend on the rest of the batch (per-sample losses stay per sample)."""
+    return PatchDiscriminator(spatial_dims=spatial_dims, channels=channels,
+                              in_channels=in_channels, out_channels=1, num_layers_d=num_layers,
+                              norm="INSTANCE")

@@ -21,10 +21,12 @@ from typing import Any
 
 from genmed.config import from_dict, to_dict
 from genmed.errors import UserError, check_choice
+from genmed.models.autoencoder import AutoencoderConfig, AutoencoderModel
 from genmed.models.base import GenerativeModel, ModelConfig
 from genmed.models.classifier import Classifier, ClassifierConfig
 from genmed.models.diffusion import DiffusionConfig, DiffusionModel
 from genmed.models.gan import GANConfig, GANModel
+from genmed.models.latent import LatentDiffusionModel, LDMConfig
 from genmed.models.samplers import SAMPLERS
 from genmed.models.segmenter import Segmenter, SegmenterConfig
 from genmed.models.supervised import Regressor, RegressorConfig
@@ -63,6 +65,8 @@ class Capabilities:
     samplers: tuple[str, ...] = ()  # sampler names `sample(sampler=...)` takes (() : none)
     guidance: bool = False  # classifier-free guidance scale `sample(guidance=...)`
     generative: bool = True  # samples images (False: a supervised network that predicts)
+    data_kinds: tuple[str, ...] = ("image", "vector")  # the `data_kind`s its config accepts
+    builds_on: str | None = None  # a family trained first whose weights it embeds (stage one)
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,19 @@ REGISTRY: dict[str, ModelSpec] = {
          "short": Recipe(lr=1e-3, ema_decay=0.0, **_SHORT),
          "augment": Recipe(lr=1e-3, ema_decay=0.995, warmup_fraction=0.1),
          "toy": Recipe(lr=1e-3)}),
+    # stage one of latent diffusion: MONAI 2d_ldm tutorial, Adam lr 1e-4, constant, no EMA
+    # (its discriminator's 5e-4 is not copied: the engine gives every phase one learning rate)
+    "autoencoder": ModelSpec(
+        AutoencoderConfig, AutoencoderModel, Capabilities(data_kinds=("image",)),
+        {"default": Recipe(lr=1e-4, ema_decay=0.0, warmup=0, grad_clip=0.0, schedule="constant"),
+         "short": Recipe(lr=1e-3, ema_decay=0.0, **_SHORT)}),
+    # stage two: the diffusion UNet on frozen latents (MONAI 2d_ldm tutorial: Adam lr 1e-4)
+    "ldm": ModelSpec(
+        LDMConfig, LatentDiffusionModel,
+        Capabilities(conditioning=("none", "label"), samplers=SAMPLERS, guidance=True,
+                     data_kinds=("image",), builds_on="autoencoder"),
+        {"default": Recipe(lr=1e-4),
+         "short": Recipe(lr=2e-3, **_SHORT)}),
     "segmenter": ModelSpec(
         SegmenterConfig, Segmenter, Capabilities(generative=False),
         {"default": Recipe(lr=3e-3, ema_decay=0.0, warmup=0, grad_clip=0.0),

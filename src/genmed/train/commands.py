@@ -18,7 +18,7 @@ _RESUME_OK = {"steps"}  # options that may change when a run is resumed
 
 
 def train(
-    family: str = typer.Option(None, help="Model family: diffusion, gan or vae."),
+    family: str = typer.Option(None, help="Model family: diffusion, gan, vae, autoencoder or ldm."),
     data: str = typer.Option(None, help="phantom, a manifest CSV or a folder of images."),
     size: int = typer.Option(None, help="Image side in pixels (voxels in 3D)."),
     spatial_dims: int = typer.Option(None, help="2 (slices) or 3 (volumes)."),
@@ -32,15 +32,23 @@ def train(
     ckpt_every: int = typer.Option(None, help="Steps between checkpoints."),
     sample_every: int = typer.Option(None, help="Steps between sample grids (0: at the end)."),
     num_workers: int = typer.Option(None, help="DataLoader worker processes."),
+    autoencoder: Path = typer.Option(None, "--autoencoder",
+                                     help="ldm: a trained autoencoder run to reuse as stage one."),
+    autoencoder_steps: int = typer.Option(None, help="ldm: steps of the stage-one autoencoder."),
     config: Path = typer.Option(None, "--config", help="YAML/JSON file of TrainConfig keys."),
     out: Path = typer.Option(None, "--out", help="Run directory to create."),
     resume: Path = typer.Option(None, "--resume", help="Run directory to continue."),
 ) -> None:
-    """Train a generative model (one engine for every family; torchrun for multi-process)."""
+    """Train a generative model (one engine for every family; torchrun for multi-process).
+
+    --family ldm trains an autoencoder into OUT/autoencoder, then latent diffusion into OUT
+    (or reuses --autoencoder RUN)."""
     given = {k: v for k, v in dict(
         family=family, data=data, size=size, spatial_dims=spatial_dims, cond=cond, steps=steps,
         batch_size=batch_size, lr=lr, precision=precision, device=device, seed=seed,
         ckpt_every=ckpt_every, sample_every=sample_every, num_workers=num_workers,
+        autoencoder=str(autoencoder) if autoencoder is not None else None,
+        autoencoder_steps=autoencoder_steps,
     ).items() if v is not None}
     from genmed import train as api
 

@@ -57,6 +57,9 @@ class TrainConfig:
     num_workers: int = 0  # DataLoader worker processes
     out: str = "runs/train"  # run directory
     options: dict[str, Any] = field(default_factory=dict)  # family options for build_model
+    # Families built on a trained model (ldm: `Capabilities.builds_on`, genmed.train.stages):
+    autoencoder: str | None = None  # ldm: an autoencoder run to reuse (None: train one into OUT/autoencoder)
+    autoencoder_steps: int | None = None  # ldm: steps of that stage-one run (None: `steps`)
 
     def __post_init__(self) -> None:
         self._resolve_recipe()
@@ -78,6 +81,20 @@ class TrainConfig:
             raise UserError(f"betas={self.betas!r} must be two numbers in [0, 1)")
         if not isinstance(self.options, dict):
             raise UserError(f"options={self.options!r} must be a mapping of family options")
+        self._check_stages()
+
+    def _check_stages(self) -> None:
+        """Stage options only for a family that builds on another trained model."""
+        from genmed.models.registry import capabilities
+
+        given = [k for k in ("autoencoder", "autoencoder_steps") if getattr(self, k) is not None]
+        if given and capabilities(self.family).builds_on != "autoencoder":
+            raise UserError(f"{', '.join(given)}: only for the ldm family (family={self.family!r})")
+        if self.autoencoder_steps is not None:
+            check_positive("autoencoder_steps", self.autoencoder_steps)
+            if self.autoencoder is not None:
+                raise UserError("autoencoder_steps trains a new autoencoder; drop it when "
+                                "reusing the autoencoder run " + repr(self.autoencoder))
 
     def _resolve_recipe(self) -> None:
         """Fill the fields left None from the registry recipe; refuse what the family cannot

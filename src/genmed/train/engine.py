@@ -53,13 +53,18 @@ def build_model(cfg: TrainConfig) -> GenerativeModel:
     """The model `cfg` describes, from the family registry (`genmed.models.build_model`);
     an unknown family or option, or a size the network cannot use, is a `UserError`. Only the
     generative families train on `cfg.data` alone; a supervised model needs its targets and
-    is trained with `genmed.train.fit` (or the pipeline)."""
-    from genmed.models import FAMILIES
+    is trained with `genmed.train.fit` (or the pipeline); a family that builds on another
+    trained model (ldm) with `genmed.train.stages.train`."""
+    from genmed.models import FAMILIES, capabilities
     from genmed.models import build_model as build
 
     if cfg.family not in FAMILIES:
         raise UserError(f"family={cfg.family!r} cannot train on --data alone (it needs targets); "
                         f"generative families: {', '.join(FAMILIES)}")
+    first = capabilities(cfg.family).builds_on
+    if first:
+        raise UserError(f"the {cfg.family} model trains on a trained {first} in stages: use "
+                        "genmed.train.train (genmed train) or pass the model built on it")
 
     return build(cfg.family, spatial_dims=cfg.spatial_dims, in_channels=cfg.in_channels,
                  size=cfg.size, num_classes=cfg.num_classes if cfg.cond == "label" else 0,

@@ -89,6 +89,9 @@ def resume(run_dir: str | Path, *, steps: int | None = None, model: GenerativeMo
     cfg = load_config_of(run_dir)
     if steps is not None:
         cfg = cfg.replace(steps=steps)
+    if model is None:  # the network its checkpoint records (e.g. an ldm built on a trained stage)
+        files = ckpt.latest_checkpoint(Path(run_dir))
+        model = _rebuild(ckpt.read_meta(files), cfg, files.path("meta"))
     return train(cfg, model=model, dataset=dataset, resume=True)
 
 

@@ -1,0 +1,208 @@
+"""Latent diffusion (Rombach et al. 2022; Pinaya et al. 2022, brain LDM): DDPM in the latent
+space of a frozen, trained KL autoencoder.
+
+Stage one trains `AutoencoderModel` (models/autoencoder.py). Stage two freezes it and trains a
+`DiffusionModel` on its scaled latents z = scale_factor * (mu + sigma * eps), eps ~ N(0, I),
+with scale_factor = 1 / std(z) over the first training images, so the latents the diffusion
+model sees have about unit variance, like the images its noise schedule was designed for
+(the scale factor of Rombach et al. 2022, for KL-regularised latents; MONAI's 2d_ldm tutorial
+takes it from the first batch). The diffusion part is the pixel family's own `DiffusionModel` (noising, loss,
+every sampler, classifier-free guidance), built with `bounded=False` because latents are not
+in [-1, 1]; only its parameters are optimised. Sampling draws latents with any sampler and
+decodes them: x = D(z / scale_factor).
+
+The autoencoder's weights are part of this model's state_dict and its architecture part of
+`LDMConfig`, so a checkpoint of stage two rebuilds both stages on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from genmed.config import from_dict, to_dict
+from genmed.errors import UserError, check_choice, check_positive
+from genmed.models.autoencoder import AutoencoderConfig, AutoencoderModel
+from genmed.models.base import Batch, GenerativeModel, ModelConfig, evaluating
+from genmed.models.diffusion import DiffusionConfig, DiffusionModel
+from genmed.models.samplers import SamplerName
+from genmed.models.schedules import ScheduleKind, Spacing
+
+SHARED = ("spatial_dims", "in_channels", "size", "num_classes", "data_kind")  # set on the LDM
+_UNET = ("channels", "attention_levels", "num_res_blocks", "norm_num_groups", "schedule",
+         "num_train_timesteps", "cond_drop_prob", "sampler", "sample_steps", "spacing", "recon_t")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LDMConfig(ModelConfig):
+    """A frozen AutoencoderKL (`autoencoder`: its options) + a DiffusionModelUNet on its latents
+    (the other fields, as `DiffusionConfig`'s). `size` is the image side in pixels/voxels."""
+
+    autoencoder: dict[str, Any] = field(default_factory=dict)  # AutoencoderConfig options
+    scale_factor: float = 1.0  # latent multiplier, 1 / std of the training latents (stage two sets it)
+    autoencoder_run: str = ""  # provenance: the stage-one run the autoencoder weights came from
+    channels: tuple[int, ...] = (32, 64, 64)  # latent UNet channels per level
+    attention_levels: tuple[bool, ...] = (False, False, True)  # self-attention per UNet level
+    num_res_blocks: int = 1  # res blocks per UNet level
+    norm_num_groups: int = 16  # GroupNorm groups of the UNet
+    schedule: ScheduleKind = "linear"  # beta schedule: "linear" (Ho 2020) or "cosine" (Nichol 2021)
+    num_train_timesteps: int = 1000  # T
+    cond_drop_prob: float = 0.1  # label dropout for classifier-free guidance
+    sampler: SamplerName = "ddim"  # default sampler
+    sample_steps: int = 50  # default number of sampling steps
+    spacing: Spacing = "logsnr"  # sampling time grid
+    recon_t: int | None = None  # default t_start of reconstruct / anomaly_score (None: T // 4)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("data_kind", self.data_kind, ("image",))
+        if not isinstance(self.autoencoder, dict):
+            raise UserError(f"autoencoder={self.autoencoder!r} must be a mapping of options")
+        clash = sorted(set(self.autoencoder) & set(SHARED))
+        if clash:
+            raise UserError(f"set {', '.join(clash)} on the ldm model, not in its autoencoder options")
+        if not self.scale_factor > 0:
+            raise UserError(f"scale_factor={self.scale_factor!r} must be > 0")
+        ae = self.autoencoder_config  # validates the autoencoder options
+        # canonical record: every autoencoder option, JSON form (a saved config compares equal)
+        object.__setattr__(self, "autoencoder",
+                           {k: v for k, v in to_dict(ae).items() if k not in SHARED})
+        levels = len(self.channels) - 1
+        self.check_divisible(ae.downsampling * 2 ** levels,
+                             f"the autoencoder downsamples by {ae.downsampling} and the latent "
+                             f"UNet halves it {levels} times")
+        _ = self.latent_config  # validates the UNet options
+
+    @property
+    def autoencoder_config(self) -> AutoencoderConfig:
+        """The frozen autoencoder (encoder and decoder only: no discriminator)."""
+        shared = dict(spatial_dims=self.spatial_dims, in_channels=self.in_channels, size=self.size)
+        options = {**self.autoencoder, **shared, "adv_weight": 0.0}
+        return from_dict(AutoencoderConfig, options, where="ldm autoencoder")
+
+    @property
+    def latent_config(self) -> DiffusionConfig:
+        """The diffusion model on latents: (latent_channels, size / downsampling, ...)."""
+        ae = self.autoencoder_config
+        unet = {name: getattr(self, name) for name in _UNET}
+        try:
+            return DiffusionConfig(spatial_dims=self.spatial_dims, in_channels=ae.latent_channels,
+                                   size=self.size // ae.downsampling, num_classes=self.num_classes,
+                                   bounded=False, clip_x0=False, **unet)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"ldm model config: {exc}") from None
+
+
+class LatentDiffusionModel(GenerativeModel):
+    """Frozen autoencoder + latent DDPM; one phase ("main") that trains the diffusion part."""
+
+    family = "ldm"
+
+    def __init__(self, config: LDMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.autoencoder = AutoencoderModel(config.autoencoder_config)
+        self.autoencoder.requires_grad_(False)
+        self.diffusion = DiffusionModel(config.latent_config)
+        self.autoencoder.eval()
+
+    def train(self, mode: bool = True) -> LatentDiffusionModel:
+        """Train/eval mode for the diffusion part; the frozen autoencoder stays in eval."""
+        super().train(mode)
+        self.autoencoder.eval()
+        return self
+
+    def phase_parameters(self, phase: str) -> Iterator[nn.Parameter]:
+        check_choice("phase", phase, self.phases())
+        return self.diffusion.parameters()
+
+    @torch.no_grad()
+    def encode(self, x: Tensor, generator: torch.Generator | None = None, *,
+               sample: bool = True) -> Tensor:
+        """Scaled latents scale_factor * z of images `x` (a posterior sample, or its mean)."""
+        return self.autoencoder.latent(x, generator, sample=sample) * self.config.scale_factor
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Images in [-1, 1] from scaled latents."""
+        with evaluating(self.autoencoder):
+            return self.autoencoder.decode(z / self.config.scale_factor)
+
+    def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
+        """The latent diffusion model's per-sample eps-MSE on the encoded batch (no gradient
+        reaches the frozen encoder)."""
+        check_choice("phase", phase, self.phases())
+        return self.diffusion.loss({**batch, "image": self.encode(batch["image"])})
+
+    def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
+               generator: torch.Generator | None = None, *, sampler: str | None = None,
+               guidance: float = 1.0, eta: float = 0.0, progress: bool = False) -> Tensor:
+        """`n` images (n, *sample_shape) in [-1, 1]: latents from the diffusion model's sampler
+        `sampler` (any of SAMPLERS) in `steps` steps with guidance scale `guidance`, decoded."""
+        z = self.diffusion.sample(n, cond, steps, generator, sampler=sampler, guidance=guidance,
+                                  eta=eta, progress=progress)
+        return self.decode(z)
+
+    def reconstruct(self, x: Tensor, t_start: int | None = None, *, steps: int | None = None,
+                    sampler: str | None = None, cond: Tensor | None = None,
+                    guidance: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+        """Encode (posterior mean), SDEdit in latent space from `t_start` (Meng et al. 2022),
+        decode: the latent counterpart of `DiffusionModel.reconstruct`."""
+        z = self.encode(x, sample=False)
+        z = self.diffusion.reconstruct(z, t_start, steps=steps, sampler=sampler, cond=cond,
+                                       guidance=guidance, generator=generator)
+        return self.decode(z)
+
+    def anomaly_score(self, x: Tensor, t_start: int | None = None, *, n_draws: int = 3,
+                      steps: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """(B,) mean squared image-space error of `reconstruct`, averaged over `n_draws` noise
+        draws (the latent AnoDDPM of Pinaya et al. 2022, "Fast unsupervised brain anomaly
+        detection"); higher = more anomalous."""
+        check_positive("n_draws", n_draws)
+        errs = [(self.reconstruct(x, t_start, steps=steps, generator=generator) - x)
+                .pow(2).flatten(1).mean(1) for _ in range(n_draws)]
+        return torch.stack(errs).mean(0)
+
+
+@torch.no_grad()
+def latent_scale(autoencoder: AutoencoderModel, images: Tensor, *, batch_size: int = 16,
+                 generator: torch.Generator | None = None) -> float:
+    """1 / std of the posterior-sampled latents of `images` (Rombach et al. 2022's scale
+    factor; MONAI 2d_ldm tutorial: 1 / torch.std(z) of the first batch)."""
+    device = next(autoencoder.parameters()).device
+    with evaluating(autoencoder):
+        zs = [autoencoder.latent(images[i:i + batch_size].to(device), generator).float().cpu()
+              for i in range(0, len(images), batch_size)]
+    std = float(torch.cat(zs).std())
+    if not std > 0 or std != std:
+        raise UserError(f"the autoencoder's latents have std={std}: it cannot be used for an ldm")
+    return 1.0 / std
+
+
+def latent_diffusion(autoencoder: AutoencoderModel, images: Tensor, /, *, num_classes: int = 0,
+                     autoencoder_run: str = "", generator: torch.Generator | None = None,
+                     **options: Any) -> LatentDiffusionModel:
+    """A new latent diffusion model on a trained `autoencoder` (its weights copied, frozen),
+    latents scaled by `latent_scale(autoencoder, images)`; `options` are `LDMConfig` UNet
+    fields."""
+    if "autoencoder" in options:
+        raise UserError("the autoencoder options come from the trained autoencoder; drop "
+                        "options.autoencoder")
+    ae = autoencoder.config
+    record = {k: v for k, v in to_dict(ae).items() if k not in SHARED}
+    data = dict(spatial_dims=ae.spatial_dims, in_channels=ae.in_channels, size=ae.size,
+                num_classes=num_classes, autoencoder=record, autoencoder_run=autoencoder_run,
+                scale_factor=latent_scale(autoencoder, images, generator=generator), **options)
+    model = LatentDiffusionModel(from_dict(LDMConfig, data, where="ldm model config"))
+    model.autoencoder.net.load_state_dict(autoencoder.net.state_dict())
+    return model
+
+
+def ldm_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split family options of an ldm run into (autoencoder options, latent UNet options)."""
+    rest = dict(options)
+    return dict(rest.pop("autoencoder", None) or {}), rest
+

@@ -1,0 +1,133 @@
+"""Latent diffusion: the autoencoder compresses an easy data set better than the mean image, the
+adversarial term waits for its warm-up, the LDM's latents are scaled and decoded consistently
+with a frozen autoencoder, and every sampler (with guidance) samples it, 2D and 3D."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genmed.errors import UserError
+from genmed.models import SAMPLERS, build_model, check_request, latent_diffusion
+from genmed.train import DictDataset, fit
+
+UNET = dict(channels=(8, 16), attention_levels=(False, False), norm_num_groups=4,
+            num_train_timesteps=50, sample_steps=3)
+TINY_AE = dict(channels=(4, 4), norm_num_groups=4, latent_channels=2)
+
+
+def discs(n: int, size: int = 16, seed: int = 0) -> torch.Tensor:
+    """(n, 1, size, size): a bright disc (radius ~3.5 px) anywhere on a random grey level, so
+    the mean image is a poor reconstruction and a working autoencoder a good one."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    centre = torch.randint(4, size - 4, (n, 2), generator=g)
+    background = torch.rand(n, 1, 1, generator=g) * 0.8 - 0.8
+    d2 = (yy - centre[:, 0, None, None]) ** 2 + (xx - centre[:, 1, None, None]) ** 2
+    return torch.where(d2 <= 12, torch.tensor(0.8), background).float().unsqueeze(1)
+
+
+@pytest.fixture(scope="module")
+def autoencoder():
+    """Stage one through the engine: 60 steps on 64 disc images (about 2 s on one thread)."""
+    torch.manual_seed(0)
+    ae = build_model("autoencoder", size=16, channels=(8, 16), norm_num_groups=4,
+                     latent_channels=2, adv_weight=0.0)
+    return fit(ae, DictDataset(image=discs(64)), steps=60, recipe="short", lr=3e-3,
+               precision="fp32", device="cpu")
+
+
+def test_autoencoder_reconstructs_better_than_the_mean_image(autoencoder) -> None:
+    train, held = discs(64), discs(32, seed=1)
+    mse = (autoencoder.reconstruct(held) - held).pow(2).mean()
+    baseline = (train.mean(0, keepdim=True) - held).pow(2).mean()
+    assert mse < 0.5 * baseline, (float(mse), float(baseline))
+    assert autoencoder.anomaly_score(held).shape == (32,)
+
+
+def test_adversarial_term_waits_for_its_warm_up() -> None:
+    torch.manual_seed(0)
+    ae = build_model("autoencoder", size=16, channels=(4, 4), norm_num_groups=4,
+                     adv_weight=0.5, adv_warmup_steps=10, disc_layers=2, disc_channels=4)
+    assert ae.phases() == ("discriminator", "generator")
+    x = discs(4)
+    early, late = {"image": x, "step": torch.tensor(9)}, {"image": x, "step": torch.tensor(10)}
+    ae.zero_grad()
+    ae(early, "discriminator")["loss"].mean().backward()
+    assert all(p.grad is None or not p.grad.any() for p in ae.discriminator.parameters())
+    ae.zero_grad()
+    ae(late, "discriminator")["loss"].mean().backward()
+    assert any(p.grad is not None and p.grad.any() for p in ae.discriminator.parameters())
+    torch.manual_seed(1)
+    before = ae(early, "generator")
+    torch.manual_seed(1)  # the same posterior draw: the losses differ by the adversarial term
+    after = ae(late, "generator")
+    assert "adv" not in before and after["adv"] > 0
+    assert torch.allclose((after["loss"] - before["loss"]).mean(), 0.5 * after["adv"], atol=1e-6)
+
+
+def test_ldm_latents_have_unit_variance_and_decode_with_the_frozen_autoencoder() -> None:
+    torch.manual_seed(0)
+    autoencoder = build_model("autoencoder", size=16, adv_weight=0.0, **TINY_AE)
+    data = discs(64)
+    ldm = latent_diffusion(autoencoder, data, generator=torch.Generator().manual_seed(0), **UNET)
+    z = ldm.encode(data, torch.Generator().manual_seed(0))  # the draw the scale was set from
+    assert abs(float(z.std()) - 1.0) < 1e-4
+    assert abs(ldm.config.scale_factor - 1.0) > 0.05  # the raw latents were not unit already
+    x = data[:4]
+    assert torch.allclose(ldm.decode(ldm.encode(x, sample=False)), autoencoder.reconstruct(x),
+                          atol=1e-5)
+    assert ldm.diffusion.config.size == 8 and not ldm.diffusion.config.bounded  # 2x latents
+    # stage two through the engine moves the diffusion UNet only
+    frozen = {k: v.clone() for k, v in ldm.autoencoder.state_dict().items()}
+    unet = {k: v.clone() for k, v in ldm.diffusion.state_dict().items()}
+    fit(ldm, DictDataset(image=data[:16]), steps=2, recipe="short", batch_size=8,
+        precision="fp32", device="cpu")
+    assert all(torch.equal(v, ldm.autoencoder.state_dict()[k]) for k, v in frozen.items())
+    assert not all(torch.equal(v, ldm.diffusion.state_dict()[k]) for k, v in unet.items())
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_ldm_samples_with_every_sampler_and_guidance(sampler: str) -> None:
+    torch.manual_seed(0)
+    ldm = build_model("ldm", size=16, num_classes=2, autoencoder=TINY_AE, **UNET)
+    with torch.no_grad():  # MONAI zero-initialises the UNet's last conv: make labels matter
+        for p in ldm.diffusion.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    cond = torch.tensor([0, 1])
+
+    def draw(guidance: float) -> torch.Tensor:
+        return ldm.sample(2, cond=cond, steps=3, generator=torch.Generator().manual_seed(1),
+                          sampler=sampler, guidance=guidance)
+
+    guided = draw(3.0)
+    assert guided.shape == (2, 1, 16, 16) and torch.isfinite(guided).all()
+    assert guided.min() >= -1 and guided.max() <= 1
+    assert torch.equal(guided, draw(3.0))
+    assert not torch.allclose(guided, draw(0.0))  # the guidance scale reaches the latent sampler
+
+
+def test_ldm_in_3d_samples_and_reconstructs() -> None:
+    torch.manual_seed(0)
+    ldm = build_model("ldm", spatial_dims=3, size=16, num_classes=2, autoencoder=TINY_AE, **UNET)
+    x = ldm.sample(2, cond=torch.tensor([1, 0]), steps=2, sampler="dpmpp_2m_sde", guidance=2.0,
+                   generator=torch.Generator().manual_seed(0))
+    assert x.shape == (2, 1, 16, 16, 16) and x.abs().max() <= 1
+    assert ldm.reconstruct(x, t_start=10, steps=2).shape == x.shape
+
+
+def test_ldm_refuses_what_it_cannot_do() -> None:
+    ldm = build_model("ldm", size=16, autoencoder=TINY_AE, **UNET)
+    autoencoder = ldm.autoencoder
+    with pytest.raises(UserError, match="unconditional"):
+        ldm.sample(2, cond=torch.tensor([0, 1]))
+    with pytest.raises(UserError, match="sampler='euler'"):
+        ldm.sample(1, sampler="euler")
+    with pytest.raises(UserError, match="cannot be conditioned on 'image'"):
+        check_request("ldm", cond="image")
+    with pytest.raises(UserError, match="options.autoencoder"):
+        latent_diffusion(autoencoder, discs(4), autoencoder={"channels": (8, 8)})
+    with pytest.raises(UserError, match="size=20 is not divisible by 8"):  # 4x, then 2x
+        build_model("ldm", size=20, autoencoder=dict(TINY_AE, channels=(4, 4, 4)), **UNET)
+    with pytest.raises(UserError, match="unconditional"):
+        autoencoder.sample(2, cond=torch.tensor([0, 1]))
