@@ -80,7 +80,7 @@ def test_manifest_unknown_label_and_missing_column(made, tmp_path, capsys):
 
     with pytest.raises(UserError, match=r"row 5: label 'tumour' is not one of"):
         load_training_data(bad, size=16, split="all")
-    df.drop(columns=["patient_id"]).to_csv(bad, index=False)
+    df.drop(columns=["path"]).to_csv(bad, index=False)
     with pytest.raises(UserError, match="lacks column"):
         load_training_data(bad, size=16)
 

@@ -4,7 +4,9 @@ Every item is a dict {"image": float tensor (1, *spatial) in [-1, 1], "label": l
 "patient_id": str}, plus optional extras with the same leading index (phantom: "clean",
 "image_nc", "clean_nc" in [-1, 1], "mask" long (1, *spatial) with 0 background, 1 kidney,
 2 lesion, "noise_hu", "noisy"). CT is windowed with `hu_to_unit` (L40/W400); other
-modalities are min-max scaled to [-1, 1] per image.
+modalities are scaled per volume between their 0.5 and 99.5 percentiles
+(`genmed.data.modality`). `ImageDataset.info` records modality, units, the intensity map and
+the spacing of a model pixel, so generated images can be written back in the data's units.
 
 `ImageDataset` lives in `genmed.data.imageset` (the manifest readers build it too); it is
 re-exported here and from `genmed.data`.
@@ -78,10 +80,19 @@ def phantom_dataset(*, size: int = 32, spatial_dims: int = 2, seed: int = 0,
         t = torch.from_numpy(hu_to_unit(hu)).unsqueeze(1)
         return _resize_batch(t, size, "area")
 
+    from genmed.data.modality import CT_WINDOW
+
     mask = data.kidney_mask.astype(np.int64) + data.lesion_mask.astype(np.int64)
+    pixel = [cfg.fov_mm / size] * 2
+    if spatial_dims == 3:
+        pixel = [cfg.z_spacing_mm * data.image.shape[1] / size, *pixel]
+    info = {"source": "phantom", "modality": "CT", "units": "HU", "intensity": CT_WINDOW.to_dict(),
+            "spacing_mm": [round(p, 4) for p in pixel], "orientation": "LPS", "labelled": True,
+            "patient_from": "phantom patients", "n_volumes": len(set(data.patient_id))}
     extras = {
         "clean": unit(data.clean), "image_nc": unit(data.image_nc), "clean_nc": unit(data.clean_nc),
         "mask": _resize_batch(torch.from_numpy(mask).unsqueeze(1), size, "nearest"),
         "noise_hu": torch.from_numpy(data.noise_hu), "noisy": torch.from_numpy(data.noisy),
     }
-    return ImageDataset(unit(data.image), torch.from_numpy(data.label), list(data.patient_id), extras)
+    return ImageDataset(unit(data.image), torch.from_numpy(data.label), list(data.patient_id), extras,
+                        info=info)

@@ -43,15 +43,16 @@ def units_for(modality: str, declared: str | None = None) -> str:
 def looks_like_ct(array: np.ndarray) -> bool:
     """Heuristic for files without a modality field (plain NIfTI): air near -1000 HU.
 
-    True when the minimum lies in [-3100, -900] (air, or CT padding down to -3024) and at least
-    0.1% of the voxels are <= -900 (some air). MR and pictures are never that negative. A CT
-    cropped to soft tissue is missed: give it a `modality` column in the manifest.
+    True when the minimum lies in [-3100, -800] (air and lung, or CT padding down to -3024)
+    and at least 0.1% of the voxels are <= -800. MR magnitude images and pictures are never
+    that negative (nibabel's SPM-normalised MR example reaches -610). A CT cropped to soft
+    tissue is missed: give it a `modality` column in the manifest.
     """
     a = np.asarray(array, np.float32).reshape(-1)
     if a.size == 0:
         return False
     mn = float(a.min())
-    return bool(-3100.0 <= mn <= -900.0 and float(np.mean(a <= -900.0)) >= 0.001)
+    return bool(-3100.0 <= mn <= -800.0 and float(np.mean(a <= -800.0)) >= 0.001)
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class IntensityMap:
     native values of the `percentiles` (per volume, or the data set's median).
     """
 
-    kind: str  # "window" or "percentile"
+    kind: str  # "window" (CT), "percentile" (per-volume percentiles), "range" (fixed, e.g. 0..255)
     modality: str
     units: str
     low: float
@@ -124,17 +125,21 @@ def to_model_units(array: np.ndarray, modality: str, units: str | None = None
 def dataset_map(maps: Sequence[IntensityMap]) -> IntensityMap:
     """One map for a data set: the CT window, or the median percentile values of its volumes.
 
-    Mixed modalities are a `UserError`: one model, one kind of intensity.
+    CT mixed with anything else is a `UserError` (HU and percentile-scaled values are
+    different things); percentile-scaled modalities may mix (e.g. MR and unknown: "MR+unknown").
     """
     if not maps:
         return CT_WINDOW
     kinds = sorted({m.modality for m in maps})
-    if len(kinds) > 1:
-        raise UserError(f"the data mixes modalities {kinds}; train on one modality at a time")
+    windowed = {m.kind == "window" for m in maps}
+    if len(windowed) > 1:
+        raise UserError(f"the data mixes CT (HU) with {[k for k in kinds if k != 'CT']}; "
+                        "train on one modality at a time (or set a `modality` column)")
     first = maps[0]
     if first.kind == "window":
         return first
-    return IntensityMap("percentile", first.modality, first.units,
+    units = sorted({m.units for m in maps})
+    return IntensityMap(first.kind, "+".join(kinds), units[0] if len(units) == 1 else "+".join(units),
                         float(np.median([m.low for m in maps])),
                         float(np.median([m.high for m in maps])), first.percentiles)
 

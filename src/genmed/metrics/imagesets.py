@@ -1,8 +1,10 @@
 """Load an image set for evaluation: a folder of images, a .npy/.npz array, or the phantom.
 
 Arrays are (N, 1, H, W) float32 in [-1, 1] (the model convention). A folder of 2-D NIfTI
-files in HU (what `genmed sample` writes; other files there, e.g. grid.png, are then ignored)
-is read with `genmed.data.io.load` and mapped through the abdomen window. PNG/TIFF/JPEG files are
+files (what `genmed sample` writes; other files there, e.g. grid.png, are then ignored) is read
+with `genmed.data.io.load` and mapped to model units by the intensity map in the folder's
+samples.json (the one the samples were written with, so the round trip is exact), else by
+each file's modality (CT: the abdomen window; others: their percentiles). PNG/TIFF/JPEG files are
 read with Pillow as grayscale: 8-bit maps 0..255 -> -1..1, 16-bit 0..65535 -> -1..1. A .npy
 file (or the "images"/"image" array of a .npz) must already be in [-1, 1]. "phantom" builds
 held-out phantom slices with `genmed.data.load_training_data` (abdomen window, patient split).
@@ -72,9 +74,13 @@ def read_image_set(path: str | Path) -> np.ndarray:
     nifti = sorted(p for p in path.iterdir() if p.name.endswith((".nii", ".nii.gz")))
     if nifti:
         from genmed.data.io import load
-        from genmed.data.transforms import hu_to_unit
 
-        arrays = [np.asarray(hu_to_unit(load(p, ndim=2).array), dtype=np.float32) for p in nifti]
+        imap = sample_map(path)
+        arrays = []
+        for p in nifti:
+            img = load(p, ndim=2)
+            m = imap or intensity_map(img.array, img.modality, img.units)
+            arrays.append(np.asarray(m.to_unit(img.array), dtype=np.float32))
         if len({a.shape for a in arrays}) != 1:
             raise UserError(f"{path}: NIfTI images differ in shape")
         return _to_nchw(np.stack(arrays), str(path))
@@ -86,6 +92,28 @@ def read_image_set(path: str | Path) -> np.ndarray:
     if len(shapes) != 1:
         raise UserError(f"{path}: images differ in shape ({', '.join(map(str, sorted(shapes)))})")
     return _to_nchw(np.stack(arrays), str(path))
+
+
+def intensity_map(array, modality: str, units: str):
+    from genmed.data.modality import intensity_map as imap
+
+    return imap(array, modality, units)
+
+
+def sample_map(folder: Path):
+    """The `IntensityMap` recorded in FOLDER/samples.json by `genmed sample`, or None."""
+    import json
+
+    from genmed.data.modality import IntensityMap
+
+    record = folder / "samples.json"
+    if not record.is_file():
+        return None
+    try:
+        meta = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UserError(f"{record}: not readable JSON") from None
+    return IntensityMap.from_dict(meta["intensity"]) if isinstance(meta, dict) and meta.get("intensity") else None
 
 
 def phantom_image_set(split: str, size: int, seed: int = 0, n_patients: int | None = None) -> tuple[np.ndarray, np.ndarray]:
