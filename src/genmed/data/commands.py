@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Data: generate the kidney CT phantom, inspect medical images.",
+app = typer.Typer(help="Data: generate the kidney CT phantom, scan a folder of your own scans, "
+                  "inspect medical images.",
                   no_args_is_help=True)
 
 
@@ -66,6 +67,29 @@ def info(
         return
     for key, value in facts.items():
         typer.echo(f"{key:>13}: {value}")
+
+
+@app.command("scan")
+def scan_cmd(
+    folder: Path = typer.Argument(..., help="Folder of scans: NIfTI files, DICOM series (classic or "
+                                  "enhanced, any layout), folders of PNG/TIFF slices."),
+    out: Path = typer.Option(..., "--out", help="Manifest CSV to write (one row per volume)."),
+    labels: str = typer.Option("none", "--labels", help="none (unlabelled: unconditional training) "
+                               "or folders (first-level folders named healthy/benign/malignant)."),
+    modality: str = typer.Option("", "--modality", help="Keep only these modalities, comma-separated "
+                                 "(e.g. CT or MR); default: all."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
+) -> None:
+    """Find every volume under FOLDER and write a manifest for `genmed train --data`."""
+    from genmed.data.scan import scan_folder, summary_lines, write_manifest
+
+    keep = tuple(m.strip() for m in modality.split(",") if m.strip())
+    result = scan_folder(folder.resolve(), manifest_dir=out.resolve().parent, labels=labels,
+                         modalities=keep)
+    path = write_manifest(result, out, overwrite=overwrite)
+    for line in summary_lines(result):
+        typer.echo(line)
+    typer.echo(f"manifest: {path}")
 
 
 @app.command("crop-kidneys")

@@ -26,8 +26,17 @@ def load_dataset(cfg: TrainConfig) -> Dataset:
     from genmed.data.datasets import load_training_data
 
     kwargs = {} if cfg.n_patients is None else {"n_patients": cfg.n_patients}
-    return load_training_data(cfg.data, size=cfg.size, spatial_dims=cfg.spatial_dims,
-                              split="train", seed=cfg.seed, **kwargs)
+    ds = load_training_data(cfg.data, size=cfg.size, spatial_dims=cfg.spatial_dims,
+                            split="train", seed=cfg.seed, **kwargs)
+    check_conditioning(cfg, ds)
+    return ds
+
+
+def check_conditioning(cfg: TrainConfig, dataset: Dataset) -> None:
+    """`cond="label"` needs labelled data: refuse unlabelled data before any training."""
+    if cfg.cond == "label" and not getattr(dataset, "labelled", True):
+        raise UserError(f"--cond label needs class labels, but {cfg.data} has none (no `label` "
+                        "column, no class folders); train unconditionally (--cond none) or add labels")
 
 
 DATA_RECORD = "data.json"  # RUN_DIR/data.json: what the model was trained on
