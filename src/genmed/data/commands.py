@@ -53,20 +53,35 @@ def make(
 @app.command("info")
 def info(
     path: Path = typer.Argument(..., help="NIfTI file, DICOM file or series folder, PNG/TIFF file "
-                                "or folder, or MedMNIST .npz."),
+                                "or folder, MedMNIST .npz; or what `genmed train --data` takes: a "
+                                "manifest CSV or a folder of several scans."),
     fmt: str = typer.Option("text", "--format", help="Output format: text or json."),
 ) -> None:
-    """Print an image's shape, spacing (mm), value range and modality."""
+    """Print an image's shape, spacing (mm), value range, modality, units and orientation; for
+    a manifest or a folder of scans, one line per volume (what training would read)."""
+    from dataclasses import asdict
+
     from genmed.data.io import describe
+    from genmed.data.scan import is_collection, scan_folder, scan_manifest, summary_lines
     from genmed.errors import check_choice
 
     check_choice("--format", fmt, ("text", "json"))
+    if is_collection(path):
+        result = scan_manifest(path) if path.is_file() else scan_folder(path)
+        if fmt == "json":
+            typer.echo(json.dumps({"source": str(path), "volumes": [asdict(v) for v in result.volumes],
+                                   "skipped": [{"path": p, "reason": r} for p, r in result.skipped]},
+                                  indent=2))
+            return
+        for line in summary_lines(result):
+            typer.echo(line)
+        return
     facts = describe(path)
     if fmt == "json":
         typer.echo(json.dumps(facts, indent=2))
         return
     for key, value in facts.items():
-        typer.echo(f"{key:>13}: {value}")
+        typer.echo(f"{key:>18}: {value}")
 
 
 @app.command("scan")

@@ -26,6 +26,7 @@ from genmed.data.imageset import ImageDataset, _resize_batch
 from genmed.data.manifest import load_source
 from genmed.data.phantom import PhantomConfig, make_slices, make_volumes
 from genmed.data.splits import DEFAULT_FRACTIONS, SPLITS, patient_split
+from genmed.data.summary import summarise
 from genmed.data.transforms import hu_to_unit
 from genmed.errors import UserError, check_choice
 
@@ -40,9 +41,10 @@ def load_training_data(source: str | os.PathLike = "phantom", *, size: int = 32,
     """Images for training or evaluation, resized to `size` per spatial axis.
 
     `source`: "phantom" (generated in memory; `n_patients` default 48 in 2D, 12 in 3D), a
-    manifest CSV (see `genmed data make`), a MedMNIST `.npz`, or a folder of images. `split`
-    picks one patient-level split (the manifest's `split` column when present, else
-    `patient_split(fractions, seed)`), or "all".
+    manifest CSV (see `genmed data make` and `genmed data scan`), a MedMNIST `.npz`, or a folder
+    of images. `split` picks one patient-level split (the manifest's `split` column when
+    present, else `patient_split(fractions, seed)`), or "all". The returned data set carries
+    `summary` (`genmed.data.summary.summarise`: counts per split, what is held out and why).
     """
     check_choice("spatial_dims", spatial_dims, (2, 3))
     check_choice("split", split, (*SPLITS, "all"))
@@ -54,15 +56,29 @@ def load_training_data(source: str | os.PathLike = "phantom", *, size: int = 32,
         split_col = None
     else:
         ds, split_col = load_source(Path(source), size=size, spatial_dims=spatial_dims)
+    index, split_from = split_index(ds, split_col, fractions, seed)
+    summary = summarise(ds, index, used=split, split_from=split_from)
     if split == "all":
+        ds.summary = summary
         return ds
+    if len(index[split]) == 0:
+        raise UserError(f"{source}: split {split!r} is empty ({summary['patients']} patient(s), split "
+                        f"{split_from}); too few patients: use split 'all' or add patients")
+    sub = ds.subset(index[split])
+    sub.summary = summary
+    return sub
+
+
+def split_index(ds: ImageDataset, split_col: np.ndarray | None, fractions: Mapping[str, float],
+                seed: int) -> tuple[dict[str, np.ndarray], str]:
+    """({split: item indices}, how the split was made): the source's own `split` column when
+    every item has one, else `patient_split(fractions, seed)` over the patient ids."""
     if split_col is not None and (split_col != "").all():
-        index = np.nonzero(split_col == split)[0]
-    else:
-        index = patient_split(ds.patient_ids, fractions, seed)[split]
-    if len(index) == 0:
-        raise UserError(f"{source}: split {split!r} is empty (too few patients?)")
-    return ds.subset(index)
+        return ({name: np.nonzero(split_col == name)[0] for name in SPLITS},
+                "the source's own split column")
+    shares = "/".join(f"{round(100 * float(fractions[k]))}" for k in fractions)
+    return (patient_split(ds.patient_ids, fractions, seed),
+            f"by patient, {shares} % of {len(set(ds.patient_ids))} patients (seed {seed})")
 
 
 def phantom_dataset(*, size: int = 32, spatial_dims: int = 2, seed: int = 0,

@@ -176,10 +176,10 @@ def _values(f: Path, ds, frames: list[Frame]) -> list[np.ndarray]:
     return out
 
 
-def load_series(files: list[Path], where: Path, series_uid: str | None = None):
-    """One DICOM file, or the files of one series (`series_uid` picks one in a mixed folder)."""
-    from genmed.data.io import Image
-
+def load_series(files: list[Path], where: Path, series_uid: str | None = None
+                ) -> tuple[np.ndarray, tuple[float, ...], dict[str, Any]]:
+    """(array, spacing mm, meta) of one DICOM file, or of the files of one series
+    (`series_uid` picks one in a mixed folder); `genmed.data.io.load` makes it an `Image`."""
     headers = [(f, read_dicom(f, stop_before_pixels=True)) for f in files]
     headers = [(f, h) for f, h in headers if is_image(h)]
     if series_uid is not None:
@@ -215,19 +215,19 @@ def load_series(files: list[Path], where: Path, series_uid: str | None = None):
         meta["units"] = declared
     if len(planes) == 1:
         meta["orientation"] = None  # a 2D image keeps its stored orientation
-        return Image(planes[0], tuple(row_col), meta)
+        return planes[0], tuple(row_col), meta
     arr = np.stack(planes)
     dz = _slice_step(frames)
     if frames[0].orientation is None or any(fr.position is None for fr in frames):
         meta["orientation"] = None  # no geometry: stacked as stored
-        return Image(arr, (dz, *row_col), meta)
+        return arr, (dz, *row_col), meta
     ori = frames[0].orientation
     affine = dicom_affine(ori[:3], ori[3:], frames[0].position, row_col, dz)
     meta["orientation_source"] = axcodes(affine)
     xyz, sp, new_affine = reorient(arr.T, affine, (row_col[1], row_col[0], dz))
     meta["orientation"] = CANONICAL
     meta["affine"] = np.round(new_affine, 6).tolist()
-    return Image(np.ascontiguousarray(xyz.T), sp[::-1], meta)
+    return np.ascontiguousarray(xyz.T), sp[::-1], meta
 
 
 def _read_planes(frames: list[Frame]) -> list[np.ndarray]:

@@ -49,6 +49,7 @@ class ImageDataset(Dataset):
         if len(self.volume_ids) != n:
             raise UserError(f"{n} images but {len(self.volume_ids)} volume ids")
         self.info = dict(info or {})
+        self.summary: dict[str, Any] | None = None  # set by load_training_data (splits)
 
     @property
     def labelled(self) -> bool:

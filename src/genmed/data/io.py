@@ -83,7 +83,7 @@ def load(path: str | os.PathLike, *, ndim: int | tuple[int, ...] | None = None,
     if p.is_dir():
         if series_uid:
             files = sorted(f for f in p.rglob("*") if f.is_file() and file_kind(f) == "dicom")
-            img = load_series(files, p, series_uid)
+            img = Image(*load_series(files, p, series_uid))
         else:
             img = _load_folder(p)
     else:
@@ -91,7 +91,7 @@ def load(path: str | os.PathLike, *, ndim: int | tuple[int, ...] | None = None,
         if kind == "nifti":
             img = _load_nifti(p)
         elif kind == "dicom":
-            img = load_series([p], p, series_uid)
+            img = Image(*load_series([p], p, series_uid))
         elif kind == "pil":
             img = _load_pil(p)
         elif kind == "npz":
@@ -235,7 +235,7 @@ def _load_folder(p: Path) -> Image:
     if dicom:
         from genmed.data.dicom import load_series
 
-        return load_series(dicom, p)
+        return Image(*load_series(dicom, p))
     pil = sorted((f for f, k in kinds.items() if k == "pil"), key=_natural_key)
     if not pil:
         raise UserError(f"{p}: no DICOM or PNG/TIFF images in folder")

@@ -183,6 +183,63 @@ def scan_folder(folder: str | os.PathLike, *, manifest_dir: str | os.PathLike | 
     return result
 
 
+def scan_manifest(csv: str | os.PathLike) -> ScanResult:
+    """A manifest's rows read as training reads them, as a `ScanResult` (for `data info`)."""
+    from genmed.data.manifest import read_manifest
+
+    csv = Path(csv)
+    df = read_manifest(csv)
+    result = ScanResult(csv, labelled="label" in df.columns)
+    seen: set[tuple[str, str]] = set()
+    for row in df.itertuples(index=False):
+        uid = str(getattr(row, "series_uid", "") or "")
+        uid = "" if uid == "nan" else uid
+        if (row.path, uid) in seen:  # slice rows of one volume
+            continue
+        seen.add((row.path, uid))
+        file = Path(row.path) if Path(row.path).is_absolute() else csv.parent / row.path
+        try:
+            img = load(file, series_uid=uid or None)
+        except UserError as exc:
+            result.skipped.append((row.path, str(exc).split(": ", 1)[-1]))
+            continue
+        pid = str(getattr(row, "patient_id", "") or "")
+        label = getattr(row, "label", "")
+        result.volumes.append(Volume(
+            path=row.path, series_uid=uid,
+            patient_id=pid if pid and pid != "nan" else str(img.meta.get("patient_id") or file.name),
+            modality=str(getattr(row, "modality", "") or "") if str(getattr(row, "modality", "") or "")
+            not in ("", "nan") else img.modality, units=img.units,
+            shape=" x ".join(str(x) for x in img.array.shape),
+            spacing_mm=" x ".join(f"{x:.4g}" for x in img.spacing), orientation=img.orientation or "",
+            format=str(img.meta.get("format", "")), n_files=int(img.meta.get("n_files", 1)),
+            label=LABELS[int(label)] if result.labelled else ""))
+    return result
+
+
+def is_collection(path: str | os.PathLike) -> bool:
+    """Whether `path` holds several volumes (what `train --data` takes as a folder) rather than
+    one image: a manifest CSV, or a folder with sub-folders, NIfTI files or several DICOM series."""
+    from genmed.data.dicom import read_dicom
+
+    p = Path(path)
+    if p.is_file():
+        return p.name.lower().endswith(".csv")
+    if not p.is_dir():
+        return False
+    entries = [e for e in p.iterdir() if not e.name.startswith(".")]
+    if any(e.is_dir() for e in entries) or any(file_kind(e) == "nifti" for e in entries):
+        return True
+    uids = set()
+    for e in entries:
+        if e.is_file() and file_kind(e) == "dicom":
+            try:
+                uids.add(str(read_dicom(e, stop_before_pixels=True).get("SeriesInstanceUID", "")))
+            except UserError:
+                continue
+    return len(uids) > 1
+
+
 def write_manifest(result: ScanResult, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Atomically write the scan as a manifest CSV (a `label` column only when labelled)."""
     import pandas as pd

@@ -127,6 +127,61 @@ def phantom_image_set(split: str, size: int, seed: int = 0, n_patients: int | No
     return images, labels
 
 
+def is_data_source(path: str | Path) -> bool:
+    """Whether `path` is training data (`genmed train --data`: a manifest CSV, a MedMNIST .npz,
+    a folder of scans: DICOM, 3D NIfTI, sub-folders) rather than an image set (a folder of
+    pictures / .npy / 2D NIfTI samples, an .npy, an .npz with an "images" array)."""
+    path = Path(path)
+    name = path.name.lower()
+    if path.is_file():
+        if name.endswith(".csv"):
+            return True
+        if name.endswith(".npz"):
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    return "train_images" in z.files and not {"images", "image"} & set(z.files)
+            except (ValueError, OSError):
+                return False
+        return False
+    if not path.is_dir() or (path / "samples.json").is_file():
+        return False
+    from genmed.data.io import file_kind
+
+    for entry in path.iterdir():
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir() or file_kind(entry) == "dicom":
+            return True
+        if file_kind(entry) == "nifti":
+            import nibabel as nib
+
+            try:
+                shape = nib.load(str(entry)).shape
+            except Exception:  # unreadable: let the reader report it
+                return False
+            if len(shape) >= 3 and shape[2] > 1:
+                return True
+    return False
+
+
+def data_source_sets(source: str | Path, size: int, split: str, seed: int):
+    """(real images (N, 1, size, size), train images or None, labels or None, summary) of a
+    data source, loaded as `genmed train` loads it (2D slices, same patient split and seed):
+    `split` of it as the real set and, unless the real set is the training split or 'all', its
+    training split for the memorisation audit."""
+    from genmed.data import load_training_data
+
+    real = load_training_data(source, size=size, spatial_dims=2, split=split, seed=seed)
+    train = None
+    if split not in ("train", "all"):
+        try:
+            train = load_training_data(source, size=size, spatial_dims=2, split="train", seed=seed)
+        except UserError:
+            train = None
+    labels = real.labels.numpy() if real.labelled and real.class_names else None
+    return real.images.numpy(), (train.images.numpy() if train is not None else None), labels, real.summary
+
+
 def resize_to(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear (antialiased) resize of (N, C, H, W) images to `size` (H, W)."""
     import torch
