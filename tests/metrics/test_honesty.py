@@ -87,7 +87,7 @@ def test_eval_on_mr_folder_warns_once_and_flags_black_samples(tmp_path, capsys):
     warnings = [ln for ln in captured.err.splitlines() if ln.startswith("genmed: warning:")]
     assert len(warnings) == 2 and "the data is unknown, not CT" in warnings[0]
     assert "degenerate fake set" in warnings[1]
-    assert "held out: nothing" in captured.out
+    assert "the real set includes training patients" in captured.out
     result = strict((out / "metrics.json").read_text())
     assert result["domain"]["matches"] is False and result["domain"]["data_modality"] == "unknown"
     assert result["quality"]["precision"]["reliable"] is False

@@ -102,6 +102,7 @@ def scan_cmd(
     result = scan_folder(folder.resolve(), manifest_dir=out.resolve().parent, labels=labels,
                          modalities=keep)
     path = write_manifest(result, out, overwrite=overwrite)
+    result.folder = folder  # as the user wrote it
     for line in summary_lines(result):
         typer.echo(line)
     typer.echo(f"manifest: {path}")

@@ -27,6 +27,7 @@ from genmed.data.manifest import load_source
 from genmed.data.phantom import PhantomConfig, make_slices, make_volumes
 from genmed.data.splits import DEFAULT_FRACTIONS, SPLITS, patient_split
 from genmed.data.summary import summarise
+from genmed.data.volumes import restrict_info
 from genmed.data.transforms import hu_to_unit
 from genmed.errors import UserError, check_choice
 
@@ -65,6 +66,7 @@ def load_training_data(source: str | os.PathLike = "phantom", *, size: int = 32,
         raise UserError(f"{source}: split {split!r} is empty ({summary['patients']} patient(s), split "
                         f"{split_from}); too few patients: use split 'all' or add patients")
     sub = ds.subset(index[split])
+    sub.info = restrict_info(sub.info, sub.volume_ids)
     sub.summary = summary
     return sub
 

@@ -140,7 +140,8 @@ def dataset_from_manifest(path: Path, *, size: int, spatial_dims: int):
             values = df[column].fillna(0 if dtype is np.float32 else False).astype(dtype).to_numpy()
             extras[column] = torch.from_numpy(np.repeat(values, counts))
     info = data_info(maps, pixels, orients, source=str(path), labelled=labelled,
-                     patient_from=patient_from, n_volumes=len(volumes))
+                     patient_from=patient_from, n_volumes=len(volumes),
+                     volume_ids=_row_volumes(vids, parts))
     ds = ImageDataset(torch.cat(parts), torch.tensor(labels, dtype=torch.long), pids, extras,
                       LABELS if labelled else (), volume_ids=vids, info=info)
     split = np.repeat(df["split"].to_numpy(str), counts) if "split" in df.columns else None
@@ -208,9 +209,18 @@ def dataset_from_folder(path: Path, *, size: int, spatial_dims: int):
         raise UserError(f"{path}: empty folder")
     info = data_info(maps, pixels, orients, source=str(path), labelled=labelled,
                      patient_from="DICOM PatientID, else each file its own patient",
-                     n_volumes=len(set(vids)))
+                     n_volumes=len(set(vids)), volume_ids=_row_volumes(vids, parts))
     return ImageDataset(torch.cat(parts), torch.tensor(labels, dtype=torch.long), pids,
                         class_names=LABELS if labelled else (), volume_ids=vids, info=info)
+
+
+def _row_volumes(item_volumes: list[str], parts: list) -> list[str]:
+    """The volume id of each part (row or file), from the per-item ids."""
+    out, start = [], 0
+    for x in parts:
+        out.append(item_volumes[start])
+        start += len(x)
+    return out
 
 
 def _folder_items(folder: Path) -> list[Path]:

@@ -42,7 +42,8 @@ def summarise(ds, index: Mapping[str, np.ndarray], *, used: str, split_from: str
                     "training patients, not generalisation")
     return {
         "source": info.get("source"), "modality": info.get("modality"), "units": info.get("units"),
-        "spacing_mm": info.get("spacing_mm"), "orientation": info.get("orientation"),
+        "spacing_mm": info.get("spacing_mm"), "spacing_range_mm": info.get("spacing_range_mm"),
+        "orientation": info.get("orientation"),
         "labelled": bool(info.get("labelled", True)), "item": item,
         "patients": int(n_patients), "splits": splits, "trained_on": used,
         "split_from": split_from, "held_out": held_out,
@@ -50,17 +51,32 @@ def summarise(ds, index: Mapping[str, np.ndarray], *, used: str, split_from: str
     }
 
 
-def summary_lines(s: Mapping[str, Any]) -> list[str]:
-    """The summary as terminal lines."""
+def summary_lines(s: Mapping[str, Any], *, evaluation: bool = False) -> list[str]:
+    """The summary as terminal lines; `evaluation`: for `eval images`, where `trained_on` is the
+    split used as the real set and the training split is the memorisation reference."""
     spacing = s.get("spacing_mm")
     sp = " x ".join(f"{v:.3g}" for v in spacing) + " mm per model pixel" if spacing else "spacing unknown"
     lines = [f"data: {s.get('source')}: {s.get('modality')} ({s.get('units')}), {s['item']} at {sp}, "
              + ("labelled" if s.get("labelled") else "unlabelled (unconditional training only)")]
     lines.append(f"  {'split':<6} {'volumes':>8} {s['item']:>8} {'patients':>9}")
+    used = s["trained_on"]
     for name, c in s["splits"].items():
-        role = "<- trained on" if name == s["trained_on"] or s["trained_on"] == "all" else (
-            "held out" if c["items"] else "")
+        if evaluation:
+            role = "<- real set" if name == used or used == "all" else (
+                "training split: memorisation reference" if name == "train" and c["items"] else "")
+        else:
+            role = "<- trained on" if name == used or used == "all" else ("held out" if c["items"] else "")
         lines.append(f"  {name:<6} {c['volumes']:>8} {c['items']:>8} {c['patients']:>9}  {role}".rstrip())
     lines.append(f"  splits: {s['split_from']}; patients from {s.get('patient_from')}")
-    lines.append(f"  held out: {s['held_out']}")
+    spread = s.get("spacing_range_mm")
+    if spread and any(hi > 1.2 * lo for lo, hi in spread):
+        rng = " x ".join(f"{lo:.3g}..{hi:.3g}" for lo, hi in spread)
+        lines.append(f"  note: model-pixel spacing varies between volumes ({rng} mm): the scans differ "
+                     "in resolution or field of view; resample them to one spacing for a "
+                     "physically consistent model")
+    if not evaluation:
+        lines.append(f"  held out: {s['held_out']}")
+    elif used in ("train", "all"):
+        lines.append("  note: the real set includes training patients: the metrics measure fit, "
+                     "not generalisation, and the memorisation audit has no held-out reference")
     return lines

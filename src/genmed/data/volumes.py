@@ -49,15 +49,42 @@ def model_items(img, *, size: int, spatial_dims: int, where: str, modality: str 
 
 def data_info(maps: Sequence[IntensityMap], pixels: Sequence[tuple[float, ...]],
               orientations: Sequence[str | None], *, source: str, labelled: bool,
-              patient_from: str, n_volumes: int) -> dict[str, Any]:
-    """`ImageDataset.info` of a data set built from `model_items` results."""
-    imap = dataset_map(list(maps))
+              patient_from: str, n_volumes: int, volume_ids: Sequence[str] | None = None) -> dict[str, Any]:
+    """`ImageDataset.info` of a data set built from `model_items` results (one entry per
+    manifest row or file; `volume_ids` names each entry's volume): the intensity map (the CT
+    window, or the median of the volumes' percentile values; "volume_intensity" keeps each
+    volume's so that `restrict_info` can use the training volumes only), the median model-pixel
+    spacing ("spacing_mm") and its range over the volumes ("spacing_range_mm", [min, max] per
+    axis: volumes of different resolution resized to one grid do not share a pixel size)."""
+    per_volume = dict(zip(volume_ids, maps, strict=True)) if volume_ids is not None else None
+    imap = dataset_map(list(per_volume.values()) if per_volume else list(maps))
     spacing = np.median(np.asarray(pixels, float), axis=0) if pixels else None
-    kinds = sorted({str(o) for o in orientations})
-    return {
+    kinds = sorted({str(o) for o in orientations if o})  # 2D images keep their stored order
+    spread = None
+    if pixels and len({len(p) for p in pixels}) == 1:
+        arr = np.asarray(pixels, float)
+        spread = [[round(float(a), 4), round(float(b), 4)] for a, b in zip(arr.min(0), arr.max(0), strict=True)]
+    info = {
         "source": source, "modality": imap.modality, "units": imap.units,
         "intensity": imap.to_dict(),
         "spacing_mm": [round(float(s), 4) for s in spacing] if spacing is not None else None,
-        "orientation": orientations[0] if len(kinds) == 1 else "mixed",
+        "spacing_range_mm": spread,
+        "orientation": kinds[0] if len(kinds) == 1 else ("mixed" if kinds else None),
         "labelled": labelled, "patient_from": patient_from, "n_volumes": n_volumes,
     }
+    if per_volume and imap.kind != "window":
+        info["volume_intensity"] = {v: m.to_dict() for v, m in per_volume.items()}
+    return info
+
+
+def restrict_info(info: dict[str, Any], volume_ids: Sequence[str]) -> dict[str, Any]:
+    """`info` with the intensity map recomputed from `volume_ids` only (the training split), so
+    that held-out volumes do not shape the map generated images are written back with."""
+    per = info.get("volume_intensity")
+    if not per:
+        return info
+    keep = [IntensityMap.from_dict(per[v]) for v in dict.fromkeys(volume_ids) if v in per]
+    if not keep:
+        return info
+    imap = dataset_map(keep)
+    return {**info, "intensity": imap.to_dict(), "intensity_from": f"{len(keep)} volume(s) of the split"}

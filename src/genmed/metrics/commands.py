@@ -49,6 +49,8 @@ def images_cmd(
     extractor: str = typer.Option("phantom-cnn", help="'phantom-cnn', a .safetensors phantom CNN, "
                                   "or a TorchScript file."),
     n_boot: int = typer.Option(50, help="Bootstrap resamples."),
+    k: int = typer.Option(5, "--k", help="Neighbours for precision/recall/density/coverage (each "
+                          "set needs more than k images)."),
     seed: int = typer.Option(0, help="Seed of the resampling (and of the patient split)."),
 ) -> None:
     """Compute every image-set metric (with CIs) between REAL and FAKE; write OUT/metrics.json."""
@@ -62,6 +64,7 @@ def images_cmd(
     from genmed.versions import versions
 
     check_positive("n_boot", n_boot)
+    check_positive("k", k)
     check_choice("--real-split", real_split, ("train", "val", "test", "all"))
     fake_x = read_image_set(fake)
     size = tuple(fake_x.shape[-2:])
@@ -79,8 +82,8 @@ def images_cmd(
                 "split": real_split}
         from genmed.data.summary import summary_lines
 
-        for line in summary_lines({**summary, "trained_on": real_split}):
-            typer.echo(line.replace("<- trained on", "<- real set"))
+        for line in summary_lines({**summary, "trained_on": real_split}, evaluation=True):
+            typer.echo(line)
     else:
         real_x = read_image_set(real)
         data = {"source": real, "modality": None, "phantom": False}
@@ -91,7 +94,7 @@ def images_cmd(
         train_x = resize_to(train_x, size)
     result = evaluate_images(
         real_x, fake_x, extractor=extractor, train=train_x, real_labels=labels,
-        cfg=EvalConfig(n_boot=n_boot, seed=seed), data=data,
+        cfg=EvalConfig(n_boot=n_boot, k=k, seed=seed), data=data,
     )
     result["inputs"] = {"real": real, "fake": str(fake), "train": str(train) if train else None,
                         "real_split": real_split if summary else None}

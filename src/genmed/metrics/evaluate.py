@@ -59,7 +59,8 @@ def evaluate_images(
     if real.ndim != 4 or fake.ndim != 4:
         raise UserError(f"real {real.shape} and fake {fake.shape} must be (N, C, H, W) image sets")
     if min(len(real), len(fake)) <= cfg.k:
-        raise UserError(f"need more than k={cfg.k} images in each set, got {len(real)} real, {len(fake)} fake")
+        raise UserError(f"need more than k={cfg.k} images in each set, got {len(real)} real, "
+                        f"{len(fake)} fake; lower --k or use more images (e.g. --real-split all)")
     fr, ff = ext.features(real), ext.features(fake)
     fid_e = fid_ci(fr, ff, n_boot=cfg.n_boot, level=cfg.level, seed=cfg.seed)
     kid_e = kid_ci(fr, ff, subset_size=cfg.kid_subset, n_subsets=cfg.kid_subsets, level=cfg.level, seed=cfg.seed)

@@ -51,7 +51,8 @@ def write_data_record(run_dir: str | Path, dataset: Dataset) -> Path | None:
     info = getattr(dataset, "info", None)
     if not info:
         return None
-    record = {**info, "summary": getattr(dataset, "summary", None)}
+    record = {**{k: v for k, v in info.items() if k != "volume_intensity"},
+              "summary": getattr(dataset, "summary", None)}
     return write_json(Path(run_dir) / DATA_RECORD, record)
 
 
