@@ -53,8 +53,23 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Atomically write `obj` as indented JSON (numpy scalars and arrays converted)."""
-    return write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+    """Atomically write `obj` as strictly valid, indented JSON (numpy scalars and arrays
+    converted; NaN and infinities written as null: JSON has no such numbers)."""
+    return write_text(path, json.dumps(finite_json(obj), indent=2, default=_json_default,
+                                       allow_nan=False) + "\n")
+
+
+def finite_json(obj: Any) -> Any:
+    """`obj` with every non-finite float (NaN, +-Inf; numpy too) replaced by None, recursively."""
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return finite_json(obj.tolist()) if obj.dtype.kind == "f" else obj.tolist()
+    return obj
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:

@@ -59,7 +59,7 @@ def test_denoise_user_dicom_writes_nifti_and_png(tmp_path):
     assert out.array.shape == inp.array.shape
     assert np.allclose(out.spacing, inp.spacing, rtol=1e-4)
     info = json.loads((tmp_path / "denoise.json").read_text())
-    assert info["noise_sd_hu_after"] < info["noise_sd_hu_estimated"]
+    assert info["noise_sd_after"] < info["noise_sd_estimated"] and info["units"] == "HU"
     assert (tmp_path / "denoise.png").stat().st_size > 0
 
 

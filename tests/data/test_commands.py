@@ -74,13 +74,13 @@ def test_manifest_unknown_label_and_missing_column(made, tmp_path, capsys):
     df.loc[3, "label"] = "tumour"
     bad = tmp_path / "bad.csv"
     df.to_csv(bad, index=False)
-    code, _, err = run(["data", "info", str(bad)], capsys)  # info does not read CSVs
-    assert code == 2 and "unknown file type" in err
+    code, _, err = run(["data", "info", str(bad)], capsys)  # info reads manifests like training
+    assert code == 2 and "row 5: label 'tumour' is not one of" in err
     from genmed.errors import UserError
 
     with pytest.raises(UserError, match=r"row 5: label 'tumour' is not one of"):
         load_training_data(bad, size=16, split="all")
-    df.drop(columns=["patient_id"]).to_csv(bad, index=False)
+    df.drop(columns=["path"]).to_csv(bad, index=False)
     with pytest.raises(UserError, match="lacks column"):
         load_training_data(bad, size=16)
 
@@ -107,6 +107,9 @@ def test_info_text_and_json(made, capsys):
 
 def test_info_bad_inputs_exit_2_one_line(tmp_path, capsys):
     cases = bad_inputs(tmp_path)
+    two, _ = cases.pop("two series")  # what `train --data` takes: info lists its volumes
+    code, out, err = run(["data", "info", str(two)], capsys)
+    assert code == 0 and out.startswith("2 volume(s) of 2 patient(s)") and err == ""
     for name, (path, text) in cases.items():
         code, out, err = run(["data", "info", str(path)], capsys)
         lines = err.strip().splitlines()

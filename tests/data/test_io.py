@@ -47,13 +47,18 @@ def test_mr_dicom_from_nibabel():
 
 @pytest.mark.parametrize("name", ["example4d.nii.gz", "anatomical.nii"])
 def test_nibabel_bundled_nifti(name):
+    """Both files are stored LAS; genmed reads them in LPS: nibabel's RAS canonical, x flipped."""
     path = Path(NIB_DATA) / name
     ref = nib.load(path)
     img = load(path)
+    assert nib.aff2axcodes(ref.affine) == ("L", "A", "S")
+    canonical = nib.as_closest_canonical(ref)  # RAS+
+    lps = np.asarray(canonical.dataobj, np.float32)[::-1, ::-1]
     assert img.array.shape == ref.shape[::-1]
-    assert np.allclose(img.array, np.asarray(ref.dataobj, np.float32).T)
+    assert np.array_equal(img.array, lps.T)
     assert img.spacing == tuple(float(z) for z in ref.header.get_zooms())[::-1]
     assert img.meta["format"] == "nifti" and img.meta["source"] == str(path)
+    assert img.orientation == "LPS" and img.meta["orientation_source"] == "LAS"
 
 
 def test_save_nifti_round_trip(tmp_path):

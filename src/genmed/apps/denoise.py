@@ -6,7 +6,7 @@ noise SD estimated from the scan itself (wavelet MAD on HU; no oracle). PSNR / S
 computed on HU clipped to the abdomen window (level 40, width 400 HU), per image, reported as
 mean with a 95% bootstrap CI over test images.
 User scans (`denoise_file`): a DICOM/NIfTI/PNG slice or volume, no ground truth; writes the
-denoised volume as NIfTI (HU) and a side-by-side PNG.
+denoised volume as NIfTI in the input's units (HU for CT only) and a side-by-side PNG.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 
 from genmed.apps.common import UNIT_PER_HU, hu_columns_figure, paired_table, phantom, seeded, to_hu, to_unit
 from genmed.apps.denoisers import CLASSICAL, classical, diffusion_denoise, estimate_sigma
-from genmed.data.transforms import ABDOMEN_RANGE_HU, ABDOMEN_WINDOW_HU
+from genmed.data.transforms import ABDOMEN_WINDOW_HU
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
 from genmed.train.fitting import Compute
@@ -124,41 +124,54 @@ def _figure(noisy: np.ndarray, clean: np.ndarray, outputs: dict[str, np.ndarray]
 
 
 def denoise_file(path: str | Path, out: str | Path, method: str = "bm3d") -> dict[str, Any]:
-    """Denoise a user's CT slice or volume (DICOM file/folder, NIfTI, PNG/TIFF) slice by slice.
+    """Denoise a user's slice or volume (DICOM file/folder, NIfTI, PNG/TIFF) slice by slice.
 
     Classical methods only (no ground truth, no training on the user's data): noise SD is
-    estimated per slice on HU. Writes out/denoised.nii.gz (HU, input spacing), out/denoise.png
-    (input | denoised, middle slice, abdomen window) and out/denoise.json.
+    estimated per slice in the image's own units (HU for CT, e.g. arbitrary units for MR).
+    CT is denoised over a wide window (-1000..1000 HU, so air, fat and bone survive), other
+    modalities over their 0.5-99.5 percentile range. Writes out/denoised.nii.gz (input units,
+    spacing and modality), out/denoise.png (input | denoised, middle slice; CT in the abdomen
+    window, others between their percentiles) and out/denoise.json (`noise_sd_estimated`,
+    `noise_sd_after` with `units`).
     """
     from genmed.data.io import load, save_nifti
-    from genmed.data.transforms import hu_to_unit, unit_to_hu
+    from genmed.data.modality import display_range, intensity_map
 
     check_choice("method", method, CLASSICAL)
     img = load(path, ndim=(2, 3))
     vol = img.array[None] if img.ndim == 2 else img.array
-    sigma_hu = estimate_sigma(vol)
-    # denoise a wide window (-1000..1000 HU) so that air, fat and bone survive
-    level, width = 0.0, 2000.0
-    unit = hu_to_unit(vol, level, width)
-    den = unit_to_hu(classical(unit, sigma_hu * 2.0 / width, method), level, width)
-    den = np.where((vol > level - width / 2) & (vol < level + width / 2), den, vol).astype(np.float32)
+    sigma = estimate_sigma(vol)
+    if img.modality == "CT":
+        low, high = -1000.0, 1000.0
+    else:
+        m = intensity_map(vol, img.modality, img.units)
+        low, high = m.low, m.high
+    scale = 2.0 / (high - low)  # native units -> [-1, 1] over [low, high], not clipped
+    unit = (vol - low) * scale - 1.0
+    den = (classical(unit, sigma * scale, method) + 1.0) / scale + low
+    den = np.where((vol > low) & (vol < high), den, vol).astype(np.float32)
     result = den[0] if img.ndim == 2 else den
     out = Path(out)
-    save_nifti(out / "denoised.nii.gz", result, tuple(img.spacing), description=f"denoised {method}")
+    save_nifti(out / "denoised.nii.gz", result, tuple(img.spacing), modality=img.modality,
+               units=img.units, description=f"denoised {method}")
     mid = len(vol) // 2
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    vmin, vmax = display_range(vol, img.modality)
     fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
     for ax, arr, title in zip(axes, (vol[mid], den[mid]), ("input", f"denoised ({method})")):
-        ax.imshow(arr, cmap="gray", vmin=ABDOMEN_RANGE_HU[0], vmax=ABDOMEN_RANGE_HU[1])
+        ax.imshow(arr, cmap="gray", vmin=vmin, vmax=vmax)
         ax.set_title(title, fontsize=9)
         ax.axis("off")
+    fig.suptitle(f"{img.modality}, display {vmin:.4g}..{vmax:.4g} {img.units}", fontsize=8)
     save_figure(fig, out / "denoise.png")
-    info = {"input": str(path), "method": method, "shape": list(result.shape),
-            "spacing_mm": list(img.spacing), "noise_sd_hu_estimated": float(np.mean(sigma_hu)),
-            "noise_sd_hu_after": float(np.mean(estimate_sigma(den)))}
+    info = {"input": str(path), "method": method, "modality": img.modality, "units": img.units,
+            "shape": list(result.shape), "spacing_mm": list(img.spacing),
+            "display_range": [vmin, vmax],
+            "noise_sd_estimated": float(np.mean(sigma)),
+            "noise_sd_after": float(np.mean(estimate_sigma(den)))}
     write_json(out / "denoise.json", info)
     return info

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Data: generate the kidney CT phantom, inspect medical images.",
+app = typer.Typer(help="Data: generate the kidney CT phantom, scan a folder of your own scans, "
+                  "inspect medical images.",
                   no_args_is_help=True)
 
 
@@ -52,20 +53,59 @@ def make(
 @app.command("info")
 def info(
     path: Path = typer.Argument(..., help="NIfTI file, DICOM file or series folder, PNG/TIFF file "
-                                "or folder, or MedMNIST .npz."),
+                                "or folder, MedMNIST .npz; or what `genmed train --data` takes: a "
+                                "manifest CSV or a folder of several scans."),
     fmt: str = typer.Option("text", "--format", help="Output format: text or json."),
 ) -> None:
-    """Print an image's shape, spacing (mm), value range and modality."""
+    """Print an image's shape, spacing (mm), value range, modality, units and orientation; for
+    a manifest or a folder of scans, one line per volume (what training would read)."""
+    from dataclasses import asdict
+
     from genmed.data.io import describe
+    from genmed.data.scan import is_collection, scan_folder, scan_manifest, summary_lines
     from genmed.errors import check_choice
 
     check_choice("--format", fmt, ("text", "json"))
+    if is_collection(path):
+        result = scan_manifest(path) if path.is_file() else scan_folder(path)
+        if fmt == "json":
+            typer.echo(json.dumps({"source": str(path), "volumes": [asdict(v) for v in result.volumes],
+                                   "skipped": [{"path": p, "reason": r} for p, r in result.skipped]},
+                                  indent=2))
+            return
+        for line in summary_lines(result):
+            typer.echo(line)
+        return
     facts = describe(path)
     if fmt == "json":
         typer.echo(json.dumps(facts, indent=2))
         return
     for key, value in facts.items():
-        typer.echo(f"{key:>13}: {value}")
+        typer.echo(f"{key:>18}: {value}")
+
+
+@app.command("scan")
+def scan_cmd(
+    folder: Path = typer.Argument(..., help="Folder of scans: NIfTI files, DICOM series (classic or "
+                                  "enhanced, any layout), folders of PNG/TIFF slices."),
+    out: Path = typer.Option(..., "--out", help="Manifest CSV to write (one row per volume)."),
+    labels: str = typer.Option("none", "--labels", help="none (unlabelled: unconditional training) "
+                               "or folders (first-level folders named healthy/benign/malignant)."),
+    modality: str = typer.Option("", "--modality", help="Keep only these modalities, comma-separated "
+                                 "(e.g. CT or MR); default: all."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
+) -> None:
+    """Find every volume under FOLDER and write a manifest for `genmed train --data`."""
+    from genmed.data.scan import scan_folder, summary_lines, write_manifest
+
+    keep = tuple(m.strip() for m in modality.split(",") if m.strip())
+    result = scan_folder(folder.resolve(), manifest_dir=out.resolve().parent, labels=labels,
+                         modalities=keep)
+    path = write_manifest(result, out, overwrite=overwrite)
+    result.folder = folder  # as the user wrote it
+    for line in summary_lines(result):
+        typer.echo(line)
+    typer.echo(f"manifest: {path}")
 
 
 @app.command("crop-kidneys")

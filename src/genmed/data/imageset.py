@@ -21,11 +21,20 @@ __all__ = ["ImageDataset"]
 
 
 class ImageDataset(Dataset):
-    """In-memory images (N, 1, *spatial) in [-1, 1] with labels, patient ids and extras."""
+    """In-memory images (N, 1, *spatial) in [-1, 1] with labels, patient ids and extras.
+
+    `volume_ids` (default: the patient ids) name the scan each item comes from (2D slices of
+    one volume share it); `info` describes the data as a whole: "modality", "units",
+    "intensity" (the `IntensityMap` dict that maps model units back to the data's units),
+    "spacing_mm" (of a model pixel), "orientation", "labelled", "source" (see
+    `genmed.data.manifest`). Unlabelled data has labels -1 and no class names.
+    """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, patient_ids: Sequence[str],
                  extras: Mapping[str, torch.Tensor] | None = None,
-                 class_names: Sequence[str] = LABELS) -> None:
+                 class_names: Sequence[str] = LABELS, *,
+                 volume_ids: Sequence[str] | None = None,
+                 info: Mapping[str, Any] | None = None) -> None:
         n = len(images)
         if images.ndim not in (4, 5) or images.shape[1] != 1:
             raise UserError(f"images must be (N, 1, H, W) or (N, 1, D, H, W), got {tuple(images.shape)}")
@@ -36,6 +45,16 @@ class ImageDataset(Dataset):
         self.patient_ids = [str(p) for p in patient_ids]
         self.extras = dict(extras or {})
         self.class_names = tuple(class_names)
+        self.volume_ids = [str(v) for v in volume_ids] if volume_ids is not None else list(self.patient_ids)
+        if len(self.volume_ids) != n:
+            raise UserError(f"{n} images but {len(self.volume_ids)} volume ids")
+        self.info = dict(info or {})
+        self.summary: dict[str, Any] | None = None  # set by load_training_data (splits)
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the items carry class labels (False: unconditional training only)."""
+        return bool(self.info.get("labelled", True))
 
     @property
     def spatial_dims(self) -> int:
@@ -54,7 +73,8 @@ class ImageDataset(Dataset):
         """A new dataset with the items at `index` (same extras)."""
         idx = torch.as_tensor(np.asarray(index, np.int64))
         return ImageDataset(self.images[idx], self.labels[idx], [self.patient_ids[int(i)] for i in idx],
-                            {k: v[idx] for k, v in self.extras.items()}, self.class_names)
+                            {k: v[idx] for k, v in self.extras.items()}, self.class_names,
+                            volume_ids=[self.volume_ids[int(i)] for i in idx], info=self.info)
 
 
 def _resize_batch(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:

@@ -1,13 +1,21 @@
-"""Read medical images into one `Image` (array, spacing, meta); write NIfTI atomically.
+"""Read medical images into one `Image` (array, spacing, modality, units, orientation, meta);
+write NIfTI atomically.
 
-Formats: NIfTI (.nii, .nii.gz; nibabel), DICOM (single file or a folder holding one series;
-pydicom; slices sorted along the slice normal by ImagePositionPatient, else InstanceNumber;
-RescaleSlope/Intercept applied so CT is in HU), PNG/TIFF/JPEG files (multi-page TIFF) and
-folders of same-size slices (pillow), MedMNIST `.npz` (2D and 3D; never downloaded).
+Formats: NIfTI (.nii, .nii.gz; nibabel), DICOM (single file, a folder holding one series, or
+an enhanced multi-frame file: `genmed.data.dicom`; rescale applied so CT is in HU), PNG/TIFF/
+JPEG files (multi-page TIFF) and folders of same-size slices (pillow), MedMNIST `.npz` (2D and
+3D; never downloaded).
 
 Axis order is numpy/DICOM order everywhere: (slice, row, column) for 3D, (row, column) for
-2D, and `spacing` (mm) in the same order. NIfTI data, stored by nibabel as (x, y, z), is
-transposed on read and on write, so `save_nifti(load(p).array)` round-trips.
+2D, and `spacing` (mm) in the same order. Volumes with a known geometry (NIfTI affine, DICOM
+position/orientation) are turned to the canonical LPS orientation on load
+(`genmed.data.orientation`): columns run to the patient's left, rows to posterior, slices to
+superior; `meta["orientation"]` says "LPS" (None where the file has no geometry: pictures, 2D
+slices) and `meta["orientation_source"]` what the file had. NIfTI data, stored by nibabel as
+(x, y, z), is transposed on read and on write, so `save_nifti(load(p).array)` round-trips.
+Modality comes from the file (DICOM Modality, the `modality=` tag genmed writes into a NIfTI
+header) or, for a plain NIfTI, from its values (air near -1000: CT); units follow from it
+(`genmed.data.modality.units_for`: HU for CT, never for anything else).
 Every bad input raises `UserError` with one line naming the file.
 """
 
@@ -31,33 +39,59 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 @dataclass
 class Image:
-    """An image: `array` float32 (HU for CT, raw intensity otherwise), `spacing` mm per axis."""
+    """An image: `array` float32 in `units` (HU for CT), `spacing` mm per axis, and `meta`
+    (at least "modality", "units", "orientation" and "source")."""
 
     array: np.ndarray
     spacing: tuple[float, ...]
-    meta: dict[str, Any] = field(default_factory=dict)  # at least "modality" and "source"
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ndim(self) -> int:
         return self.array.ndim
 
+    @property
+    def modality(self) -> str:
+        """DICOM modality code: "CT", "MR", "PT", "OT" (pictures), ... or "unknown"."""
+        return str(self.meta.get("modality", "unknown"))
 
-def load(path: str | os.PathLike, *, ndim: int | tuple[int, ...] | None = None) -> Image:
+    @property
+    def units(self) -> str:
+        """Units of the values: "HU" for CT, else e.g. "a.u." (MR), "grey level" (pictures)."""
+        from genmed.data.modality import units_for
+
+        return str(self.meta.get("units") or units_for(self.modality))
+
+    @property
+    def orientation(self) -> str | None:
+        """Axis codes of (column, row, slice) after loading ("LPS"), or None if unknown."""
+        return self.meta.get("orientation")
+
+
+def load(path: str | os.PathLike, *, ndim: int | tuple[int, ...] | None = None,
+         series_uid: str | None = None) -> Image:
     """Read a NIfTI/DICOM/PNG/TIFF file or folder, or a MedMNIST .npz (its train images).
 
     `ndim`: the number(s) of dimensions the caller accepts; anything else is a `UserError`.
+    `series_uid`: in a folder of DICOM files (searched recursively), read only that series.
     """
+    from genmed.data.dicom import load_series
+
     p = Path(path)
     if not p.exists():
         raise UserError(f"{p}: no such file or folder")
     if p.is_dir():
-        img = _load_folder(p)
+        if series_uid:
+            files = sorted(f for f in p.rglob("*") if f.is_file() and file_kind(f) == "dicom")
+            img = Image(*load_series(files, p, series_uid))
+        else:
+            img = _load_folder(p)
     else:
         kind = file_kind(p)
         if kind == "nifti":
             img = _load_nifti(p)
         elif kind == "dicom":
-            img = _load_dicom_series([p], p)
+            img = Image(*load_series([p], p, series_uid))
         elif kind == "pil":
             img = _load_pil(p)
         elif kind == "npz":
@@ -104,11 +138,16 @@ def _validate(img: Image, p: Path, ndim: int | tuple[int, ...] | None) -> Image:
     img.spacing = tuple(float(s) for s in img.spacing)
     img.meta.setdefault("source", str(p))
     img.meta.setdefault("modality", "unknown")
+    img.meta.setdefault("orientation", None)
+    img.meta["units"] = img.units
     return img
 
 
 def _load_nifti(p: Path) -> Image:
     import nibabel as nib
+
+    from genmed.data.modality import looks_like_ct
+    from genmed.data.orientation import CANONICAL, axcodes, reorient
 
     try:
         nii = nib.load(str(p))
@@ -116,25 +155,36 @@ def _load_nifti(p: Path) -> Image:
     except Exception as exc:  # nibabel raises many types for truncated/corrupt files
         raise UserError(f"{p}: cannot read NIfTI ({type(exc).__name__}: {exc})") from None
     zooms = tuple(float(z) for z in nii.header.get_zooms())[: data.ndim]
+    meta: dict[str, Any] = {"format": "nifti", "source": str(p), "orientation": None}
+    if data.ndim >= 3:
+        meta["orientation_source"] = axcodes(nii.affine)
+        data, zooms, _ = reorient(data, nii.affine, zooms)
+        meta["orientation"] = CANONICAL
     descrip = nii.header.get("descrip")
     descrip = descrip.item().decode("latin-1", "replace") if descrip is not None else ""
     match = re.search(r"modality=(\w+)", descrip)
+    units = re.search(r"units=(\S+)", descrip)
     if match:
-        modality, how = match.group(1), "header"
+        meta.update(modality=match.group(1), modality_from="header")
+        if units:
+            meta["units"] = units.group(1).replace("_", " ")
     else:  # NIfTI has no modality field: air near -1000 suggests CT in HU
-        modality = "CT" if data.size and -3100.0 < float(data.min()) < -900.0 else "unknown"
-        how = "intensity heuristic"
-    return Image(data.T.copy(), zooms[::-1], {"modality": modality, "modality_from": how,
-                                              "format": "nifti", "source": str(p)})
+        meta.update(modality="CT" if looks_like_ct(data) else "unknown",
+                    modality_from="intensity heuristic")
+    return Image(data.T.copy(), tuple(zooms)[::-1], meta)
 
 
 def save_nifti(path: str | os.PathLike, array: np.ndarray, spacing: tuple[float, ...],
-               *, modality: str = "CT", description: str = "") -> Path:
+               *, modality: str = "CT", description: str = "", units: str | None = None) -> Path:
     """Atomically write `array` ((slice,) row, column order) with `spacing` mm as NIfTI.
 
-    The affine is diagonal in RAS+: columns run to the patient's left and rows to posterior
-    (radiological display), slices to superior. Modality goes into the header's descrip.
+    The affine is diagonal, the canonical LPS orientation (`genmed.data.orientation`): columns
+    run to the patient's left and rows to posterior (radiological display), slices to
+    superior. Modality and units (default: the modality's, `units_for`) go into the header's
+    descrip, so `load` reads them back.
     """
+    from genmed.data.modality import units_for
+
     import nibabel as nib
 
     arr = np.asarray(array)
@@ -147,82 +197,11 @@ def save_nifti(path: str | os.PathLike, array: np.ndarray, spacing: tuple[float,
     nii = nib.Nifti1Image(arr.T, affine)
     nii.header.set_zooms(sp)
     nii.header.set_xyzt_units("mm", "sec")
-    nii.header["descrip"] = f"genmed modality={modality} {description}"[:79].encode()
+    unit = (units or units_for(modality)).replace(" ", "_")
+    nii.header["descrip"] = f"genmed modality={modality} units={unit} {description}"[:79].encode()
     with atomic_path(path) as tmp:
         nib.save(nii, str(tmp))
     return Path(path)
-
-
-def _read_dicom(p: Path, stop_before_pixels: bool = False):
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        return pydicom.dcmread(str(p), stop_before_pixels=stop_before_pixels)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{p}: not a readable DICOM file ({type(exc).__name__}: {exc})") from None
-
-
-def _dicom_pixels(p: Path, ds) -> np.ndarray:
-    """Pixel data with RescaleSlope/Intercept applied (HU for CT); colour averaged to grey."""
-    from pydicom.pixels import apply_rescale
-
-    if "PixelData" not in ds:
-        raise UserError(f"{p}: DICOM file has no pixel data")
-    try:
-        arr = ds.pixel_array
-    except Exception as exc:  # truncated data, unsupported compression, ...
-        raise UserError(f"{p}: cannot decode DICOM pixels ({type(exc).__name__}: {exc})") from None
-    if int(ds.get("SamplesPerPixel", 1)) > 1:
-        arr = arr.mean(axis=-1)
-    return np.asarray(apply_rescale(arr.astype(np.float64), ds), np.float32)
-
-
-def _load_dicom_series(files: list[Path], where: Path) -> Image:
-    """One file, or the files of one series, stacked along the slice normal."""
-    headers = [(f, _read_dicom(f, stop_before_pixels=True)) for f in files]
-    series = {str(h.get("SeriesInstanceUID", "")) for _, h in headers}
-    if len(series) > 1:
-        raise UserError(f"{where}: folder holds {len(series)} DICOM series; point to one series")
-    headers.sort(key=lambda fh: _slice_key(fh[1], fh[0]))
-    planes = []
-    for f, _ in headers:
-        ds = _read_dicom(f)
-        planes.append(_dicom_pixels(f, ds))
-    shapes = {a.shape for a in planes}
-    if len(shapes) > 1:
-        raise UserError(f"{where}: DICOM slices differ in size {sorted(shapes)}")
-    first = headers[0][1]
-    row_col = [float(v) for v in first.get("PixelSpacing", [1.0, 1.0])]
-    if len(planes) == 1:
-        arr = planes[0]
-        if arr.ndim == 3:  # multi-frame
-            spacing = (float(first.get("SpacingBetweenSlices", first.get("SliceThickness", 1.0)) or 1.0),
-                       *row_col)
-        else:
-            spacing = tuple(row_col)
-    else:
-        arr = np.stack(planes)
-        pos = np.array([_slice_key(h, f)[0] for f, h in headers])
-        gaps = np.abs(np.diff(pos))
-        dz = float(np.median(gaps)) if gaps.size and np.median(gaps) > 0 else float(
-            first.get("SliceThickness", 1.0) or 1.0)
-        spacing = (dz, *row_col)
-    meta = {"modality": str(first.get("Modality", "unknown")), "format": "dicom",
-            "source": str(where), "n_files": len(files),
-            "series_uid": str(first.get("SeriesInstanceUID", ""))}
-    return Image(arr, spacing, meta)
-
-
-def _slice_key(ds, f: Path) -> tuple[float, float, str]:
-    """Position along the slice normal (mm), then InstanceNumber, then the file name."""
-    pos = ds.get("ImagePositionPatient")
-    ori = ds.get("ImageOrientationPatient")
-    inst = float(ds.get("InstanceNumber", 0) or 0)
-    if pos is not None and ori is not None and len(ori) == 6:
-        normal = np.cross(np.array(ori[:3], float), np.array(ori[3:], float))
-        return float(np.dot(normal, np.array(pos, float))), inst, f.name
-    return inst, inst, f.name
 
 
 def _load_pil(p: Path) -> Image:
@@ -235,7 +214,8 @@ def _load_pil(p: Path) -> Image:
     except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as exc:
         raise UserError(f"{p}: cannot read image ({type(exc).__name__}: {exc})") from None
     arr = frames[0] if len(frames) == 1 else np.stack(frames)
-    return Image(arr, (1.0,) * arr.ndim, {"modality": "OT", "format": "pil", "source": str(p)})
+    return Image(arr, (1.0,) * arr.ndim, {"modality": "OT", "format": "pil", "source": str(p),
+                                          "orientation": None})
 
 
 def _pil_gray(frame) -> np.ndarray:
@@ -253,7 +233,9 @@ def _load_folder(p: Path) -> Image:
     kinds = {f: file_kind(f) for f in files}
     dicom = [f for f, k in kinds.items() if k == "dicom"]
     if dicom:
-        return _load_dicom_series(dicom, p)
+        from genmed.data.dicom import load_series
+
+        return Image(*load_series(dicom, p))
     pil = sorted((f for f, k in kinds.items() if k == "pil"), key=_natural_key)
     if not pil:
         raise UserError(f"{p}: no DICOM or PNG/TIFF images in folder")
@@ -311,11 +293,13 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     arr = img.array
     out = {
         "source": img.meta["source"], "format": img.meta.get("format", "unknown"),
-        "modality": img.meta["modality"], "shape": list(arr.shape),
+        "modality": img.modality, "units": img.units, "orientation": img.orientation,
+        "shape": list(arr.shape),
         "spacing_mm": [round(s, 4) for s in img.spacing], "min": float(arr.min()),
         "max": float(arr.max()), "mean": round(float(arr.mean()), 3), "std": round(float(arr.std()), 3),
     }
-    for key in ("modality_from", "n_files", "split", "spatial_dims"):
+    for key in ("orientation_source", "modality_from", "patient_id", "n_files", "n_frames",
+                "enhanced", "split", "spatial_dims"):
         if key in img.meta:
             out[key] = img.meta[key]
     if "labels" in img.meta:

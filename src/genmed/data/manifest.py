@@ -1,10 +1,18 @@
 """Datasets from files: a manifest CSV, a MedMNIST .npz, or a folder of images.
 
-Manifest columns (one row per 2D slice or 3D volume): `path` (image file, relative to the CSV's
-folder or absolute), `label` (a name in LABELS or its index), `patient_id`; optional
-`mask_path`, `slice` (index along the volume's first axis; empty = whole volume), `noise_hu`,
-`noisy`, `split` (train/val/test). A folder source holds images directly (label healthy) or in
-one sub-folder per class named after LABELS.
+Manifest (one row per 2D slice or 3D volume; `genmed data scan` writes one for a folder of
+scans). Only `path` is required: the image file or DICOM series folder, relative to the CSV's
+folder or absolute. Optional columns:
+- `patient_id`: rows of one patient stay in one split; missing: the scan's DICOM PatientID,
+  else the file itself (each file its own patient; the dataset summary says so);
+- `label`: a name in LABELS or its index; without the column the data is unlabelled and trains
+  unconditionally only (`--cond label` is refused);
+- `series_uid`: which DICOM series of the `path` folder to read (a folder holding several);
+- `modality`: overrides the file's (e.g. CT for a plain NIfTI the heuristic misses);
+- `slice`: index along the volume's first axis (empty: the whole volume, or in 2D every slice);
+- `mask_path`, `noise_hu`, `noisy`, `split` (train/val/test).
+A folder source holds images directly (unlabelled) or in one sub-folder per class named after
+LABELS. Intensities: `genmed.data.modality` (CT windowed in HU, other modalities by percentiles).
 """
 
 from __future__ import annotations
@@ -15,12 +23,15 @@ import numpy as np
 import torch
 
 from genmed.data.imageset import ImageDataset, _resize_batch
+from genmed.data.modality import IntensityMap, to_model_units
 from genmed.data.phantom import LABELS
 from genmed.data.splits import SPLITS
-from genmed.data.transforms import hu_to_unit, scale_to_unit
+from genmed.data.volumes import data_info, model_items
 from genmed.errors import UserError
 
-REQUIRED = ("path", "label", "patient_id")
+REQUIRED = ("path",)
+OPTIONAL = ("patient_id", "label", "series_uid", "modality", "slice", "mask_path", "noise_hu",
+            "noisy", "split")
 
 
 def load_source(path: Path, *, size: int, spatial_dims: int):
@@ -39,19 +50,22 @@ def load_source(path: Path, *, size: int, spatial_dims: int):
 
 
 def read_manifest(path: Path):
-    """The manifest as a pandas DataFrame with checked columns, labels as indices."""
+    """The manifest as a pandas DataFrame with checked columns, labels as indices (-1: none)."""
     import pandas as pd
 
     try:
-        df = pd.read_csv(path, dtype={"patient_id": str, "split": str, "path": str, "mask_path": str})
+        df = pd.read_csv(path, dtype={"patient_id": str, "split": str, "path": str, "mask_path": str,
+                                      "series_uid": str, "modality": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise UserError(f"{path}: not a readable CSV ({type(exc).__name__}: {exc})") from None
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
-        raise UserError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
+        raise UserError(f"{path}: manifest lacks column(s) {', '.join(missing)} (the image file of "
+                        "each row; `genmed data scan FOLDER --out manifest.csv` writes one)")
     if df.empty:
         raise UserError(f"{path}: manifest has no rows")
-    df["label"] = [_label_index(v, path, i) for i, v in enumerate(df["label"])]
+    if "label" in df.columns:
+        df["label"] = [_label_index(v, path, i) for i, v in enumerate(df["label"])]
     if "split" in df.columns:
         df["split"] = df["split"].fillna("")
         bad = sorted(set(df["split"]) - {*SPLITS, ""})
@@ -70,40 +84,67 @@ def _label_index(value, path: Path, row: int) -> int:
 
 
 def _to_unit(arr: np.ndarray, modality: str) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(arr, np.float32))
-    return hu_to_unit(t) if modality == "CT" else torch.as_tensor(scale_to_unit(t))
+    """One image in model units (the modality's map, `genmed.data.modality`)."""
+    return torch.from_numpy(to_model_units(arr, modality)[0])
+
+
+def _text(row, column: str) -> str | None:
+    v = getattr(row, column, None)
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    text = str(v).strip()
+    return text or None
 
 
 def dataset_from_manifest(path: Path, *, size: int, spatial_dims: int):
-    """Load every row's image (slice) into memory, windowed and resized."""
+    """Load every row's image (slice) into memory in model units, resized to `size`."""
     from genmed.data.io import load
 
     df = read_manifest(path)
-    cache: dict[str, tuple[np.ndarray, str]] = {}
-    images = []
-    has_slice = "slice" in df.columns
+    cache: dict[tuple, object] = {}
+    parts, labels, pids, vids, maps, pixels, orients = [], [], [], [], [], [], []
+    labelled = "label" in df.columns
+    from_column = "patient_id" in df.columns
+    patient_from = "patient_id column"
+    volumes = set()
     for i, row in enumerate(df.itertuples(index=False)):
         file = Path(row.path) if Path(row.path).is_absolute() else path.parent / row.path
-        if str(file) not in cache:
-            img = load(file)
-            cache = {str(file): (img.array, img.meta["modality"])}  # rows of a file are adjacent
-        arr, modality = cache[str(file)]
-        sl = getattr(row, "slice") if has_slice else None
-        if sl is not None and not (isinstance(sl, float) and np.isnan(sl)):
-            if not 0 <= int(sl) < arr.shape[0]:
-                raise UserError(f"{path}: row {i + 2}: slice {int(sl)} outside {file} ({arr.shape[0]} slices)")
-            arr = arr[int(sl)]
-        if arr.ndim != spatial_dims:
-            raise UserError(f"{file}: {arr.ndim}D image but {spatial_dims}D data was asked for")
-        images.append(_resize_batch(_to_unit(arr, modality)[None, None], size, "area")[0])
+        uid = _text(row, "series_uid")
+        key = (str(file), uid)
+        if key not in cache:
+            cache = {key: load(file, series_uid=uid)}  # rows of a file are adjacent
+        img = cache[key]
+        sl = _text(row, "slice")
+        where = f"{path}: row {i + 2} ({file})"
+        x, imap, pixel = model_items(img, size=size, spatial_dims=spatial_dims, where=where,
+                                     modality=_text(row, "modality"),
+                                     slice_index=int(float(sl)) if sl is not None else None)
+        pid = _text(row, "patient_id") if from_column else None
+        if pid is None:
+            pid = img.meta.get("patient_id") or f"{file.name}" + (f":{uid}" if uid else "")
+            patient_from = ("patient_id column, else DICOM PatientID or the file" if from_column
+                            else "DICOM PatientID, else the file (no patient_id column)")
+        vid = str(file) + (f":{uid}" if uid else "")
+        volumes.add(vid)
+        parts.append(x)
+        labels += [int(row.label) if labelled else -1] * len(x)
+        pids += [pid] * len(x)
+        vids += [vid] * len(x)
+        maps.append(imap)
+        pixels.append(pixel)
+        orients.append(img.orientation)
+    counts = [len(x) for x in parts]
     extras = {}
-    if "noise_hu" in df.columns:
-        extras["noise_hu"] = torch.tensor(df["noise_hu"].fillna(0).to_numpy(np.float32))
-    if "noisy" in df.columns:
-        extras["noisy"] = torch.tensor(df["noisy"].fillna(False).astype(bool).to_numpy())
-    ds = ImageDataset(torch.stack(images), torch.tensor(df["label"].to_numpy(np.int64)),
-                      list(df["patient_id"].astype(str)), extras)
-    split = df["split"].to_numpy(str) if "split" in df.columns else None
+    for column, dtype in (("noise_hu", np.float32), ("noisy", bool)):
+        if column in df.columns:
+            values = df[column].fillna(0 if dtype is np.float32 else False).astype(dtype).to_numpy()
+            extras[column] = torch.from_numpy(np.repeat(values, counts))
+    info = data_info(maps, pixels, orients, source=str(path), labelled=labelled,
+                     patient_from=patient_from, n_volumes=len(volumes),
+                     volume_ids=_row_volumes(vids, parts))
+    ds = ImageDataset(torch.cat(parts), torch.tensor(labels, dtype=torch.long), pids, extras,
+                      LABELS if labelled else (), volume_ids=vids, info=info)
+    split = np.repeat(df["split"].to_numpy(str), counts) if "split" in df.columns else None
     return ds, split
 
 
@@ -128,41 +169,58 @@ def dataset_from_medmnist(path: Path, *, size: int, spatial_dims: int):
         labels.append(torch.from_numpy(lab if lab.ndim == 1 else lab.argmax(1)))
         ids += [f"{name}{i:06d}" for i in range(len(x))]
         split += [name] * len(x)
-    ds = ImageDataset(torch.cat(parts), torch.cat(labels), ids, class_names=())
+    grey = IntensityMap("range", "OT", "grey level", 0.0, 255.0)
+    info = {"source": str(path), "modality": "OT", "units": "grey level", "intensity": grey.to_dict(),
+            "spacing_mm": None, "orientation": None, "labelled": True,
+            "patient_from": "each image its own patient (MedMNIST)", "n_volumes": len(ids)}
+    ds = ImageDataset(torch.cat(parts), torch.cat(labels), ids, class_names=(), info=info)
     return ds, np.array(split)
 
 
 def dataset_from_folder(path: Path, *, size: int, spatial_dims: int):
-    """Images directly in `path` (label healthy) or in class sub-folders named after LABELS.
+    """Images directly in `path` (unlabelled) or in class sub-folders named after LABELS.
 
     Each file (2D image or 3D volume; a DICOM series folder counts as one volume) is one
-    patient; 2D data takes every slice of a volume.
+    patient unless DICOM names the patient; 2D data takes every slice of a volume.
     """
     from genmed.data.io import file_kind, load
 
     subdirs = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if subdirs and not any(file_kind(f) == "dicom" for f in path.iterdir() if f.is_file()):
+    named = [d.name for d in subdirs if d.name in LABELS]
+    labelled = bool(named) and not any(file_kind(f) == "dicom" for f in path.iterdir() if f.is_file())
+    if labelled and len(named) < len(subdirs):
         unknown = [d.name for d in subdirs if d.name not in LABELS]
-        if unknown:
-            raise UserError(f"{path}: class folder(s) {unknown} are not labels {', '.join(LABELS)}")
-        groups = [(LABELS.index(d.name), d) for d in subdirs]
-    else:
-        groups = [(0, path)]
-    images, labels, ids = [], [], []
+        raise UserError(f"{path}: class folder(s) {unknown} are not labels {', '.join(LABELS)}")
+    groups = [(LABELS.index(d.name), d) for d in subdirs] if labelled else [(-1, path)]
+    parts, labels, pids, vids, maps, pixels, orients = [], [], [], [], [], [], []
     for label, folder in groups:
-        items = _folder_items(folder)
-        for item in items:
+        for item in _folder_items(folder):
             img = load(item, ndim=(2, 3))
-            unit = _to_unit(img.array, img.meta["modality"])
-            stack = unit[None] if unit.ndim == spatial_dims else unit if unit.ndim == 3 else None
-            if stack is None:
-                raise UserError(f"{item}: {unit.ndim}D image but {spatial_dims}D data was asked for")
-            images.append(_resize_batch(stack[:, None], size, "area"))
-            labels += [label] * len(stack)
-            ids += [f"{folder.name}/{item.name}"] * len(stack)
-    if not images:
+            x, imap, pixel = model_items(img, size=size, spatial_dims=spatial_dims, where=str(item))
+            pid = img.meta.get("patient_id") or f"{folder.name}/{item.name}"
+            parts.append(x)
+            labels += [label] * len(x)
+            pids += [pid] * len(x)
+            vids += [str(item)] * len(x)
+            maps.append(imap)
+            pixels.append(pixel)
+            orients.append(img.orientation)
+    if not parts:
         raise UserError(f"{path}: empty folder")
-    return ImageDataset(torch.cat(images), torch.tensor(labels), ids)
+    info = data_info(maps, pixels, orients, source=str(path), labelled=labelled,
+                     patient_from="DICOM PatientID, else each file its own patient",
+                     n_volumes=len(set(vids)), volume_ids=_row_volumes(vids, parts))
+    return ImageDataset(torch.cat(parts), torch.tensor(labels, dtype=torch.long), pids,
+                        class_names=LABELS if labelled else (), volume_ids=vids, info=info)
+
+
+def _row_volumes(item_volumes: list[str], parts: list) -> list[str]:
+    """The volume id of each part (row or file), from the per-item ids."""
+    out, start = [], 0
+    for x in parts:
+        out.append(item_volumes[start])
+        start += len(x)
+    return out
 
 
 def _folder_items(folder: Path) -> list[Path]:

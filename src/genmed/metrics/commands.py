@@ -35,48 +35,83 @@ def train_extractor_cmd(
 
 @app.command("images")
 def images_cmd(
-    real: str = typer.Argument(..., help="Real images: a folder, .npy/.npz file, or 'phantom'."),
-    fake: Path = typer.Argument(..., help="Generated images: a folder or .npy/.npz file."),
+    real: str = typer.Argument(..., help="Real images: 'phantom', an image set (folder of pictures, "
+                               ".npy/.npz), or what `genmed train --data` takes (a manifest CSV, a "
+                               "folder of scans, a MedMNIST .npz)."),
+    fake: Path = typer.Argument(..., help="Generated images: a folder (what `genmed sample` writes) "
+                                "or .npy/.npz file."),
     out: Path = typer.Option(..., "--out", help="Output folder for metrics.json."),
     train: Path = typer.Option(None, help="Training images for the memorisation audit "
-                               "(default with 'phantom': the phantom training split)."),
+                               "(default with 'phantom' or training data: its training split)."),
+    real_split: str = typer.Option("test", "--real-split", help="Training data as REAL: the split "
+                                   "to compare against (train, val, test or all), split by patient "
+                                   "as `genmed train` splits it."),
     extractor: str = typer.Option("phantom-cnn", help="'phantom-cnn', a .safetensors phantom CNN, "
                                   "or a TorchScript file."),
     n_boot: int = typer.Option(50, help="Bootstrap resamples."),
-    seed: int = typer.Option(0, help="Seed of the resampling."),
+    k: int = typer.Option(5, "--k", help="Neighbours for precision/recall/density/coverage (each "
+                          "set needs more than k images)."),
+    seed: int = typer.Option(0, help="Seed of the resampling (and of the patient split)."),
 ) -> None:
     """Compute every image-set metric (with CIs) between REAL and FAKE; write OUT/metrics.json."""
-    from genmed.errors import check_positive
+    import sys
+
+    from genmed.errors import check_choice, check_positive
     from genmed.fileio import write_json
     from genmed.metrics.evaluate import EvalConfig, evaluate_images
-    from genmed.metrics.imagesets import phantom_image_set, read_image_set, resize_to
+    from genmed.metrics.imagesets import (data_source_sets, is_data_source, phantom_image_set,
+                                          read_image_set, resize_to, sample_map)
     from genmed.versions import versions
 
     check_positive("n_boot", n_boot)
+    check_positive("k", k)
+    check_choice("--real-split", real_split, ("train", "val", "test", "all"))
     fake_x = read_image_set(fake)
     size = tuple(fake_x.shape[-2:])
-    labels = None
+    labels, summary = None, None
     train_x = read_image_set(train) if train is not None else None
     if real == "phantom":
         real_x, labels = phantom_image_set("test", size=size[0], seed=seed)
         if train_x is None:
             train_x, _ = phantom_image_set("train", size=size[0], seed=seed)
+        data = {"source": "phantom", "modality": "CT", "phantom": True}
+    elif is_data_source(real):
+        real_x, own_train, labels, summary = data_source_sets(real, size[0], real_split, seed)
+        train_x = train_x if train_x is not None else own_train
+        data = {"source": real, "modality": summary.get("modality"), "phantom": False,
+                "split": real_split}
+        from genmed.data.summary import summary_lines
+
+        for line in summary_lines({**summary, "trained_on": real_split}, evaluation=True):
+            typer.echo(line)
     else:
         real_x = read_image_set(real)
+        data = {"source": real, "modality": None, "phantom": False}
+    fake_map = sample_map(fake) if fake.is_dir() else None
+    data["fake_modality"] = fake_map.modality if fake_map is not None else None
     real_x = resize_to(real_x, size)
     if train_x is not None:
         train_x = resize_to(train_x, size)
     result = evaluate_images(
         real_x, fake_x, extractor=extractor, train=train_x, real_labels=labels,
-        cfg=EvalConfig(n_boot=n_boot, seed=seed),
+        cfg=EvalConfig(n_boot=n_boot, k=k, seed=seed), data=data,
     )
-    result["inputs"] = {"real": real, "fake": str(fake), "train": str(train) if train else None}
+    result["inputs"] = {"real": real, "fake": str(fake), "train": str(train) if train else None,
+                        "real_split": real_split if summary else None}
+    if summary:
+        result["real_data"] = summary
     result["versions"] = versions()
     path = write_json(out / "metrics.json", result)
+    for warning in result["warnings"]:
+        print(f"genmed: warning: {warning}", file=sys.stderr)
     q = result["quality"]
-    typer.echo(f"FID {q['fid']['value']:.3f} [{q['fid']['low']:.3f}, {q['fid']['high']:.3f}]  "
+    typer.echo(f"FID {_num(q['fid']['value'])} [{_num(q['fid']['low'])}, {_num(q['fid']['high'])}]  "
                f"extractor {result['extractor']['name']} ({result['extractor']['weights_hash'][:12]})")
     typer.echo(str(path))
+
+
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
 
 
 @app.command("modes-metrics")

@@ -41,20 +41,37 @@ def evaluate_images(
     train: np.ndarray | None = None,
     real_labels: np.ndarray | None = None,
     cfg: EvalConfig = EvalConfig(),
+    data: dict | None = None,
 ) -> dict:
-    """Metrics of `fake` against `real`, both (N, 1, H, W) in [-1, 1]; JSON-ready dict."""
+    """Metrics of `fake` against `real`, both (N, 1, H, W) in [-1, 1]; JSON-ready dict.
+
+    `data` ({"source", "modality", "phantom", "fake_modality"}) describes the images for the
+    domain check (`genmed.metrics.honesty`). "warnings" lists, one line each, a data domain the
+    shipped extractor was not trained on and degenerate (e.g. constant) sets; the metrics of a
+    degenerate set carry `"reliable": false` and a `"flag"`.
+    """
+    from genmed.metrics.features import PHANTOM_EXTRACTOR
+    from genmed.metrics.honesty import degenerate_check, domain_check, flag
+
     ext: FeatureExtractor = load_extractor(extractor)
     real = np.asarray(real, dtype=np.float32)
     fake = np.asarray(fake, dtype=np.float32)
     if real.ndim != 4 or fake.ndim != 4:
         raise UserError(f"real {real.shape} and fake {fake.shape} must be (N, C, H, W) image sets")
     if min(len(real), len(fake)) <= cfg.k:
-        raise UserError(f"need more than k={cfg.k} images in each set, got {len(real)} real, {len(fake)} fake")
+        raise UserError(f"need more than k={cfg.k} images in each set, got {len(real)} real, "
+                        f"{len(fake)} fake; lower --k or use more images (e.g. --real-split all)")
     fr, ff = ext.features(real), ext.features(fake)
     fid_e = fid_ci(fr, ff, n_boot=cfg.n_boot, level=cfg.level, seed=cfg.seed)
     kid_e = kid_ci(fr, ff, subset_size=cfg.kid_subset, n_subsets=cfg.kid_subsets, level=cfg.level, seed=cfg.seed)
     pr = prdc_ci(fr, ff, cfg.k, n_boot=4 * cfg.n_boot, level=cfg.level, seed=cfg.seed)
+    domain, warnings = domain_check(ext.name, ext.name == PHANTOM_EXTRACTOR, data)
+    degenerate, more = degenerate_check(real, fake, fr, ff, cfg.k)
+    warnings += more
     out: dict = {
+        "warnings": warnings,
+        "domain": domain,
+        "degenerate": degenerate,
         "extractor": ext.info(),
         "n_real": len(real),
         "n_fake": len(fake),
@@ -73,6 +90,10 @@ def evaluate_images(
         },
         "config": cfg.__dict__,
     }
+    reasons = [f"degenerate {w} set: {why}" for w, why in degenerate.items() if why]
+    if reasons:
+        flag({**out["quality"], "recall": out["diversity"]["recall"],
+              "coverage": out["diversity"]["coverage"]}, "; ".join(reasons))
     if ext.classify is not None:
         n_cls = len(ext.class_names)
         ref = real_labels if real_labels is not None else ext.predict(real)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from genmed.errors import UserError
-from genmed.metrics.stats import Estimate, bootstrap_ci
+from genmed.metrics.stats import Estimate
 
 
 def check_features(name: str, feats, min_rows: int = 2) -> np.ndarray:
@@ -89,13 +89,36 @@ def kid(real, fake, *, subset_size: int = 100, n_subsets: int = 50, seed: int = 
 
 
 def fid_ci(real, fake, *, n_boot: int = 50, level: float = 0.95, seed: int = 0) -> Estimate:
-    """FID with a percentile-bootstrap CI (real and fake resampled independently).
+    """FID with a bias-corrected percentile-bootstrap CI (real and fake resampled independently).
 
-    Note: FID is biased upward at small n (Chong & Forsyth 2020), so bootstrap replicates
-    tend to sit above the point value; compare models at equal n.
+    FID is biased upward at small n (Chong & Forsyth 2020) and resampling with replacement adds
+    more (duplicated rows shrink the covariances), so the plain percentile interval of the
+    replicates sits above the point value: a self-comparison read "FID 0.000 [0.096, 1.588]".
+    The interval reported is that of the same estimator with its bootstrap bias removed:
+    the replicates' percentiles shifted by (mean of replicates - point value) (Efron &
+    Tibshirani 1993, Sec. 10.6), clamped at 0 (FID >= 0) and, if need be, widened to hold the
+    point value (`stats.contain`). Draws: as `bootstrap_ci` (one `default_rng(seed)`, per
+    replicate one index vector for real, then fake).
     """
+    from genmed.metrics.stats import bootstrap_replicates, contain
+
     r, f = _check_pair(real, fake)
-    return bootstrap_ci(fid, r, f, n_boot=n_boot, level=level, seed=seed)
+    if n_boot < 2:
+        raise UserError(f"n_boot={n_boot} must be >= 2")
+    if not 0 < level < 1:
+        raise UserError(f"level={level} must be in (0, 1)")
+    rng = np.random.default_rng(seed)
+    value = fid(r, f)
+
+    def draw() -> list[np.ndarray]:
+        return [a[rng.integers(0, len(a), len(a))] for a in (r, f)]
+
+    boots = bootstrap_replicates(fid, draw, n_boot)
+    alpha = (1 - level) / 2
+    bias = float(boots.mean() - value)
+    low, high = (float(q) - bias for q in np.quantile(boots, [alpha, 1 - alpha]))
+    method = f"bias-corrected percentile bootstrap (bootstrap bias {bias:.4g} removed; clamped at 0)"
+    return contain(Estimate(value, max(low, 0.0), max(high, 0.0), level, method, len(boots)))
 
 
 def kid_ci(
@@ -120,5 +143,7 @@ def kid_ci(
     vals = _kid_subsets(r, f, size, n_subsets, seed)
     alpha = (1 - level) / 2
     low, high = np.quantile(vals, [alpha, 1 - alpha])
-    return Estimate(float(vals.mean()), float(low), float(high), level,
-                    f"percentiles over {n_subsets} subsets of {size}", n_subsets)
+    from genmed.metrics.stats import contain
+
+    return contain(Estimate(float(vals.mean()), float(low), float(high), level,
+                            f"percentiles over {n_subsets} subsets of {size}", n_subsets))

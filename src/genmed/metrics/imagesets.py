@@ -1,8 +1,10 @@
 """Load an image set for evaluation: a folder of images, a .npy/.npz array, or the phantom.
 
 Arrays are (N, 1, H, W) float32 in [-1, 1] (the model convention). A folder of 2-D NIfTI
-files in HU (what `genmed sample` writes; other files there, e.g. grid.png, are then ignored)
-is read with `genmed.data.io.load` and mapped through the abdomen window. PNG/TIFF/JPEG files are
+files (what `genmed sample` writes; other files there, e.g. grid.png, are then ignored) is read
+with `genmed.data.io.load` and mapped to model units by the intensity map in the folder's
+samples.json (the one the samples were written with, so the round trip is exact), else by
+each file's modality (CT: the abdomen window; others: their percentiles). PNG/TIFF/JPEG files are
 read with Pillow as grayscale: 8-bit maps 0..255 -> -1..1, 16-bit 0..65535 -> -1..1. A .npy
 file (or the "images"/"image" array of a .npz) must already be in [-1, 1]. "phantom" builds
 held-out phantom slices with `genmed.data.load_training_data` (abdomen window, patient split).
@@ -72,9 +74,13 @@ def read_image_set(path: str | Path) -> np.ndarray:
     nifti = sorted(p for p in path.iterdir() if p.name.endswith((".nii", ".nii.gz")))
     if nifti:
         from genmed.data.io import load
-        from genmed.data.transforms import hu_to_unit
 
-        arrays = [np.asarray(hu_to_unit(load(p, ndim=2).array), dtype=np.float32) for p in nifti]
+        imap = sample_map(path)
+        arrays = []
+        for p in nifti:
+            img = load(p, ndim=2)
+            m = imap or intensity_map(img.array, img.modality, img.units)
+            arrays.append(np.asarray(m.to_unit(img.array), dtype=np.float32))
         if len({a.shape for a in arrays}) != 1:
             raise UserError(f"{path}: NIfTI images differ in shape")
         return _to_nchw(np.stack(arrays), str(path))
@@ -88,6 +94,28 @@ def read_image_set(path: str | Path) -> np.ndarray:
     return _to_nchw(np.stack(arrays), str(path))
 
 
+def intensity_map(array, modality: str, units: str):
+    from genmed.data.modality import intensity_map as imap
+
+    return imap(array, modality, units)
+
+
+def sample_map(folder: Path):
+    """The `IntensityMap` recorded in FOLDER/samples.json by `genmed sample`, or None."""
+    import json
+
+    from genmed.data.modality import IntensityMap
+
+    record = folder / "samples.json"
+    if not record.is_file():
+        return None
+    try:
+        meta = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UserError(f"{record}: not readable JSON") from None
+    return IntensityMap.from_dict(meta["intensity"]) if isinstance(meta, dict) and meta.get("intensity") else None
+
+
 def phantom_image_set(split: str, size: int, seed: int = 0, n_patients: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(images (N, 1, size, size) in [-1, 1], labels (N,)) of one phantom patient split."""
     from genmed.data import load_training_data
@@ -97,6 +125,61 @@ def phantom_image_set(split: str, size: int, seed: int = 0, n_patients: int | No
     images = np.stack([np.asarray(it["image"], dtype=np.float32) for it in items])
     labels = np.asarray([int(it["label"]) for it in items], dtype=np.int64)
     return images, labels
+
+
+def is_data_source(path: str | Path) -> bool:
+    """Whether `path` is training data (`genmed train --data`: a manifest CSV, a MedMNIST .npz,
+    a folder of scans: DICOM, 3D NIfTI, sub-folders) rather than an image set (a folder of
+    pictures / .npy / 2D NIfTI samples, an .npy, an .npz with an "images" array)."""
+    path = Path(path)
+    name = path.name.lower()
+    if path.is_file():
+        if name.endswith(".csv"):
+            return True
+        if name.endswith(".npz"):
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    return "train_images" in z.files and not {"images", "image"} & set(z.files)
+            except (ValueError, OSError):
+                return False
+        return False
+    if not path.is_dir() or (path / "samples.json").is_file():
+        return False
+    from genmed.data.io import file_kind
+
+    for entry in path.iterdir():
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir() or file_kind(entry) == "dicom":
+            return True
+        if file_kind(entry) == "nifti":
+            import nibabel as nib
+
+            try:
+                shape = nib.load(str(entry)).shape
+            except Exception:  # unreadable: let the reader report it
+                return False
+            if len(shape) >= 3 and shape[2] > 1:
+                return True
+    return False
+
+
+def data_source_sets(source: str | Path, size: int, split: str, seed: int):
+    """(real images (N, 1, size, size), train images or None, labels or None, summary) of a
+    data source, loaded as `genmed train` loads it (2D slices, same patient split and seed):
+    `split` of it as the real set and, unless the real set is the training split or 'all', its
+    training split for the memorisation audit."""
+    from genmed.data import load_training_data
+
+    real = load_training_data(source, size=size, spatial_dims=2, split=split, seed=seed)
+    train = None
+    if split not in ("train", "all"):
+        try:
+            train = load_training_data(source, size=size, spatial_dims=2, split="train", seed=seed)
+        except UserError:
+            train = None
+    labels = real.labels.numpy() if real.labelled and real.class_names else None
+    return real.images.numpy(), (train.images.numpy() if train is not None else None), labels, real.summary
 
 
 def resize_to(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:

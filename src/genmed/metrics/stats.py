@@ -100,11 +100,28 @@ def bootstrap_ci(
             rows = np.concatenate([members[g] for g in pick])
             return [a[rows] for a in arrays]
 
-    boots = np.array([statistic(*draw()) for _ in range(n_boot)], dtype=np.float64)
-    boots = boots[~np.isnan(boots)]
+    boots = bootstrap_replicates(statistic, draw, n_boot)
     alpha = (1 - level) / 2
     low, high = np.quantile(boots, [alpha, 1 - alpha]) if len(boots) else (math.nan, math.nan)
-    return Estimate(value, float(low), float(high), level, "percentile bootstrap", len(boots))
+    return contain(Estimate(value, float(low), float(high), level, "percentile bootstrap", len(boots)))
+
+
+def bootstrap_replicates(statistic: Callable[..., float], draw: Callable[[], list[np.ndarray]],
+                         n_boot: int) -> np.ndarray:
+    """`statistic` on `n_boot` resamples from `draw()`, NaN replicates dropped."""
+    boots = np.array([statistic(*draw()) for _ in range(n_boot)], dtype=np.float64)
+    return boots[~np.isnan(boots)]
+
+
+def contain(e: Estimate) -> Estimate:
+    """`e` with its interval widened to hold the point value, if it did not (a skewed or biased
+    statistic), and the method saying so: a reported value always lies inside its interval."""
+    if not (math.isfinite(e.value) and math.isfinite(e.low) and math.isfinite(e.high)):
+        return e
+    if e.low <= e.value <= e.high:
+        return e
+    return Estimate(e.value, min(e.low, e.value), max(e.high, e.value), e.level,
+                    e.method + " (widened to include the point estimate)", e.n)
 
 
 def mean_sem(values: Sequence[float]) -> tuple[float, float]:

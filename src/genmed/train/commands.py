@@ -57,13 +57,34 @@ def train(
             ["--out"] if out else [])
         if extra:
             raise UserError(f"--resume takes only --steps; drop {', '.join(extra)}")
-        result = api.resume(resume, steps=given.get("steps"))
+        from genmed.train.run import load_config_of
+
+        dataset = _data_with_summary(load_config_of(resume))
+        result = api.resume(resume, steps=given.get("steps"), dataset=dataset)
     else:
         if out is None:
             raise UserError("--out RUN_DIR is required (or --resume RUN_DIR)")
-        result = api.train(build_config(config, given, out))
+        cfg = build_config(config, given, out)
+        result = api.train(cfg, dataset=_data_with_summary(cfg))
     typer.echo(f"trained {result.step} steps ({result.precision} on {result.device}, "
                f"{result.img_per_s:.1f} img/s) -> {result.run_dir}")
+
+
+def _data_with_summary(cfg: Any) -> Any:
+    """The training split of `cfg.data`, after printing what it is and what is held out
+    (`genmed.data.summary`; rank 0 only under torchrun). `--cond label` on unlabelled data
+    is refused here, before any training."""
+    import os
+
+    from genmed.data.summary import summary_lines
+    from genmed.train.data import load_dataset
+
+    dataset = load_dataset(cfg)
+    summary = getattr(dataset, "summary", None)
+    if summary and os.environ.get("RANK", "0") == "0":
+        for line in summary_lines(summary):
+            typer.echo(line)
+    return dataset
 
 
 def build_config(config: Path | None, given: dict[str, Any], out: Path) -> Any:

@@ -9,7 +9,10 @@ and skips the batches already seen, so a resumed run sees the same batches as an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
@@ -23,8 +26,48 @@ def load_dataset(cfg: TrainConfig) -> Dataset:
     from genmed.data.datasets import load_training_data
 
     kwargs = {} if cfg.n_patients is None else {"n_patients": cfg.n_patients}
-    return load_training_data(cfg.data, size=cfg.size, spatial_dims=cfg.spatial_dims,
-                              split="train", seed=cfg.seed, **kwargs)
+    ds = load_training_data(cfg.data, size=cfg.size, spatial_dims=cfg.spatial_dims,
+                            split="train", seed=cfg.seed, **kwargs)
+    check_conditioning(cfg, ds)
+    return ds
+
+
+def check_conditioning(cfg: TrainConfig, dataset: Dataset) -> None:
+    """`cond="label"` needs labelled data: refuse unlabelled data before any training."""
+    if cfg.cond == "label" and not getattr(dataset, "labelled", True):
+        raise UserError(f"--cond label needs class labels, but {cfg.data} has none (no `label` "
+                        "column, no class folders); train unconditionally (--cond none) or add labels")
+
+
+DATA_RECORD = "data.json"  # RUN_DIR/data.json: what the model was trained on
+
+
+def write_data_record(run_dir: str | Path, dataset: Dataset) -> Path | None:
+    """Write RUN_DIR/data.json: the data set's `info` (modality, units, intensity map, spacing
+    of a model pixel, orientation) and its `summary` (splits), so that `genmed sample` writes
+    images in the data's units and spacing. Data sets without `info` write nothing."""
+    from genmed.fileio import write_json
+
+    info = getattr(dataset, "info", None)
+    if not info:
+        return None
+    record = {**{k: v for k, v in info.items() if k != "volume_intensity"},
+              "summary": getattr(dataset, "summary", None)}
+    return write_json(Path(run_dir) / DATA_RECORD, record)
+
+
+def read_data_record(run_dir: str | Path) -> dict[str, Any] | None:
+    """RUN_DIR/data.json, or None for runs that predate it (phantom CT in HU assumed)."""
+    path = Path(run_dir) / DATA_RECORD
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: unreadable data record ({exc})") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{path}: malformed data record")
+    return record
 
 
 class _Skip(Sampler[int]):

@@ -29,7 +29,7 @@ from genmed.errors import UserError
 from genmed.models.base import GenerativeModel
 from genmed.train import checkpoint as ckpt
 from genmed.train.config import TrainConfig, effective_warmup
-from genmed.train.data import BatchOrder, load_dataset, to_device
+from genmed.train.data import BatchOrder, load_dataset, to_device, write_data_record
 from genmed.train.distributed import (Topology, gather_objects, init_from_env,
                                       local_rank_from_env, shutdown)
 from genmed.train.precision import Numerics, resolve_numerics
@@ -161,6 +161,7 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
         step = _restore(run_dir, topo, model, ema, optimizers, schedulers, scaler)
     if topo.is_main:  # the resolved config (a resume may have raised `steps`)
         save_config(cfg, run_dir / "config.yaml")
+        write_data_record(run_dir, dataset)  # modality, units, spacing: for `genmed sample`
     net = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                    else None, find_unused_parameters=len(phases) > 1)
            if topo.world > 1 else model)

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from genmed.config import load_config
 from genmed.errors import UserError
-from genmed.fileio import atomic_path, write_json, write_png
+from genmed.fileio import write_json, write_png
 from genmed.models.base import GenerativeModel
 from genmed.train import checkpoint as ckpt
 from genmed.train.config import TrainConfig
@@ -99,8 +99,9 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
                sampler: str | None = None, guidance: float | None = None,
                class_name: str | None = None, seed: int = 0, device: str = "auto",
                precision: str = "fp32") -> list[Path]:
-    """Sample `n` images from a run's EMA model into `out`: one NIfTI per image (HU through
-    the abdomen window) and grid.png. Returns the written paths."""
+    """Sample `n` images from a run's EMA model into `out`: one NIfTI per image in the training
+    data's units and pixel spacing (RUN_DIR/data.json; CT: HU through the abdomen window),
+    grid.png and samples.json. Returns the written paths."""
     from genmed.models import check_request
 
     cfg = load_config_of(run_dir)
@@ -121,27 +122,40 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
     generator = torch.Generator(num.device).manual_seed(seed)
     with torch.no_grad(), num.autocast():
         images = model.sample(n, cond=cond, steps=steps, generator=generator, **extra)
-    return write_samples(images.float().cpu(), Path(out), cfg, cond)
+    from genmed.train.data import read_data_record
+
+    return write_samples(images.float().cpu(), Path(out), cfg, cond, read_data_record(run_dir))
 
 
 def write_samples(images: torch.Tensor, out: Path, cfg: TrainConfig,
-                  cond: torch.Tensor | None) -> list[Path]:
-    """Write (n, C, *spatial) images in [-1, 1] as HU NIfTI files plus grid.png."""
-    import nibabel as nib
+                  cond: torch.Tensor | None, data: dict | None = None) -> list[Path]:
+    """Write (n, C, *spatial) images in [-1, 1] as NIfTI files in the data's units plus grid.png.
 
-    from genmed.data.transforms import unit_to_hu
+    `data`: the run's data record (`genmed.train.data.read_data_record`): its intensity map
+    takes model units back to native ones (HU for CT, the data's own units otherwise), its
+    `spacing_mm` is the spacing written. Without one (older runs): CT in HU, 1 mm.
+    """
+    from genmed.data.io import save_nifti
+    from genmed.data.modality import CT_WINDOW, IntensityMap
 
+    data = data or {}
+    imap = IntensityMap.from_dict(data["intensity"]) if data.get("intensity") else CT_WINDOW
+    spatial = images.ndim - 2
+    spacing = data.get("spacing_mm") or [1.0] * spatial
+    if len(spacing) != spatial:
+        spacing = [1.0] * spatial
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for i, image in enumerate(images[:, 0].numpy()):
-        hu = np.asarray(unit_to_hu(image), dtype=np.float32)
-        xyz = np.ascontiguousarray(hu.T)  # (H, W) / (D, H, W) rows-first -> NIfTI x, y, z
-        path = out / f"sample_{i:04d}.nii.gz"
-        with atomic_path(path) as tmp:
-            nib.save(nib.Nifti1Image(xyz, np.eye(4)), str(tmp))
-        written.append(path)
+        native = np.asarray(imap.from_unit(image), dtype=np.float32)
+        written.append(save_nifti(out / f"sample_{i:04d}.nii.gz", native, tuple(spacing),
+                                  modality=imap.modality, units=imap.units,
+                                  description=f"sample {cfg.family}"))
     written.append(write_png(out / "grid.png", sample_grid(images)))
     labels = cond.cpu().tolist() if cond is not None else None
-    written.append(write_json(out / "samples.json", {"n": len(images), "family": cfg.family,
-                                                      "labels": labels}))
+    written.append(write_json(out / "samples.json", {
+        "n": len(images), "family": cfg.family, "labels": labels, "modality": imap.modality,
+        "units": imap.units, "intensity": imap.to_dict(), "spacing_mm": list(spacing),
+        "spacing_from": "training data (RUN_DIR/data.json)" if data.get("spacing_mm")
+        else "unknown: 1 mm", "orientation": "LPS"}))
     return written
