@@ -12,6 +12,8 @@ from pathlib import Path
 
 import typer
 
+from genmed.fileio import check_output_dir
+
 app = typer.Typer(help="Applications: anomaly detection, denoising, translation, generation "
                   "from a mask, 3D.", no_args_is_help=True)
 
@@ -31,6 +33,8 @@ def anomaly(out: Path = OUT, quick: bool = QUICK, seed: int = SEED,
     """Healthy-only training; VAE / GAN / diffusion / intensity detectors; AUROC, AUPRC, Dice, AUPRO."""
     from genmed.apps.anomaly import AnomalyConfig, run_anomaly
 
+    check_output_dir(out)
+
     cfg = (AnomalyConfig(size=16, n_train_patients=4, n_test_patients=8, vae_steps=8, gan_steps=8,
                          diffusion_steps=8, recon_steps=2, n_draws=1, n_boot=20, t_start=t_start,
                          seed=seed) if quick else AnomalyConfig(t_start=t_start, seed=seed))
@@ -43,8 +47,11 @@ def denoise(out: Path = OUT, quick: bool = QUICK, seed: int = SEED,
                                        "(no ground truth) instead of the phantom benchmark."),
             method: str = typer.Option("bm3d", help="Method for --input: nlm, bm3d, tv, wavelet.")) -> None:
     """Low-dose denoising: diffusion, UNet, NLM, BM3D on the phantom; or a user's scan."""
-    from genmed.apps.denoise import DenoiseConfig, denoise_file, run_denoise
+    from genmed.apps.denoise import CLASSICAL, DenoiseConfig, denoise_file, run_denoise
+    from genmed.errors import check_choice
 
+    check_output_dir(out)
+    check_choice("--method", method, CLASSICAL)  # also without --input: never silently ignored
     if input is not None:
         _done(denoise_file(input, out, method), out)
         return
@@ -58,6 +65,8 @@ def denoise(out: Path = OUT, quick: bool = QUICK, seed: int = SEED,
 def translate(out: Path = OUT, quick: bool = QUICK, seed: int = SEED) -> None:
     """Non-contrast -> contrast phase: UNet L1, conditional diffusion, SDEdit."""
     from genmed.apps.translate import TranslateConfig, run_translate
+
+    check_output_dir(out)
 
     cfg = (TranslateConfig(size=16, n_train_patients=2, n_test_patients=2, unet_steps=8,
                            diffusion_steps=8, sample_steps=2, n_boot=20, seed=seed)
@@ -80,6 +89,7 @@ def generate_from_mask(
         train_mask_generator)
     from genmed.errors import UserError
 
+    check_output_dir(out)
     cfg = (MaskGenConfig(size=16, n_train_patients=3, n_test_patients=2, diffusion_steps=8,
                          checker_steps=8, sample_steps=2, seed=seed)
            if quick else MaskGenConfig(seed=seed))
@@ -112,6 +122,8 @@ def generate_from_mask(
 def volumes3d(out: Path = OUT, quick: bool = QUICK, seed: int = SEED) -> None:
     """3D DDPM on 32^3 phantom volumes: samples, orthogonal slices, volumes/s, peak memory."""
     from genmed.apps.volumes3d import Volumes3DConfig, run_volumes3d
+
+    check_output_dir(out)
 
     cfg = (Volumes3DConfig(size=16, n_patients=2, steps=3, batch_size=2, n_samples=1,
                            sample_steps=2, seed=seed) if quick else Volumes3DConfig(seed=seed))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from genmed.errors import check_range
+from genmed.fileio import check_output_dir
+
 
 def compare(
     families: str = typer.Option("diffusion,gan,vae", help="Comma-separated families."),
@@ -33,6 +36,12 @@ def compare(
     from genmed.compare.config import QUICK_STUDY, STUDY, CompareConfig
     from genmed.train.tracking import progress_enabled
 
+    check_output_dir(out, files=("report.html", "metrics.json"))
+    for name, value, high in (("--size", size, 512), ("--n-patients", n_patients, 10**5),
+                              ("--budget-images", budget_images, 10**9), ("--n-samples", n_samples, 10**5),
+                              ("--study-n", study_n, 10**5), ("--n-boot", n_boot, 10**5)):
+        if value is not None:
+            check_range(name, value, 1, high)  # before anything is trained or allocated
     console = Console(stderr=True)
     cfg = CompareConfig(
         families=tuple(f.strip() for f in families.split(",") if f.strip()), data=data, size=size,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from genmed.fileio import check_output_dir, check_output_file
+
 app = typer.Typer(help="Evaluate generated images (FID/KID, PRDC, diversity, memorisation) "
                   "and mode coverage on 2-D mixtures.", no_args_is_help=True)
 
@@ -26,6 +28,7 @@ def train_extractor_cmd(
 
     if out.suffix != ".safetensors":
         raise UserError(f"{out}: the extractor file must end in .safetensors")
+    check_output_file(out)
     torch.set_num_threads(1)  # the shipped weights were trained with one thread
     summary = train_phantom_extractor(str(out), ExtractorConfig(n_patients=n_patients, epochs=epochs, seed=seed))
     typer.echo(json.dumps(summary, indent=2))
@@ -44,13 +47,14 @@ def images_cmd(
     seed: int = typer.Option(0, help="Seed of the resampling."),
 ) -> None:
     """Compute every image-set metric (with CIs) between REAL and FAKE; write OUT/metrics.json."""
-    from genmed.errors import check_positive
+    from genmed.errors import check_range
     from genmed.fileio import write_json
     from genmed.metrics.evaluate import EvalConfig, evaluate_images
     from genmed.metrics.imagesets import phantom_image_set, read_image_set, resize_to
     from genmed.versions import versions
 
-    check_positive("n_boot", n_boot)
+    check_output_dir(out, files=("metrics.json",))
+    check_range("--n-boot", n_boot, 1, 100_000)
     fake_x = read_image_set(fake)
     size = tuple(fake_x.shape[-2:])
     labels = None
@@ -91,13 +95,18 @@ def modes_metrics_cmd(
     from genmed.fileio import write_json
     from genmed.metrics.modes import mode_metrics
 
+    if out is not None:
+        check_output_file(out)
     spec = get_mixture(mixture)
     if not samples.is_file():
         raise UserError(f"{samples}: samples file not found")
+    from genmed.data.io import check_npy_file
+
+    check_npy_file(samples)
     try:
         x = np.load(samples, allow_pickle=False)
-    except ValueError as exc:
-        raise UserError(f"{samples}: not a numeric .npy file ({exc})") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise UserError(f"{samples}: not a numeric .npy file ({str(exc)[:160]})") from None
     result = mode_metrics(x, spec).to_dict()
     if out is not None:
         write_json(out, result)
@@ -127,12 +136,16 @@ def modes_cmd(
         run_mode_benchmark,
         table_rows,
     )
+    from genmed.errors import check_range
     from genmed.fileio import write_json
     from genmed.train.tracking import progress_enabled
     from genmed.versions import machine
 
+    check_output_dir(out, files=("modes.json", "modes.png"))
     console = Console(stderr=True)
     given = {k: v for k, v in dict(seeds=seeds, steps=steps, n_samples=n_samples).items() if v is not None}
+    for name, value in given.items():
+        check_range(f"--{name.replace('_', '-')}", value, 1, 10**7)
     cfg = ModeBenchConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()) or DEFAULT_VARIANTS,
                           mixtures=tuple(m.strip() for m in mixtures.split(",") if m.strip()),
                           out=str(out), **{**(QUICK if quick else {}), **given})

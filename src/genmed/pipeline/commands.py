@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from genmed.errors import check_choice, check_range
+
 app = typer.Typer(
     help="Kidney CT pipeline: segmentation -> lesion classification, error analysis, "
     "augmentation study, few-label segmentation.",
@@ -44,6 +46,9 @@ def train(
     from genmed.pipeline.segmentation import SegConfig
 
     _check_out(out, "run folder")
+    for name, value, low, high in (("--patients", patients, 4, 100_000), ("--size", size, 32, 512),
+                                   ("--seg-epochs", seg_epochs, 1, 10_000), ("--cls-epochs", cls_epochs, 1, 10_000)):
+        check_range(name, value, low, high)  # with --quick too: a bad value is never ignored
     if quick:
         cfg = quick_config(data=data, size=size, seed=seed)
     else:
@@ -61,8 +66,12 @@ def predict(
     split: str = typer.Option("dev", "--split", help="train, val, dev, test or all."),
 ) -> None:
     """Predict one split: preds.csv (id,y_true,y_pred,score,patient_id,image,...) and parts.csv."""
+    from genmed.fileio import check_output_dir, check_output_file
     from genmed.pipeline.pipeline import predict as run_predict
 
+    for path in (out, out.parent / "parts.csv"):
+        check_output_file(path)
+    check_output_dir(out.parent / "images")
     preds, parts = run_predict(run, out, data=data, split=split)
     typer.echo(f"wrote {preds} and {parts}")
 
@@ -77,6 +86,8 @@ def analyse(
     """Confusion matrix, automatic tags, category table, error by parts, recommendation, HTML page."""
     from genmed.pipeline.analyse import analyse as run_analyse
 
+    if eyeball_errors is not None:
+        check_range("--eyeball-errors", eyeball_errors, 1, 10**6)
     page, summary = run_analyse(run, split=split, eyeball_errors=eyeball_errors, seed=seed)
     for line in summary["recommendation"]:
         typer.echo(line)
@@ -101,6 +112,9 @@ def augment_study(
     _check_out(out, "study folder")
     if seeds < 1:
         raise UserError(f"--seeds={seeds} must be >= 1")
+    check_range("--gen-steps", gen_steps, 1, 10**6)
+    for fam in (f.strip() for f in train_generators.split(",") if f.strip()):
+        check_choice("--train-generators", fam, ("diffusion", "gan", "vae"))
     cfg = (quick_augment_config if quick else AugmentConfig)(malignant_fraction=malignant_fraction,
                                                              seeds=tuple(range(seeds)))
     gens = {}
@@ -138,6 +152,7 @@ def few_labels(
     _check_out(out, "study folder")
     if seeds < 1:
         raise UserError(f"--seeds={seeds} must be >= 1")
+    check_range("--gen-steps", gen_steps, 1, 10**6)
     if quick:
         cfg = quick_few_labels_config(label_fraction=fraction, seeds=tuple(range(seeds)))
     else:
