@@ -201,7 +201,8 @@ def web_fixture(t: Path) -> dict:
     rows = [("e0", "img/ok.png"), ("e1", str(outside / "secret.png")), ("e2", "img/missing.png"),
             ("e3", "../outside/secret.png")]
     lines = ["id,y_true,y_pred,image"] + [f"{i},benign,malignant,{p}" for i, p in rows]
-    lines += [f"c{k},benign,benign,img/ok.png" for k in range(8)]
+    lines += [f"c{k},{'malignant' if k % 2 else 'benign'},{'malignant' if k % 2 else 'benign'},img/ok.png"
+              for k in range(8)]
     (data / "preds.csv").write_text("\n".join(lines) + "\n")
     split = ["id,set"] + [f"e{k},eyeball" for k in range(4)] + [f"c{k},{'eyeball' if k < 4 else 'blackbox'}"
                                                                  for k in range(8)]
@@ -609,8 +610,8 @@ def request(port: int, method: str, path: str, headers: dict, body: bytes | None
             pass
         resp = conn.getresponse()
         return resp.status, resp.read()
-    except (ConnectionError, OSError, http.client.HTTPException) as exc:
-        return 0, str(exc).encode()
+    except (ConnectionError, OSError, http.client.HTTPException, AttributeError) as exc:
+        return 0, str(exc).encode()  # no server, or it dropped the connection
     finally:
         conn.close()
 
@@ -633,6 +634,8 @@ def run_web(root: Path, env: dict) -> list[dict]:
                 if proc.poll() is not None:
                     break
                 time.sleep(0.1)
+        if proc.poll() is not None:
+            print(f"genmed errors serve did not start: {proc.stderr.read()[-400:]}", file=sys.stderr)
         for name, method, path, headers, body, ok, secret in WEB_REQUESTS:
             status, content = request(port, method, path, headers, body)
             secret = secret.format(root=str(t)) if secret else ""
@@ -769,8 +772,8 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="genmed-hostile-"))
     t0 = time.perf_counter()
     try:
-        fx = build_shared(root, env)
         todo = [c for c in cases() if not args.only or c.group in args.only.split(",")]
+        fx = build_shared(root, env) if todo else {}
         with ThreadPoolExecutor(args.jobs) as pool:
             futures = [pool.submit(run_case, c, root, fx, env, i) for i, c in enumerate(todo)]
             results = []

@@ -101,10 +101,10 @@ def folder_lock(folder: str | os.PathLike, *, what: str = "folder") -> Iterator[
     """Hold an exclusive advisory lock (`fcntl.flock` on FOLDER/.lock) for the block.
 
     A second process gets a `UserError` at once instead of writing the same folder. The
-    folder is created if needed; if this call created it and the block fails with a
-    `UserError` before anything but the lock was written, the folder is removed again, so a
-    refusal leaves nothing behind. The lock file is removed on release (a lock left by a
-    killed process holds nothing: the kernel drops it with the process).
+    folder is created if needed; if this call created it and nothing but the lock was written
+    there (e.g. the block refused its input), the folder is removed again, so a refusal
+    leaves nothing behind. The lock file is removed on release (a lock left by a killed
+    process holds nothing: the kernel drops it with the process).
     """
     import fcntl
 
@@ -138,17 +138,11 @@ def folder_lock(folder: str | os.PathLike, *, what: str = "folder") -> Iterator[
     os.write(fd, str(os.getpid()).encode())
     try:
         yield folder
-    except UserError:
+    finally:
         lock.unlink(missing_ok=True)
         os.close(fd)
-        fd = -1
-        if created and not any(folder.iterdir()):
+        if created and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
-        raise
-    finally:
-        if fd >= 0:
-            lock.unlink(missing_ok=True)
-            os.close(fd)
 
 
 def _umask() -> int:

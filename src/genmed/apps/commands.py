@@ -19,7 +19,7 @@ app = typer.Typer(help="Applications: anomaly detection, denoising, translation,
 
 OUT = typer.Option(..., "--out", help="Folder for the metrics JSON and figures.")
 QUICK = typer.Option(False, "--quick", help="Tiny settings (seconds; used by the tests).")
-SEED = typer.Option(0, "--seed", help="Seed of data, weights and noise.")
+SEED = typer.Option(0, "--seed", min=0, help="Seed of data, weights and noise.")
 
 
 def _done(result: dict, out: Path) -> None:

@@ -36,6 +36,11 @@ def make(
     """Write phantom NIfTI images/masks, manifest.csv (patient-level split) and a contact sheet."""
     from genmed.data.export import write_phantom_dataset
     from genmed.data.phantom import PhantomConfig
+    from genmed.errors import check_range
+
+    for name, value, high in (("--patients", patients, 100_000), ("--slices-per-patient", slices_per_patient, 1024),
+                              ("--sheet-count", sheet_count, 10_000)):
+        check_range(name, value, 1, high)
 
     cfg = PhantomConfig(size=size, depth=depth or None, lesion_prob=lesion_prob,
                         malignant_fraction=malignant_fraction,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,6 @@ def check_stream_size(p: Path, need: int, claim: str) -> None:
                         "truncated or corrupt")
     if need > _STREAM_CHECK_BYTES:  # count the decompressed bytes without keeping them
         import gzip
-        import zlib
 
         got = 0
         try:
@@ -190,7 +190,7 @@ def check_npy_header(fh: Any, where: str, available: int, compressed: int | None
         reader = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
         shape, _, dtype = reader(fh, max_header_size=10_000)
         header = fh.tell() - start
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+    except Exception as exc:  # numpy parses the header dict with ast: many error types
         raise UserError(f"{where}: not a readable .npy array ({type(exc).__name__}: {str(exc)[:120]})") from None
     if dtype.hasobject:
         raise UserError(f"{where}: holds Python objects, not numbers (refused, never unpickled)")
@@ -225,7 +225,7 @@ def check_npz_members(p: Path, keys: Any) -> None:
     except UserError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
-            NotImplementedError, RuntimeError) as exc:
+            NotImplementedError, RuntimeError, zlib.error) as exc:
         raise UserError(f"{p}: not a readable .npz ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
@@ -240,8 +240,7 @@ def open_picture(p: Path) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             im = PILImage.open(p)
-    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError,
-            PILImage.DecompressionBombWarning) as exc:
+    except Exception as exc:  # UnidentifiedImageError, DecompressionBombError, struct errors, ...
         raise UserError(f"{p}: cannot read image ({type(exc).__name__}: {str(exc)[:120]})") from None
     if im.width * im.height > MAX_PIXELS:
         im.close()
@@ -277,11 +276,10 @@ def save_nifti(path: str | os.PathLike, array: np.ndarray, spacing: tuple[float,
 
 def _read_dicom(p: Path, stop_before_pixels: bool = False):
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
     try:
         return pydicom.dcmread(str(p), stop_before_pixels=stop_before_pixels)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # InvalidDicomError, EOFError, NotImplementedError (unknown VR), ...
         raise UserError(f"{p}: not a readable DICOM file ({type(exc).__name__}: {exc})") from None
 
 
@@ -310,6 +308,16 @@ def _dicom_pixels(p: Path, ds) -> np.ndarray:
 
 def _load_dicom_series(files: list[Path], where: Path) -> Image:
     """One file, or the files of one series, stacked along the slice normal."""
+    try:
+        return _dicom_series(files, where)
+    except UserError:
+        raise
+    except Exception as exc:  # pydicom decodes values lazily: a corrupt element fails on access
+        raise UserError(f"{where}: not a readable DICOM series ({type(exc).__name__}: "
+                        f"{str(exc)[:160]})") from None
+
+
+def _dicom_series(files: list[Path], where: Path) -> Image:
     headers = [(f, _read_dicom(f, stop_before_pixels=True)) for f in files]
     series = {str(h.get("SeriesInstanceUID", "")) for _, h in headers}
     if len(series) > 1:
@@ -356,18 +364,18 @@ def _slice_key(ds, f: Path) -> tuple[float, float, str]:
 
 
 def _load_pil(p: Path) -> Image:
-    from PIL import Image as PILImage
-    from PIL import ImageSequence, UnidentifiedImageError
+    from PIL import ImageSequence
 
     try:
         with open_picture(p) as im:
             frames = [_pil_gray(fr) for fr in ImageSequence.Iterator(im)]
             if not frames or len(frames) * frames[0].size > MAX_ELEMENTS:
                 raise UserError(f"{p}: {len(frames)} frames; not a readable image stack")
+            if len({f.shape for f in frames}) > 1:
+                raise UserError(f"{p}: frames differ in size {sorted({f.shape for f in frames})}")
     except UserError:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError, UnidentifiedImageError,
-            PILImage.DecompressionBombError) as exc:
+    except Exception as exc:  # Pillow raises many types (TypeError, KeyError, zlib.error, ...) on corrupt files
         raise UserError(f"{p}: cannot read image ({type(exc).__name__}: {str(exc)[:200]})") from None
     arr = frames[0] if len(frames) == 1 else np.stack(frames)
     return Image(arr, (1.0,) * arr.ndim, {"modality": "OT", "format": "pil", "source": str(p)})
@@ -424,7 +432,7 @@ def load_medmnist(path: str | os.PathLike, split: str = "train") -> tuple[np.nda
             labels = np.asarray(npz[f"{split}_labels"]) if f"{split}_labels" in keys else None
     except UserError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, zlib.error) as exc:
         raise UserError(f"{p}: not a readable .npz ({type(exc).__name__}: {exc})") from None
     if labels is None:
         raise UserError(f"{p}: no '{split}_labels' array")

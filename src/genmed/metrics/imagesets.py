@@ -11,6 +11,7 @@ held-out phantom slices with `genmed.data.load_training_data` (abdomen window, p
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +35,6 @@ def _to_nchw(x: np.ndarray, where: str) -> np.ndarray:
 
 
 def _read_picture(path: Path) -> np.ndarray:
-    from PIL import UnidentifiedImageError
-
     from genmed.data.io import open_picture
 
     try:
@@ -43,7 +42,9 @@ def _read_picture(path: Path) -> np.ndarray:
             arr = np.asarray(im)
             if arr.ndim == 3:
                 arr = np.asarray(im.convert("L"))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+    except UserError:
+        raise
+    except Exception as exc:  # Pillow raises many types on corrupt files
         raise UserError(f"{path}: not a readable image ({type(exc).__name__})") from None
     scale = 65535.0 if arr.dtype == np.uint16 else 255.0
     return arr.astype(np.float32) / scale * 2 - 1
@@ -65,7 +66,7 @@ def read_image_set(path: str | Path) -> np.ndarray:
                     if key is None:
                         raise UserError(f"{path}: no 'images' array (has {', '.join(z.files)})")
                     return _to_nchw(z[key], str(path))
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
                 raise UserError(f"{path}: not a readable .npz file ({str(exc)[:160]})") from None
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return _to_nchw(_read_picture(path)[None], str(path))

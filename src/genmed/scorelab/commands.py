@@ -16,11 +16,14 @@ app = typer.Typer(help="Score lab: exact mixture scores under VE/VP noise, DSM v
                   no_args_is_help=True)
 
 
-def _floats(name: str, text: str) -> list[float]:
+def _floats(name: str, text: str, limit: float = 1e6) -> list[float]:
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise UserError(f"--{name}={text!r}: expected comma-separated numbers, e.g. 0.3,0.7") from None
+    for v in values:  # finite and of a size double precision can square and sum
+        check_range(f"--{name}", v, -limit, limit)
+    return values
 
 
 def _caps(**values: int) -> None:

@@ -209,7 +209,7 @@ def load_state(files: CheckpointFiles) -> dict[str, Any]:
     except pickle.UnpicklingError:
         raise UserError(f"{path}: refused: holds objects other than tensors and numbers "
                         "(not unpickled)") from None
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+    except Exception as exc:  # a corrupt archive fails in many ways (KeyError, RuntimeError, ...)
         raise UserError(f"{path}: corrupt checkpoint state ({type(exc).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path}: not a {FORMAT} state file")

@@ -108,6 +108,7 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
     the abdomen window) and grid.png. Returns the written paths."""
     check_sample_out(run_dir, out)
     check_range("-n", n, 1, 100_000)
+    check_range("--seed", seed, 0, 2**63 - 1)
     if steps is not None:
         check_range("--steps", steps, 1, MODEL_LIMITS["sample_steps"])
     if guidance is not None:
