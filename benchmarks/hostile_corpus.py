@@ -364,6 +364,15 @@ def cases() -> list[Case]:
     for opts in (["--size", "0"], ["--n-boot", "0"], ["--budget-seconds", "nan"], ["--budget-images", "-1"],
                  ["--families", "flow"], ["--n-samples", "1000000000"], ["--size", "100000"]):
         add(Case(f"compare {' '.join(opts)}", "numbers", [*cp, *opts]))
+    for cmd in (["data", "make", "--patients", "2", "--size", "16", "--out", "{t}/d"],
+                ["errors", "split", "--predictions", "{preds}", "--eyeball-errors", "3", "--out", "{t}/s.csv"],
+                ["pipeline", "analyse", "{t}/pipe"], ["eval", "images", "phantom", "{samples}", "--out", "{t}/e"],
+                ["compare", "--quick", "--families", "vae", "--out", "{t}/c"],
+                ["score", "samplers", "--n", "20", "--n-steps", "2", "--levels", "2", "--out", "{t}/g"],
+                ["sample", "{run}", "-n", "2", "--out", "{t}/s"]):
+        add(Case(f"{cmd[0]} {cmd[1] if not cmd[1].startswith('-') else ''} --seed -1".replace("  ", " "), "numbers",
+                 [*cmd, "--seed", "-1"],
+                 (lambda t, fx: shutil.copytree(fx["pipe"], t / "pipe")) if cmd[1] == "analyse" else None))
     dm = ["data", "make", "--out", "{t}/d"]
     for opts in (["--patients", "0"], ["--size", "100000"], ["--lesion-prob", "nan"], ["--depth", "-1"],
                  ["--sheet-count", "-1"], ["--lesion-min-mm", "40", "--lesion-max-mm", "5"],
@@ -458,9 +467,10 @@ def cases() -> list[Case]:
 
     def stale(t, fx):
         run = copy_run(t, fx)
-        (run / "checkpoints" / ".step-00000006.model.safetensors.abc123.tmp.safetensors").write_bytes(b"")
+        # names as genmed.fileio.atomic_path makes them: .<name>.<8 random chars>.tmp<suffixes>
+        (run / "checkpoints" / ".step-00000006.model.safetensors.ab12cd34.tmp.safetensors").write_bytes(b"")
         (run / "samples").mkdir(exist_ok=True)
-        (run / "samples" / ".step-00000006.png.xyz.tmp.png").write_bytes(b"")
+        (run / "samples" / ".step-00000006.png.x_y9z8w7.tmp.png").write_bytes(b"")
     add(Case("resume cleans stale temp files", "run-folder", ["train", "--resume", "{t}/run", "--steps", "6"],
              stale, expect="recover",
              check=lambda t, fx: "" if not list((t / "run").rglob("*.tmp*")) else "temps left"))

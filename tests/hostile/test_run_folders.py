@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from genmed.fileio import folder_lock
-from genmed.train.engine import run_lock
-
 from .conftest import refused, run_cli, snapshot
 
 
 def test_a_second_writer_is_refused_while_the_run_is_locked(capsys, run_copy):
+    from genmed.fileio import folder_lock
+
     with folder_lock(run_copy, what="run folder"):
         line = refused(capsys, ["train", "--resume", run_copy, "--steps", "6"], [run_copy],
                        "in use by another genmed process")
@@ -26,6 +25,8 @@ def test_a_second_writer_is_refused_while_the_run_is_locked(capsys, run_copy):
 
 
 def test_a_new_run_folder_is_refused_while_locked(capsys, tmp_path):
+    from genmed.fileio import folder_lock
+
     with folder_lock(tmp_path / "r"):
         refused(capsys, ["train", "--family", "vae", "--size", "16", "--steps", "2", "--out", tmp_path / "r"],
                 [tmp_path], "in use")
@@ -53,6 +54,8 @@ def test_two_trainers_on_one_folder_one_wins(tmp_path):
 
 
 def test_only_rank_0_takes_the_lock(tmp_path):
+    from genmed.train.engine import run_lock
+
     with run_lock(tmp_path / "r", active=False):
         assert not (tmp_path / "r").exists()
     with run_lock(tmp_path / "r", active=True):

@@ -25,7 +25,7 @@ def compare(
     runs: str = typer.Option("", help="Existing run folders, one per family in --families order "
                              "(skips training)."),
     n_boot: int = typer.Option(None, help="Bootstrap resamples for the CIs (default 30; --quick: 10)."),
-    seed: int = typer.Option(0, help="Seed of data split, training and sampling."),
+    seed: int = typer.Option(0, min=0, help="Seed of data split, training and sampling."),
     quick: bool = typer.Option(False, help="Tiny networks and sizes (seconds; for tests)."),
     out: str = typer.Option(..., "--out", help="Output folder: report.html, metrics.json, runs/."),
 ) -> None:

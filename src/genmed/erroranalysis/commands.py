@@ -58,7 +58,7 @@ def split(
     predictions: Path = PREDS,
     eyeball_errors: int = typer.Option(100, "--eyeball-errors", help="Errors the eyeball set should hold."),
     group_col: Optional[str] = typer.Option(None, "--group-col", help="Keep each value (patient) in one set."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     out: Path = typer.Option(..., "--out", help="Output CSV id,set."),
 ) -> None:
     """Split dev into an eyeball set (looked at) and a blackbox set (only measured)."""
@@ -74,7 +74,7 @@ def sample(
     predictions: Path = PREDS,
     split: Path = SPLIT,
     n: int = typer.Option(100, "--n", help="How many errors to draw."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     out: Path = typer.Option(..., "--out", help="Output CSV of examples to review."),
 ) -> None:
     """Draw misclassified examples to review, from the eyeball set only."""

@@ -16,7 +16,7 @@ app = typer.Typer(help="Evaluate generated images (FID/KID, PRDC, diversity, mem
 @app.command("train-extractor")
 def train_extractor_cmd(
     out: Path = typer.Option(Path("phantom_cnn_v1.safetensors"), help="Output .safetensors file."),
-    seed: int = typer.Option(0, help="Seed of the phantom data and the training."),
+    seed: int = typer.Option(0, min=0, help="Seed of the phantom data and the training."),
     n_patients: int = typer.Option(300, help="Phantom patients (8 slices each)."),
     epochs: int = typer.Option(15, help="Training epochs."),
 ) -> None:
@@ -44,7 +44,7 @@ def images_cmd(
     extractor: str = typer.Option("phantom-cnn", help="'phantom-cnn', a .safetensors phantom CNN, "
                                   "or a TorchScript file."),
     n_boot: int = typer.Option(50, help="Bootstrap resamples."),
-    seed: int = typer.Option(0, help="Seed of the resampling."),
+    seed: int = typer.Option(0, min=0, help="Seed of the resampling."),
 ) -> None:
     """Compute every image-set metric (with CIs) between REAL and FAKE; write OUT/metrics.json."""
     from genmed.errors import check_range

@@ -35,7 +35,7 @@ def train(
     size: int = typer.Option(64, "--size", help="Slice size (pixels)."),
     seg_epochs: int = typer.Option(15, "--seg-epochs"),
     cls_epochs: int = typer.Option(30, "--cls-epochs"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     quick: bool = typer.Option(False, "--quick", help="Small settings (tests, demo)."),
 ) -> None:
     """Train segmenter and classifier; predict dev and test into RUN/<split>/preds.csv, parts.csv."""
@@ -81,7 +81,7 @@ def analyse(
     run: Path = typer.Argument(..., help="Run folder with dev/preds.csv and dev/parts.csv."),
     split: str = typer.Option("dev", "--split", help="Sub-folder of RUN holding preds.csv and parts.csv."),
     eyeball_errors: Optional[int] = typer.Option(None, "--eyeball-errors", help="Default: half the dev errors."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
 ) -> None:
     """Confusion matrix, automatic tags, category table, error by parts, recommendation, HTML page."""
     from genmed.pipeline.analyse import analyse as run_analyse
