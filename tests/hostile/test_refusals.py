@@ -119,6 +119,7 @@ def cfg_file(text: str):
     return lambda t, fx: (t / "c.yaml").write_text(text)
 
 
+QUICK_YAML = "family: vae\nsize: 16\nsteps: 2\nbatch_size: 8\nn_patients: 2\n"  # short even if accepted
 TRAIN = ["train", "--family", "vae", "--size", "16", "--steps", "2", "--out", "{t}/r"]
 SAMPLE = ["sample", "{run}", "-n", "2", "--out", "{t}/s"]
 
@@ -180,11 +181,11 @@ CASES = [
     ("train --batch-size 10**8", [*TRAIN, "--batch-size", "100000000"], None, "batch_size"),
     ("train --steps abc", [*TRAIN, "--steps", "abc"], None, "--steps"),
     ("train --config grad_clip nan", ["train", "--config", "{t}/c.yaml", "--out", "{t}/r"],
-     cfg_file("grad_clip: .nan\n"), "grad_clip"),
+     cfg_file(QUICK_YAML + "grad_clip: .nan\n"), "grad_clip"),
     ("train --config channels huge", ["train", "--config", "{t}/c.yaml", "--out", "{t}/r"],
      cfg_file("family: vae\noptions: {channels: [100000, 100000]}\n"), "channels"),
     ("train --config sample_n 10**8", ["train", "--config", "{t}/c.yaml", "--out", "{t}/r"],
-     cfg_file("sample_n: 100000000\n"), "sample_n"),
+     cfg_file(QUICK_YAML + "sample_n: 100000000\n"), "sample_n"),
     ("sample -n 10**8", [*SAMPLE[:2], "-n", "100000000", "--out", "{t}/s"], None, "-n"),
     ("sample --steps 0", [*SAMPLE, "--steps", "0"], None, "--steps"),
     ("sample --steps 10**9", [*SAMPLE, "--steps", "1000000000"], None, "--steps"),
@@ -225,7 +226,8 @@ CASES = [
      None, "--method"),
     ("eval images --n-boot 10**9", ["eval", "images", "{fake}", "{fake}", "--n-boot", "1000000000", "--out",
                                     "{t}/e"], None, "--n-boot"),
-    ("eval modes --n-samples 10**9", ["eval", "modes", "--quick", "--n-samples", "1000000000", "--out", "{t}/m"],
+    ("eval modes --n-samples 10**9", ["eval", "modes", "--quick", "--variants", "exact", "--mixtures", "ring",
+                                      "--seeds", "1", "--n-samples", "1000000000", "--out", "{t}/m"],
      None, "--n-samples"),
     ("compare --size 100000", ["compare", "--quick", "--families", "vae", "--size", "100000", "--out", "{t}/c"],
      None, "--size"),
