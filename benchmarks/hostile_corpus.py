@@ -59,6 +59,7 @@ class Case:
     check: Callable[[Path, dict], str] | None = None  # recover: "" if repaired, else why not
     timeout: float = 120.0
     hold_lock: str = ""  # path (with placeholders) of a RUN/.lock the corpus holds meanwhile
+    mem_limit: int = MEM_LIMIT  # address-space limit of the child (bytes)
     ignore: tuple[str, ...] = ()  # relative paths whose change is fine (recover cases)
 
 
@@ -387,6 +388,10 @@ def cases() -> list[Case]:
 
     add(Case("data info .nii header 2048x2048x1024", "headers", ["data", "info", "{t}/big.nii"],
              write("big.nii", lambda: nifti_header_bytes((2048, 2048, 1024), gz=False))))
+    for shape in ((1024, 1024, 512), (768, 768, 512)):  # 2 GiB / 1.1 GiB claimed in a 60-byte file
+        add(Case(f"data info .nii.gz header {'x'.join(map(str, shape))}", "headers",
+                 ["data", "info", "{t}/m.nii.gz"], write("m.nii.gz", lambda shape=shape: nifti_header_bytes(shape, gz=True)),
+                 mem_limit=1 << 30))
     add(Case("data info .nii.gz header 2048x2048x1024", "headers", ["data", "info", "{t}/big.nii.gz"],
              write("big.nii.gz", lambda: nifti_header_bytes((2048, 2048, 1024), gz=True))))
     add(Case("data info .nii.gz header 8 dims", "headers", ["data", "info", "{t}/big.nii.gz"],
@@ -680,8 +685,14 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
-def limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEM_LIMIT, MEM_LIMIT))
+def limit_memory(limit: int = MEM_LIMIT) -> Callable[[], None]:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return apply
+
+
+# A refusal that names a failed allocation came only after genmed tried to reserve the memory.
+ALLOC_MARKERS = ("MemoryError", "Unable to allocate", "can't allocate memory", "DefaultCPUAllocator")
 
 
 def run_case(case: Case, root: Path, fx: dict, env: dict, index: int) -> dict:
@@ -709,7 +720,7 @@ def run_case(case: Case, root: Path, fx: dict, env: dict, index: int) -> dict:
     before = snapshot(t)
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "genmed", *args], cwd=t, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=limit_memory)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=limit_memory(case.mem_limit))
     timed_out = False
     try:
         out, err = proc.communicate(timeout=case.timeout)
@@ -742,7 +753,7 @@ def run_case(case: Case, root: Path, fx: dict, env: dict, index: int) -> dict:
         outcome = "two_lines"
     elif changed or shared_changed:
         outcome = "outputs"
-    elif rss_kb > RSS_LIMIT_KB:
+    elif rss_kb > RSS_LIMIT_KB or any(m in err for m in ALLOC_MARKERS):
         outcome = "memory"
     else:
         outcome = "clean"
@@ -768,6 +779,20 @@ class _Popen(subprocess.Popen):
 
 
 subprocess.Popen = _Popen  # type: ignore[misc]
+
+
+KINDS = ("clean", "traceback", "outputs", "accepted", "two_lines", "memory")
+
+
+def _entry(args: argparse.Namespace, results: list[dict], seconds: float) -> dict:
+    totals = {"tried": len(results), **{k: sum(r["outcome"] == k for r in results) for k in KINDS}}
+    totals["other"] = totals["tried"] - sum(totals[k] for k in KINDS)
+    by_group = {}
+    for g in sorted({r["group"] for r in results}):
+        rows = [r for r in results if r["group"] == g]
+        by_group[g] = {"tried": len(rows), **{k: sum(r["outcome"] == k for r in rows) for k in KINDS}}
+    return {"label": args.label, "src": args.src or "installed", "seconds": seconds, "jobs": args.jobs,
+            "totals": totals, "by_group": by_group, "cases": results}
 
 
 def _dumps(data: dict) -> str:
@@ -812,23 +837,18 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    kinds = ("clean", "traceback", "outputs", "accepted", "two_lines", "memory")
-    totals = {"tried": len(results), **{k: sum(r["outcome"] == k for r in results) for k in kinds}}
-    totals["other"] = totals["tried"] - sum(totals[k] for k in kinds)
-    groups = sorted({r["group"] for r in results})
-    by_group = {g: {k: sum(r["outcome"] == k and r["group"] == g for r in results) for k in ("tried",) + kinds}
-                for g in groups}
-    for g in groups:
-        by_group[g]["tried"] = sum(r["group"] == g for r in results)
-    entry = {"label": args.label, "src": args.src or "installed", "seconds": round(time.perf_counter() - t0),
-             "jobs": args.jobs, "totals": totals, "by_group": by_group, "cases": results}
+    entry = _entry(args, results, round(time.perf_counter() - t0))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    if args.only and args.label in data:  # merge: replace only the groups run now
+        ran = set(args.only.split(","))
+        kept = [c for c in data[args.label]["cases"] if c["group"] not in ran]
+        entry = _entry(args, kept + results, data[args.label]["seconds"])
     data[args.label] = entry
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(_dumps(data) + "\n")
     os.replace(tmp, RESULTS)
-    print(json.dumps(totals))
+    print(json.dumps(data[args.label]["totals"]))
 
 
 if __name__ == "__main__":
