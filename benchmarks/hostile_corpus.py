@@ -15,7 +15,12 @@ Children run with an address-space limit (8 GiB) so an absurd allocation fails i
 swapping the machine. Results: benchmarks/results/hostile.json (one entry per --label).
 
     python benchmarks/hostile_corpus.py --label after                 # the installed genmed
+    python benchmarks/hostile_corpus.py --label after --src src        # this checkout's code
     python benchmarks/hostile_corpus.py --label before --src /tmp/base/src
+    python benchmarks/hostile_corpus.py --label after --src src --only web   # re-run one group
+
+About 10 minutes with --jobs 2 on the fixed code (most refusals cost one CLI start-up); the
+unfixed code takes ~40 minutes, as many bad inputs ran whole workloads before failing.
 """
 
 from __future__ import annotations

@@ -40,8 +40,8 @@ def compare(
     for name, value, high in (("--size", size, 512), ("--n-patients", n_patients, 10**5),
                               ("--budget-images", budget_images, 10**9), ("--n-samples", n_samples, 10**5),
                               ("--study-n", study_n, 10**5), ("--n-boot", n_boot, 10**5)):
-        if value is not None:
-            check_range(name, value, 1, high)  # before anything is trained or allocated
+        if value is not None and value > high:  # before anything is trained or allocated
+            check_range(name, value, 1, high)  # (CompareConfig refuses values < 1)
     console = Console(stderr=True)
     cfg = CompareConfig(
         families=tuple(f.strip() for f in families.split(",") if f.strip()), data=data, size=size,

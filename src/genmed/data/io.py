@@ -191,7 +191,7 @@ def check_npy_header(fh: Any, where: str, available: int, compressed: int | None
         shape, _, dtype = reader(fh, max_header_size=10_000)
         header = fh.tell() - start
     except Exception as exc:  # numpy parses the header dict with ast: many error types
-        raise UserError(f"{where}: not a readable .npy array ({type(exc).__name__}: {str(exc)[:120]})") from None
+        raise UserError(f"{where}: not a numeric .npy file ({type(exc).__name__}: {str(exc)[:120]})") from None
     if dtype.hasobject:
         raise UserError(f"{where}: holds Python objects, not numbers (refused, never unpickled)")
     n = int(np.prod(shape, dtype=object)) if shape else 1
