@@ -54,7 +54,7 @@ def scans(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("modality,units", [("CT", "HU"), ("MR", "a.u.")])
 def test_scan_train_sample_eval(scans, tmp_path, capsys, modality, units):
     manifest = tmp_path / f"{modality.lower()}.csv"
-    run, samples, ev = tmp_path / "run", tmp_path / "run" / "samples", tmp_path / "eval"
+    run, samples, ev = tmp_path / "run", tmp_path / "samples", tmp_path / "eval"
     code, out, err = cli(["data", "scan", str(scans), "--out", str(manifest), "--modality", modality], capsys)
     assert code == 0, err
     assert "3 patient(s)" in out and "skipped 1: the slices have 2 different orientations" in out

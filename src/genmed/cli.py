@@ -46,8 +46,13 @@ def demo(
     """The main job: phantom, three families, comparison, score lab, error analysis, pipeline."""
     from rich.console import Console
 
-    from genmed.demo import run_demo
+    from genmed.demo import run_demo, stages
+    from genmed.errors import check_choice
+    from genmed.fileio import check_output_dir
 
+    check_output_dir(out, files=("index.html", "demo.json"))
+    for name in (s for s in only.split(",") if s):
+        check_choice("--only", name, [stage.name for stage in stages()])
     console = Console(stderr=True)
     index, records = run_demo(out, quick=quick, only=[s for s in only.split(",") if s] or None,
                               progress=lambda title: console.log(f"stage: {title}"))
@@ -101,11 +106,29 @@ _register()
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `genmed` script: run the app, map user errors to exit status 2.
 
-    Typer/click already turn usage errors (unknown option, missing argument) into a short
-    message and exit status 2; this adds the same for `UserError` raised by the library.
+    A `UserError` raised by the library and a usage error (unknown option, a value of the
+    wrong type, a missing argument) both become one line on stderr and exit status 2.
     """
+    try:  # typer >= 0.16 vendors click as typer._click
+        from typer._click import exceptions as click
+    except ImportError:  # pragma: no cover - older typer on the real click
+        from click import exceptions as click
     try:
-        app(args=argv, prog_name="genmed")
+        rv = app(args=argv, prog_name="genmed", standalone_mode=False)
     except UserError as exc:
-        print(f"genmed: error: {exc}", file=sys.stderr)
-        sys.exit(UserError.exit_code)
+        _one_line(str(exc), UserError.exit_code)
+    except click.NoArgsIsHelpError as exc:  # the help was printed: exit as click always did
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "genmed"
+        _one_line(f"{exc.format_message()} (see '{where} --help')", exc.exit_code)
+    except click.ClickException as exc:
+        _one_line(exc.format_message(), exc.exit_code)
+    except typer.Abort:
+        _one_line("aborted", 1)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _one_line(message: str, code: int) -> None:
+    print(f"genmed: error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(code)

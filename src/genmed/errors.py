@@ -7,6 +7,8 @@ prints that line and exits with status 2; Python callers catch it like any excep
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,8 +32,41 @@ def check_choice(name: str, value: Any, options: Iterable[Any]) -> Any:
 
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
-    """Return `value` if it is > 0 (or >= 0 with `allow_zero`), else raise a `UserError`."""
+    """Return `value` if it is a finite number > 0 (or >= 0 with `allow_zero`), else raise a
+    `UserError` (NaN and infinity are refused too)."""
+    check_finite(name, value)
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise UserError(f"{name}={value!r} must be {bound}")
     return value
+
+
+def check_finite(name: str, value: Any) -> Any:
+    """Return `value` if it is a finite real number (not NaN, not +-inf), else raise a `UserError`."""
+    try:
+        ok = not isinstance(value, (bool, str)) and math.isfinite(value)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise UserError(f"{name}={value!r} must be a finite number")
+    return value
+
+
+def check_range(name: str, value: Any, low: float | None = None, high: float | None = None, *,
+                low_open: bool = False, high_open: bool = False) -> Any:
+    """Return `value` if it is finite and within [low, high] (an end is excluded with
+    `low_open` / `high_open`; None: unbounded), else raise a `UserError` naming the range."""
+    check_finite(name, value)
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        raise UserError(f"{name}={value!r} must be in {interval}")
+    return value
+
+
+def warn(message: str) -> None:
+    """One line `genmed: warning: ...` on stderr (for a problem that was worked around)."""
+    print(f"genmed: warning: {' '.join(str(message).split())}", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from genmed.errors import UserError
+
+# The temporary names `atomic_path` makes: ".<name>.<8 random chars>.tmp<suffixes>".
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[^/]*)?$")
 
 
 @contextmanager
@@ -25,7 +31,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     format by extension still work. On any exception the temporary file is removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():  # a late safety net: commands check their outputs before any work
+        raise UserError(f"{path}: is a folder; cannot write a file there")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"{path}: a parent of this path is a file, not a folder") from None
     suffix = suffix if suffix is not None else "".join(path.suffixes)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
     os.close(fd)
@@ -37,6 +48,104 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Refuse, before any work, an output file path that cannot be written: an existing
+    folder, or a path under an existing file. Returns the path."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path}: is a folder; give a file name")
+    _check_parents(path, what)
+    return path
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "--out", *,
+                     files: tuple[str, ...] = ()) -> Path:
+    """Refuse, before any work, an output folder that cannot be written: an existing file, a
+    path under an existing file, or (for each name in `files` the command will write there)
+    an existing folder where that file must go. Returns the path."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path}: exists and is not a folder")
+    _check_parents(path, what)
+    for name in files:
+        if (path / name).is_dir():
+            raise UserError(f"{what} {path}: {name} there is a folder, not a file")
+    return path
+
+
+def _check_parents(path: Path, what: str) -> None:
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{what} {path}: {parent} is a file, not a folder")
+            return
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files a killed writer left in `folder` (names `atomic_path` makes;
+    only call this while holding the folder's lock). Returns what was removed."""
+    folder = Path(folder)
+    removed = []
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if p.is_file() and _TEMP_NAME.match(p.name):
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
+
+
+@contextmanager
+def folder_lock(folder: str | os.PathLike, *, what: str = "folder") -> Iterator[Path]:
+    """Hold an exclusive advisory lock (`fcntl.flock` on FOLDER/.lock) for the block.
+
+    A second process gets a `UserError` at once instead of writing the same folder. The
+    folder is created if needed; if this call created it and nothing but the lock was written
+    there (e.g. the block refused its input), the folder is removed again, so a refusal
+    leaves nothing behind. The lock file is removed on release (a lock left by a killed
+    process holds nothing: the kernel drops it with the process).
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: exists and is not a folder")
+    _check_parents(folder, what)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no advisory locks
+        yield folder
+        return
+    lock = folder / ".lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            try:
+                holder = lock.read_text(encoding="utf-8").strip() or "?"
+            except OSError:
+                holder = "?"
+            raise UserError(f"{folder}: {what} is in use by another genmed process (pid {holder}); "
+                            "wait for it to finish") from None
+        try:  # the holder may have released and unlinked it between our open and flock
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    try:
+        yield folder
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+        if created and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _umask() -> int:

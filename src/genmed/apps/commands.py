@@ -13,12 +13,14 @@ from pathlib import Path
 
 import typer
 
+from genmed.fileio import check_output_dir
+
 app = typer.Typer(help="Applications: anomaly detection, denoising, translation, generation "
                   "from a mask, 3D.", no_args_is_help=True)
 
 OUT = typer.Option(..., "--out", help="Folder for the metrics JSON and figures.")
 QUICK = typer.Option(False, "--quick", help="Tiny settings (seconds; used by the tests).")
-SEED = typer.Option(0, "--seed", help="Seed of data, weights and noise.")
+SEED = typer.Option(0, "--seed", min=0, help="Seed of data, weights and noise.")
 DEVICE = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda.")
 PRECISION = typer.Option(None, "--precision",
                          help="Training numerics: auto, bf16, fp16 (CUDA) or fp32 (default: fp32; "
@@ -44,6 +46,8 @@ def anomaly(out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: str 
     """Healthy-only training; VAE / GAN / diffusion / intensity detectors; AUROC, AUPRC, Dice, AUPRO."""
     from genmed.apps.anomaly import AnomalyConfig, run_anomaly
 
+    check_output_dir(out)
+
     cfg = (AnomalyConfig(size=16, n_train_patients=4, n_test_patients=8, vae_steps=8, gan_steps=8,
                          diffusion_steps=8, recon_steps=2, n_draws=1, n_boot=20, t_start=t_start,
                          seed=seed) if quick else AnomalyConfig(t_start=t_start, seed=seed))
@@ -58,8 +62,11 @@ def denoise(out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: str 
                                        "(no ground truth) instead of the phantom benchmark."),
             method: str = typer.Option("bm3d", help="Method for --input: nlm, bm3d, tv, wavelet.")) -> None:
     """Low-dose denoising: diffusion, UNet, NLM, BM3D on the phantom; or a user's scan."""
-    from genmed.apps.denoise import DenoiseConfig, denoise_file, run_denoise
+    from genmed.apps.denoise import CLASSICAL, DenoiseConfig, denoise_file, run_denoise
+    from genmed.errors import check_choice
 
+    check_output_dir(out)
+    check_choice("--method", method, CLASSICAL)  # also without --input: never silently ignored
     if input is not None:
         _done(denoise_file(input, out, method), out)
         return
@@ -75,6 +82,8 @@ def translate(out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: st
               precision: str = PRECISION) -> None:
     """Non-contrast -> contrast phase: UNet L1, conditional diffusion, SDEdit."""
     from genmed.apps.translate import TranslateConfig, run_translate
+
+    check_output_dir(out)
 
     cfg = (TranslateConfig(size=16, n_train_patients=2, n_test_patients=2, unet_steps=8,
                            diffusion_steps=8, sample_steps=2, n_boot=20, seed=seed)
@@ -99,6 +108,7 @@ def generate_from_mask(
         train_mask_generator)
     from genmed.errors import UserError
 
+    check_output_dir(out)
     cfg = (MaskGenConfig(size=16, n_train_patients=3, n_test_patients=2, diffusion_steps=8,
                          checker_steps=8, sample_steps=2, seed=seed)
            if quick else MaskGenConfig(seed=seed))
@@ -135,6 +145,8 @@ def volumes3d(out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: st
               precision: str = PRECISION) -> None:
     """3D DDPM on 32^3 phantom volumes: samples, orthogonal slices, volumes/s, peak memory."""
     from genmed.apps.volumes3d import Volumes3DConfig, run_volumes3d
+
+    check_output_dir(out)
 
     cfg = (Volumes3DConfig(size=16, n_patients=2, steps=3, batch_size=2, n_samples=1,
                            sample_steps=2, seed=seed) if quick else Volumes3DConfig(seed=seed))

@@ -30,7 +30,7 @@ from genmed.data.conditions import (ATTRIBUTES, CLASSES, NOISE_LEVELS, attribute
                                     condition_maps, encode)
 from genmed.data.phantom import LABELS
 from genmed.data.transforms import ABDOMEN_RANGE_HU, ABDOMEN_WINDOW_HU
-from genmed.errors import UserError, check_positive
+from genmed.errors import UserError, check_positive, check_range
 from genmed.fileio import save_figure, write_json
 from genmed.models.mask_generation import generate_from_maps, mask_diffusion
 from genmed.train.fitting import Compute

@@ -32,8 +32,7 @@ def compare(cfg: CompareConfig, progress: Callable[[str], None] | None = None) -
     from genmed.versions import machine
 
     say = progress or (lambda _msg: None)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(cfg.out)  # created by the first write: a refusal before it leaves nothing
     t_start = time.perf_counter()
     say("data")
     train_ds, real, real_labels = load_splits(cfg)

@@ -12,6 +12,9 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
+from genmed.errors import check_range
+from genmed.fileio import check_output_dir
+
 
 class _RunByDefault(TyperGroup):
     """A group whose first argument, when it is not a command (or --help), selects `run`.
@@ -51,7 +54,7 @@ def compare(
     runs: str = typer.Option("", help="Existing run folders, one per family in --families order "
                              "(skips training)."),
     n_boot: int = typer.Option(None, help="Bootstrap resamples for the CIs (default 30; --quick: 10)."),
-    seed: int = typer.Option(0, help="Seed of data split, training and sampling."),
+    seed: int = typer.Option(0, min=0, help="Seed of data split, training and sampling."),
     quick: bool = typer.Option(False, help="Tiny networks and sizes (seconds; for tests)."),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda."),
     precision: str = typer.Option("auto", help="auto (bf16 where fast), bf16 or fp32."),
@@ -64,6 +67,12 @@ def compare(
     from genmed.compare.config import QUICK_STUDY, STUDY, CompareConfig
     from genmed.train.tracking import progress_enabled
 
+    check_output_dir(out, files=("report.html", "metrics.json"))
+    for name, value, high in (("--size", size, 512), ("--n-patients", n_patients, 10**5),
+                              ("--budget-images", budget_images, 10**9), ("--n-samples", n_samples, 10**5),
+                              ("--study-n", study_n, 10**5), ("--n-boot", n_boot, 10**5)):
+        if value is not None and value > high:  # before anything is trained or allocated
+            check_range(name, value, 1, high)  # (CompareConfig refuses values < 1)
     console = Console(stderr=True)
     cfg = CompareConfig(
         families=tuple(f.strip() for f in families.split(",") if f.strip()), data=data, size=size,
@@ -111,7 +120,12 @@ def modes(
     from genmed.versions import machine
 
     console = Console(stderr=True)
+    from genmed.errors import check_range
+
+    check_output_dir(out, files=("modes.json", "modes.png"))
     given = {k: v for k, v in dict(seeds=seeds, steps=steps, n_samples=n_samples).items() if v is not None}
+    for name, value in given.items():
+        check_range(f"--{name.replace('_', '-')}", value, 1, 10**7)
     cfg = ModeBenchConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()) or DEFAULT_VARIANTS,
                           mixtures=tuple(m.strip() for m in mixtures.split(",") if m.strip()),
                           device=device, precision=precision, out=str(out),

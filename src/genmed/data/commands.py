@@ -22,7 +22,7 @@ def make(
     size: int = typer.Option(64, "--size", help="In-plane pixels per side (field of view 360 mm)."),
     three_d: bool = typer.Option(False, "--3d", help="Write one 3D volume per patient instead of slices."),
     depth: int = typer.Option(0, "--depth", help="3D: slices per volume (0: same as --size)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same data."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed gives the same data."),
     lesion_prob: float = typer.Option(0.6, "--lesion-prob",
                                       help="Fraction of patients with a renal lesion (0..1)."),
     malignant_fraction: float = typer.Option(0.5, "--malignant-fraction",
@@ -37,6 +37,11 @@ def make(
     """Write phantom NIfTI images/masks, manifest.csv (patient-level split) and a contact sheet."""
     from genmed.data.export import write_phantom_dataset
     from genmed.data.phantom import PhantomConfig
+    from genmed.errors import check_range
+
+    for name, value, high in (("--patients", patients, 100_000), ("--slices-per-patient", slices_per_patient, 1024),
+                              ("--sheet-count", sheet_count, 10_000)):
+        check_range(name, value, 1, high)
 
     cfg = PhantomConfig(size=size, depth=depth or None, lesion_prob=lesion_prob,
                         malignant_fraction=malignant_fraction,

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from genmed.data.phantom import LABELS
-from genmed.errors import UserError
+from genmed.errors import UserError, check_range
 
 CLASSES: tuple[str, ...] = ("background", "body", "kidney", "lesion")
 NOISE_LEVELS: tuple[str, ...] = ("standard", "low-dose")
@@ -63,6 +63,10 @@ def encode(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], size: int
         n_les = int((m == 3).sum())
         if (kind == "healthy") != (n_les == 0):
             raise UserError(f"mask {i}: kind={kind!r} but the mask has {n_les} lesion pixels")
+        if "size_mm" in a:
+            if isinstance(a["size_mm"], bool) or not isinstance(a["size_mm"], (int, float)):
+                raise UserError(f"size_mm={a['size_mm']!r} must be a number (mm)")
+            check_range("size_mm", a["size_mm"], 0, 1000)
         if "size_mm" in a and spacing_mm is not None:
             d_mask = 2.0 * np.sqrt(n_les / np.pi) * spacing_mm
             if abs(float(a["size_mm"]) - d_mask) > 1.5 * spacing_mm:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from genmed.data.limits import MAX_ELEMENTS
 from genmed.data.orientation import CANONICAL, axcodes, dicom_affine, reorient
 from genmed.errors import UserError
 
@@ -148,6 +149,14 @@ def _pixels(f: Path, ds) -> np.ndarray:
     """Stored pixel values (frames, rows, columns) float64; colour averaged to grey."""
     if "PixelData" not in ds:
         raise UserError(f"{f}: DICOM file has no pixel data")
+    try:  # the header's size is checked before the pixels are decoded (and allocated)
+        n = 1
+        for key in ("Rows", "Columns", "NumberOfFrames", "SamplesPerPixel"):
+            n *= max(1, int(ds.get(key, 1) or 1))
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{f}: malformed DICOM image size ({exc})") from None
+    if n > MAX_ELEMENTS:
+        raise UserError(f"{f}: the DICOM header claims {n} pixels; more than {MAX_ELEMENTS}")
     try:
         arr = ds.pixel_array
     except Exception as exc:  # truncated data, unsupported compression, ...

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,10 @@ from genmed.fileio import atomic_path
 
 PIL_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+# Sizes read from a file's header are checked against the file before anything is allocated:
+from genmed.data.limits import MAX_ELEMENTS, MAX_PIXELS  # noqa: E402  (re-exported)
+_DEFLATE_RATIO = 1100  # deflate cannot compress by more than ~1032:1
+_STREAM_CHECK_BYTES = 64 << 20  # decompress-and-count a .gz only above this claimed size
 
 
 @dataclass
@@ -151,14 +156,22 @@ def _load_nifti(p: Path) -> Image:
 
     try:
         nii = nib.load(str(p))
+        check_nifti_size(p, nii)
         data = np.asarray(nii.dataobj, dtype=np.float32)
+    except UserError:
+        raise
     except Exception as exc:  # nibabel raises many types for truncated/corrupt files
-        raise UserError(f"{p}: cannot read NIfTI ({type(exc).__name__}: {exc})") from None
+        raise UserError(f"{p}: cannot read NIfTI ({type(exc).__name__}: {str(exc)[:200]})") from None
     zooms = tuple(float(z) for z in nii.header.get_zooms())[: data.ndim]
     meta: dict[str, Any] = {"format": "nifti", "source": str(p), "orientation": None}
     if data.ndim >= 3:
-        meta["orientation_source"] = axcodes(nii.affine)
-        data, zooms, _ = reorient(data, nii.affine, zooms)
+        try:  # a corrupt header can hold a non-finite or singular affine
+            if not np.isfinite(nii.affine).all():
+                raise ValueError("non-finite affine")
+            meta["orientation_source"] = axcodes(nii.affine)
+            data, zooms, _ = reorient(data, nii.affine, zooms)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            raise UserError(f"{p}: the NIfTI affine gives no orientation ({exc})") from None
         meta["orientation"] = CANONICAL
     descrip = nii.header.get("descrip")
     descrip = descrip.item().decode("latin-1", "replace") if descrip is not None else ""
@@ -172,6 +185,118 @@ def _load_nifti(p: Path) -> Image:
         meta.update(modality="CT" if looks_like_ct(data) else "unknown",
                     modality_from="intensity heuristic")
     return Image(data.T.copy(), tuple(zooms)[::-1], meta)
+
+
+def check_nifti_size(p: Path, nii: Any) -> None:
+    """Refuse a NIfTI whose header claims more data than the file can hold (or than
+    `MAX_ELEMENTS`), before the data is allocated."""
+    shape = tuple(int(d) for d in nii.header.get_data_shape())
+    n = int(np.prod(shape, dtype=object)) if shape else 0
+    if any(d < 1 for d in shape) or n > MAX_ELEMENTS:
+        raise UserError(f"{p}: the header claims shape {shape}; not a readable image "
+                        f"(at most {MAX_ELEMENTS} voxels)")
+    need = int(nii.header.get_data_offset()) + n * nii.header.get_data_dtype().itemsize
+    check_stream_size(p, need, "the header claims")
+
+
+def check_stream_size(p: Path, need: int, claim: str) -> None:
+    """Refuse file `p` (gzip-compressed if its name ends in .gz) if it holds fewer than `need`
+    bytes of (decompressed) data."""
+    have = p.stat().st_size
+    if not p.name.lower().endswith(".gz"):
+        if need > have:
+            raise UserError(f"{p}: {claim} {need} bytes but the file has {have}; truncated or corrupt")
+        return
+    if need > have * _DEFLATE_RATIO:
+        raise UserError(f"{p}: {claim} {need} bytes, more than {have} compressed bytes can hold; "
+                        "truncated or corrupt")
+    if need > _STREAM_CHECK_BYTES:  # count the decompressed bytes without keeping them
+        import gzip
+
+        got = 0
+        try:
+            with gzip.open(p, "rb") as fh:
+                while got < need:
+                    chunk = fh.read(min(8 << 20, need - got))
+                    if not chunk:
+                        break
+                    got += len(chunk)
+        except (OSError, EOFError, zlib.error):
+            pass
+        if got < need:
+            raise UserError(f"{p}: {claim} {need} bytes but the file decompresses to {got}; "
+                            "truncated or corrupt")
+
+
+def check_npy_header(fh: Any, where: str, available: int, compressed: int | None = None) -> None:
+    """Read the header of the .npy stream `fh` and refuse an array of more than `MAX_ELEMENTS`,
+    one with Python objects, or one bigger than the `available` bytes after the header (for a
+    deflated zip member: also bigger than its `compressed` size can hold)."""
+    from numpy.lib import format as npformat
+
+    try:
+        start = fh.tell()
+        version = npformat.read_magic(fh)
+        reader = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+        shape, _, dtype = reader(fh, max_header_size=10_000)
+        header = fh.tell() - start
+    except Exception as exc:  # numpy parses the header dict with ast: many error types
+        raise UserError(f"{where}: not a numeric .npy file ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if dtype.hasobject:
+        raise UserError(f"{where}: holds Python objects, not numbers (refused, never unpickled)")
+    n = int(np.prod(shape, dtype=object)) if shape else 1
+    need = n * dtype.itemsize
+    if n > MAX_ELEMENTS or need > available - header or (
+            compressed is not None and need > compressed * _DEFLATE_RATIO):
+        raise UserError(f"{where}: the header claims an array of shape {tuple(shape)} ({need} bytes) "
+                        "that the file does not hold; truncated or corrupt")
+
+
+def check_npy_file(p: Path) -> None:
+    """`check_npy_header` for a .npy file."""
+    with open(p, "rb") as fh:
+        check_npy_header(fh, str(p), p.stat().st_size)
+
+
+def check_npz_members(p: Path, keys: Any) -> None:
+    """`check_npy_header` for the arrays `keys` of a .npz (those present); a file that is not
+    a zip archive is a `UserError`."""
+    try:
+        with zipfile.ZipFile(p) as z:
+            names = set(z.namelist())
+            for key in keys:
+                name = f"{key}.npy"
+                if name not in names:
+                    continue
+                info = z.getinfo(name)
+                compressed = info.compress_size if info.compress_type != zipfile.ZIP_STORED else None
+                with z.open(info) as fh:
+                    check_npy_header(fh, f"{p}[{key}]", info.file_size, compressed)
+    except UserError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
+            NotImplementedError, RuntimeError, zlib.error) as exc:
+        raise UserError(f"{p}: not a readable .npz ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def open_picture(p: Path) -> Any:
+    """`PIL.Image.open(p)`, refusing images of more than `MAX_PIXELS` before decoding them (a
+    decompression bomb) and any file PIL cannot identify, with a `UserError`."""
+    import warnings
+
+    from PIL import Image as PILImage
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            im = PILImage.open(p)
+    except Exception as exc:  # UnidentifiedImageError, DecompressionBombError, struct errors, ...
+        raise UserError(f"{p}: cannot read image ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if im.width * im.height > MAX_PIXELS:
+        im.close()
+        raise UserError(f"{p}: image of {im.width} x {im.height} pixels is larger than "
+                        f"{MAX_PIXELS} pixels; not read")
+    return im
 
 
 def save_nifti(path: str | os.PathLike, array: np.ndarray, spacing: tuple[float, ...],
@@ -205,14 +330,19 @@ def save_nifti(path: str | os.PathLike, array: np.ndarray, spacing: tuple[float,
 
 
 def _load_pil(p: Path) -> Image:
-    from PIL import Image as PILImage
-    from PIL import ImageSequence, UnidentifiedImageError
+    from PIL import ImageSequence
 
     try:
-        with PILImage.open(p) as im:
+        with open_picture(p) as im:
             frames = [_pil_gray(fr) for fr in ImageSequence.Iterator(im)]
-    except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as exc:
-        raise UserError(f"{p}: cannot read image ({type(exc).__name__}: {exc})") from None
+            if not frames or len(frames) * frames[0].size > MAX_ELEMENTS:
+                raise UserError(f"{p}: {len(frames)} frames; not a readable image stack")
+            if len({f.shape for f in frames}) > 1:
+                raise UserError(f"{p}: frames differ in size {sorted({f.shape for f in frames})}")
+    except UserError:
+        raise
+    except Exception as exc:  # Pillow raises many types (TypeError, KeyError, zlib.error, ...) on corrupt files
+        raise UserError(f"{p}: cannot read image ({type(exc).__name__}: {str(exc)[:200]})") from None
     arr = frames[0] if len(frames) == 1 else np.stack(frames)
     return Image(arr, (1.0,) * arr.ndim, {"modality": "OT", "format": "pil", "source": str(p),
                                           "orientation": None})
@@ -260,6 +390,7 @@ def load_medmnist(path: str | os.PathLike, split: str = "train") -> tuple[np.nda
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{p}: no such file")
+    check_npz_members(p, (f"{split}_images", f"{split}_labels"))
     try:
         with np.load(p, allow_pickle=False) as npz:
             keys = set(npz.files)
@@ -270,7 +401,7 @@ def load_medmnist(path: str | os.PathLike, split: str = "train") -> tuple[np.nda
             labels = np.asarray(npz[f"{split}_labels"]) if f"{split}_labels" in keys else None
     except UserError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, zlib.error) as exc:
         raise UserError(f"{p}: not a readable .npz ({type(exc).__name__}: {exc})") from None
     if labels is None:
         raise UserError(f"{p}: no '{split}_labels' array")

@@ -53,10 +53,12 @@ def read_manifest(path: Path):
     """The manifest as a pandas DataFrame with checked columns, labels as indices (-1: none)."""
     import pandas as pd
 
+    if not Path(path).is_file():
+        raise UserError(f"{path}: manifest file not found")
     try:
         df = pd.read_csv(path, dtype={"patient_id": str, "split": str, "path": str, "mask_path": str,
                                       "series_uid": str, "modality": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
         raise UserError(f"{path}: not a readable CSV ({type(exc).__name__}: {exc})") from None
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:

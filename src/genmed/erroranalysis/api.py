@@ -7,7 +7,7 @@ writes its output atomically when given `out`.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 
@@ -72,7 +72,9 @@ def analyse_parts(parts: PathLike, order: Sequence[str] | None = None) -> PartsR
 
 
 def import_tags(tags_csv: PathLike, db: PathLike, *, reviewer: str = "") -> int:
-    """Add a tags CSV to the SQLite store; returns the number of tag rows."""
+    """Add a tags CSV to the SQLite store; returns the number of tag rows. The CSV is checked
+    before the store is opened, so a bad file never creates an empty database."""
+    load_tags(tags_csv)
     return TagStore(db).import_csv(tags_csv, reviewer=reviewer)
 
 
@@ -96,19 +98,27 @@ def serve_ui(
     host: str = "127.0.0.1",
     reviewer: str = "",
     tags: Sequence[str] = (),
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """Run the tagging UI on http://127.0.0.1:`port` (eyeball errors only)."""
+    """Run the tagging UI on http://127.0.0.1:`port` (eyeball errors only). Every input is
+    checked (host, port free, CSV files) before the tag database is created; `on_ready` is
+    called just before serving."""
     from pathlib import Path
 
     from genmed.erroranalysis.web import Review, check_host, serve
+    from genmed.erroranalysis.web.app import check_port
 
     check_host(host)
+    check_port(port)
+    preds, sets = load_predictions(predictions), load_split(split)
     review = Review.build(
-        load_predictions(predictions),
-        load_split(split),
+        preds,
+        sets,
         TagStore(db),
         base_dir=Path(predictions).resolve().parent,
         reviewer=reviewer,
         start_tags=list(tags),
     )
+    if on_ready is not None:
+        on_ready()
     serve(review, host=host, port=port)

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from genmed.fileio import check_output_file
+
 app = typer.Typer(
     help="Error analysis: category ceilings, eyeball/blackbox dev sets, error by parts, "
     "a tag store and a local tagging UI.",
@@ -44,6 +46,8 @@ def summary(
     from genmed.errors import check_choice
 
     check_choice("--format", fmt, ("table", "json", "csv"))
+    if out is not None:
+        check_output_file(out)
     table = summarize(predictions, tags)
     _warn(table.warnings)
     _emit(table.render(fmt), out)  # type: ignore[arg-type]
@@ -54,12 +58,13 @@ def split(
     predictions: Path = PREDS,
     eyeball_errors: int = typer.Option(100, "--eyeball-errors", help="Errors the eyeball set should hold."),
     group_col: Optional[str] = typer.Option(None, "--group-col", help="Keep each value (patient) in one set."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     out: Path = typer.Option(..., "--out", help="Output CSV id,set."),
 ) -> None:
     """Split dev into an eyeball set (looked at) and a blackbox set (only measured)."""
     from genmed.erroranalysis import split_dev
 
+    check_output_file(out)
     result = split_dev(predictions, eyeball_errors, group_col=group_col, seed=seed, out=out)
     typer.echo(result.describe())
 
@@ -69,12 +74,13 @@ def sample(
     predictions: Path = PREDS,
     split: Path = SPLIT,
     n: int = typer.Option(100, "--n", help="How many errors to draw."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     out: Path = typer.Option(..., "--out", help="Output CSV of examples to review."),
 ) -> None:
     """Draw misclassified examples to review, from the eyeball set only."""
     from genmed.erroranalysis import sample_for_review
 
+    check_output_file(out)
     df = sample_for_review(predictions, split, n, seed=seed, out=out)
     if len(df) < n:
         _warn([f"the eyeball set has only {len(df)} errors; wrote all of them"])
@@ -92,9 +98,10 @@ def overfit(
     import json
 
     from genmed.erroranalysis import check_overfit
-    from genmed.errors import check_choice
+    from genmed.errors import check_choice, check_range
 
     check_choice("--format", fmt, ("table", "json"))
+    check_range("--alpha", alpha, 0, 1, low_open=True, high_open=True)
     res = check_overfit(predictions, split, alpha=alpha)
     if fmt == "json":
         typer.echo(json.dumps(res, indent=2))
@@ -143,6 +150,7 @@ def export(
     """Export the SQLite tag database as a tags CSV (what `summary --tags` reads)."""
     from genmed.erroranalysis import export_tags
 
+    check_output_file(out)
     typer.echo(f"wrote {export_tags(db, out)} rows to {out}")
 
 
@@ -159,6 +167,7 @@ def serve(
     """Local web UI to tag eyeball errors (binds 127.0.0.1 only)."""
     from genmed.erroranalysis import serve_ui
 
-    typer.echo(f"genmed errors: reviewing on http://127.0.0.1:{port}/ (Ctrl-C to stop)", err=True)
     start = [t.strip() for t in tags.split(",") if t.strip()]
-    serve_ui(predictions, split, db, port=port, host=host, reviewer=reviewer, tags=start)
+    serve_ui(predictions, split, db, port=port, host=host, reviewer=reviewer, tags=start,
+             on_ready=lambda: typer.echo(f"genmed errors: reviewing on http://127.0.0.1:{port}/ "
+                                         "(Ctrl-C to stop)", err=True))

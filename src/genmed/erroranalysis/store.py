@@ -47,19 +47,21 @@ class TagStore:
                 head = fh.read(16)
             if head and head != b"SQLite format 3\x00":
                 raise UserError(f"tag database {self.path}: not an SQLite file")
-        try:
-            with self._connect() as con:
-                con.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise UserError(f"tag database {self.path}: {exc}") from None
+        with self._connect() as con:
+            con.executescript(_SCHEMA)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.path, timeout=10)
+        try:
+            con = sqlite3.connect(self.path, timeout=10)
+        except sqlite3.Error as exc:
+            raise UserError(f"tag database {self.path}: {exc}") from None
         try:
             with con:  # commit on success, roll back on error
                 yield con
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # a corrupt or foreign file
+            raise UserError(f"tag database {self.path}: {str(exc)[:160]}") from None
         finally:
             con.close()
 

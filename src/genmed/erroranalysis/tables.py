@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from genmed.errors import UserError
@@ -58,7 +59,7 @@ def read_csv(path: str | os.PathLike, required: Iterable[str], what: str) -> pd.
         raise UserError(f"{what} file {path}: has a header but no rows")
     df = df.apply(lambda col: col.str.strip())
     for col in required:
-        blank = df.index[df[col] == ""]
+        blank = np.flatnonzero((df[col] == "").to_numpy())
         if col != "tag" and len(blank):
             raise UserError(f"{what} file {path}: empty {col!r} in data row {int(blank[0]) + 1}")
     return df

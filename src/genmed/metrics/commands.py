@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from genmed.fileio import check_output_dir, check_output_file
+
 app = typer.Typer(help="Evaluate generated images (FID/KID, PRDC, diversity, memorisation) "
                   "and mode coverage on 2-D mixtures.", no_args_is_help=True)
 # `genmed eval modes` (the mode-collapse experiment, which trains) moved to `genmed compare
@@ -16,7 +18,7 @@ app = typer.Typer(help="Evaluate generated images (FID/KID, PRDC, diversity, mem
 @app.command("train-extractor")
 def train_extractor_cmd(
     out: Path = typer.Option(Path("phantom_cnn_v1.safetensors"), help="Output .safetensors file."),
-    seed: int = typer.Option(0, help="Seed of the phantom data and the training."),
+    seed: int = typer.Option(0, min=0, help="Seed of the phantom data and the training."),
     n_patients: int = typer.Option(300, help="Phantom patients (8 slices each)."),
     epochs: int = typer.Option(15, help="Training epochs."),
 ) -> None:
@@ -28,6 +30,7 @@ def train_extractor_cmd(
 
     if out.suffix != ".safetensors":
         raise UserError(f"{out}: the extractor file must end in .safetensors")
+    check_output_file(out)
     torch.set_num_threads(1)  # the shipped weights were trained with one thread
     summary = train_phantom_extractor(str(out), ExtractorConfig(n_patients=n_patients, epochs=epochs, seed=seed))
     typer.echo(json.dumps(summary, indent=2))
@@ -51,19 +54,20 @@ def images_cmd(
     n_boot: int = typer.Option(50, help="Bootstrap resamples."),
     k: int = typer.Option(5, "--k", help="Neighbours for precision/recall/density/coverage (each "
                           "set needs more than k images)."),
-    seed: int = typer.Option(0, help="Seed of the resampling (and of the patient split)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the resampling (and of the patient split)."),
 ) -> None:
     """Compute every image-set metric (with CIs) between REAL and FAKE; write OUT/metrics.json."""
     import sys
 
-    from genmed.errors import check_choice, check_positive
+    from genmed.errors import check_choice, check_positive, check_range
     from genmed.fileio import write_json
     from genmed.metrics.evaluate import EvalConfig, evaluate_images
     from genmed.metrics.imagesets import (data_source_sets, is_data_source, phantom_image_set,
                                           read_image_set, resize_to, sample_map)
     from genmed.versions import versions
 
-    check_positive("n_boot", n_boot)
+    check_output_dir(out, files=("metrics.json",))
+    check_range("--n-boot", n_boot, 1, 100_000)
     check_positive("k", k)
     check_choice("--real-split", real_split, ("train", "val", "test", "all"))
     fake_x = read_image_set(fake)
@@ -128,13 +132,18 @@ def modes_metrics_cmd(
     from genmed.fileio import write_json
     from genmed.metrics.modes import mode_metrics
 
+    if out is not None:
+        check_output_file(out)
     spec = get_mixture(mixture)
     if not samples.is_file():
         raise UserError(f"{samples}: samples file not found")
+    from genmed.data.io import check_npy_file
+
+    check_npy_file(samples)
     try:
         x = np.load(samples, allow_pickle=False)
-    except ValueError as exc:
-        raise UserError(f"{samples}: not a numeric .npy file ({exc})") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise UserError(f"{samples}: not a numeric .npy file ({str(exc)[:160]})") from None
     result = mode_metrics(x, spec).to_dict()
     if out is not None:
         write_json(out, result)

@@ -12,6 +12,8 @@ held-out phantom slices with `genmed.data.load_training_data` (abdomen window, p
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +37,16 @@ def _to_nchw(x: np.ndarray, where: str) -> np.ndarray:
 
 
 def _read_picture(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from genmed.data.io import open_picture
 
     try:
-        with Image.open(path) as im:
+        with open_picture(path) as im:
             arr = np.asarray(im)
             if arr.ndim == 3:
                 arr = np.asarray(im.convert("L"))
-    except (UnidentifiedImageError, OSError) as exc:
+    except UserError:
+        raise
+    except Exception as exc:  # Pillow raises many types on corrupt files
         raise UserError(f"{path}: not a readable image ({type(exc).__name__})") from None
     scale = 65535.0 if arr.dtype == np.uint16 else 255.0
     return arr.astype(np.float32) / scale * 2 - 1
@@ -50,22 +54,22 @@ def _read_picture(path: Path) -> np.ndarray:
 
 def read_image_set(path: str | Path) -> np.ndarray:
     """Images from a folder of pictures or .npy files, or one .npy/.npz file."""
+    from genmed.data.io import check_npz_members
+
     path = Path(path)
     if path.is_file():
         if path.suffix == ".npy":
-            try:
-                return _to_nchw(np.load(path, allow_pickle=False), str(path))
-            except ValueError as exc:
-                raise UserError(f"{path}: not a numeric .npy file ({exc})") from None
+            return _to_nchw(_load_npy(path), str(path))
         if path.suffix == ".npz":
+            check_npz_members(path, ("images", "image"))  # headers checked before allocating
             try:
                 with np.load(path, allow_pickle=False) as z:
                     key = next((k for k in ("images", "image") if k in z.files), None)
                     if key is None:
                         raise UserError(f"{path}: no 'images' array (has {', '.join(z.files)})")
                     return _to_nchw(z[key], str(path))
-            except (ValueError, OSError) as exc:
-                raise UserError(f"{path}: not a readable .npz file ({exc})") from None
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+                raise UserError(f"{path}: not a readable .npz file ({str(exc)[:160]})") from None
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return _to_nchw(_read_picture(path)[None], str(path))
         raise UserError(f"{path}: unsupported file type (use a folder, .npy, .npz, .png or .tif)")
@@ -87,7 +91,7 @@ def read_image_set(path: str | Path) -> np.ndarray:
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + (".npy",))
     if not files:
         raise UserError(f"{path}: folder holds no .png/.tif/.jpg/.npy images")
-    arrays = [np.load(p) if p.suffix == ".npy" else _read_picture(p) for p in files]
+    arrays = [_load_npy(p) if p.suffix == ".npy" else _read_picture(p) for p in files]
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
         raise UserError(f"{path}: images differ in shape ({', '.join(map(str, sorted(shapes)))})")
@@ -114,6 +118,17 @@ def sample_map(folder: Path):
     except (OSError, ValueError):
         raise UserError(f"{record}: not readable JSON") from None
     return IntensityMap.from_dict(meta["intensity"]) if isinstance(meta, dict) and meta.get("intensity") else None
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """A numeric .npy array; its header is checked against the file before allocating."""
+    from genmed.data.io import check_npy_file
+
+    check_npy_file(path)
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise UserError(f"{path}: not a numeric .npy file ({str(exc)[:160]})") from None
 
 
 def phantom_image_set(split: str, size: int, seed: int = 0, n_patients: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from genmed.errors import check_choice, check_range
+
 app = typer.Typer(
     help="Kidney CT pipeline: segmentation -> lesion classification, error analysis, "
     "augmentation study, few-label segmentation.",
@@ -44,7 +46,7 @@ def train(
     size: int = typer.Option(64, "--size", help="Slice size (pixels)."),
     seg_epochs: int = typer.Option(15, "--seg-epochs"),
     cls_epochs: int = typer.Option(30, "--cls-epochs"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     quick: bool = typer.Option(False, "--quick", help="Small settings (tests, demo)."),
     device: str = DEVICE,
     precision: str = PRECISION,
@@ -57,6 +59,9 @@ def train(
     from genmed.pipeline.segmentation import SegConfig
 
     _check_out(out, "run folder")
+    for name, value, low, high in (("--patients", patients, 4, 100_000), ("--size", size, 32, 512),
+                                   ("--seg-epochs", seg_epochs, 1, 10_000), ("--cls-epochs", cls_epochs, 1, 10_000)):
+        check_range(name, value, low, high)  # with --quick too: a bad value is never ignored
     compute = _compute(device, precision)
     if quick:
         cfg = quick_config(data=data, size=size, seed=seed, compute=compute)
@@ -76,8 +81,12 @@ def predict(
     split: str = typer.Option("dev", "--split", help="train, val, dev, test or all."),
 ) -> None:
     """Predict one split: preds.csv (id,y_true,y_pred,score,patient_id,image,...) and parts.csv."""
+    from genmed.fileio import check_output_dir, check_output_file
     from genmed.pipeline.pipeline import predict as run_predict
 
+    for path in (out, out.parent / "parts.csv"):
+        check_output_file(path)
+    check_output_dir(out.parent / "images")
     preds, parts = run_predict(run, out, data=data, split=split)
     typer.echo(f"wrote {preds} and {parts}")
 
@@ -87,11 +96,13 @@ def analyse(
     run: Path = typer.Argument(..., help="Run folder with dev/preds.csv and dev/parts.csv."),
     split: str = typer.Option("dev", "--split", help="Sub-folder of RUN holding preds.csv and parts.csv."),
     eyeball_errors: Optional[int] = typer.Option(None, "--eyeball-errors", help="Default: half the dev errors."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
 ) -> None:
     """Confusion matrix, automatic tags, category table, error by parts, recommendation, HTML page."""
     from genmed.pipeline.analyse import analyse as run_analyse
 
+    if eyeball_errors is not None:
+        check_range("--eyeball-errors", eyeball_errors, 1, 10**6)
     page, summary = run_analyse(run, split=split, eyeball_errors=eyeball_errors, seed=seed)
     for line in summary["recommendation"]:
         typer.echo(line)
@@ -118,6 +129,9 @@ def augment_study(
     _check_out(out, "study folder")
     if seeds < 1:
         raise UserError(f"--seeds={seeds} must be >= 1")
+    check_range("--gen-steps", gen_steps, 1, 10**6)
+    for fam in (f.strip() for f in train_generators.split(",") if f.strip()):
+        check_choice("--train-generators", fam, ("diffusion", "gan", "vae"))
     compute = _compute(device, precision)
     cfg = (quick_augment_config if quick else AugmentConfig)(malignant_fraction=malignant_fraction,
                                                              seeds=tuple(range(seeds)), compute=compute)
@@ -159,6 +173,7 @@ def few_labels(
     _check_out(out, "study folder")
     if seeds < 1:
         raise UserError(f"--seeds={seeds} must be >= 1")
+    check_range("--gen-steps", gen_steps, 1, 10**6)
     compute = _compute(device, precision)
     if quick:
         cfg = quick_few_labels_config(label_fraction=fraction, seeds=tuple(range(seeds)),

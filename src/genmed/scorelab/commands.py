@@ -6,17 +6,31 @@ from pathlib import Path
 
 import typer
 
-from genmed.errors import UserError
+from genmed.errors import UserError, check_range
+from genmed.fileio import check_output_dir
+
+MAX_N = 10_000_000  # samples / Monte-Carlo draws / chains of one experiment
+MAX_STEPS = 1_000_000  # optimiser, sampler or Langevin steps
 
 app = typer.Typer(help="Score lab: exact mixture scores under VE/VP noise, DSM vs ESM, manifold, samplers.",
                   no_args_is_help=True)
 
 
-def _floats(name: str, text: str) -> list[float]:
+def _floats(name: str, text: str, limit: float = 1e6) -> list[float]:
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise UserError(f"--{name}={text!r}: expected comma-separated numbers, e.g. 0.3,0.7") from None
+    for v in values:  # finite and of a size double precision can square and sum
+        check_range(f"--{name}", v, -limit, limit)
+    return values
+
+
+def _caps(**values: int) -> None:
+    """Refuse sizes that would allocate or run without bound (before any work)."""
+    for name, value in values.items():
+        high = MAX_STEPS if "step" in name or name in ("levels", "n_levels", "checkpoint_every") else MAX_N
+        check_range(f"--{name.replace('_', '-')}", value, 1, high)
 
 
 @app.command()
@@ -33,8 +47,13 @@ def gmm(
     from genmed.scorelab.mixture import GaussianMixture
     from genmed.scorelab.reports import write_gmm
 
+    check_output_dir(out, files=("gmm.png", "gmm.csv", "gmm.json", "gmm.txt"))
     gm = GaussianMixture(_floats("weights", weights), _floats("means", means), _floats("stds", stds))
-    write_gmm(out, gm, _floats("t", t), process=process, sigma=sigma)
+    times = _floats("t", t)
+    for value in times:
+        check_range("--t", value, 0, 1e6)
+    check_range("--sigma", sigma, 0, 1e6, low_open=True)
+    write_gmm(out, gm, times, process=process, sigma=sigma)
     typer.echo((out / "gmm.txt").read_text(encoding="utf-8").rstrip())
 
 
@@ -46,13 +65,15 @@ def dsm_vs_esm(
     train_steps: int = typer.Option(1500, help="Adam steps per objective"),
     checkpoint_every: int = typer.Option(150, help="theta taken along training every this many steps"),
     process: str = typer.Option("ve", help="ve or vp"),
-    seed: int = typer.Option(0, help="random seed"),
+    seed: int = typer.Option(0, min=0, help="random seed"),
 ) -> None:
     """Explicit (J_naive) vs denoising (J_mod) score matching: constant difference, same minimiser."""
     from genmed.scorelab.dsm import DSMConfig
     from genmed.scorelab.processes import check_process
     from genmed.scorelab.reports import write_dsm
 
+    check_output_dir(out, files=("dsm.json", "dsm.png", "dsm.txt"))
+    _caps(n_eval=n_eval, n_random=n_random, train_steps=train_steps, checkpoint_every=checkpoint_every)
     cfg = DSMConfig(process=check_process(process), n_eval=n_eval, n_random=n_random,  # type: ignore[arg-type]
                     train_steps=train_steps, checkpoint_every=checkpoint_every, seed=seed)
     write_dsm(out, cfg)
@@ -67,12 +88,14 @@ def manifold(
     steps_each: int = typer.Option(100, help="Langevin steps per level"),
     n_samples: int = typer.Option(1000, help="chains per method"),
     train_steps: int = typer.Option(2000, help="Adam steps per score network"),
-    seed: int = typer.Option(0, help="random seed"),
+    seed: int = typer.Option(0, min=0, help="random seed"),
 ) -> None:
     """Circle in R^2: Langevin at one tiny noise level fails, annealed Langevin succeeds."""
     from genmed.scorelab.manifold import ManifoldConfig
     from genmed.scorelab.reports import write_manifold
 
+    check_output_dir(out, files=("manifold.json", "manifold.png", "manifold.txt"))
+    _caps(n_levels=n_levels, steps_each=steps_each, n_samples=n_samples, train_steps=train_steps)
     cfg = ManifoldConfig(sigma_min=sigma_min, n_levels=n_levels, steps_each=steps_each, n_samples=n_samples,
                          train_steps=train_steps, seed=seed)
     write_manifold(out, cfg)
@@ -90,13 +113,16 @@ def samplers(
     levels: int = typer.Option(20, help="annealed Langevin noise levels"),
     steps_each: int = typer.Option(50, help="Langevin steps per level"),
     ve_sigma: float = typer.Option(50.0, help="VE sigma (prior N(0, sigma^2))"),
-    seed: int = typer.Option(0, help="random seed"),
+    seed: int = typer.Option(0, min=0, help="random seed"),
 ) -> None:
     """Every sampler with the exact mixture score, VE and VP: W1 and mode weights vs the truth."""
     from genmed.scorelab.mixture import GaussianMixture
     from genmed.scorelab.processes import NoiseProcess
     from genmed.scorelab.reports import write_samplers
 
+    check_output_dir(out, files=("samplers.json", "samplers.png", "samplers.txt"))
+    _caps(n=n, n_steps=n_steps, levels=levels, steps_each=steps_each)
+    check_range("--ve-sigma", ve_sigma, 0, 1e6, low_open=True)
     gm = GaussianMixture(_floats("weights", weights), _floats("means", means), _floats("stds", stds))
     if n < 10 or n_steps < 1 or levels < 2 or steps_each < 1:
         raise UserError(f"need n >= 10, n_steps >= 1, levels >= 2, steps_each >= 1; got {n}, {n_steps}, "

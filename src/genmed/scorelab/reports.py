@@ -41,6 +41,7 @@ def write_gmm(
         check_time(t, process)
     NoiseProcess(process, sigma=sigma)  # validates sigma
     out = Path(out)
+    texts: dict[str, str] = {}  # everything is computed (and checked) before anything is written
     widest = gm.marginal(max(ts), process, sigma=sigma)
     lo = float((widest.means - 4 * widest.stds).min())
     hi = float((widest.means + 4 * widest.stds).max())
@@ -51,6 +52,11 @@ def write_gmm(
         lp = gm.log_prob(x, t, process, sigma=sigma)
         sc = gm.score(x, t, process, sigma=sigma)
         curves[t] = {"density": np.exp(lp), "score": sc}
+        if not (np.isfinite(x).all() and np.isfinite(lp).all() and np.isfinite(sc).all()):
+            from genmed.errors import UserError
+
+            raise UserError(f"t={t:g} with sigma={sigma:g}: the noised density overflows double "
+                            "precision; use smaller times or sigma")
         m = gm.marginal(t, process, sigma=sigma)
         summary.append({"t": t, "component_means": m.means[:, 0].round(6).tolist(),
                         "component_variances": (m.stds[:, 0] ** 2).round(6).tolist(),
@@ -61,7 +67,7 @@ def write_gmm(
     for i in range(len(x)):
         buf.write(f"{x[i]:.6g}," + ",".join(f"{curves[t]['density'][i]:.6g},{curves[t]['score'][i]:.6g}"
                                              for t in ts) + "\n")
-    write_text(out / "gmm.csv", buf.getvalue())
+    texts["gmm.csv"] = buf.getvalue()
     lines = [f"Gaussian mixture, weights {gm.weights.tolist()}, process {process}"
              + (f" (sigma = {sigma:g}: variance sigma^2 t added)" if process == "ve" else " (linear beta 0.1..20)")]
     base = summary[0]
@@ -76,12 +82,15 @@ def write_gmm(
                      f"component 1), the peaks fell ({base['peak_density']:.3f} -> {last['peak_density']:.3f}) "
                      f"and the score flattened (max |score| {base['max_abs_score']:.3g} -> "
                      f"{last['max_abs_score']:.3g}): it now points gently toward the data from everywhere.")
-    write_text(out / "gmm.txt", "\n".join(lines) + "\n")
+    texts["gmm.txt"] = "\n".join(lines) + "\n"
     result = {"process": process, "sigma": sigma, "weights": gm.weights, "times": summary}
-    write_json(out / "gmm.json", result)
     from genmed.scorelab.plots import plot_gmm
 
-    save_figure(plot_gmm(x, curves, f"{process.upper()} noise: density and score at t = {ts}"), out / "gmm.png")
+    fig = plot_gmm(x, curves, f"{process.upper()} noise: density and score at t = {ts}")
+    for name, text in texts.items():
+        write_text(out / name, text)
+    write_json(out / "gmm.json", result)
+    save_figure(fig, out / "gmm.png")
     return result
 
 

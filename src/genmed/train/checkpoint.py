@@ -19,9 +19,10 @@ import json
 import pickle
 import random
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -29,11 +30,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from genmed.errors import UserError
+from genmed.errors import UserError, warn
 from genmed.fileio import atomic_path, write_json
 from genmed.versions import versions
 
 FORMAT = "genmed-checkpoint/1"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -131,14 +133,68 @@ def read_meta(files: CheckpointFiles) -> dict[str, Any]:
 
 
 def load_weights(module: nn.Module, path: Path) -> None:
-    """Load safetensors weights into `module`; a corrupt or foreign file is a `UserError`."""
+    """Load safetensors weights into `module`; a corrupt or foreign file, or one whose tensors
+    have other dtypes than the model's or hold NaN/infinity, is a `UserError`."""
     if not path.is_file():
         raise UserError(f"{path}: checkpoint weights missing")
     try:
+        check_dtypes(path, module.state_dict())
         load_model(module, str(path), strict=True, device=str(_device_of(module)))
     except (SafetensorError, RuntimeError, OSError, ValueError) as exc:
         kind = "corrupt" if isinstance(exc, SafetensorError) else "foreign (weights do not fit the model)"
         raise UserError(f"{path}: {kind} checkpoint weights: {str(exc).splitlines()[0][:160]}") from None
+    check_finite_weights(module.state_dict(), path)
+
+
+def check_dtypes(path: Path, expected: dict[str, torch.Tensor], prefix: str = "") -> None:
+    """Refuse a safetensors file whose tensors have other dtypes than the model's (e.g. weights
+    converted to int32 would otherwise be cast silently on load). Reads headers only."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        for key in fh.keys():
+            want = expected.get(key.removeprefix(prefix))
+            if want is None:
+                continue
+            got = fh.get_slice(key).get_dtype()
+            if _DTYPES.get(got) != want.dtype:
+                raise UserError(f"{path}: tensor {key} is {got}, the model's is "
+                                f"{str(want.dtype).removeprefix('torch.')}; not this model's weights")
+
+
+_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+           "U8": torch.uint8, "BOOL": torch.bool}
+
+
+def check_finite_weights(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights holding NaN or infinity (they would only ever sample NaN images)."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UserError(f"{path}: tensor {key} holds NaN or infinite values; the weights are "
+                            "corrupt (or training diverged)")
+
+
+def load_newest(run_dir: Path, load: Callable[[CheckpointFiles], T]) -> T:
+    """`load(files)` of the newest checkpoint; if it is unusable (`UserError`), of the one
+    before, with a one-line warning. If none loads, the newest one's error is raised."""
+    run_dir = Path(run_dir)
+    latest_checkpoint(run_dir)  # a UserError when there is none
+    found = list_checkpoints(run_dir / "checkpoints")[::-1]
+    first: UserError | None = None
+    for files in found:
+        try:
+            result = load(files)
+        except UserError as exc:
+            first = first or exc
+            continue
+        if first is not None:
+            warn(f"{first}; using the previous checkpoint (step {files.step}) instead")
+        return result
+    assert first is not None
+    if len(found) > 1:
+        raise UserError(f"{first} (no older checkpoint loads either)")
+    raise first
 
 
 def load_state(files: CheckpointFiles) -> dict[str, Any]:
@@ -153,7 +209,7 @@ def load_state(files: CheckpointFiles) -> dict[str, Any]:
     except pickle.UnpicklingError:
         raise UserError(f"{path}: refused: holds objects other than tensors and numbers "
                         "(not unpickled)") from None
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+    except Exception as exc:  # a corrupt archive fails in many ways (KeyError, RuntimeError, ...)
         raise UserError(f"{path}: corrupt checkpoint state ({type(exc).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path}: not a {FORMAT} state file")

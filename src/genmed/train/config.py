@@ -11,7 +11,51 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from genmed.errors import UserError, check_choice, check_positive
+from genmed.errors import UserError, check_choice, check_positive, check_range
+
+# Upper bounds of the numbers that size a network or a buffer, enforced on the command line and
+# on every config read back from disk (config.yaml, checkpoint sidecars) before anything is
+# allocated: a hostile or corrupt file must not make genmed reserve gigabytes first.
+MAX_SIZE = {2: 2048, 3: 512}  # image side in pixels (2D) / voxels (3D)
+MAX_VECTOR_SIZE = 65_536  # data_kind="vector": the vector dimension
+MODEL_LIMITS = {  # model config field -> largest allowed value (every int of a tuple field)
+    "in_channels": 64, "num_classes": 10_000, "channels": 4096, "base_channels": 4096,
+    "latent_dim": 65_536, "hidden": 65_536, "depth": 256, "num_res_blocks": 64,
+    "num_res_units": 64, "norm_num_groups": 4096, "num_train_timesteps": 100_000,
+    "sample_steps": 100_000, "recon_t": 100_000, "pack": 256, "mbstd_group": 4096,
+    "kl_warmup_steps": 10**9,
+}
+MAX_SAMPLE_ELEMENTS = 1 << 28  # n * C * size**dims of one sampling call (1 GiB of float32)
+
+
+def check_model_limits(record: Any, where: str) -> None:
+    """Refuse model sizes beyond `MAX_SIZE` / `MODEL_LIMITS` in a family options dict or a
+    stored model config (before any network is built)."""
+    if not isinstance(record, dict):
+        raise UserError(f"{where}: expected a mapping of model options, got {type(record).__name__}")
+    dims = record.get("spatial_dims", 2)
+    if "size" in record:
+        if record.get("data_kind") == "vector":
+            high = MAX_VECTOR_SIZE
+        else:
+            high = MAX_SIZE.get(dims, MAX_SIZE[2]) if isinstance(dims, int) else MAX_SIZE[2]
+        _check_int(f"{where}: size", record["size"], high)
+    for name, high in MODEL_LIMITS.items():
+        value = record.get(name)
+        if value is None:
+            continue
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if isinstance(value, (list, tuple)) and len(value) > 16:
+            raise UserError(f"{where}: {name} has {len(value)} entries (at most 16)")
+        for item in items:
+            _check_int(f"{where}: {name}", item, high, low=0)
+
+
+def _check_int(name: str, value: Any, high: int, low: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"{name}={value!r} must be a whole number")
+    check_range(name, value, low, high)
+
 
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -75,6 +119,15 @@ class TrainConfig:
             check_positive(name, getattr(self, name))
         for name in ("warmup", "grad_clip", "weight_decay", "sample_every", "num_workers"):
             check_positive(name, getattr(self, name), allow_zero=True)
+        if not isinstance(self.options, dict):
+            raise UserError(f"options={self.options!r} must be a mapping of family options")
+        check_range("size", self.size, 1, MAX_SIZE[self.spatial_dims])
+        check_model_limits({"in_channels": self.in_channels, "num_classes": self.num_classes,
+                            "sample_steps": self.sample_steps, **self.options}, "options")
+        for name, low, high in (("steps", 1, 10**9), ("batch_size", 1, 65_536), ("sample_n", 1, 1024),
+                                ("num_workers", 0, 256), ("n_patients", 1, 10**6), ("seed", 0, 2**63 - 1)):
+            if getattr(self, name) is not None:
+                check_range(name, getattr(self, name), low, high)
         if not 0.0 <= self.ema_decay < 1.0:
             raise UserError(f"ema_decay={self.ema_decay!r} must be in [0, 1)")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from torch.utils.data import Dataset
 
 from genmed.config import save_config, to_dict
 from genmed.errors import UserError
+from genmed.fileio import folder_lock, remove_stale_temps
 from genmed.models.base import GenerativeModel
 from genmed.train import checkpoint as ckpt
 from genmed.train.config import TrainConfig, effective_warmup
@@ -132,9 +135,23 @@ def train(cfg: TrainConfig, *, model: GenerativeModel | None = None,
     numerics = resolve_numerics(cfg.device, cfg.precision, local_rank_from_env())
     topo = init_from_env(numerics.device.type)
     try:
-        return _fit(cfg, numerics, topo, model, dataset, resume)
+        with run_lock(cfg.out, topo.is_main):  # one writer per run folder (rank 0 holds it)
+            return _fit(cfg, numerics, topo, model, dataset, resume)
     finally:
         shutdown(topo)
+
+
+@contextmanager
+def run_lock(run_dir: str | Path, active: bool = True) -> Iterator[None]:
+    """Lock RUN_DIR for this process (`genmed.fileio.folder_lock`) and delete the temporary
+    files a killed writer left there; a no-op on DDP ranks other than 0."""
+    if not active:
+        yield
+        return
+    with folder_lock(run_dir, what="run folder") as folder:
+        for sub in ("", "checkpoints", "samples"):
+            remove_stale_temps(folder / sub)
+        yield
 
 
 def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel | None,
@@ -206,6 +223,10 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
                 tracker.advance(step)
                 aside += time.perf_counter() - t_aside
                 t_win += time.perf_counter() - t_aside
+        if step == start_step and topo.is_main and not tracker.has_grid(step):  # a resume of a
+            # run killed while drawing its final grid: draw it now
+            tracker.grid(step, sample_images(ema.module if ema else model, cfg, num,
+                                             preview_batch(dataset, cfg.sample_n)))
     finally:
         tracker.close()
     elapsed = time.perf_counter() - t_start - aside
@@ -303,8 +324,14 @@ def _save(run_dir: Path, step: int, cfg: TrainConfig, topo: Topology, model: tor
 
 def _restore(run_dir: Path, topo: Topology, model: torch.nn.Module, ema: AveragedModel | None,
              optimizers: dict, schedulers: dict, scaler: torch.amp.GradScaler | None) -> int:
-    """Load the newest checkpoint into the live objects; return its step."""
-    files = ckpt.latest_checkpoint(run_dir)
+    """Load the newest usable checkpoint into the live objects; return its step."""
+    return ckpt.load_newest(run_dir, lambda files: _restore_from(
+        files, topo, model, ema, optimizers, schedulers, scaler))
+
+
+def _restore_from(files: ckpt.CheckpointFiles, topo: Topology, model: torch.nn.Module,
+                  ema: AveragedModel | None, optimizers: dict, schedulers: dict,
+                  scaler: torch.amp.GradScaler | None) -> int:
     meta = ckpt.read_meta(files)
     ckpt.load_weights(model, files.path("model"))
     if ema is not None and meta.get("ema"):
@@ -316,10 +343,10 @@ def _restore(run_dir: Path, topo: Topology, model: torch.nn.Module, ema: Average
             schedulers[p].load_state_dict(state["schedulers"][p])
         if scaler is not None and state["scaler"]:
             scaler.load_state_dict(state["scaler"])
-    except (KeyError, ValueError, RuntimeError) as exc:
+        rng = state["rng"]
+        if len(rng) == topo.world:  # same world size: every process continues its own streams
+            ckpt.restore_rng(rng[topo.rank])
+    except (KeyError, ValueError, RuntimeError, TypeError, IndexError, AttributeError) as exc:
         raise UserError(f"{files.path('state')}: does not fit this model's optimisers "
-                        f"({type(exc).__name__}: {exc})") from None
-    rng = state["rng"]
-    if len(rng) == topo.world:  # same world size: every process continues its own streams
-        ckpt.restore_rng(rng[topo.rank])
+                        f"({type(exc).__name__}: {str(exc)[:160]})") from None
     return files.step

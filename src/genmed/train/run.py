@@ -15,11 +15,11 @@ from safetensors.torch import load_file
 from torch.utils.data import Dataset
 
 from genmed.config import load_config
-from genmed.errors import UserError
-from genmed.fileio import write_json, write_png
+from genmed.errors import UserError, check_range
+from genmed.fileio import check_output_dir, write_json, write_png
 from genmed.models.base import GenerativeModel
 from genmed.train import checkpoint as ckpt
-from genmed.train.config import TrainConfig
+from genmed.train.config import MAX_SAMPLE_ELEMENTS, MODEL_LIMITS, TrainConfig, check_model_limits
 from genmed.train.engine import RunResult, build_model, train
 from genmed.train.precision import resolve_numerics
 from genmed.train.tracking import sample_grid
@@ -43,16 +43,17 @@ def load_run(run_dir: str | Path, *, ema: bool = True, model: GenerativeModel | 
     config) unless `model` (same architecture) is given.
     """
     cfg = load_config_of(run_dir)
-    files = ckpt.latest_checkpoint(Path(run_dir))
-    meta = ckpt.read_meta(files)
-    if model is None:
-        model = _rebuild(meta, cfg, files.path("meta"))
-    model = model.to(device)
-    if ema and meta.get("ema"):
-        _load_ema(model, files.path("ema"))
-    else:
-        ckpt.load_weights(model, files.path("model"))
-    return model.eval(), cfg
+
+    def load(files: ckpt.CheckpointFiles) -> GenerativeModel:
+        meta = ckpt.read_meta(files)
+        net = (model if model is not None else _rebuild(meta, cfg, files.path("meta"))).to(device)
+        if ema and meta.get("ema"):
+            _load_ema(net, files.path("ema"))
+        else:
+            ckpt.load_weights(net, files.path("model"))
+        return net
+
+    return ckpt.load_newest(Path(run_dir), load).eval(), cfg
 
 
 def _rebuild(meta: dict, cfg: TrainConfig, where: Path) -> GenerativeModel:
@@ -64,6 +65,7 @@ def _rebuild(meta: dict, cfg: TrainConfig, where: Path) -> GenerativeModel:
 
     if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
         raise UserError(f"{where}: malformed model record")
+    check_model_limits(stored["config"], f"{where}: model")  # before anything is allocated
     return build_model_from_config(str(stored.get("family")), stored["config"])
 
 
@@ -72,10 +74,12 @@ def _load_ema(model: torch.nn.Module, path: Path) -> None:
     if not path.is_file():
         raise UserError(f"{path}: checkpoint weights missing")
     try:
+        ckpt.check_dtypes(path, model.state_dict(), prefix="module.")
         tensors = load_file(str(path), device=str(next(model.parameters()).device))
     except (SafetensorError, OSError) as exc:
         raise UserError(f"{path}: corrupt checkpoint weights ({str(exc)[:120]})") from None
     state = {k.removeprefix("module."): v for k, v in tensors.items() if k != "n_averaged"}
+    ckpt.check_finite_weights(state, path)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -88,10 +92,14 @@ def resume(run_dir: str | Path, *, steps: int | None = None, model: GenerativeMo
     """Continue a run from its newest checkpoint to its `steps` (or a new, larger `steps`)."""
     cfg = load_config_of(run_dir)
     if steps is not None:
+        done = ckpt.latest_checkpoint(Path(run_dir)).step
+        if steps < done:  # never rewrite a run's config to fewer steps than it has trained
+            raise UserError(f"--steps {steps}: {run_dir} has already trained {done} steps; "
+                            f"give at least {done}")
         cfg = cfg.replace(steps=steps)
     if model is None:  # the network its checkpoint records (e.g. an ldm built on a trained stage)
-        files = ckpt.latest_checkpoint(Path(run_dir))
-        model = _rebuild(ckpt.read_meta(files), cfg, files.path("meta"))
+        model = ckpt.load_newest(Path(run_dir), lambda files: _rebuild(
+            ckpt.read_meta(files), cfg, files.path("meta")))
     return train(cfg, model=model, dataset=dataset, resume=True)
 
 
@@ -104,9 +112,20 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
     grid.png and samples.json. Returns the written paths."""
     from genmed.models import check_request
 
+    check_sample_out(run_dir, out)
+    check_range("-n", n, 1, 100_000)
+    check_range("--seed", seed, 0, 2**63 - 1)
+    if steps is not None:
+        check_range("--steps", steps, 1, MODEL_LIMITS["sample_steps"])
+    if guidance is not None:
+        check_range("--guidance", guidance, 0, 1000)
     cfg = load_config_of(run_dir)
     check_request(cfg.family, sampler=sampler, guidance=guidance)
     model, cfg = load_run(run_dir)
+    shape = getattr(getattr(model, "config", None), "sample_shape", None)
+    if shape is not None and n * int(np.prod(shape)) > MAX_SAMPLE_ELEMENTS:
+        raise UserError(f"-n {n}: {n} samples of shape {tuple(shape)} need more than "
+                        f"{MAX_SAMPLE_ELEMENTS * 4 >> 30} GiB; sample fewer per call (vary --seed)")
     num = resolve_numerics(device, precision)
     model = model.to(num.device)
     cond = None
@@ -125,6 +144,17 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
     from genmed.train.data import read_data_record
 
     return write_samples(images.float().cpu(), Path(out), cfg, cond, read_data_record(run_dir))
+
+
+def check_sample_out(run_dir: str | Path, out: str | Path) -> None:
+    """Refuse a sample folder that is a file, or inside a run's checkpoints/ (or the run
+    folder itself), before any work."""
+    check_output_dir(out, files=("grid.png", "samples.json"))
+    out, run = Path(out).resolve(), Path(run_dir).resolve()
+    for folder in (out, *out.parents):
+        if folder == run or ((folder / "config.yaml").is_file() and (folder / "checkpoints").is_dir()):
+            raise UserError(f"--out {out}: inside the run folder {folder}; samples go in a folder "
+                            "of their own")
 
 
 def write_samples(images: torch.Tensor, out: Path, cfg: TrainConfig,

@@ -34,6 +34,17 @@ def sample_grid(images: torch.Tensor) -> np.ndarray:
     return image_grid(x.numpy(), upscale=2 if x.shape[-1] < 64 else 1)
 
 
+def _record_step(line: str) -> float:
+    """The step of one metrics.jsonl line; inf for a line that is not a whole JSON record (a
+    write torn by a kill), so it is dropped."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return float("inf")
+    step = record.get("step") if isinstance(record, dict) else None
+    return step if isinstance(step, int) else float("inf")
+
+
 class Tracker:
     """Writes a run's logs under `run_dir` (a no-op object when `active` is False)."""
 
@@ -45,9 +56,9 @@ class Tracker:
         from torch.utils.tensorboard import SummaryWriter
 
         self.jsonl = self.run_dir / "metrics.jsonl"
-        if start_step > 0 and self.jsonl.exists():  # drop records a crash left past the resume point
-            kept = [ln for ln in self.jsonl.read_text(encoding="utf-8").splitlines()
-                    if ln.strip() and json.loads(ln).get("step", 0) <= start_step]
+        if self.jsonl.exists():  # drop records a crash left past the resume point, and torn lines
+            kept = [ln for ln in self.jsonl.read_text(encoding="utf-8", errors="replace").splitlines()
+                    if _record_step(ln) <= start_step]
             write_text(self.jsonl, "".join(ln + "\n" for ln in kept))
         self._writer = SummaryWriter(str(self.run_dir / "tensorboard"),
                                      purge_step=start_step if start_step > 0 else None)
@@ -80,12 +91,20 @@ class Tracker:
         if self._bar is not None:
             self._bar.update(self._task, completed=step)
 
+    def grid_path(self, step: int) -> Path:
+        """RUN_DIR/samples/step-<8-digit step>.png."""
+        return self.run_dir / "samples" / f"step-{step:08d}.png"
+
+    def has_grid(self, step: int) -> bool:
+        """Whether the sample grid of `step` is on disk (always True when not writing)."""
+        return not self.active or self.grid_path(step).is_file()
+
     def grid(self, step: int, images: torch.Tensor) -> Path | None:
         """Save a sample grid as RUN_DIR/samples/step-<8-digit step>.png and to TensorBoard."""
         if not self.active or images.ndim < 3:  # vector samples (B, D): no image grid
             return None
         grid = sample_grid(images)
-        path = write_png(self.run_dir / "samples" / f"step-{step:08d}.png", grid)
+        path = write_png(self.grid_path(step), grid)
         self._writer.add_image("samples", grid, step, dataformats="HW")
         return path
 

@@ -6,14 +6,22 @@ and shows the ceiling table live. Security rules:
 - only misclassified *eyeball* examples exist for the app: anything else (blackbox ids,
   correct examples, unknown ids) is 404;
 - images are looked up by example id in the predictions file, never by a path from the
-  request, so no path traversal is possible;
+  request, so no path traversal is possible; and an image path from the predictions file
+  must lie inside the data folder (the predictions file's folder): an absolute or `../`
+  path elsewhere is not served, and a 404 never echoes a path;
 - the app accepts only Host headers 127.0.0.1/localhost (no DNS rebinding), and state
   changes only as JSON POSTs (a cross-site form cannot send them without a preflight);
+- a state-changing request with an `Origin` header must come from the app's own origin
+  (http://127.0.0.1:PORT or http://localhost:PORT), and one a browser marks
+  `Sec-Fetch-Site: cross-site` is refused: 403;
+- request bodies are limited to `MAX_BODY` bytes (413) and JSON nesting to `MAX_DEPTH`
+  levels (400), so a huge note or a deeply nested body cannot exhaust memory or the stack;
 - `serve` binds 127.0.0.1 and refuses any other host.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +43,8 @@ from genmed.erroranalysis.store import TagStore
 from genmed.erroranalysis.web.images import render_png
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
+MAX_BODY = 1 << 20  # bytes of one request body (a note is cut at 10,000 characters anyway)
+MAX_DEPTH = 32  # JSON nesting levels of one request body
 TEMPLATES = Path(__file__).with_name("templates")
 
 
@@ -60,13 +70,16 @@ class Review:
         reviewer: str = "",
         start_tags: list[str] | None = None,
     ) -> "Review":
-        """Keep only misclassified eyeball examples; resolve image paths against `base_dir`."""
+        """Keep only misclassified eyeball examples; resolve image paths against `base_dir`
+        (a path that leads outside `base_dir` is dropped: that example shows no image)."""
         eye = predictions.loc[eyeball_ids(predictions, sets)]
         ids = [str(i) for i in eye.index[eye["error"]]]
         images: dict[str, Path | None] = {}
+        base = Path(base_dir).resolve()
         for i in ids:
             ref = str(predictions.at[i, "image"]) if "image" in predictions.columns else ""
-            images[i] = (Path(base_dir) / ref) if ref else None
+            path = (base / ref).resolve() if ref else None
+            images[i] = path if path is not None and path.is_relative_to(base) else None
         return cls(predictions, ids, images, store, reviewer, list(start_tags or []))
 
     def tags(self) -> list[str]:
@@ -105,7 +118,8 @@ def create_app(review: Review) -> Starlette:
         row = review.predictions.loc[eid]
         path = review.images[eid]
         if path is None:
-            image_msg = "No image for this example (the predictions file has no 'image' entry)."
+            image_msg = ("No image for this example (no 'image' entry in the predictions file, "
+                         "or one outside its folder).")
         elif not path.is_file():
             image_msg = f"Image file not found: {path.name}"
         else:
@@ -136,16 +150,20 @@ def create_app(review: Review) -> Starlette:
             return PlainTextResponse("image not found", status_code=404)
         try:
             png = render_png(path)
-        except UserError as exc:
-            return PlainTextResponse(str(exc), status_code=404)
+        except UserError:
+            return PlainTextResponse("image cannot be read", status_code=404)
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     async def read_json(request: Request) -> dict:
+        check_origin(request)
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             raise _BadRequest("expected application/json")
+        raw = await read_body(request)
+        if _nesting(raw) > MAX_DEPTH:
+            raise _BadRequest(f"JSON nested deeper than {MAX_DEPTH} levels")
         try:
-            body = await request.json()
-        except ValueError:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
             raise _BadRequest("invalid JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("id"), str):
             raise _BadRequest("missing id")
@@ -177,7 +195,7 @@ def create_app(review: Review) -> Starlette:
         return PlainTextResponse("not found", status_code=404)
 
     async def bad_request(request: Request, exc: Exception) -> Response:
-        return PlainTextResponse(str(exc), status_code=400)
+        return PlainTextResponse(str(exc), status_code=getattr(exc, "status", 400))
 
     routes = [
         Route("/", index),
@@ -191,7 +209,8 @@ def create_app(review: Review) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(LOCAL_HOSTS))],
-        exception_handlers={_NotFound: not_found, _BadRequest: bad_request},
+        exception_handlers={_NotFound: not_found, _BadRequest: bad_request,
+                            _Forbidden: bad_request, _TooLarge: bad_request},
     )
 
 
@@ -211,6 +230,93 @@ class _NotFound(Exception):
 
 class _BadRequest(Exception):
     """A malformed API call."""
+
+    status = 400
+
+
+class _Forbidden(_BadRequest):
+    """A cross-origin state change."""
+
+    status = 403
+
+
+class _TooLarge(_BadRequest):
+    """A request body over `MAX_BODY` bytes."""
+
+    status = 413
+
+
+def check_origin(request: Request) -> None:
+    """Refuse (403) a state change from another origin: an `Origin` header other than the
+    app's own (http://127.0.0.1:PORT or http://localhost:PORT, PORT the one requested), or a
+    browser's `Sec-Fetch-Site: cross-site`. No `Origin` at all (curl, old browsers) passes:
+    the JSON content type already forces a CORS preflight, which the app never answers."""
+    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+        raise _Forbidden("cross-site request refused")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    host = request.headers.get("host", "")
+    allowed = {f"http://{h}{host[host.index(':'):] if ':' in host else ''}" for h in LOCAL_HOSTS}
+    if origin not in allowed:
+        raise _Forbidden(f"cross-origin request refused (Origin {origin[:80]})")
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, refusing (413) more than `MAX_BODY` bytes before reading them all."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        raise _TooLarge(f"request body over {MAX_BODY} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _TooLarge(f"request body over {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _nesting(raw: bytes) -> int:
+    """Deepest bracket nesting of a JSON text (brackets inside strings ignored), in one pass
+    without recursion, so a body of 100,000 `[` is refused before the parser sees it."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:  # the common case: nothing to scan
+        return 0
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                return deepest
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def check_port(port: int) -> int:
+    """Return `port` if it is a TCP port (1-65535) free on 127.0.0.1, else raise `UserError`."""
+    import socket
+
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise UserError(f"--port {port!r}: must be a TCP port number 1-65535")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise UserError(f"--port {port}: cannot listen on 127.0.0.1:{port} "
+                            f"({exc.strerror or exc}); choose another port") from None
+    return port
 
 
 def check_host(host: str) -> str:

@@ -28,7 +28,11 @@ def read_image(path: str | Path) -> tuple[np.ndarray, bool]:
         if name.endswith((".nii", ".nii.gz")):
             import nibabel as nib
 
-            arr, is_hu = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32), True
+            from genmed.data.io import check_nifti_size
+
+            nii = nib.load(str(path))
+            check_nifti_size(path, nii)  # header sizes checked before allocating
+            arr, is_hu = np.asarray(nii.dataobj, dtype=np.float32), True
         elif name.endswith((".dcm", ".dicom")):
             import pydicom
 
@@ -37,11 +41,14 @@ def read_image(path: str | Path) -> tuple[np.ndarray, bool]:
             intercept = float(getattr(ds, "RescaleIntercept", 0.0))
             arr, is_hu = ds.pixel_array.astype(np.float32) * slope + intercept, True
         elif name.endswith(".npy"):
+            from genmed.data.io import check_npy_file
+
+            check_npy_file(path)
             arr, is_hu = np.load(path, allow_pickle=False).astype(np.float32), True
         else:
-            from PIL import Image
+            from genmed.data.io import open_picture
 
-            with Image.open(path) as im:
+            with open_picture(path) as im:
                 arr, is_hu = np.asarray(im.convert("L"), dtype=np.float32), False
     except UserError:
         raise
