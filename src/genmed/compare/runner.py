@@ -128,7 +128,9 @@ def sample_family(run: FamilyRun, n: int, seed: int, precision: str, chunk: int 
                   **kw) -> tuple[np.ndarray, float]:
     """(n samples (n, 1, H, W) in [-1, 1], seconds per image) from one seeded generator on the
     model's device."""
-    device = next(run.model.parameters()).device
+    from genmed.models.base import device_of
+
+    device = device_of(run.model)
     gen = torch.Generator(device).manual_seed(seed)
     t0 = time.perf_counter()
     parts = []

@@ -115,8 +115,10 @@ class ModelConfig:
 
 
 def device_of(model: nn.Module) -> torch.device:
-    """The device a model's weights live on (where its inputs must go)."""
-    return next(model.parameters()).device
+    """The device a model's weights live on (where its inputs must go); CPU without weights."""
+    for tensor in model.parameters():
+        return tensor.device
+    return torch.device("cpu")
 
 
 def randn(shape: tuple[int, ...], generator: torch.Generator | None,

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from genmed.errors import UserError, check_choice
-from genmed.models.base import Batch, GenerativeModel, ModelConfig, evaluating
+from genmed.models.base import Batch, GenerativeModel, ModelConfig, device_of, evaluating
 
 Norm = Literal["instance", "batch"]
 
@@ -45,7 +45,7 @@ class SupervisedModel(GenerativeModel):
     @torch.no_grad()
     def _in_chunks(self, fn, x: Tensor, batch_size: int) -> Tensor:
         """cat(fn(chunk)) over chunks of `x`, in eval mode on the model's device, on the CPU."""
-        device = next(self.parameters()).device
+        device = device_of(self)
         with evaluating(self):
             outs = [fn(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
         if not outs:

@@ -32,6 +32,7 @@ from torch import nn
 
 from genmed.errors import UserError, warn
 from genmed.fileio import atomic_path, write_json
+from genmed.models.base import device_of
 from genmed.versions import versions
 
 FORMAT = "genmed-checkpoint/1"
@@ -139,7 +140,7 @@ def load_weights(module: nn.Module, path: Path) -> None:
         raise UserError(f"{path}: checkpoint weights missing")
     try:
         check_dtypes(path, module.state_dict())
-        load_model(module, str(path), strict=True, device=str(_device_of(module)))
+        load_model(module, str(path), strict=True, device=str(device_of(module)))
     except (SafetensorError, RuntimeError, OSError, ValueError) as exc:
         kind = "corrupt" if isinstance(exc, SafetensorError) else "foreign (weights do not fit the model)"
         raise UserError(f"{path}: {kind} checkpoint weights: {str(exc).splitlines()[0][:160]}") from None
@@ -217,8 +218,3 @@ def load_state(files: CheckpointFiles) -> dict[str, Any]:
         raise UserError(f"{path}: step {state.get('step')} does not match its name")
     return state
 
-
-def _device_of(module: nn.Module) -> torch.device:
-    for tensor in module.parameters():
-        return tensor.device
-    return torch.device("cpu")

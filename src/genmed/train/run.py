@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from genmed.config import load_config
 from genmed.errors import UserError, check_range
 from genmed.fileio import check_output_dir, write_json, write_png
-from genmed.models.base import GenerativeModel
+from genmed.models.base import GenerativeModel, device_of
 from genmed.train import checkpoint as ckpt
 from genmed.train.config import MAX_SAMPLE_ELEMENTS, MODEL_LIMITS, TrainConfig, check_model_limits
 from genmed.train.engine import RunResult, build_model, train
@@ -75,7 +75,7 @@ def _load_ema(model: torch.nn.Module, path: Path) -> None:
         raise UserError(f"{path}: checkpoint weights missing")
     try:
         ckpt.check_dtypes(path, model.state_dict(), prefix="module.")
-        tensors = load_file(str(path), device=str(next(model.parameters()).device))
+        tensors = load_file(str(path), device=str(device_of(model)))
     except (SafetensorError, OSError) as exc:
         raise UserError(f"{path}: corrupt checkpoint weights ({str(exc)[:120]})") from None
     state = {k.removeprefix("module."): v for k, v in tensors.items() if k != "n_averaged"}
