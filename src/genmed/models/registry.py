@@ -14,7 +14,6 @@ that_dict)` to rebuild it.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,7 +206,3 @@ def model_config_dict(model: GenerativeModel) -> dict[str, Any]:
     """{"family": ..., "config": {...}}: everything needed to rebuild `model` (JSON-safe)."""
     return {"family": model.family, "config": to_dict(model.config)}
 
-
-def option_names(name: str) -> tuple[str, ...]:
-    """The config fields of model `name` (the options `build_model` takes)."""
-    return tuple(f.name for f in dataclasses.fields(config_class(name)))
