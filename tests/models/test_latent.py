@@ -45,6 +45,22 @@ def test_autoencoder_reconstructs_better_than_the_mean_image(autoencoder) -> Non
     assert autoencoder.anomaly_score(held).shape == (32,)
 
 
+def test_crop_training_sees_windows_of_each_image_and_tests_on_whole_images() -> None:
+    torch.manual_seed(0)
+    ae = build_model("autoencoder", size=16, adv_weight=0.0, train_crop=8, **TINY_AE)
+    x = torch.arange(2 * 16 * 16, dtype=torch.float32).reshape(2, 1, 16, 16)
+    crops = ae._crop(x)
+    assert crops.shape == (2, 1, 8, 8)
+    for image, crop in zip(x, crops):  # each crop is a contiguous window of its own image
+        r, c = divmod(int(crop[0, 0, 0] - image[0, 0, 0]), 16)
+        assert torch.equal(crop, image[:, r:r + 8, c:c + 8])
+    assert ae(dict(image=x))["rec"] >= 0 and ae.reconstruct(x).shape == x.shape
+    ae.eval()
+    assert ae._crop(x) is x
+    with pytest.raises(UserError, match="divisible"):
+        build_model("autoencoder", size=16, adv_weight=0.0, train_crop=7, **TINY_AE)
+
+
 def test_adversarial_term_waits_for_its_warm_up() -> None:
     torch.manual_seed(0)
     ae = build_model("autoencoder", size=16, channels=(4, 4), norm_num_groups=4,

@@ -45,6 +45,9 @@ class AutoencoderConfig(ModelConfig):
     adv_warmup_steps: int = 500  # optimiser steps before the adversarial term starts
     disc_channels: int = 32  # discriminator channels at the first layer (doubling per layer)
     disc_layers: int = 3  # stride-2 discriminator layers (each patch logit sees ~2**(layers+2) px)
+    # train on random train_crop-px crops (0: whole images), as Rombach et al. 2022 train their
+    # first stage on crops; the network is convolutional, so it encodes whole images at test time
+    train_crop: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -56,15 +59,22 @@ class AutoencoderConfig(ModelConfig):
         for name in ("latent_channels", "num_res_blocks", "norm_num_groups", "disc_channels",
                      "disc_layers"):
             check_positive(name, getattr(self, name))
-        for name in ("kl_weight", "adv_weight", "adv_warmup_steps"):
+        for name in ("kl_weight", "adv_weight", "adv_warmup_steps", "train_crop"):
             check_positive(name, getattr(self, name), allow_zero=True)
         bad = [c for c in self.channels if c % self.norm_num_groups]
         if bad:
             raise UserError(f"norm_num_groups={self.norm_num_groups} does not divide channels {bad}")
         self.check_divisible(self.downsampling,
                              f"the autoencoder halves it {len(self.channels) - 1} times")
-        if self.adv_weight > 0 and self.size < 2 ** (self.disc_layers + 2):
-            raise UserError(f"size={self.size} is too small for a disc_layers={self.disc_layers} "
+        if self.train_crop:
+            if self.attention:
+                raise UserError("train_crop needs attention=False (attention sees the whole image)")
+            if self.train_crop > self.size or self.train_crop % self.downsampling:
+                raise UserError(f"train_crop={self.train_crop} must be at most size={self.size} and "
+                                f"divisible by {self.downsampling}")
+        side = min(self.size, self.train_crop or self.size)
+        if self.adv_weight > 0 and side < 2 ** (self.disc_layers + 2):
+            raise UserError(f"size={side} is too small for a disc_layers={self.disc_layers} "
                             f"patch discriminator (needs >= {2 ** (self.disc_layers + 2)}); "
                             "lower disc_layers or set adv_weight=0")
 
@@ -127,10 +137,20 @@ class AutoencoderModel(GenerativeModel):
         step = int(torch.as_tensor(batch["step"]).reshape(-1)[0])
         return float(step >= self.config.adv_warmup_steps)
 
+    def _crop(self, x: Tensor) -> Tensor:
+        """In training, one random `train_crop` crop per image (offsets from torch's RNG)."""
+        c = self.config.train_crop
+        if not c or not self.training or x.shape[-1] <= c:
+            return x
+        dims = self.config.spatial_dims
+        offsets = torch.randint(0, x.shape[-1] - c + 1, (x.shape[0], dims)).tolist()
+        return torch.stack([xi[(..., *(slice(o, o + c) for o in off))]
+                            for xi, off in zip(x, offsets)])
+
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
         """Per-sample losses (B,) of `phase`; the generator/main phase also logs rec, kl, adv."""
         check_choice("phase", phase, self.phases())
-        x = batch["image"]
+        x = self._crop(batch["image"])
         cfg = self.config
         gate = self._gate(batch) if self.discriminator is not None else 0.0
         if phase == "discriminator":
