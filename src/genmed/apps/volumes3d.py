@@ -68,7 +68,9 @@ def run_volumes3d(cfg: Volumes3DConfig = Volumes3DConfig(), out: str | Path = "r
                        sample_steps=5, log_every=max(1, cfg.steps // 10), out=str(out / "run"),
                        options={"channels": list(cfg.channels),
                                 "attention_levels": [False] * len(cfg.channels),
-                                "norm_num_groups": 16})
+                                "norm_num_groups": 16,
+                                # the recorded figures (apps_volumes3d.json) used DDIM
+                                "sampler": "ddim"})
     from genmed.models import build_model
 
     def model_of() -> Any:  # built here: the engine's own build passes num_classes=None

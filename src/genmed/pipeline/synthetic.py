@@ -112,7 +112,9 @@ def train_generators(families: Sequence[str], images: np.ndarray, labels: np.nda
                               steps=steps, batch_size=min(batch_size, len(idx)), seed=seed,
                               ckpt_every=steps, sample_n=16, log_every=max(1, steps // 20),
                               out=str(run_dir), sample_steps=sample_steps, device=device,
-                              precision=precision)
+                              precision=precision,
+                              # the recorded study (pipeline_augment.json) sampled with DDIM
+                              options={"sampler": "ddim"} if fam == "diffusion" else {})
             if run_dir.exists():
                 import shutil
 
