@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import pytest
 import torch
@@ -162,3 +163,33 @@ def test_sample_grid_shows_3d_volumes_by_their_middle_slice():
     assert grid.dtype.name == "uint8" and grid.ndim == 2
     assert grid.shape == sample_grid(volumes[:, :, 3]).shape
     assert (grid == sample_grid(torch.ones(4, 1, 8, 8))).all()
+
+
+@pytest.mark.parametrize("minutes,saved", [(0.0, [20]), (1e-9, [5, 10, 15, 20])])
+def test_checkpoints_by_wall_time_as_well_as_steps(tmp_path, minutes, saved):
+    # 1e-9 minutes: the clock is overdue at every log step (checked there, every 5 steps)
+    train(_cfg(tmp_path, steps=20, ckpt_every=1000, ckpt_minutes=minutes, keep_checkpoints=10),
+          model=ToyDenoiser(), dataset=Blobs())
+    names = sorted((tmp_path / "run/checkpoints").glob("*.json"))
+    assert [int(p.stem.split("-")[1]) for p in names] == saved
+
+
+class SlowPreview(ToyDenoiser):
+    """Each preview call takes at least `delay` seconds, whatever its size."""
+
+    delay = 0.05
+
+    def sample(self, n, cond=None, steps=None, generator=None):
+        time.sleep(self.delay)
+        return super().sample(n, cond, steps, generator)
+
+
+def test_sample_grid_is_sized_to_the_run(tmp_path, monkeypatch):
+    from genmed.train import engine
+    from genmed.train.precision import resolve_numerics
+
+    monkeypatch.setattr(engine, "GRID_MIN_S", 4 * SlowPreview.delay)
+    cfg, num = _cfg(tmp_path, sample_n=16), resolve_numerics("cpu", "fp32")
+    short = engine.grid_images(SlowPreview(), cfg, num, Blobs(), train_s=0.0)
+    long = engine.grid_images(SlowPreview(), cfg, num, Blobs(), train_s=100.0)
+    assert 1 <= len(short) <= 4 and len(long) == 16  # 10 % of 100 s fits every image

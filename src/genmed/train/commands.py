@@ -30,6 +30,8 @@ def train(
     device: str = typer.Option(None, help="auto, cpu or cuda."),
     seed: int = typer.Option(None, help="Seed of weights, noise and data order."),
     ckpt_every: int = typer.Option(None, help="Steps between checkpoints."),
+    ckpt_minutes: float = typer.Option(None, help="Also checkpoint after this many minutes of "
+                                       "wall time (default 10; 0: by steps only)."),
     sample_every: int = typer.Option(None, help="Steps between sample grids (0: at the end)."),
     num_workers: int = typer.Option(None, help="DataLoader worker processes."),
     autoencoder: Path = typer.Option(None, "--autoencoder",
@@ -46,8 +48,8 @@ def train(
     given = {k: v for k, v in dict(
         family=family, data=data, size=size, spatial_dims=spatial_dims, cond=cond, steps=steps,
         batch_size=batch_size, lr=lr, precision=precision, device=device, seed=seed,
-        ckpt_every=ckpt_every, sample_every=sample_every, num_workers=num_workers,
-        autoencoder=str(autoencoder) if autoencoder is not None else None,
+        ckpt_every=ckpt_every, ckpt_minutes=ckpt_minutes, sample_every=sample_every,
+        num_workers=num_workers, autoencoder=str(autoencoder) if autoencoder is not None else None,
         autoencoder_steps=autoencoder_steps,
     ).items() if v is not None}
     from genmed import train as api

@@ -97,6 +97,7 @@ class TrainConfig:
     sample_n: int = 16  # images in each sample grid
     sample_steps: int | None = None  # sampler steps for the grids (None: model default)
     ckpt_every: int = 500  # steps between checkpoints (one is always written at the end)
+    ckpt_minutes: float = 10.0  # also checkpoint when this much wall time passed (0: steps only)
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
     num_workers: int = 0  # DataLoader worker processes
     out: str = "runs/train"  # run directory
@@ -117,7 +118,8 @@ class TrainConfig:
             check_positive(name, getattr(self, name))
         for name in ("lr",):
             check_positive(name, getattr(self, name))
-        for name in ("warmup", "grad_clip", "weight_decay", "sample_every", "num_workers"):
+        for name in ("warmup", "grad_clip", "weight_decay", "sample_every", "num_workers",
+                     "ckpt_minutes"):
             check_positive(name, getattr(self, name), allow_zero=True)
         if not isinstance(self.options, dict):
             raise UserError(f"options={self.options!r} must be a mapping of family options")

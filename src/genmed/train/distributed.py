@@ -58,6 +58,15 @@ def gather_objects(obj: object, topo: Topology) -> list[object]:
     return out
 
 
+def agree(flag: bool, topo: Topology) -> bool:
+    """Rank 0's `flag` on every rank (a decision all ranks must share, e.g. a wall-clock one)."""
+    if topo.world == 1:
+        return flag
+    box = [flag]
+    dist.broadcast_object_list(box, src=0)
+    return bool(box[0])
+
+
 def shutdown(topo: Topology) -> None:
     """Leave the process group if this module created it."""
     if topo.owns_group and dist.is_initialized():

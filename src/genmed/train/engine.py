@@ -33,7 +33,7 @@ from genmed.models.base import GenerativeModel
 from genmed.train import checkpoint as ckpt
 from genmed.train.config import TrainConfig, effective_warmup
 from genmed.train.data import BatchOrder, load_dataset, to_device, write_data_record
-from genmed.train.distributed import (Topology, gather_objects, init_from_env,
+from genmed.train.distributed import (Topology, agree, gather_objects, init_from_env,
                                       local_rank_from_env, shutdown)
 from genmed.train.precision import Numerics, resolve_numerics
 from genmed.train.tracking import Tracker
@@ -187,6 +187,7 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
     sums: dict[str, Tensor] = {}
     last: dict[str, float] = {}
     start_step, t_start, wait_total, aside = step, time.perf_counter(), 0.0, 0.0
+    t_saved = t_start
     t_win, steps_win = t_start, 0
     try:
         while step < cfg.steps:
@@ -214,19 +215,22 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
                     tracker.log(step, last)
                     sums, t_win, steps_win = {}, now, 0
                 t_aside = time.perf_counter()  # checkpoints and grids: not training time
-                if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                # by steps, or by wall time (checked at log steps, rank 0's clock decides)
+                overdue = step % cfg.log_every == 0 and agree(
+                    cfg.ckpt_minutes > 0 and t_aside - t_saved >= 60 * cfg.ckpt_minutes, topo)
+                if step % cfg.ckpt_every == 0 or step == cfg.steps or overdue:
                     _save(run_dir, step, cfg, topo, model, ema, optimizers, schedulers, scaler)
+                    t_saved = time.perf_counter()
                 if (cfg.sample_every and step % cfg.sample_every == 0) or step == cfg.steps:
                     if topo.is_main:
-                        tracker.grid(step, sample_images(ema.module if ema else model, cfg, num,
-                                                         preview_batch(dataset, cfg.sample_n)))
+                        tracker.grid(step, grid_images(ema.module if ema else model, cfg, num,
+                                                       dataset, t_aside - t_start - aside))
                 tracker.advance(step)
                 aside += time.perf_counter() - t_aside
                 t_win += time.perf_counter() - t_aside
         if step == start_step and topo.is_main and not tracker.has_grid(step):  # a resume of a
             # run killed while drawing its final grid: draw it now
-            tracker.grid(step, sample_images(ema.module if ema else model, cfg, num,
-                                             preview_batch(dataset, cfg.sample_n)))
+            tracker.grid(step, grid_images(ema.module if ema else model, cfg, num, dataset, 0.0))
     finally:
         tracker.close()
     elapsed = time.perf_counter() - t_start - aside
@@ -283,6 +287,26 @@ def preview_batch(dataset: Dataset, n: int) -> dict[str, Tensor]:
 
     items = [dataset[i] for i in range(min(n, len(dataset)))]  # type: ignore[arg-type]
     return {k: v for k, v in default_collate(items).items() if isinstance(v, Tensor)}
+
+
+GRID_MIN_S = 30.0  # a grid may always take this long...
+GRID_SHARE = 0.1  # ...or this share of the training time before it
+
+
+def grid_images(model: GenerativeModel, cfg: TrainConfig, num: Numerics, dataset: Dataset,
+                train_s: float) -> Tensor:
+    """A sample grid sized to the run: the first image is timed, then only as many of
+    `cfg.sample_n` are drawn as fit in max(GRID_MIN_S, GRID_SHARE * train_s) seconds, so a
+    short 3D run does not spend most of its time drawing volumes."""
+    batch = preview_batch(dataset, cfg.sample_n)
+    start = time.perf_counter()
+    first = sample_images(model, cfg, num, {k: v[:1] for k, v in batch.items()})
+    each = time.perf_counter() - start
+    n = min(len(next(iter(batch.values()))), max(1, int(max(GRID_MIN_S, GRID_SHARE * train_s) / each)))
+    if n == 1:
+        return first
+    rest = sample_images(model, cfg, num, {k: v[1:n] for k, v in batch.items()}, seed=cfg.seed + 1)
+    return torch.cat([first, rest])
 
 
 @torch.no_grad()

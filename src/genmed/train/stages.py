@@ -42,7 +42,7 @@ SCALE_IMAGES = 64  # training images whose latents set the scale factor ("the fi
 # TrainConfig fields stage one takes from the ldm run: data, size, numerics, logging, seed
 _STAGE_ONE_FIELDS = ("data", "size", "spatial_dims", "in_channels", "n_patients", "batch_size",
                      "precision", "device", "seed", "deterministic", "log_every", "sample_every",
-                     "sample_n", "ckpt_every", "keep_checkpoints", "num_workers")
+                     "sample_n", "ckpt_every", "ckpt_minutes", "keep_checkpoints", "num_workers")
 
 
 def train(cfg: TrainConfig, *, model: GenerativeModel | None = None,
