@@ -76,7 +76,10 @@ def test_scan_train_sample_eval(scans, tmp_path, capsys, modality, units):
     code, out, err = cli(["eval", "images", str(manifest), str(samples), "--out", str(ev),
                           "--n-boot", "4", "--k", "2", "--real-split", split], capsys)
     assert code == 0, err
-    assert "<- real set" in out and out.splitlines()[-2].startswith("FID ")
+    assert "<- real set" in out and out.splitlines()[-3].startswith("FID ")
+    page = (ev / "report.html").read_text()
+    assert "was trained on the kidney CT phantom" in page and "<h2>Diversity</h2>" in page
+    assert (ev / "real_vs_generated.png").stat().st_size > 1000
     warnings = [ln for ln in err.splitlines() if ln.startswith("genmed: warning:")]
     assert warnings and "was trained on the kidney CT phantom" in warnings[0]
     result = strict_json(ev / "metrics.json")

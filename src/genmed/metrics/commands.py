@@ -56,7 +56,8 @@ def images_cmd(
                           "set needs more than k images)."),
     seed: int = typer.Option(0, min=0, help="Seed of the resampling (and of the patient split)."),
 ) -> None:
-    """Compute every image-set metric (with CIs) between REAL and FAKE; write OUT/metrics.json."""
+    """Compute every image-set metric (with CIs) between REAL and FAKE; write OUT/metrics.json
+    and OUT/report.html (real vs generated slices in the data's window, tables, warnings)."""
     import sys
 
     from genmed.errors import check_choice, check_positive, check_range
@@ -66,7 +67,7 @@ def images_cmd(
                                           read_image_set, resize_to, sample_map)
     from genmed.versions import versions
 
-    check_output_dir(out, files=("metrics.json",))
+    check_output_dir(out, files=("metrics.json", "report.html", "real_vs_generated.png"))
     check_range("--n-boot", n_boot, 1, 100_000)
     check_positive("k", k)
     check_choice("--real-split", real_split, ("train", "val", "test", "all"))
@@ -106,12 +107,17 @@ def images_cmd(
         result["real_data"] = summary
     result["versions"] = versions()
     path = write_json(out / "metrics.json", result)
+    from genmed.data.modality import CT_WINDOW
+    from genmed.metrics.report import write_report
+
+    report = write_report(out, result, real_x, fake_x, CT_WINDOW if real == "phantom" else fake_map)
     for warning in result["warnings"]:
         print(f"genmed: warning: {warning}", file=sys.stderr)
     q = result["quality"]
     typer.echo(f"FID {_num(q['fid']['value'])} [{_num(q['fid']['low'])}, {_num(q['fid']['high'])}]  "
                f"extractor {result['extractor']['name']} ({result['extractor']['weights_hash'][:12]})")
     typer.echo(str(path))
+    typer.echo(str(report))
 
 
 def _num(v) -> str:
