@@ -52,8 +52,8 @@ class LDMConfig(ModelConfig):
     schedule: ScheduleKind = "linear"  # beta schedule: "linear" (Ho 2020) or "cosine" (Nichol 2021)
     num_train_timesteps: int = 1000  # T
     cond_drop_prob: float = 0.1  # label dropout for classifier-free guidance
-    sampler: SamplerName = "ddim"  # default sampler
-    sample_steps: int = 50  # default number of sampling steps
+    sampler: SamplerName = "dpmpp_2m_sde"  # default sampler (as DiffusionConfig: the sampler study)
+    sample_steps: int = 20  # default number of sampling steps
     spacing: Spacing = "logsnr"  # sampling time grid
     recon_t: int | None = None  # default t_start of reconstruct / anomaly_score (None: T // 4)
 
