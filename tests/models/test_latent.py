@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from genmed.errors import UserError
-from genmed.models import SAMPLERS, build_model, check_request, latent_diffusion
+from genmed.models import SAMPLERS, LatentCache, build_model, check_request, latent_diffusion
 from genmed.train import DictDataset, fit
 
 UNET = dict(channels=(8, 16), attention_levels=(False, False), norm_num_groups=4,
@@ -147,3 +147,20 @@ def test_ldm_refuses_what_it_cannot_do() -> None:
         build_model("ldm", size=20, autoencoder=dict(TINY_AE, channels=(4, 4, 4)), **UNET)
     with pytest.raises(UserError, match="unconditional"):
         autoencoder.sample(2, cond=torch.tensor([0, 1]))
+
+
+def test_cached_posterior_moments_give_the_loss_of_encoding_each_step() -> None:
+    torch.manual_seed(0)
+    autoencoder = build_model("autoencoder", size=16, adv_weight=0.0, **TINY_AE)
+    data = DictDataset(image=discs(6), label=torch.arange(6) % 3)
+    ldm = latent_diffusion(autoencoder, data.tensors["image"], num_classes=3, **UNET)
+    cached = LatentCache(data, ldm.autoencoder, batch_size=4)  # two encoder batches
+    batch = {k: torch.stack([cached[i][k] for i in range(6)]) for k in cached[0]}
+    assert batch["latent_mu"].shape == (6, 2, 8, 8) and (batch["latent_sigma"] > 0).all()
+    torch.manual_seed(3)
+    encoded = ldm.loss({"image": batch["image"], "label": batch["label"]})["loss"]
+    torch.manual_seed(3)
+    from_cache = ldm.loss(batch)["loss"]
+    torch.testing.assert_close(from_cache, encoded, rtol=1e-4, atol=1e-6)
+    torch.manual_seed(4)  # and the draw matters: another seed gives another loss
+    assert not torch.allclose(ldm.loss(batch)["loss"], encoded)

@@ -15,7 +15,8 @@ from genmed.models.base import GenerativeModel, ModelConfig
 from genmed.models.classifier import Classifier, ClassifierConfig, balanced_weights
 from genmed.models.diffusion import DiffusionConfig, DiffusionModel
 from genmed.models.gan import GANConfig, GANModel
-from genmed.models.latent import LatentDiffusionModel, LDMConfig, latent_diffusion, latent_scale
+from genmed.models.latent import (LatentCache, LatentDiffusionModel, LDMConfig, latent_diffusion,
+                                  latent_scale)
 from genmed.models.registry import (
     FAMILIES,
     REGISTRY,
@@ -51,6 +52,7 @@ __all__ = [
     "GANModel",
     "GenerativeModel",
     "LDMConfig",
+    "LatentCache",
     "LatentDiffusionModel",
     "ModelConfig",
     "ModelSpec",
