@@ -1,0 +1,138 @@
+"""3D latent diffusion at 128^3 (issue 13): both stages within a CPU-time budget, peak memory,
+and samples in three orthogonal planes beside a real volume.
+
+One `genmed train --family ldm --spatial-dims 3 --size 128` run through the engine, bf16:
+stage one, MONAI AutoencoderKL (channels (16, 32, 32), 4x, 3 latent channels) trained on random
+64^3 crops (`train_crop`) of the phantom's 128^3 volumes with the patch-adversarial term after
+a warm-up; stage two, the DiffusionModelUNet (32, 64, 64), attention at the lowest level, on
+the 3 x 32^3 latents, each volume's posterior moments encoded once (`LatentCache`). CPU time is
+the process's user + system time (all threads), the budget of the issue's target; peak RSS is
+the process's high-water mark.
+
+    PYTHONPATH=src python benchmarks/ldm3d_quality.py [--ae-steps 500] [--steps 1500] [--run RUN]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cpu_s() -> float:
+    """User + system CPU seconds of this process so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def planes(vol: np.ndarray) -> list[tuple[np.ndarray, str]]:
+    """Middle axial, coronal and sagittal planes of a (D, H, W) volume (z, y, x)."""
+    d, h, w = vol.shape
+    return [(vol[d // 2], "axial"), (vol[:, h // 2, :], "coronal"), (vol[:, :, w // 2], "sagittal")]
+
+
+def figure(path: Path, vols: list[tuple[np.ndarray, str]], spacing: list[float], title: str) -> None:
+    """One row per volume, three planes each, W400/L40 HU colour bar; axes in mm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sz, sy, sx = spacing
+    fig, axes = plt.subplots(len(vols), 3, figsize=(11, 3.6 * len(vols)), squeeze=False)
+    for r, (vol, name) in enumerate(vols):
+        d, h, w = vol.shape
+        extents = {"axial": (0, w * sx, h * sy, 0), "coronal": (0, w * sx, d * sz, 0),
+                   "sagittal": (0, h * sy, d * sz, 0)}
+        for c, (img, plane) in enumerate(planes(vol)):
+            ax = axes[r, c]
+            im = ax.imshow(img, cmap="gray", vmin=-160, vmax=240, extent=extents[plane])
+            ax.set_title(f"{name}: {plane}", fontsize=9)
+            ax.set_xlabel("mm")
+            ax.set_ylabel("mm")
+    fig.colorbar(im, ax=axes, fraction=0.02, label="HU (window W400/L40)")
+    fig.suptitle(title, fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=72)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", type=Path, help="a trained 3D ldm run to sample (skip training)")
+    ap.add_argument("--out-run", type=Path, default=ROOT / "runs" / "bench_ldm3d_128")
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--crop", type=int, default=64)
+    ap.add_argument("--patients", type=int, default=48)
+    ap.add_argument("--ae-steps", type=int, default=500)
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--precision", default="bf16")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--n-samples", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ldm3d_quality.json")
+    ap.add_argument("--figure", type=Path, default=ROOT / "docs" / "img" / "ldm3d_128_planes.png")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from genmed.data.datasets import load_training_data
+    from genmed.data.modality import CT_WINDOW
+    from genmed.train import TrainConfig, train
+    from genmed.train.run import load_run
+    from genmed.versions import machine
+
+    run = args.run or args.out_run
+    trained = None
+    if args.run is None:
+        ae = {"channels": [16, 32, 32], "train_crop": args.crop, "adv_weight": 0.01,
+              "adv_warmup_steps": args.ae_steps // 5}
+        cfg = TrainConfig(family="ldm", spatial_dims=3, size=args.size, n_patients=args.patients,
+                          steps=args.steps, autoencoder_steps=args.ae_steps, batch_size=args.batch,
+                          precision=args.precision, device="cpu", ckpt_every=250, sample_n=2,
+                          log_every=10, out=str(run),
+                          options={"autoencoder": ae, "channels": [32, 64, 64],
+                                   "attention_levels": [False, False, True]})
+        start, c0 = time.perf_counter(), cpu_s()
+        res = train(cfg)
+        trained = {"wall_s": round(time.perf_counter() - start, 1), "cpu_s": round(cpu_s() - c0, 1),
+                   "stage_two_img_per_s": round(res.img_per_s, 3),
+                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+        print(json.dumps(trained), flush=True)
+    model, _ = load_run(run)
+    model.eval()
+    g = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    with torch.no_grad():
+        fake = model.sample(args.n_samples, generator=g)[:, 0].float().numpy()
+    sample_s = (time.perf_counter() - start) / args.n_samples
+    test = load_training_data("phantom", size=args.size, spatial_dims=3, n_patients=args.patients,
+                              split="test")
+    spacing = list(test.info["spacing_mm"])
+    vols = [(CT_WINDOW.from_unit(test.images[0, 0].numpy()), "held-out real volume")]
+    vols += [(CT_WINDOW.from_unit(v), f"sample {i + 1}") for i, v in enumerate(fake)]
+    cfg = model.config
+    figure(args.figure, vols, spacing,
+           f"3D latent diffusion at {args.size}^3 ({spacing[1]:.2f} mm in-plane, {spacing[0]:.2f} mm "
+           f"between slices); {cfg.sampler} {cfg.sample_steps} steps")
+    result = {
+        "benchmark": "ldm3d_quality",
+        "machine": machine() | {"torch_threads": args.threads},
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "training": trained,
+        "sample_s_per_volume": round(sample_s, 2),
+        "peak_rss_mb_total": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "figure": str(args.figure.relative_to(ROOT)) if args.figure.is_relative_to(ROOT) else str(args.figure),
+    }
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
