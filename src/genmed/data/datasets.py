@@ -25,6 +25,7 @@ import torch
 from genmed.data.imageset import ImageDataset, _resize_batch
 from genmed.data.manifest import load_source
 from genmed.data.phantom import PhantomConfig, make_slices, make_volumes
+from genmed.data.spacing import check_spacing
 from genmed.data.splits import DEFAULT_FRACTIONS, SPLITS, patient_split
 from genmed.data.summary import summarise
 from genmed.data.volumes import restrict_info
@@ -32,13 +33,16 @@ from genmed.data.transforms import hu_to_unit
 from genmed.errors import UserError, check_choice
 
 Split = Literal["train", "val", "test", "all"]
+PHANTOM_SPACING = ("--spacing (spacing_mm): the phantom is rendered at its own spacing (360 mm / "
+                   "size in-plane); drop it, or use it with your own scans")
 MANIFEST_COLUMNS = ("path", "mask_path", "patient_id", "slice", "label", "noise_hu", "noisy", "split")
 
 
 def load_training_data(source: str | os.PathLike = "phantom", *, size: int = 32, spatial_dims: int = 2,
                        split: Split = "train", seed: int = 0, n_patients: int | None = None,
                        fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
-                       phantom: PhantomConfig | None = None) -> ImageDataset:
+                       phantom: PhantomConfig | None = None,
+                       spacing_mm: float | tuple[float, ...] | None = None) -> ImageDataset:
     """Images for training or evaluation, resized to `size` per spatial axis.
 
     `source`: "phantom" (generated in memory; `n_patients` default 48 in 2D, 12 in 3D), a
@@ -46,17 +50,25 @@ def load_training_data(source: str | os.PathLike = "phantom", *, size: int = 32,
     of images. `split` picks one patient-level split (the manifest's `split` column when
     present, else `patient_split(fractions, seed)`), or "all". The returned data set carries
     `summary` (`genmed.data.summary.summarise`: counts per split, what is held out and why).
+    `spacing_mm` (mm per model pixel: one number, or z,y,x in 3D / y,x in 2D): resample every
+    scan to it with MONAI `Spacing` and centre crop / pad to `size` (`genmed.data.spacing`)
+    instead of resizing; info["resampled_to_mm"] records it. The phantom refuses it (it is
+    rendered at its own known spacing, 360 mm / size in-plane).
     """
     check_choice("spatial_dims", spatial_dims, (2, 3))
     check_choice("split", split, (*SPLITS, "all"))
     if not 4 <= size <= 512:
         raise UserError(f"size={size} must be between 4 and 512 pixels")
+    spacing_mm = check_spacing(spacing_mm, spatial_dims)
     if str(source) == "phantom":
+        if spacing_mm is not None:
+            raise UserError(PHANTOM_SPACING)
         ds = phantom_dataset(size=size, spatial_dims=spatial_dims, seed=seed, n_patients=n_patients,
                              cfg=phantom)
         split_col = None
     else:
-        ds, split_col = load_source(Path(source), size=size, spatial_dims=spatial_dims)
+        ds, split_col = load_source(Path(source), size=size, spatial_dims=spatial_dims,
+                                    spacing_mm=spacing_mm)
     index, split_from = split_index(ds, split_col, fractions, seed)
     summary = summarise(ds, index, used=split, split_from=split_from)
     if split == "all":
@@ -105,7 +117,8 @@ def phantom_dataset(*, size: int = 32, spatial_dims: int = 2, seed: int = 0,
     if spatial_dims == 3:
         pixel = [cfg.z_spacing_mm * data.image.shape[1] / size, *pixel]
     info = {"source": "phantom", "modality": "CT", "units": "HU", "intensity": CT_WINDOW.to_dict(),
-            "spacing_mm": [round(p, 4) for p in pixel], "orientation": "LPS", "labelled": True,
+            "spacing_mm": [round(p, 4) for p in pixel], "resampled_to_mm": None, "orientation": "LPS",
+            "labelled": True,
             "patient_from": "phantom patients", "n_volumes": len(set(data.patient_id))}
     extras = {
         "clean": unit(data.clean), "image_nc": unit(data.image_nc), "clean_nc": unit(data.clean_nc),

@@ -13,6 +13,8 @@ folder or absolute. Optional columns:
 - `mask_path`, `noise_hu`, `noisy`, `split` (train/val/test).
 A folder source holds images directly (unlabelled) or in one sub-folder per class named after
 LABELS. Intensities: `genmed.data.modality` (CT windowed in HU, other modalities by percentiles).
+`spacing_mm` (optional, mm per model pixel): every scan resampled to it instead of resized
+(`genmed.data.spacing`); MedMNIST files have no spacing and refuse it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from genmed.data.imageset import ImageDataset, _resize_batch
 from genmed.data.modality import IntensityMap, to_model_units
 from genmed.data.phantom import LABELS
+from genmed.data.spacing import check_spacing, full_spacing
 from genmed.data.splits import SPLITS
 from genmed.data.volumes import data_info, model_items
 from genmed.errors import UserError
@@ -34,16 +37,21 @@ OPTIONAL = ("patient_id", "label", "series_uid", "modality", "slice", "mask_path
             "noisy", "split")
 
 
-def load_source(path: Path, *, size: int, spatial_dims: int):
-    """(ImageDataset, split column (N,) str array or None) for a CSV, .npz or folder `path`."""
+def load_source(path: Path, *, size: int, spatial_dims: int, spacing_mm=None):
+    """(ImageDataset, split column (N,) str array or None) for a CSV, .npz or folder `path`;
+    `spacing_mm` (None, one number or one per axis, mm): resample every scan to it."""
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
+    spacing_mm = check_spacing(spacing_mm, spatial_dims)
     if path.is_dir():
-        return dataset_from_folder(path, size=size, spatial_dims=spatial_dims), None
+        return dataset_from_folder(path, size=size, spatial_dims=spatial_dims,
+                                   spacing_mm=spacing_mm), None
     name = path.name.lower()
     if name.endswith(".csv"):
-        return dataset_from_manifest(path, size=size, spatial_dims=spatial_dims)
+        return dataset_from_manifest(path, size=size, spatial_dims=spatial_dims, spacing_mm=spacing_mm)
     if name.endswith(".npz"):
+        if spacing_mm is not None:
+            raise UserError(f"{path}: MedMNIST images have no spacing in mm; drop --spacing (spacing_mm)")
         return dataset_from_medmnist(path, size=size, spatial_dims=spatial_dims)
     raise UserError(f"{path}: training data must be 'phantom', a manifest .csv, a MedMNIST .npz "
                     "or a folder of images")
@@ -98,11 +106,14 @@ def _text(row, column: str) -> str | None:
     return text or None
 
 
-def dataset_from_manifest(path: Path, *, size: int, spatial_dims: int):
-    """Load every row's image (slice) into memory in model units, resized to `size`."""
+def dataset_from_manifest(path: Path, *, size: int, spatial_dims: int,
+                          spacing_mm: tuple[float, ...] | None = None):
+    """Load every row's image (slice) into memory in model units, resized to `size` (or
+    resampled to `spacing_mm` mm and centre cropped / padded to `size`)."""
     from genmed.data.io import load
 
     df = read_manifest(path)
+    target = full_spacing(spacing_mm, spatial_dims) if spacing_mm is not None else None
     cache: dict[tuple, object] = {}
     parts, labels, pids, vids, maps, pixels, orients = [], [], [], [], [], [], []
     labelled = "label" in df.columns
@@ -120,7 +131,8 @@ def dataset_from_manifest(path: Path, *, size: int, spatial_dims: int):
         where = f"{path}: row {i + 2} ({file})"
         x, imap, pixel = model_items(img, size=size, spatial_dims=spatial_dims, where=where,
                                      modality=_text(row, "modality"),
-                                     slice_index=int(float(sl)) if sl is not None else None)
+                                     slice_index=int(float(sl)) if sl is not None else None,
+                                     spacing_mm=target)
         pid = _text(row, "patient_id") if from_column else None
         if pid is None:
             pid = img.meta.get("patient_id") or f"{file.name}" + (f":{uid}" if uid else "")
@@ -143,7 +155,7 @@ def dataset_from_manifest(path: Path, *, size: int, spatial_dims: int):
             extras[column] = torch.from_numpy(np.repeat(values, counts))
     info = data_info(maps, pixels, orients, source=str(path), labelled=labelled,
                      patient_from=patient_from, n_volumes=len(volumes),
-                     volume_ids=_row_volumes(vids, parts))
+                     volume_ids=_row_volumes(vids, parts), resampled_to_mm=target)
     ds = ImageDataset(torch.cat(parts), torch.tensor(labels, dtype=torch.long), pids, extras,
                       LABELS if labelled else (), volume_ids=vids, info=info)
     split = np.repeat(df["split"].to_numpy(str), counts) if "split" in df.columns else None
@@ -173,19 +185,23 @@ def dataset_from_medmnist(path: Path, *, size: int, spatial_dims: int):
         split += [name] * len(x)
     grey = IntensityMap("range", "OT", "grey level", 0.0, 255.0)
     info = {"source": str(path), "modality": "OT", "units": "grey level", "intensity": grey.to_dict(),
-            "spacing_mm": None, "orientation": None, "labelled": True,
+            "spacing_mm": None, "resampled_to_mm": None, "orientation": None, "labelled": True,
             "patient_from": "each image its own patient (MedMNIST)", "n_volumes": len(ids)}
     ds = ImageDataset(torch.cat(parts), torch.cat(labels), ids, class_names=(), info=info)
     return ds, np.array(split)
 
 
-def dataset_from_folder(path: Path, *, size: int, spatial_dims: int):
+def dataset_from_folder(path: Path, *, size: int, spatial_dims: int,
+                        spacing_mm: tuple[float, ...] | None = None):
     """Images directly in `path` (unlabelled) or in class sub-folders named after LABELS.
 
     Each file (2D image or 3D volume; a DICOM series folder counts as one volume) is one
     patient unless DICOM names the patient; 2D data takes every slice of a volume.
+    `spacing_mm`: resample every scan to it (mm) instead of resizing (see `load_source`).
     """
     from genmed.data.io import file_kind, load
+
+    target = full_spacing(spacing_mm, spatial_dims) if spacing_mm is not None else None
 
     subdirs = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
     named = [d.name for d in subdirs if d.name in LABELS]
@@ -198,7 +214,8 @@ def dataset_from_folder(path: Path, *, size: int, spatial_dims: int):
     for label, folder in groups:
         for item in _folder_items(folder):
             img = load(item, ndim=(2, 3))
-            x, imap, pixel = model_items(img, size=size, spatial_dims=spatial_dims, where=str(item))
+            x, imap, pixel = model_items(img, size=size, spatial_dims=spatial_dims, where=str(item),
+                                         spacing_mm=target)
             pid = img.meta.get("patient_id") or f"{folder.name}/{item.name}"
             parts.append(x)
             labels += [label] * len(x)
@@ -211,7 +228,8 @@ def dataset_from_folder(path: Path, *, size: int, spatial_dims: int):
         raise UserError(f"{path}: empty folder")
     info = data_info(maps, pixels, orients, source=str(path), labelled=labelled,
                      patient_from="DICOM PatientID, else each file its own patient",
-                     n_volumes=len(set(vids)), volume_ids=_row_volumes(vids, parts))
+                     n_volumes=len(set(vids)), volume_ids=_row_volumes(vids, parts),
+                     resampled_to_mm=target)
     return ImageDataset(torch.cat(parts), torch.tensor(labels, dtype=torch.long), pids,
                         class_names=LABELS if labelled else (), volume_ids=vids, info=info)
 

@@ -43,6 +43,7 @@ def summarise(ds, index: Mapping[str, np.ndarray], *, used: str, split_from: str
     return {
         "source": info.get("source"), "modality": info.get("modality"), "units": info.get("units"),
         "spacing_mm": info.get("spacing_mm"), "spacing_range_mm": info.get("spacing_range_mm"),
+        "resampled_to_mm": info.get("resampled_to_mm"),
         "orientation": info.get("orientation"),
         "labelled": bool(info.get("labelled", True)), "item": item,
         "patients": int(n_patients), "splits": splits, "trained_on": used,
@@ -56,6 +57,8 @@ def summary_lines(s: Mapping[str, Any], *, evaluation: bool = False) -> list[str
     split used as the real set and the training split is the memorisation reference."""
     spacing = s.get("spacing_mm")
     sp = " x ".join(f"{v:.3g}" for v in spacing) + " mm per model pixel" if spacing else "spacing unknown"
+    if s.get("resampled_to_mm"):
+        sp += " (resampled)"
     lines = [f"data: {s.get('source')}: {s.get('modality')} ({s.get('units')}), {s['item']} at {sp}, "
              + ("labelled" if s.get("labelled") else "unlabelled (unconditional training only)")]
     lines.append(f"  {'split':<6} {'volumes':>8} {s['item']:>8} {'patients':>9}")
@@ -72,8 +75,8 @@ def summary_lines(s: Mapping[str, Any], *, evaluation: bool = False) -> list[str
     if spread and any(hi > 1.2 * lo for lo, hi in spread):
         rng = " x ".join(f"{lo:.3g}..{hi:.3g}" for lo, hi in spread)
         lines.append(f"  note: model-pixel spacing varies between volumes ({rng} mm): the scans differ "
-                     "in resolution or field of view; resample them to one spacing for a "
-                     "physically consistent model")
+                     "in resolution or field of view; resample them to one spacing (--spacing MM) "
+                     "for a physically consistent model")
     if not evaluation:
         lines.append(f"  held out: {s['held_out']}")
     elif used in ("train", "all"):
