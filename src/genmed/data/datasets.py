@@ -25,7 +25,7 @@ import torch
 from genmed.data.imageset import ImageDataset, _resize_batch
 from genmed.data.manifest import load_source
 from genmed.data.phantom import PhantomConfig, make_slices, make_volumes
-from genmed.data.spacing import check_spacing
+from genmed.data.spacing import PHANTOM_SPACING, check_spacing
 from genmed.data.splits import DEFAULT_FRACTIONS, SPLITS, patient_split
 from genmed.data.summary import summarise
 from genmed.data.volumes import restrict_info
@@ -33,8 +33,6 @@ from genmed.data.transforms import hu_to_unit
 from genmed.errors import UserError, check_choice
 
 Split = Literal["train", "val", "test", "all"]
-PHANTOM_SPACING = ("--spacing (spacing_mm): the phantom is rendered at its own spacing (360 mm / "
-                   "size in-plane); drop it, or use it with your own scans")
 MANIFEST_COLUMNS = ("path", "mask_path", "patient_id", "slice", "label", "noise_hu", "noisy", "split")
 
 

@@ -31,6 +31,8 @@ from genmed.errors import UserError, check_range
 
 MAX_SPACING_MM = 1000.0  # a target beyond a metre per pixel is a typo
 MAX_RESAMPLED_ELEMENTS = 1 << 28  # one resampled volume (1 GiB of float32) before cropping
+PHANTOM_SPACING = ("--spacing (spacing_mm): the phantom is rendered at its own spacing (360 mm / "
+                   "size in-plane); drop it, or use it with your own scans")
 
 
 def parse_spacing(text: str, *, name: str = "--spacing") -> tuple[float, ...]:

@@ -21,6 +21,9 @@ def train(
     family: str = typer.Option(None, help="Model family: diffusion, gan, vae, autoencoder or ldm."),
     data: str = typer.Option(None, help="phantom, a manifest CSV or a folder of images."),
     size: int = typer.Option(None, help="Image side in pixels (voxels in 3D)."),
+    spacing: str = typer.Option(None, "--spacing", help="Resample your scans to this many mm per "
+                                "pixel (1.5, or z,y,x: 2.5,1.5,1.5; 2D: y,x), then centre crop / "
+                                "pad to --size (default: resize each scan to --size)."),
     spatial_dims: int = typer.Option(None, help="2 (slices) or 3 (volumes)."),
     cond: str = typer.Option(None, help="none, or label for class-conditional models."),
     steps: int = typer.Option(None, help="Optimiser steps in total."),
@@ -50,7 +53,7 @@ def train(
         batch_size=batch_size, lr=lr, precision=precision, device=device, seed=seed,
         ckpt_every=ckpt_every, ckpt_minutes=ckpt_minutes, sample_every=sample_every,
         num_workers=num_workers, autoencoder=str(autoencoder) if autoencoder is not None else None,
-        autoencoder_steps=autoencoder_steps,
+        autoencoder_steps=autoencoder_steps, spacing_mm=_spacing(spacing),
     ).items() if v is not None}
     from genmed import train as api
 
@@ -70,6 +73,15 @@ def train(
         result = api.train(cfg, dataset=_data_with_summary(cfg))
     typer.echo(f"trained {result.step} steps ({result.precision} on {result.device}, "
                f"{result.img_per_s:.1f} img/s) -> {result.run_dir}")
+
+
+def _spacing(text: str | None) -> tuple[float, ...] | None:
+    """`--spacing` as mm (`genmed.data.spacing.parse_spacing`), None when not given."""
+    if text is None:
+        return None
+    from genmed.data.spacing import parse_spacing
+
+    return parse_spacing(text)
 
 
 def _data_with_summary(cfg: Any) -> Any:

@@ -71,6 +71,10 @@ class TrainConfig:
     recipe: str = "default"  # the family's training-recipe preset for every field left None
     data: str = "phantom"  # "phantom", a manifest CSV or a folder of images
     size: int = 32  # image side in pixels (voxels in 3D)
+    # mm per model pixel (one number, or z,y,x in 3D / y,x in 2D): own scans are resampled to
+    # it (MONAI Spacing) and centre cropped / padded to `size`; None: resized to `size`
+    # whatever their spacing. The phantom refuses it (genmed.data.spacing).
+    spacing_mm: tuple[float, ...] | None = None
     spatial_dims: int = 2  # 2 (slices) or 3 (volumes)
     in_channels: int = 1  # image channels
     cond: Cond = "none"  # "label": class-conditional on the batch's "label"
@@ -124,6 +128,7 @@ class TrainConfig:
         if not isinstance(self.options, dict):
             raise UserError(f"options={self.options!r} must be a mapping of family options")
         check_range("size", self.size, 1, MAX_SIZE[self.spatial_dims])
+        self._check_spacing()
         check_model_limits({"in_channels": self.in_channels, "num_classes": self.num_classes,
                             "sample_steps": self.sample_steps, **self.options}, "options")
         for name, low, high in (("steps", 1, 10**9), ("batch_size", 1, 65_536), ("sample_n", 1, 1024),
@@ -137,6 +142,15 @@ class TrainConfig:
         if not isinstance(self.options, dict):
             raise UserError(f"options={self.options!r} must be a mapping of family options")
         self._check_stages()
+
+    def _check_spacing(self) -> None:
+        """`spacing_mm` as a tuple of positive finite mm, length 1 or `spatial_dims`; refused
+        for the phantom (rendered at its own spacing)."""
+        from genmed.data.spacing import PHANTOM_SPACING, check_spacing
+
+        object.__setattr__(self, "spacing_mm", check_spacing(self.spacing_mm, self.spatial_dims))
+        if self.spacing_mm is not None and self.data == "phantom":
+            raise UserError(PHANTOM_SPACING)
 
     def _check_stages(self) -> None:
         """Stage options only for a family that builds on another trained model."""

@@ -22,12 +22,13 @@ from genmed.train.config import TrainConfig
 
 
 def load_dataset(cfg: TrainConfig) -> Dataset:
-    """The training split of `cfg.data` ("phantom", a manifest CSV or an image folder)."""
+    """The training split of `cfg.data` ("phantom", a manifest CSV or an image folder),
+    resampled to `cfg.spacing_mm` (mm) when set."""
     from genmed.data.datasets import load_training_data
 
     kwargs = {} if cfg.n_patients is None else {"n_patients": cfg.n_patients}
     ds = load_training_data(cfg.data, size=cfg.size, spatial_dims=cfg.spatial_dims,
-                            split="train", seed=cfg.seed, **kwargs)
+                            split="train", seed=cfg.seed, spacing_mm=cfg.spacing_mm, **kwargs)
     check_conditioning(cfg, ds)
     return ds
 

@@ -163,7 +163,8 @@ def write_samples(images: torch.Tensor, out: Path, cfg: TrainConfig,
 
     `data`: the run's data record (`genmed.train.data.read_data_record`): its intensity map
     takes model units back to native ones (HU for CT, the data's own units otherwise), its
-    `spacing_mm` is the spacing written. Without one (older runs): CT in HU, 1 mm.
+    `spacing_mm` is the spacing written (exactly the target of a run trained with --spacing,
+    whose "resampled_to_mm" samples.json repeats). Without one (older runs): CT in HU, 1 mm.
     """
     from genmed.data.io import save_nifti
     from genmed.data.modality import CT_WINDOW, IntensityMap
@@ -187,5 +188,6 @@ def write_samples(images: torch.Tensor, out: Path, cfg: TrainConfig,
         "n": len(images), "family": cfg.family, "labels": labels, "modality": imap.modality,
         "units": imap.units, "intensity": imap.to_dict(), "spacing_mm": list(spacing),
         "spacing_from": "training data (RUN_DIR/data.json)" if data.get("spacing_mm")
-        else "unknown: 1 mm", "orientation": "LPS"}))
+        else "unknown: 1 mm", "resampled_to_mm": data.get("resampled_to_mm"),
+        "orientation": "LPS"}))
     return written
