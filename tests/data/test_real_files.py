@@ -39,6 +39,9 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 from genmed.data.io import NIFTI_SUFFIXES, load
 from genmed.errors import UserError
 
+# pydicom-data (the `test` extra) ships half the files; without it pydicom would try to download them
+data_store = pytest.importorskip("data_store", reason="pydicom-data (the test extra) is not installed")
+
 SPACING_TOL = 1e-4  # mm
 VOXEL_TOL = 1e-3  # voxel
 SAMPLED_FRAMES = 16  # above this many frames pydicom decodes frames 0, 1, middle, last (speed)
@@ -46,7 +49,7 @@ SAMPLED_FRAMES = 16  # above this many frames pydicom decodes frames 0, 1, middl
 PYDICOM_DIR = Path(get_testdata_file("CT_small.dcm")).parent
 ROOTS = {  # where each library keeps its files -> the label used in test ids and lists
     PYDICOM_DIR: "pydicom",
-    Path(get_testdata_file("eCT_Supplemental.dcm")).parent: "pydicom-data",
+    Path(data_store.__file__).parent / "data": "pydicom-data",
     Path(NIB_DATA): "nibabel",
     Path(nib.__file__).parent / "nicom" / "tests" / "data": "nibabel-nicom",
 }
@@ -185,7 +188,8 @@ def _reference(f: Path) -> tuple[pydicom.Dataset, list[RefFrame]]:
         plane = arr[keep.index(k) if k in keep else 0]  # an undecoded frame's values are dropped
         if enhanced:
             pos, ori = _group(ds, k, "PlanePositionSequence"), _group(ds, k, "PlaneOrientationSequence")
-            meas, pvt = _group(ds, k, "PixelMeasuresSequence"), _group(ds, k, "PixelValueTransformationSequence")
+            meas = _group(ds, k, "PixelMeasuresSequence")
+            pvt = _group(ds, k, "PixelValueTransformationSequence")
             position = pos.get("ImagePositionPatient") if pos else None
             cosines = ori.get("ImageOrientationPatient") if ori else None
             spacing = meas.get("PixelSpacing") if meas else None
