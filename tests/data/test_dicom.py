@@ -2,9 +2,8 @@
 
 A real classic CT series shipped inside pydicom, rewritten as one enhanced multi-frame file
 (per-frame positions and rescale, shuffled frame order), must read exactly like the classic
-series. (pydicom-data's `eCT_Supplemental.dcm`, 34 MB and not a test dependency, was checked
-against pydicom's own reading by hand: 2 x 512 x 512, 10 / 0.388672 / 0.388672 mm,
--1024..172 HU.)
+series. (pydicom-data's real enhanced files, `eCT_Supplemental.dcm` among them, are compared
+with pydicom's own reading in test_real_files.py.)
 """
 
 from __future__ import annotations

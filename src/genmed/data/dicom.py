@@ -12,8 +12,15 @@ enhanced CT reads in HU with its real spacing.
 Frames are sorted along the slice normal (row x column direction) by position, else by
 InstanceNumber / InStackPositionNumber; the slice spacing is the median gap between positions.
 Slices with different orientations, or several frames at one position (a time series, several
-echoes), are refused: a volume has one geometry. Volumes are turned to the canonical LPS
-orientation (`genmed.data.orientation`).
+echoes), are refused: a volume has one geometry. Uneven gaps (missing slices) are read as evenly
+spaced by the median and flagged in `meta["irregular_slices"]`. Volumes are turned to the
+canonical LPS orientation (`genmed.data.orientation`).
+
+RT dose files are volumes: frame positions from GridFrameOffsetVector, values x DoseGridScaling.
+A Modality LUT indexes the stored integers; palette colour goes through its palette, and colour
+is averaged to grey. Files without preamble or file meta (ACR-NEMA style) are read when they
+name a SOP class. Every reading is checked against pydicom's own on every file that ships with
+pydicom and pydicom-data (tests/data/test_real_files.py).
 """
 
 from __future__ import annotations
@@ -52,9 +59,31 @@ def read_dicom(p: Path, stop_before_pixels: bool = False):
 
     try:
         return pydicom.dcmread(str(p), stop_before_pixels=stop_before_pixels)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError,
-            AttributeError) as exc:
+    except InvalidDicomError as exc:  # no preamble/file meta (ACR-NEMA style): a dataset
+        try:                          # that names its SOP class is still DICOM
+            ds = pydicom.dcmread(str(p), stop_before_pixels=stop_before_pixels, force=True)
+            if "SOPClassUID" in ds:
+                _set_transfer_syntax(ds)
+                return ds
+        except Exception:  # noqa: BLE001  (forced parsing of garbage raises anything)
+            pass
         raise UserError(f"{p}: not a readable DICOM file ({type(exc).__name__}: {exc})") from None
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UserError(f"{p}: not a readable DICOM file ({type(exc).__name__}: {exc})") from None
+
+
+def _set_transfer_syntax(ds) -> None:
+    """Give a dataset read without file meta the transfer syntax its parser found (pydicom
+    needs one to decode the pixels)."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    if "TransferSyntaxUID" in getattr(ds, "file_meta", {}):
+        return
+    implicit, little = ds.original_encoding
+    ds.file_meta = getattr(ds, "file_meta", None) or FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                      ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
 
 
 def is_image(ds) -> bool:
@@ -131,8 +160,17 @@ def frames_of(f: Path, ds) -> list[Frame]:
                 float(content.get("InStackPositionNumber", i) or i) if content is not None else float(i)))
         return out
     thickness = _float(ds.get("SpacingBetweenSlices", ds.get("SliceThickness")))
+    dose = _float(ds.get("DoseGridScaling"))  # RT dose: stored value x scaling = dose
     common = dict(orientation=_floats(ds.get("ImageOrientationPatient"), 6),
-                  pixel_spacing=_pair(ds.get("PixelSpacing")), thickness=thickness, rescale=None)
+                  pixel_spacing=_pair(ds.get("PixelSpacing")), thickness=thickness,
+                  rescale=(dose, 0.0) if dose is not None else None)
+    offsets = _floats(ds.get("GridFrameOffsetVector"), n_frames(ds))
+    origin = _floats(ds.get("ImagePositionPatient"), 3)
+    ori = common["orientation"]
+    if n_frames(ds) > 1 and offsets is not None and origin is not None and ori is not None:
+        normal = np.cross(ori[:3], ori[3:])  # RT dose: frame k lies offsets[k] along the normal
+        return [Frame(f, i, position=origin + (offsets[i] - offsets[0]) * normal, order=float(i),
+                      **common) for i in range(n_frames(ds))]
     if n_frames(ds) > 1:  # a classic multi-frame file (NM, US, ...): frames share one geometry
         return [Frame(f, i, position=None, order=float(i), **common) for i in range(n_frames(ds))]
     inst = ds.get("InstanceNumber")
@@ -146,7 +184,8 @@ def _pair(value) -> tuple[float, float] | None:
 
 
 def _pixels(f: Path, ds) -> np.ndarray:
-    """Stored pixel values (frames, rows, columns) float64; colour averaged to grey."""
+    """Stored pixel values (frames, rows, columns), integers as stored (a modality LUT indexes
+    them); colour, and palette colour through its LUT, averaged to grey (float64)."""
     if "PixelData" not in ds:
         raise UserError(f"{f}: DICOM file has no pixel data")
     try:  # the header's size is checked before the pixels are decoded (and allocated)
@@ -161,9 +200,16 @@ def _pixels(f: Path, ds) -> np.ndarray:
         arr = ds.pixel_array
     except Exception as exc:  # truncated data, unsupported compression, ...
         raise UserError(f"{f}: cannot decode DICOM pixels ({type(exc).__name__}: {exc})") from None
-    if int(ds.get("SamplesPerPixel", 1)) > 1:
+    if ds.get("PhotometricInterpretation") == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        try:
+            arr = apply_color_lut(arr, ds)
+        except Exception as exc:  # noqa: BLE001  (missing or malformed palette)
+            raise UserError(f"{f}: cannot apply the DICOM colour palette ({type(exc).__name__}: "
+                            f"{exc})") from None
+    if arr.ndim == (4 if n_frames(ds) > 1 else 3):  # colour samples last
         arr = arr.mean(axis=-1)
-    arr = np.asarray(arr, np.float64)
     return arr if n_frames(ds) > 1 else arr[None]
 
 
@@ -178,7 +224,7 @@ def _values(f: Path, ds, frames: list[Frame]) -> list[np.ndarray]:
     for fr in frames:
         plane = raw[fr.index]
         if fr.rescale is not None:
-            plane = plane * fr.rescale[0] + fr.rescale[1]
+            plane = plane.astype(np.float64) * fr.rescale[0] + fr.rescale[1]
         else:
             plane = apply_rescale(plane, ds)
         out.append(np.asarray(plane, np.float32))
@@ -220,6 +266,8 @@ def load_series(files: list[Path], where: Path, series_uid: str | None = None
         "enhanced": is_enhanced(first), "spacing_from": "PixelSpacing" if frames[0].pixel_spacing
         else "default 1 mm (no PixelSpacing)"}
     declared = str(first.get("Units", "") or "") if meta["modality"] == "PT" else ""
+    if meta["modality"] == "RTDOSE" and first.get("DoseGridScaling") is not None:
+        declared = {"GY": "Gy", "RELATIVE": "relative dose"}.get(str(first.get("DoseUnits", "")), "")
     if declared:
         meta["units"] = declared
     if len(planes) == 1:
@@ -227,6 +275,12 @@ def load_series(files: list[Path], where: Path, series_uid: str | None = None
         return planes[0], tuple(row_col), meta
     arr = np.stack(planes)
     dz = _slice_step(frames)
+    along = _normal_positions(frames)
+    if along is not None:
+        gaps = np.abs(np.diff(along))
+        if np.abs(gaps - dz).max() > max(0.01 * dz, 1e-3):  # missing slices, uneven spacing
+            meta["irregular_slices"] = (f"slice gaps {gaps.min():.4g} .. {gaps.max():.4g} mm; "
+                                        f"read as evenly spaced by the median, {dz:.4g} mm")
     if frames[0].orientation is None or any(fr.position is None for fr in frames):
         meta["orientation"] = None  # no geometry: stacked as stored
         return arr, (dz, *row_col), meta

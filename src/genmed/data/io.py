@@ -430,7 +430,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         "max": float(arr.max()), "mean": round(float(arr.mean()), 3), "std": round(float(arr.std()), 3),
     }
     for key in ("orientation_source", "modality_from", "patient_id", "n_files", "n_frames",
-                "enhanced", "split", "spatial_dims"):
+                "enhanced", "irregular_slices", "split", "spatial_dims"):
         if key in img.meta:
             out[key] = img.meta[key]
     if "labels" in img.meta:
