@@ -127,3 +127,27 @@ def test_sampling_steps_are_checked() -> None:
         model.sample(2, sampler="ddim")
     times = model.sample_times(4)
     assert times[0] == 999 and len(times) == 4 and bool((times[:-1] > times[1:]).all())
+
+
+def test_an_ldm_teacher_is_distilled_in_its_latent_space() -> None:
+    from genmed.models import build_model_from_config, consistency_from_teacher, model_config_dict
+
+    ldm = build_model("ldm", size=16, num_classes=2,
+                      autoencoder=dict(channels=(4, 4), norm_num_groups=4, latent_channels=2),
+                      channels=(8, 16), attention_levels=(False, True), norm_num_groups=4,
+                      num_train_timesteps=50)
+    model = consistency_from_teacher(ldm, num_scales=8, guidance=1.5)
+    assert model.student.config.in_channels == 2 and model.student.config.size == 8
+    batch = {"image": torch.rand(3, 1, 16, 16) * 2 - 1, "label": torch.tensor([0, 1, 1])}
+    loss = model(batch)["loss"]
+    assert loss.shape == (3,) and torch.isfinite(loss).all()
+    saved = model_config_dict(model)
+    clone = build_model_from_config(saved["family"], saved["config"])
+    clone.load_state_dict(model.state_dict())
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    a = model.sample(2, cond=torch.tensor([0, 1]), steps=1, generator=g())
+    assert a.shape == (2, 1, 16, 16)
+    assert torch.allclose(a, clone.sample(2, cond=torch.tensor([0, 1]), steps=1, generator=g()))
+    with pytest.raises(UserError, match="cannot be distilled"):
+        consistency_from_teacher(build_model("vae", size=16, channels=(4, 8), latent_dim=4,
+                                             num_res_units=0))
