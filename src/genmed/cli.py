@@ -81,10 +81,11 @@ def _register() -> None:
     from genmed.apps.commands import app as apps_app
 
     app.add_typer(apps_app, name="apps")
-    from genmed.train.commands import sample, train
+    from genmed.train.commands import distill, sample, train
 
     app.command("train")(train)
     app.command("sample")(sample)
+    app.command("distill")(distill)
     from genmed.compare.commands import app as compare_app
     from genmed.compare.commands import modes as compare_modes
 

@@ -28,14 +28,18 @@ TINY = {
                 channels=(8, 16), attention_levels=(False, True), norm_num_groups=4,
                 num_train_timesteps=50, sample_steps=3),
 }
+# a consistency student has its teacher's architecture: the diffusion options, as teacher options
+TINY["consistency"] = dict(teacher=TINY["diffusion"], num_scales=10)
 VECTOR = dict(hidden=16, depth=2)
+VECTOR_OPTIONS = {"consistency": dict(teacher=VECTOR, num_scales=10)}
 CASES = [(fam, dims) for fam in FAMILIES for dims in ("2d", "3d", "vector")
          if dims != "vector" or "vector" in capabilities(fam).data_kinds]
 
 
 def make(family: str, dims: str, num_classes: int = 0, **extra) -> GenerativeModel:
     if dims == "vector":
-        return build_model(family, data_kind="vector", size=2, num_classes=num_classes, **VECTOR, **extra)
+        return build_model(family, data_kind="vector", size=2, num_classes=num_classes,
+                           **VECTOR_OPTIONS.get(family, VECTOR), **extra)
     spatial, size = (2, 16) if dims == "2d" else (3, 16)
     return build_model(family, spatial_dims=spatial, size=size, num_classes=num_classes,
                        **TINY[family], **extra)

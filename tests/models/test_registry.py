@@ -52,7 +52,9 @@ def test_bad_options_are_one_line_user_errors(family: str, options: dict, needle
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_config_round_trip_through_json(family: str) -> None:
     if "vector" in capabilities(family).data_kinds:
-        model = build_model(family, data_kind="vector", size=2, hidden=8, depth=1)
+        small = dict(hidden=8, depth=1)
+        options = dict(teacher=small) if family == "consistency" else small
+        model = build_model(family, data_kind="vector", size=2, **options)
     else:  # image-only families (autoencoder, ldm): their smallest 2D build
         model = build_model(family, size=32)
     saved = json.loads(json.dumps(model_config_dict(model)))

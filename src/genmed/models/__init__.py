@@ -6,13 +6,16 @@
     recipe("diffusion")                    # its default training recipe; capabilities("vae")
 
 Generative families: diffusion (also mask/source-image conditioned), GAN, VAE, latent diffusion
-("ldm": a diffusion model in the latent space of a trained "autoencoder"). Supervised
+("ldm": a diffusion model in the latent space of a trained "autoencoder"), consistency models
+("consistency": a 1-4 step student distilled from a trained diffusion or ldm model). Supervised
 networks trained by the same engine: segmenter, classifier, regressor.
 """
 
 from genmed.models.autoencoder import AutoencoderConfig, AutoencoderModel
 from genmed.models.base import GenerativeModel, ModelConfig
 from genmed.models.classifier import Classifier, ClassifierConfig, balanced_weights
+from genmed.models.consistency import (ConsistencyConfig, ConsistencyModel,
+                                       consistency_from_teacher)
 from genmed.models.diffusion import DiffusionConfig, DiffusionModel
 from genmed.models.gan import GANConfig, GANModel
 from genmed.models.latent import (LatentCache, LatentDiffusionModel, LDMConfig, latent_diffusion,
@@ -46,6 +49,8 @@ __all__ = [
     "Capabilities",
     "Classifier",
     "ClassifierConfig",
+    "ConsistencyConfig",
+    "ConsistencyModel",
     "DiffusionConfig",
     "DiffusionModel",
     "GANConfig",
@@ -70,6 +75,7 @@ __all__ = [
     "capabilities",
     "check_request",
     "config_class",
+    "consistency_from_teacher",
     "get_sampler",
     "latent_diffusion",
     "latent_scale",

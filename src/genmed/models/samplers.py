@@ -168,6 +168,31 @@ def sample_dpmpp_2m_sde(denoiser: Denoiser, x: Tensor, schedule: DiscreteSchedul
     return x
 
 
+@torch.no_grad()
+def sample_consistency(denoiser: Denoiser, x: Tensor, schedule: DiscreteSchedule, *,
+                       cond: Tensor | None = None, guidance: float = 1.0,
+                       generator: torch.Generator | None = None, callback: Callback | None = None,
+                       progress: bool = False) -> Tensor:
+    """Multistep consistency sampling (Song et al. 2023, "Consistency Models", Algorithm 1).
+
+    At each time the denoiser's x0 estimate is taken whole (for a consistency model it is the
+    trajectory's origin f(x_t, t)), then noised afresh to the next time:
+        x_next = sqrt(alpha_bar_next) x0 + sqrt(1 - alpha_bar_next) z,   z ~ N(0, I),
+    the VP form of Algorithm 1's x = x0 + sqrt(tau^2 - eps^2) z; after the last time x = x0.
+    One time (t = T-1) is one-step generation. A non-distilled eps-model run this way in one
+    step returns its posterior mean E[x0 | x_T], a blurred average image.
+    """
+    for i, (t, ab, ab_prev) in _steps(schedule, progress, "consistency"):
+        _, x0 = _eval(denoiser, x, t, ab, cond, guidance)
+        if ab_prev >= 1.0:
+            x = x0
+        else:
+            x = math.sqrt(ab_prev) * x0 + math.sqrt(1 - ab_prev) * _noise(x, generator)
+        if callback is not None:
+            callback(i, t, x, x0)
+    return x
+
+
 _SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "dpmpp_2m": sample_dpmpp_2m,
              "dpmpp_2m_sde": sample_dpmpp_2m_sde}
 

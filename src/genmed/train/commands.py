@@ -1,4 +1,4 @@
-"""`genmed train` and `genmed sample`: a thin layer over `genmed.train`.
+"""`genmed train`, `genmed sample` and `genmed distill`: a thin layer over `genmed.train`.
 
 Every `train` option is also a key of a `--config` YAML/JSON file (`TrainConfig` fields);
 options given on the command line override the file. The resolved config is written to
@@ -128,3 +128,29 @@ def sample(
     paths = sample_run(run_dir, out, n=n, steps=steps, sampler=sampler, guidance=guidance,
                        class_name=class_name, seed=seed)
     typer.echo(f"wrote {n} samples and {paths[-2].name} -> {out}")
+
+
+def distill(
+    teacher_run: Path = typer.Argument(..., help="A trained diffusion or ldm run."),
+    out: Path = typer.Option(..., "--out", help="Run directory of the student to create."),
+    method: str = typer.Option("consistency", help="Distillation method: consistency "
+                               "(Song et al. 2023)."),
+    steps: int = typer.Option(2000, help="Optimiser steps of the student."),
+    batch_size: int = typer.Option(None, help="Global batch size (default: the teacher run's)."),
+    lr: float = typer.Option(None, help="Peak learning rate (default: the method's recipe)."),
+    guidance: float = typer.Option(None, help="Teacher classifier-free guidance scale the "
+                                   "student learns (class-conditional teachers; default 1)."),
+    num_scales: int = typer.Option(None, help="N, teacher ODE grid points (default 40)."),
+    device: str = typer.Option(None, help="auto, cpu or cuda (default: the teacher run's)."),
+    seed: int = typer.Option(None, help="Seed (default: the teacher run's)."),
+) -> None:
+    """Distil a trained diffusion run into a 1-4 step student (consistency distillation);
+    sample it with `genmed sample STUDENT_RUN --steps 1`."""
+    from genmed.train import distill as api
+
+    options = {k: v for k, v in dict(guidance=guidance, num_scales=num_scales).items()
+               if v is not None}
+    result = api(teacher_run, out, method=method, steps=steps, batch_size=batch_size, lr=lr,
+                 device=device, seed=seed, options=options)
+    typer.echo(f"distilled {result.step} steps ({result.precision} on {result.device}) -> "
+               f"{result.run_dir}")

@@ -40,6 +40,9 @@ def check_model_limits(record: Any, where: str) -> None:
         else:
             high = MAX_SIZE.get(dims, MAX_SIZE[2]) if isinstance(dims, int) else MAX_SIZE[2]
         _check_int(f"{where}: size", record["size"], high)
+    for name in ("teacher", "autoencoder"):  # nested model records (consistency, ldm)
+        if isinstance(record.get(name), dict):
+            check_model_limits({"spatial_dims": dims, **record[name]}, f"{where}: {name}")
     for name, high in MODEL_LIMITS.items():
         value = record.get(name)
         if value is None:

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from torch.utils.data import Dataset
 
 from genmed.config import load_config
-from genmed.errors import UserError, check_range
+from genmed.errors import UserError, check_range, warn
 from genmed.fileio import check_output_dir, write_json, write_png
 from genmed.models.base import GenerativeModel, device_of
 from genmed.train import checkpoint as ckpt
@@ -110,7 +110,7 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
     """Sample `n` images from a run's EMA model into `out`: one NIfTI per image in the training
     data's units and pixel spacing (RUN_DIR/data.json; CT: HU through the abdomen window),
     grid.png and samples.json. Returns the written paths."""
-    from genmed.models import check_request
+    from genmed.models import capabilities, check_request
 
     check_sample_out(run_dir, out)
     check_range("-n", n, 1, 100_000)
@@ -121,6 +121,11 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
         check_range("--guidance", guidance, 0, 1000)
     cfg = load_config_of(run_dir)
     check_request(cfg.family, sampler=sampler, guidance=guidance)
+    caps = capabilities(cfg.family)
+    if steps == 1 and caps.samplers and not caps.few_step:
+        warn(f"--steps 1 on {run_dir}, a {cfg.family} run that is not distilled: one step "
+             "gives a blurry mean image, E[x0 | noise]; distil it first (genmed distill "
+             f"{run_dir} --out STUDENT_RUN)")
     model, cfg = load_run(run_dir)
     shape = getattr(getattr(model, "config", None), "sample_shape", None)
     if shape is not None and n * int(np.prod(shape)) > MAX_SAMPLE_ELEMENTS:

@@ -52,8 +52,12 @@ def train(cfg: TrainConfig, *, model: GenerativeModel | None = None,
           dataset: Dataset | None = None, resume: bool = False) -> RunResult:
     """Train `cfg` (see `genmed.train.engine.train`); a family that builds on another trained
     model, given no model, trains its stages first (`train_ldm`)."""
-    if model is None and not resume and capabilities(cfg.family).builds_on == "autoencoder":
+    first = capabilities(cfg.family).builds_on
+    if model is None and not resume and first == "autoencoder":
         return train_ldm(cfg, dataset=dataset)
+    if model is None and not resume and first == "diffusion":
+        raise UserError(f"the {cfg.family} model is distilled from a trained diffusion run: "
+                        "genmed distill TEACHER_RUN --out STUDENT_RUN")
     return engine.train(cfg, model=model, dataset=dataset, resume=resume)
 
 
