@@ -104,7 +104,7 @@ def train_figures(out: Path, size: int, precision: str, device: str, plan: Plan)
     steps = plan.log_every * plan.windows
     t0 = time.perf_counter()
     result = train(train_config(out, size, precision, device, steps, plan),
-                   dataset=images(4 * plan.batch, size))
+                   dataset=images(8 * plan.batch, size))
     wall = time.perf_counter() - t0
     lines = (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
     rates = [json.loads(line)["img_per_s"] for line in lines][1:]
@@ -132,9 +132,9 @@ def sample_figures(run: Path, device: str, plan: Plan) -> dict:
                 x = model.sample(plan.sample_n, steps=plan.sample_steps, generator=g, sampler=name)
                 sync(device)
             key = f"{name}@{plan.sample_steps}steps/n{plan.sample_n}"
-            out.setdefault(key, {})[precision] = plan.sample_n / (time.perf_counter() - t0)
-            assert torch.isfinite(x).all(), f"{key} {precision}: non-finite samples"
-    return out
+            rate = plan.sample_n / (time.perf_counter() - t0)
+            out.setdefault(key, {})[precision] = rate if torch.isfinite(x).all() else -1.0
+    return out  # -1: the samples held NaN or infinity
 
 
 def torchrun_figures(tmp: Path, device: str, plan: Plan) -> dict:
@@ -181,11 +181,22 @@ def child(report: Path, device: str, size: int, steps: int, batch: int) -> None:
     cfg = TrainConfig(family="diffusion", size=size, steps=steps, batch_size=batch,
                       device=device, precision="auto", log_every=steps, sample_n=1,
                       sample_steps=2, out=str(report.parent / "torchrun-run"))
-    result = train(cfg, dataset=images(4 * batch, size))
+    result = train(cfg, dataset=images(8 * batch, size))
     report.write_text(json.dumps({"backend": backend, "world": world,
                                   "all_reduce_sum": total.item(), "step": result.step,
                                   "img_per_s": result.img_per_s, "device": result.device,
                                   "precision": result.precision}))
+
+
+def gpu(device: str) -> dict | None:
+    """CUDA facts beyond `machine()`: versions, compute capability, memory (MiB)."""
+    if device != "cuda":
+        return None
+    props = torch.cuda.get_device_properties(0)
+    return {"name": props.name, "capability": f"{props.major}.{props.minor}",
+            "total_mib": props.total_memory / 2**20, "count": torch.cuda.device_count(),
+            "torch_cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+            "bf16_supported": torch.cuda.is_bf16_supported()}
 
 
 def check(device: str, tiny: bool) -> None:
@@ -209,34 +220,62 @@ def run(device: str, plan: Plan, out: Path) -> dict:
 
     result: dict = {"machine": machine(), "device": device, "plan": asdict(plan),
                     "cudnn_tf32": torch.backends.cudnn.allow_tf32,
-                    "matmul_tf32": torch.backends.cuda.matmul.allow_tf32,
-                    "train": {}, "sampling_img_per_s": {}}
+                    "matmul_tf32": torch.backends.cuda.matmul.allow_tf32, "gpu": gpu(device),
+                    "train": {}, "sampling_img_per_s": {}, "complete": False}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for size in plan.sizes:
             for precision in plan.precisions:
                 key = f"diffusion/{size}px"
-                figures = train_figures(Path(tmp) / f"{size}-{precision}", size, precision,
-                                        device, plan)
+                figures = guarded(train_figures, Path(tmp) / f"{size}-{precision}", size,
+                                  precision, device, plan)
                 result["train"].setdefault(key, {})[precision] = figures
-                print(f"train {key} {precision}: {figures['img_per_s']:.1f} img/s, peak "
-                      f"{figures['peak_mib']} MiB", flush=True)
-            sampled = sample_figures(Path(tmp) / f"{size}-bf16", device, plan)
+                write_json(out, result)  # partial figures survive a kill at the time limit
+                print(f"train {key} {precision}: {figures}", flush=True)
+            run_dir = Path(tmp) / f"{size}-{'bf16' if 'bf16' in plan.precisions else 'fp32'}"
+            sampled = guarded(sample_figures, run_dir, device, plan)
             result["sampling_img_per_s"][f"diffusion/{size}px"] = sampled
+            write_json(out, result)
             print(f"sample {size}px: {sampled}", flush=True)
         result["torchrun"] = torchrun_figures(Path(tmp), device, plan)
     result["wall_s"] = time.perf_counter() - t0
+    result["train_speedup_vs_fp32"] = speedups(result["train"])
     result["failures"] = failures(result)
+    result["complete"] = True
     write_json(out, result)
     return result
 
 
+def speedups(train: dict) -> dict:
+    """Training img/s of each AMP precision over fp32's, per size (where both ran)."""
+    out: dict = {}
+    for key, by in train.items():
+        base = by.get("fp32", {}).get("img_per_s")
+        for precision, figures in by.items():
+            if precision != "fp32" and base and figures.get("img_per_s"):
+                out.setdefault(key, {})[f"{precision}/fp32"] = figures["img_per_s"] / base
+    return out
+
+
+def guarded(measure, *args) -> dict:
+    """`measure(*args)`, or {"error": ...} if it raised: one failure must not lose the rest."""
+    try:
+        return measure(*args)
+    except Exception as exc:  # noqa: BLE001 (recorded in the JSON and listed as a failure)
+        return {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
+
+
 def failures(result: dict) -> list[str]:
-    """What went wrong: a non-positive throughput, a torchrun that did not exit 0."""
-    bad = [f"train {k} {p}: img/s {f['img_per_s']}" for k, by in result["train"].items()
-           for p, f in by.items() if not f["img_per_s"] > 0]
-    bad += [f"sampling {k} {s} {p}: img/s {v}" for k, by in result["sampling_img_per_s"].items()
-            for s, per in by.items() for p, v in per.items() if not v > 0]
+    """What went wrong: an error, a non-positive throughput, a torchrun that did not exit 0."""
+    bad = [f"train {k} {p}: {f.get('error') or 'img/s ' + str(f['img_per_s'])}"
+           for k, by in result["train"].items() for p, f in by.items()
+           if "error" in f or not f["img_per_s"] > 0]
+    for k, by in result["sampling_img_per_s"].items():
+        if "error" in by:
+            bad.append(f"sampling {k}: {by['error']}")
+            continue
+        bad += [f"sampling {k} {s} {p}: img/s {v}" for s, per in by.items()
+                for p, v in per.items() if not v > 0]
     if result["torchrun"]["rc"] != 0:
         bad.append(f"torchrun rc {result['torchrun']['rc']}: {result['torchrun']['stderr_tail']}")
     return bad

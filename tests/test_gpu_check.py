@@ -52,15 +52,25 @@ def test_tiny_cpu_run_measures_every_precision_and_torchrun(gpu_check, tmp_path,
     assert run["child"]["backend"] == "gloo"
     assert run["child"]["all_reduce_sum"] == run["child"]["world"] == 1
     assert run["child"]["step"] == plan.torchrun_steps and run["child"]["img_per_s"] > 0
-    assert result["failures"] == []
+    assert result["failures"] == [] and result["complete"]
+    assert set(result["train_speedup_vs_fp32"][f"diffusion/{plan.sizes[0]}px"]) == {"bf16/fp32"}
 
 
-def test_failures_name_a_failed_torchrun_and_a_zero_rate(gpu_check):
-    result = {"train": {"diffusion/16px": {"fp32": {"img_per_s": 0.0}}},
-              "sampling_img_per_s": {"diffusion/16px": {"ddim": {"fp32": 3.0}}},
+def test_failures_name_errors_bad_rates_and_a_failed_torchrun(gpu_check):
+    result = {"train": {"diffusion/16px": {"fp32": {"img_per_s": 0.0},
+                                           "bf16": {"error": "OutOfMemoryError: ..."},
+                                           "fp16": {"img_per_s": 5.0}}},
+              "sampling_img_per_s": {"diffusion/16px": {"ddim": {"fp32": 3.0, "bf16": -1.0}},
+                                     "diffusion/32px": {"error": "RuntimeError: x"}},
               "torchrun": {"rc": 1, "stderr_tail": "boom"}}
-    assert gpu_check.failures(result) == ["train diffusion/16px fp32: img/s 0.0",
-                                          "torchrun rc 1: boom"]
+    assert gpu_check.failures(result) == [
+        "train diffusion/16px fp32: img/s 0.0", "train diffusion/16px bf16: OutOfMemoryError: ...",
+        "sampling diffusion/16px ddim bf16: img/s -1.0", "sampling diffusion/32px: RuntimeError: x",
+        "torchrun rc 1: boom"]
+
+
+def test_a_failed_measurement_is_recorded_not_raised(gpu_check):
+    assert gpu_check.guarded(lambda: 1 / 0) == {"error": "ZeroDivisionError: division by zero"}
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")

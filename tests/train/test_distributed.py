@@ -52,7 +52,8 @@ def launch(commands, out: Path, timeout_s: float = 180.0) -> None:
         if all(p.returncode == 0 for p in procs):
             return
         shutil.rmtree(out, ignore_errors=True)
-    raise AssertionError("\n".join(f"rc {p.returncode}: {e[-2000:]}" for p, e in zip(procs, errors)))
+    raise AssertionError("\n".join(f"rc {p.returncode}: {e[-2000:]}"
+                                   for p, e in zip(procs, errors)))
 
 
 @pytest.fixture(scope="module")
