@@ -31,6 +31,7 @@ def gpu_check():
 
 def test_tiny_cpu_run_measures_every_precision_and_torchrun(gpu_check, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("GENMED_QUIET", "1")  # main() would set it for the whole session
     out = tmp_path / "gpu_check.json"
     assert gpu_check.main(["--device", "cpu", "--tiny", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
