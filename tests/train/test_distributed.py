@@ -1,13 +1,16 @@
-"""DDP through torchrun (2 CPU processes, gloo) equals one process with the same global batch."""
+"""DDP through torchrun (2 CPU processes, gloo) equals one process with the same global batch,
+launched on one "node" (`--standalone`) and as two "nodes" on localhost (c10d rendezvous)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -17,28 +20,81 @@ from .toys import Blobs, make, toy_config
 
 TOYS = Path(__file__).with_name("toys.py")
 SRC = Path(__file__).resolve().parents[2] / "src"
+STEPS = 12  # 8 steps per epoch: crosses an epoch boundary
+RUN = "gan"  # the toy GAN with z from the batch: two phases, deterministic
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
 
-def test_two_process_ddp_equals_single_process(tmp_path):
-    steps = 12  # 8 steps per epoch: crosses an epoch boundary
+def free_port() -> int:
+    """A TCP port nobody listens on right now (another process may take it before we bind)."""
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def launch(commands, out: Path, timeout_s: float = 180.0) -> None:
+    """Run `commands()` (a list of argv lists, started together) until all exit 0; launch once
+    more if any fails (a port probed free can be taken by another process before it binds)."""
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    ddp = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-           str(TOYS), "gan", str(ddp), str(steps)]
-    for _attempt in range(2):  # --standalone picks a free port by probing; a race with another
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
-        if proc.returncode == 0:  # process can take it between probe and bind: launch once more
-            break
-        shutil.rmtree(ddp, ignore_errors=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    for _attempt in range(2):
+        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for cmd in commands()]
+        errors = []
+        try:
+            for proc in procs:
+                _, err = proc.communicate(timeout=timeout_s)
+                errors.append(err)
+        finally:
+            for proc in procs:  # one node failed and the other waits for it: end it
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+        if all(p.returncode == 0 for p in procs):
+            return
+        shutil.rmtree(out, ignore_errors=True)
+    raise AssertionError("\n".join(f"rc {p.returncode}: {e[-2000:]}"
+                                   for p, e in zip(procs, errors)))
 
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory) -> Path:
+    """The one-process reference run, with the same global batch."""
     torch.manual_seed(0)
-    single = tmp_path / "single"
-    train(toy_config(str(single), steps), model=make("gan"), dataset=Blobs(64))
-    name = f"checkpoints/step-{steps:08d}.model.safetensors"
+    out = tmp_path_factory.mktemp("single")
+    train(toy_config(str(out), STEPS), model=make(RUN), dataset=Blobs(64))
+    return out
+
+
+def assert_same_run(ddp: Path, single: Path) -> None:
+    """The final weights of `ddp` equal `single`'s, and both moved from an early checkpoint."""
+    name = f"checkpoints/step-{STEPS:08d}.model.safetensors"
     a, b = load_file(ddp / name), load_file(single / name)
     assert a.keys() == b.keys()
     start = load_file(single / "checkpoints/step-00000004.model.safetensors")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
         assert not torch.equal(a[key], start[key])  # the comparison is not vacuous
+
+
+def test_two_process_ddp_equals_single_process(tmp_path, single):
+    ddp = tmp_path / "ddp"
+    # --standalone probes for a free port itself
+    launch(lambda: [[*TORCHRUN, "--nproc_per_node", "2", "--standalone",
+                     str(TOYS), RUN, str(ddp), str(STEPS)]], ddp)
+    assert_same_run(ddp, single)
+
+
+def test_two_node_rendezvous_equals_single_process(tmp_path, single):
+    """Two torchrun agents, one per "node" (`--nnodes 2 --node_rank 0|1`), meeting at a c10d
+    rendezvous endpoint on localhost: how a multi-machine run starts (docs/scaling.md)."""
+    ddp = tmp_path / "ddp"
+
+    def nodes() -> list[list[str]]:
+        endpoint = f"localhost:{free_port()}"
+        return [[*TORCHRUN, "--nnodes", "2", "--node_rank", str(rank), "--nproc_per_node", "1",
+                 "--rdzv_backend", "c10d", "--rdzv_endpoint", endpoint,
+                 "--rdzv_id", f"genmed-test-{os.getpid()}",
+                 str(TOYS), RUN, str(ddp), str(STEPS)] for rank in (0, 1)]
+
+    launch(nodes, ddp)
+    assert_same_run(ddp, single)
