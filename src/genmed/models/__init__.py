@@ -7,13 +7,15 @@
 
 Generative families: diffusion (also mask/source-image conditioned), GAN, VAE, latent diffusion
 ("ldm": a diffusion model in the latent space of a trained "autoencoder"). Supervised
-networks trained by the same engine: segmenter, classifier, regressor.
+networks trained by the same engine: segmenter, classifier, regressor, and the domain feature
+extractor of the image metrics ("extractor", supervised and/or SimCLR contrastive).
 """
 
 from genmed.models.autoencoder import AutoencoderConfig, AutoencoderModel
 from genmed.models.base import GenerativeModel, ModelConfig
 from genmed.models.classifier import Classifier, ClassifierConfig, balanced_weights
 from genmed.models.diffusion import DiffusionConfig, DiffusionModel
+from genmed.models.extractor import DomainExtractor, DomainExtractorConfig
 from genmed.models.gan import GANConfig, GANModel
 from genmed.models.latent import (LatentCache, LatentDiffusionModel, LDMConfig, latent_diffusion,
                                   latent_scale)
@@ -48,6 +50,8 @@ __all__ = [
     "ClassifierConfig",
     "DiffusionConfig",
     "DiffusionModel",
+    "DomainExtractor",
+    "DomainExtractorConfig",
     "GANConfig",
     "GANModel",
     "GenerativeModel",
