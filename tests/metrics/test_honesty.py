@@ -103,3 +103,24 @@ def test_domain_warning_names_the_mismatch(modality, needle):
     info, warnings = domain_check("genmed-phantom-cnn-v1", True, {"modality": modality, "phantom": False})
     assert info["matches"] is False and len(warnings) == 1 and needle in warnings[0]
     assert domain_check("callable:mine", False, {"modality": "MR"})[1] == []
+
+
+@pytest.mark.parametrize("data,needle", [
+    ({"modality": "CT", "phantom": False, "source": "ct.csv"}, None),
+    ({"modality": "MR", "phantom": False, "source": "mr.csv"}, "the data is MR, not CT"),
+    ({"modality": "CT", "phantom": True, "source": "phantom"}, "the data is the phantom, not the CT"),
+])
+def test_domain_of_an_extractor_trained_on_own_data(data, needle):
+    """An extractor from `genmed eval train-extractor --data ct.csv` records CT / not phantom."""
+    from genmed.metrics.honesty import domain_check
+
+    meta = {"modality": "CT", "units": "HU", "phantom": "false", "source": "ct.csv", "size": "64"}
+    info, warnings = domain_check("genmed-domain-cnn-v2", False, data, meta)
+    assert info["extractor_domain"] == "CT (HU) slices of ct.csv at 64 px"
+    if needle is None:
+        assert warnings == [] and info["matches"] is True and info["same_source"] is True
+    else:
+        assert info["matches"] is False and len(warnings) == 1 and needle in warnings[0]
+    phantom_meta = {**meta, "phantom": "true", "source": "phantom"}
+    real_ct = domain_check("x", False, {"modality": "CT", "phantom": False}, phantom_meta)[1]
+    assert len(real_ct) == 1 and "the data is real CT, not the phantom" in real_ct[0]

@@ -56,3 +56,37 @@ def augment(x: Tensor, kind: AugmentKind, image_channels: int = 1) -> Tensor:
     if kind == "classic":
         return classic(x, image_channels)
     return x
+
+
+def contrastive_view(x: Tensor, crop_scale: tuple[float, float] = (0.6, 1.0), jitter: float = 0.2,
+                     noise: float = 0.03) -> Tensor:
+    """One random view of each item for contrastive learning (SimCLR's augmentations adapted
+    to grey-level slices: Chen et al. 2020, "A simple framework for contrastive learning of
+    visual representations", sec. 3 and appendix A): a random resized crop keeping
+    `crop_scale` of the area (aspect ratio 3/4..4/3), a left-right flip (p = 0.5), then
+    contrast x (1 +- `jitter`) and brightness +- `jitter` (model units, [-1, 1] scale) and
+    Gaussian noise of SD up to `noise`; clamped to [-1, 1]. Colour distortion has no grey
+    counterpart beyond this. All draws come from torch's global RNG; (B, C, H, W) in and out."""
+    b = x.shape[0]
+    lo, hi = crop_scale
+    area = lo + (hi - lo) * torch.rand(b)
+    log_r = (torch.rand(b) * 2 - 1) * torch.log(torch.tensor(4 / 3))
+    sx = (area.sqrt() * log_r.exp().sqrt()).clamp(max=1.0)
+    sy = (area.sqrt() / log_r.exp().sqrt()).clamp(max=1.0)
+    tx = (torch.rand(b) * 2 - 1) * (1 - sx)
+    ty = (torch.rand(b) * 2 - 1) * (1 - sy)
+    flip = torch.where(torch.rand(b) < 0.5, -1.0, 1.0)
+    zero = torch.zeros(b)
+    theta = torch.stack([torch.stack([sx * flip, zero, tx], 1), torch.stack([zero, sy, ty], 1)], 1)
+    contrast = 1 + (torch.rand(b) * 2 - 1) * jitter
+    bright = (torch.rand(b) * 2 - 1) * jitter
+    sd = torch.rand(b) * noise
+    eps = torch.randn(x.shape)
+    dev, dtype = x.device, x.dtype
+    grid = torch.nn.functional.affine_grid(theta.to(dev, dtype), list(x.shape), align_corners=False)
+    out = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border",
+                                          align_corners=False)
+    shape = (b,) + (1,) * (x.ndim - 1)
+    out = out * contrast.to(dev, dtype).view(shape) + bright.to(dev, dtype).view(shape)
+    out = out + sd.to(dev, dtype).view(shape) * eps.to(dev, dtype)
+    return out.clamp(-1, 1)

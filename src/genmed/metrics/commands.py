@@ -18,22 +18,56 @@ app = typer.Typer(help="Evaluate generated images (FID/KID, PRDC, diversity, mem
 @app.command("train-extractor")
 def train_extractor_cmd(
     out: Path = typer.Option(Path("phantom_cnn_v1.safetensors"), help="Output .safetensors file."),
-    seed: int = typer.Option(0, min=0, help="Seed of the phantom data and the training."),
-    n_patients: int = typer.Option(300, help="Phantom patients (8 slices each)."),
-    epochs: int = typer.Option(15, help="Training epochs."),
+    data: str = typer.Option("phantom", "--data", help="Training data: 'phantom', a manifest CSV "
+                             "or a folder (what `genmed train --data` takes); its training split "
+                             "only, split by patient."),
+    size: int = typer.Option(None, help="Input side in pixels, 16-512 (v2; default 64)."),
+    steps: int = typer.Option(None, help="Optimiser steps (v2; default 1000)."),
+    epochs: int = typer.Option(None, help="Epochs (v1 default 15; v2: instead of --steps)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Batch size (v2; default 64)."),
+    objective: str = typer.Option(None, help="v2: auto (labels: class loss + contrastive; "
+                                  "none: contrastive), contrastive, supervised or both."),
+    seed: int = typer.Option(0, min=0, help="Seed of the data (split) and the training."),
+    n_patients: int = typer.Option(None, help="Phantom patients (8 slices each; v1 default 300)."),
+    device: str = typer.Option(None, help="v2: auto, cpu or cuda."),
+    precision: str = typer.Option(None, help="v2: fp32 (default), auto, bf16 or fp16."),
 ) -> None:
-    """Train the phantom CNN feature extractor (the shipped one is seed 0, defaults)."""
+    """Train a domain feature extractor for `genmed eval images --extractor FILE`.
+
+    With no option but --out/--seed/--n-patients/--epochs: the v1 phantom CNN (the shipped one
+    is seed 0, defaults). With --data other than phantom, or any of --size, --steps,
+    --batch-size, --objective, --device, --precision: v2, trained by the engine at --size on
+    the data's training split (supervised where it has labels, SimCLR-contrastive otherwise)."""
     import torch
 
     from genmed.errors import UserError
-    from genmed.metrics.extractor_train import ExtractorConfig, train_phantom_extractor
 
     if out.suffix != ".safetensors":
         raise UserError(f"{out}: the extractor file must end in .safetensors")
+    v2 = data != "phantom" or any(v is not None for v in (size, steps, batch_size, objective,
+                                                          device, precision))
+    if not v2:
+        from genmed.metrics.extractor_train import ExtractorConfig, train_phantom_extractor
+
+        check_output_file(out)
+        torch.set_num_threads(1)  # the shipped weights were trained with one thread
+        cfg = ExtractorConfig(n_patients=n_patients or 300, epochs=epochs or 15, seed=seed)
+        typer.echo(json.dumps(train_phantom_extractor(str(out), cfg), indent=2))
+        return
+    from genmed.metrics.extractor_engine import DomainTrainConfig, train_domain_extractor
+
+    if data != "phantom" and not Path(data).exists():
+        raise UserError(f"{data}: no such file or folder (--data takes 'phantom', a manifest CSV "
+                        "or a folder)")
+    options = dict(size=size, steps=steps, epochs=epochs, batch_size=batch_size,
+                   objective=objective, device=device, precision=precision, n_patients=n_patients)
+    cfg = DomainTrainConfig(source=data, seed=seed, **{k: v for k, v in options.items() if v is not None})
     check_output_file(out)
-    torch.set_num_threads(1)  # the shipped weights were trained with one thread
-    summary = train_phantom_extractor(str(out), ExtractorConfig(n_patients=n_patients, epochs=epochs, seed=seed))
+    summary = train_domain_extractor(out, cfg)
     typer.echo(json.dumps(summary, indent=2))
+    typer.echo(f"extractor {summary['name']} ({summary['weights_hash'][:12]}) trained on "
+               f"{summary['modality']} ({summary['units']}) at {summary['size']} px: "
+               f"genmed eval images REAL FAKE --extractor {out}")
 
 
 @app.command("images")
@@ -49,8 +83,9 @@ def images_cmd(
     real_split: str = typer.Option("test", "--real-split", help="Training data as REAL: the split "
                                    "to compare against (train, val, test or all), split by patient "
                                    "as `genmed train` splits it."),
-    extractor: str = typer.Option("phantom-cnn", help="'phantom-cnn', a .safetensors phantom CNN, "
-                                  "or a TorchScript file."),
+    extractor: str = typer.Option("phantom-cnn", help="'phantom-cnn', a .safetensors file from "
+                                  "`genmed eval train-extractor` (e.g. --data on your scans), or a "
+                                  "TorchScript file."),
     n_boot: int = typer.Option(50, help="Bootstrap resamples."),
     k: int = typer.Option(5, "--k", help="Neighbours for precision/recall/density/coverage (each "
                           "set needs more than k images)."),

@@ -65,7 +65,7 @@ def evaluate_images(
     fid_e = fid_ci(fr, ff, n_boot=cfg.n_boot, level=cfg.level, seed=cfg.seed)
     kid_e = kid_ci(fr, ff, subset_size=cfg.kid_subset, n_subsets=cfg.kid_subsets, level=cfg.level, seed=cfg.seed)
     pr = prdc_ci(fr, ff, cfg.k, n_boot=4 * cfg.n_boot, level=cfg.level, seed=cfg.seed)
-    domain, warnings = domain_check(ext.name, ext.name == PHANTOM_EXTRACTOR, data)
+    domain, warnings = domain_check(ext.name, ext.name == PHANTOM_EXTRACTOR, data, ext.meta)
     degenerate, more = degenerate_check(real, fake, fr, ff, cfg.k)
     warnings += more
     out: dict = {

@@ -23,62 +23,14 @@ import torch
 from torch import Tensor, nn
 
 from genmed.errors import UserError
+from genmed.models.encoder import INPUT_SIZE, PhantomCNN, prepare  # noqa: F401 (re-exported)
 
 PHANTOM_EXTRACTOR = "genmed-phantom-cnn-v1"
+DOMAIN_EXTRACTOR = "genmed-domain-cnn-v2"  # engine-trained on a data source (extractor_engine.py)
+# safetensors metadata copied into `FeatureExtractor.meta` (and so into every metric output)
+RECORDED_META = ("seed", "trained_on", "heldout_balanced_accuracy", "source", "modality", "units",
+                 "size", "objective", "phantom", "steps", "labelled")
 ASSET_PATH = Path(__file__).resolve().parents[1] / "assets" / "phantom_cnn_v1.safetensors"
-INPUT_SIZE = 64  # pixels: every image is resized to 64 x 64 before the CNN
-
-
-class PhantomCNN(nn.Module):
-    """Four conv blocks (3x3 conv, GroupNorm, SiLU, 2x avg-pool), widths w, 2w, 4w, 8w.
-
-    Features: global average pools of blocks 2-4 concatenated (14w = 224 dims for w = 16), so
-    both fine texture (noise, blur) and coarse anatomy register. Heads (training only): lesion
-    class logits (healthy/benign/malignant) and auxiliary regressions (tissue shares, noise).
-    """
-
-    def __init__(self, width: int = 16, n_classes: int = 3, n_aux: int = 0) -> None:
-        super().__init__()
-        chans = [1, width, 2 * width, 4 * width, 8 * width]
-        self.blocks = nn.ModuleList(
-            nn.Sequential(
-                nn.Conv2d(chans[i], chans[i + 1], 3, padding=1),
-                nn.GroupNorm(min(8, chans[i + 1]), chans[i + 1]),
-                nn.SiLU(),
-                nn.AvgPool2d(2),
-            )
-            for i in range(4)
-        )
-        self.feature_dim = sum(chans[2:])
-        self.class_head = nn.Linear(self.feature_dim, n_classes)
-        self.aux_head = nn.Linear(self.feature_dim, max(n_aux, 1))
-
-    def features(self, x: Tensor) -> Tensor:
-        """(B, 1, H, W) in [-1, 1] -> (B, feature_dim); resized to INPUT_SIZE first."""
-        x = prepare(x)
-        pooled = []
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            if i >= 1:
-                pooled.append(x.mean(dim=(2, 3)))
-        return torch.cat(pooled, dim=1)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        f = self.features(x)
-        return f, self.class_head(f), self.aux_head(f)
-
-
-def prepare(x: Tensor) -> Tensor:
-    """(B, C, H, W) -> (B, 1, 64, 64): channel mean, bilinear (antialiased) resize."""
-    if x.ndim != 4:
-        raise UserError(f"images: expected (B, C, H, W), got {tuple(x.shape)}")
-    if x.shape[1] != 1:
-        x = x.mean(dim=1, keepdim=True)
-    if x.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
-        x = nn.functional.interpolate(
-            x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True, align_corners=False
-        )
-    return x
 
 
 def state_hash(state: dict[str, Tensor]) -> str:
@@ -160,23 +112,24 @@ def load_phantom_cnn(path: str | Path = ASSET_PATH) -> FeatureExtractor:
             meta = dict(fh.metadata() or {})
     except (SafetensorError, OSError, ValueError) as exc:
         raise UserError(f"{path}: not a safetensors file ({exc})") from None
-    width = int(meta.get("width", 16))
-    n_aux = int(meta.get("n_aux", 1))
-    model = PhantomCNN(width=width, n_aux=n_aux)
+    names = tuple(n for n in meta.get("class_names", "healthy,benign,malignant").split(",") if n)
     try:
+        model = PhantomCNN(width=int(meta.get("width", 16)), n_classes=len(names) or 1,
+                           n_aux=int(meta.get("n_aux", 1)),
+                           input_size=int(meta.get("input_size", INPUT_SIZE)),
+                           depth=int(meta["depth"]) if meta.get("depth") else None)
         model.load_state_dict(state)
-    except RuntimeError:
+    except (RuntimeError, ValueError, UserError):
         raise UserError(f"{path}: weights do not match the PhantomCNN architecture") from None
     model.eval()
-    names = tuple(meta.get("class_names", "healthy,benign,malignant").split(","))
     return FeatureExtractor(
         name=meta.get("name", PHANTOM_EXTRACTOR),
         weights_hash=state_hash(state),
         fn=model.features,
-        classify=lambda x: model.class_head(model.features(x)),
+        classify=(lambda x: model.class_head(model.features(x))) if names else None,
         class_names=names,
-        meta={"feature_dim": model.feature_dim, "input_size": INPUT_SIZE, "file": path.name,
-              **{k: v for k, v in meta.items() if k in ("seed", "trained_on", "heldout_balanced_accuracy")}},
+        meta={"feature_dim": model.feature_dim, "input_size": model.input_size, "file": path.name,
+              **{k: v for k, v in meta.items() if k in RECORDED_META}},
     )
 
 

@@ -8,7 +8,8 @@
 Generative families: diffusion (also mask/source-image conditioned), GAN, VAE, latent diffusion
 ("ldm": a diffusion model in the latent space of a trained "autoencoder"), consistency models
 ("consistency": a 1-4 step student distilled from a trained diffusion or ldm model). Supervised
-networks trained by the same engine: segmenter, classifier, regressor.
+networks trained by the same engine: segmenter, classifier, regressor, and the domain feature
+extractor of the image metrics ("extractor", supervised and/or SimCLR contrastive).
 """
 
 from genmed.models.autoencoder import AutoencoderConfig, AutoencoderModel
@@ -17,6 +18,7 @@ from genmed.models.classifier import Classifier, ClassifierConfig, balanced_weig
 from genmed.models.consistency import (ConsistencyConfig, ConsistencyModel,
                                        consistency_from_teacher)
 from genmed.models.diffusion import DiffusionConfig, DiffusionModel
+from genmed.models.extractor import DomainExtractor, DomainExtractorConfig
 from genmed.models.gan import GANConfig, GANModel
 from genmed.models.latent import (LatentCache, LatentDiffusionModel, LDMConfig, latent_diffusion,
                                   latent_scale)
@@ -53,6 +55,8 @@ __all__ = [
     "ConsistencyModel",
     "DiffusionConfig",
     "DiffusionModel",
+    "DomainExtractor",
+    "DomainExtractorConfig",
     "GANConfig",
     "GANModel",
     "GenerativeModel",

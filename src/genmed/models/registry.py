@@ -25,6 +25,7 @@ from genmed.models.base import GenerativeModel, ModelConfig
 from genmed.models.classifier import Classifier, ClassifierConfig
 from genmed.models.consistency import ConsistencyConfig, ConsistencyModel
 from genmed.models.diffusion import DiffusionConfig, DiffusionModel
+from genmed.models.extractor import DomainExtractor, DomainExtractorConfig
 from genmed.models.gan import GANConfig, GANModel
 from genmed.models.latent import LatentDiffusionModel, LDMConfig
 from genmed.models.samplers import SAMPLERS
@@ -145,6 +146,11 @@ REGISTRY: dict[str, ModelSpec] = {
         ClassifierConfig, Classifier, Capabilities(generative=False),
         {"default": Recipe(lr=3e-3, weight_decay=1e-4, ema_decay=0.0, warmup=0, grad_clip=0.0),
          "short": Recipe(lr=2e-3, ema_decay=0.0, **_SHORT)}),
+    # domain feature extractor for FID/PRDC (genmed eval train-extractor --data ...)
+    "extractor": ModelSpec(
+        DomainExtractorConfig, DomainExtractor, Capabilities(generative=False, data_kinds=("image",)),
+        {"default": Recipe(lr=2e-3, weight_decay=1e-4, ema_decay=0.0, warmup=100, warmup_fraction=0.1),
+         "short": Recipe(lr=2e-3, weight_decay=1e-4, ema_decay=0.0, **_SHORT)}),
     "regressor": ModelSpec(
         RegressorConfig, Regressor, Capabilities(generative=False),
         {"default": Recipe(lr=2e-3, ema_decay=0.0, **_SHORT),
