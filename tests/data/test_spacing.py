@@ -138,6 +138,14 @@ def test_train_and_sample_at_the_target_spacing(spheres, tmp_path, capsys):
     assert code == 0, err
     assert load(tmp_path / "s" / "sample_0000.nii.gz").spacing == pytest.approx((10.0, 10.0))
     assert json.loads((tmp_path / "s" / "samples.json").read_text())["resampled_to_mm"] == [10.0, 10.0]
+    # eval images loads the real set as the run was trained: at the samples' recorded spacing
+    from genmed.metrics.imagesets import data_source_sets, sample_spacing
+
+    assert sample_spacing(tmp_path / "s") == (10.0, 10.0)
+    real, *_ = data_source_sets(spheres, 16, "all", 0, spacing_mm=sample_spacing(tmp_path / "s"))
+    expected = load_training_data(spheres, size=16, split="all", spacing_mm=10.0).images.numpy()
+    resized, *_ = data_source_sets(spheres, 16, "all", 0)
+    assert np.array_equal(real, expected) and not np.array_equal(real, resized)
 
 
 @pytest.mark.parametrize(("value", "needle"), [

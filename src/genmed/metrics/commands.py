@@ -99,7 +99,8 @@ def images_cmd(
     from genmed.fileio import write_json
     from genmed.metrics.evaluate import EvalConfig, evaluate_images
     from genmed.metrics.imagesets import (data_source_sets, is_data_source, phantom_image_set,
-                                          read_image_set, resize_to, sample_map)
+                                          read_image_set, resize_to, sample_map,
+                                          sample_spacing)
     from genmed.versions import versions
 
     check_output_dir(out, files=("metrics.json", "report.html", "real_vs_generated.png"))
@@ -116,7 +117,9 @@ def images_cmd(
             train_x, _ = phantom_image_set("train", size=size[0], seed=seed)
         data = {"source": "phantom", "modality": "CT", "phantom": True}
     elif is_data_source(real):
-        real_x, own_train, labels, summary = data_source_sets(real, size[0], real_split, seed)
+        spacing = sample_spacing(fake) if fake.is_dir() else None  # as the run was trained
+        real_x, own_train, labels, summary = data_source_sets(real, size[0], real_split, seed,
+                                                              spacing_mm=spacing)
         train_x = train_x if train_x is not None else own_train
         data = {"source": real, "modality": summary.get("modality"), "phantom": False,
                 "split": real_split}

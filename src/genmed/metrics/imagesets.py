@@ -104,6 +104,19 @@ def intensity_map(array, modality: str, units: str):
     return imap(array, modality, units)
 
 
+def sample_spacing(folder: Path) -> tuple[float, ...] | None:
+    """The spacing (mm) a run's data was resampled to, as FOLDER/samples.json repeats it
+    (`genmed train --spacing`), or None."""
+    import json
+
+    try:
+        meta = json.loads((folder / "samples.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = meta.get("resampled_to_mm") if isinstance(meta, dict) else None
+    return tuple(float(v) for v in value) if isinstance(value, list) and value else None
+
+
 def sample_map(folder: Path):
     """The `IntensityMap` recorded in FOLDER/samples.json by `genmed sample`, or None."""
     import json
@@ -179,18 +192,20 @@ def is_data_source(path: str | Path) -> bool:
     return False
 
 
-def data_source_sets(source: str | Path, size: int, split: str, seed: int):
+def data_source_sets(source: str | Path, size: int, split: str, seed: int,
+                     spacing_mm: tuple[float, ...] | None = None):
     """(real images (N, 1, size, size), train images or None, labels or None, summary) of a
-    data source, loaded as `genmed train` loads it (2D slices, same patient split and seed):
-    `split` of it as the real set and, unless the real set is the training split or 'all', its
-    training split for the memorisation audit."""
+    data source, loaded as `genmed train` loads it (2D slices, same patient split and seed,
+    resampled to `spacing_mm` when the run was): `split` of it as the real set and, unless the
+    real set is the training split or 'all', its training split for the memorisation audit."""
     from genmed.data import load_training_data
 
-    real = load_training_data(source, size=size, spatial_dims=2, split=split, seed=seed)
+    kw = dict(size=size, spatial_dims=2, seed=seed, spacing_mm=spacing_mm)
+    real = load_training_data(source, split=split, **kw)
     train = None
     if split not in ("train", "all"):
         try:
-            train = load_training_data(source, size=size, spatial_dims=2, split="train", seed=seed)
+            train = load_training_data(source, split="train", **kw)
         except UserError:
             train = None
     labels = real.labels.numpy() if real.labelled and real.class_names else None
