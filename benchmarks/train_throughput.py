@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from genmed.fileio import write_json

@@ -4,26 +4,12 @@ CT and MR DICOM (pydicom's and nibabel's own test files) -> scan -> train -> sam
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from nibabel.testing import data_path as NIB_DATA
-from pydicom.data import get_testdata_file
 
-from genmed.cli import main
 from genmed.data.io import load
-
-
-def cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def strict_json(path: Path):
@@ -33,39 +19,21 @@ def strict_json(path: Path):
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
-@pytest.fixture
-def scans(tmp_path: Path) -> Path:
-    """The docs' folder: four patients' CT and MR DICOM, one series with two orientations."""
-    ct_small = Path(get_testdata_file("CT_small.dcm"))
-    dd = ct_small.parent / "dicomdirtests"
-    root = tmp_path / "scans"
-    shutil.copytree(dd / "77654033" / "CT2", root / "patient_a" / "ct")
-    shutil.copytree(dd / "98892001", root / "patient_b")
-    shutil.copytree(dd / "98892003" / "MR1", root / "patient_b" / "mr")
-    (root / "patient_c").mkdir()
-    shutil.copy(ct_small, root / "patient_c" / "ct.dcm")
-    shutil.copy(get_testdata_file("MR_small.dcm"), root / "patient_c" / "mr.dcm")
-    (root / "patient_d").mkdir()
-    for name in ("0.dcm", "1.dcm"):
-        shutil.copy(Path(NIB_DATA) / name, root / "patient_d" / name)
-    return root
-
-
 @pytest.mark.parametrize("modality,units", [("CT", "HU"), ("MR", "a.u.")])
-def test_scan_train_sample_eval(scans, tmp_path, capsys, modality, units):
+def test_scan_train_sample_eval(scans, tmp_path, cli, modality, units):
     manifest = tmp_path / f"{modality.lower()}.csv"
     run, samples, ev = tmp_path / "run", tmp_path / "samples", tmp_path / "eval"
-    code, out, err = cli(["data", "scan", str(scans), "--out", str(manifest), "--modality", modality], capsys)
+    code, out, err = cli(["data", "scan", str(scans), "--out", str(manifest), "--modality", modality])
     assert code == 0, err
     assert "3 patient(s)" in out and "skipped 1: the slices have 2 different orientations" in out
     code, out, err = cli(["train", "--family", "vae", "--data", str(manifest), "--size", "16",
-                          "--steps", "3", "--batch-size", "2", "--out", str(run)], capsys)
+                          "--steps", "3", "--batch-size", "2", "--out", str(run)])
     assert code == 0, err
     assert out.startswith(f"data: {manifest}: {modality} ({units}), slices at")
     assert "held out: val: 1 patient(s), test: 1 patient(s) held out by patient" in out
     record = strict_json(run / "data.json")
     assert record["units"] == units and record["summary"]["splits"]["train"]["patients"] == 1
-    code, out, err = cli(["sample", str(run), "-n", "8", "--out", str(samples)], capsys)
+    code, out, err = cli(["sample", str(run), "-n", "8", "--out", str(samples)])
     assert code == 0, err
     img = load(samples / "sample_0003.nii.gz")
     assert (img.modality, img.units) == (modality, units)
@@ -74,7 +42,7 @@ def test_scan_train_sample_eval(scans, tmp_path, capsys, modality, units):
     assert imap["low"] - 1e-3 <= img.array.min() and img.array.max() <= imap["high"] + 1e-3
     split = "test" if modality == "CT" else "all"  # MR's test patient has a single slice
     code, out, err = cli(["eval", "images", str(manifest), str(samples), "--out", str(ev),
-                          "--n-boot", "4", "--k", "2", "--real-split", split], capsys)
+                          "--n-boot", "4", "--k", "2", "--real-split", split])
     assert code == 0, err
     assert "<- real set" in out and out.splitlines()[-3].startswith("FID ")
     page = (ev / "report.html").read_text()

@@ -13,21 +13,12 @@ from nibabel.testing import data_path as NIB_DATA
 from PIL import Image as PILImage
 from pydicom.data import get_testdata_file
 
-from genmed.cli import main
 from genmed.data import load_training_data
 from genmed.data.scan import scan_folder, write_manifest
 
 from .test_dicom import _enhanced_from_classic
 
 DICOMDIR_TESTS = Path(get_testdata_file("CT_small.dcm")).parent / "dicomdirtests"
-
-
-def cli(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture
@@ -70,10 +61,10 @@ def test_scan_finds_every_volume_and_says_what_it_skipped(scans):
     assert any(p.startswith("98892001/CT2N") and "2 different orientations" in r for p, r in res.skipped)
 
 
-def test_unlabelled_ct_manifest_trains_unconditionally_only(scans, tmp_path, capsys):
+def test_unlabelled_ct_manifest_trains_unconditionally_only(scans, tmp_path, cli):
     out = tmp_path / "ct.csv"
-    assert cli(["data", "scan", str(scans), "--out", str(out), "--modality", "CT"]) == 0
-    text = capsys.readouterr().out
+    code, text, err = cli(["data", "scan", str(scans), "--out", str(out), "--modality", "CT"])
+    assert code == 0, err
     assert "3 volume(s) of 2 patient(s)" in text and "unlabelled" in text and "skipped 1:" in text
     df = pd.read_csv(out)
     assert "label" not in df.columns and set(df.modality) == {"CT"} and len(df) == 3
@@ -81,9 +72,9 @@ def test_unlabelled_ct_manifest_trains_unconditionally_only(scans, tmp_path, cap
     assert len(ds) == 4 + 5 + 5 and not ds.labelled and set(ds.labels.tolist()) == {-1}
     assert sorted(set(ds.patient_ids)) == ["77654033", "98890234"]
     assert ds.info["modality"] == "CT" and ds.info["units"] == "HU" and ds.info["n_volumes"] == 3
-    code = cli(["train", "--family", "diffusion", "--data", str(out), "--cond", "label", "--size", "8",
-                "--steps", "1", "--batch-size", "2", "--out", str(tmp_path / "run")])
-    err = capsys.readouterr().err.strip()
+    code, _, err = cli(["train", "--family", "diffusion", "--data", str(out), "--cond", "label",
+                        "--size", "8", "--steps", "1", "--batch-size", "2", "--out", str(tmp_path / "run")])
+    err = err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "--cond label needs class labels" in err
     assert not (tmp_path / "run" / "checkpoints").exists()
 

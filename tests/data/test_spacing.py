@@ -109,32 +109,20 @@ def test_phantom_and_too_fine_targets_are_refused(spheres):
         load_training_data(spheres, size=16, spatial_dims=3, split="all", spacing_mm=0.01)
 
 
-def cli(argv: list[str], capsys) -> tuple[int, str]:
-    """Run `genmed ARGV` in this process: (exit status, stderr)."""
-    from genmed.cli import main
-
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
-
-
-def test_train_and_sample_at_the_target_spacing(spheres, tmp_path, capsys):
+def test_train_and_sample_at_the_target_spacing(spheres, tmp_path, cli):
     import json
 
     from genmed.data.io import load
 
     run = tmp_path / "run"
-    code, err = cli(["train", "--family", "vae", "--data", str(spheres), "--size", "16",
-                     "--spacing", "10", "--steps", "2", "--batch-size", "2", "--out", str(run)], capsys)
+    code, _, err = cli(["train", "--family", "vae", "--data", str(spheres), "--size", "16",
+                     "--spacing", "10", "--steps", "2", "--batch-size", "2", "--out", str(run)])
     assert code == 0, err
     record = json.loads((run / "data.json").read_text())
     assert record["resampled_to_mm"] == [10.0, 10.0] and record["spacing_mm"] == [10.0, 10.0]
     assert record["summary"]["resampled_to_mm"] == [10.0, 10.0]
     assert "spacing_mm:\n- 10.0" in (run / "config.yaml").read_text()
-    code, err = cli(["sample", str(run), "-n", "1", "--out", str(tmp_path / "s")], capsys)
+    code, _, err = cli(["sample", str(run), "-n", "1", "--out", str(tmp_path / "s")])
     assert code == 0, err
     assert load(tmp_path / "s" / "sample_0000.nii.gz").spacing == pytest.approx((10.0, 10.0))
     assert json.loads((tmp_path / "s" / "samples.json").read_text())["resampled_to_mm"] == [10.0, 10.0]
@@ -152,13 +140,12 @@ def test_train_and_sample_at_the_target_spacing(spheres, tmp_path, capsys):
     ("0", "spacing_mm=0.0 must be in (0, 1000]"), ("-2", "must be in"), ("nan", "spacing_mm=nan"),
     ("1,2,3", "give one number or 2 (y,x)"), ("1.5mm", "--spacing '1.5mm'"), ("", "--spacing ''"),
 ])
-def test_bad_spacing_exits_2(spheres, tmp_path, capsys, value, needle):
-    code, err = cli(["train", "--data", str(spheres), "--spacing", value, "--out", str(tmp_path / "r")],
-                    capsys)
+def test_bad_spacing_exits_2(spheres, tmp_path, cli, value, needle):
+    code, _, err = cli(["train", "--data", str(spheres), "--spacing", value, "--out", str(tmp_path / "r")])
     assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
     assert not (tmp_path / "r").exists()
 
 
-def test_phantom_refuses_spacing(tmp_path, capsys):
-    code, err = cli(["train", "--spacing", "1.5", "--out", str(tmp_path / "r")], capsys)
+def test_phantom_refuses_spacing(tmp_path, cli):
+    code, _, err = cli(["train", "--spacing", "1.5", "--out", str(tmp_path / "r")])
     assert code == 2 and "phantom is rendered at its own spacing" in err

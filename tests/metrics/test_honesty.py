@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from nibabel.testing import data_path as NIB_DATA
 
-from genmed.cli import main
 from genmed.fileio import write_json
 from genmed.metrics import fid_ci, kid_ci
 from genmed.metrics.evaluate import EvalConfig, evaluate_images
@@ -22,14 +21,6 @@ def strict(text: str):
         raise ValueError(f"non-standard JSON constant {name}")
 
     return json.loads(text, parse_constant=refuse)
-
-
-def cli(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_fid_self_comparison_point_inside_its_interval():
@@ -72,22 +63,22 @@ def test_json_is_strict():
     assert strict(path.read_text()) == {"a": None, "b": [None, 1.5], "c": [None, 2.0]}
 
 
-def test_eval_on_mr_folder_warns_once_and_flags_black_samples(tmp_path, capsys):
+def test_eval_on_mr_folder_warns_once_and_flags_black_samples(tmp_path, cli):
     real = tmp_path / "mr"
     real.mkdir()
     shutil.copy(Path(NIB_DATA) / "anatomical.nii", real / "sub-01.nii")  # 25 axial MR slices
     fake = tmp_path / "black.npy"
     np.save(fake, -np.ones((8, 1, 16, 16), np.float32))
     out = tmp_path / "ev"
-    assert cli(["eval", "images", str(real), str(fake), "--out", str(out), "--n-boot", "4"]) == 2
-    assert "split 'test' is empty" in capsys.readouterr().err  # one patient: nothing held out
-    assert cli(["eval", "images", str(real), str(fake), "--out", str(out), "--n-boot", "4",
-                "--real-split", "all"]) == 0
-    captured = capsys.readouterr()
-    warnings = [ln for ln in captured.err.splitlines() if ln.startswith("genmed: warning:")]
+    code, _, err = cli(["eval", "images", str(real), str(fake), "--out", str(out), "--n-boot", "4"])
+    assert code == 2 and "split 'test' is empty" in err  # one patient: nothing held out
+    code, out_text, err = cli(["eval", "images", str(real), str(fake), "--out", str(out), "--n-boot",
+                               "4", "--real-split", "all"])
+    assert code == 0, err
+    warnings = [ln for ln in err.splitlines() if ln.startswith("genmed: warning:")]
     assert len(warnings) == 2 and "the data is unknown, not CT" in warnings[0]
     assert "degenerate fake set" in warnings[1]
-    assert "the real set includes training patients" in captured.out
+    assert "the real set includes training patients" in out_text
     result = strict((out / "metrics.json").read_text())
     assert result["domain"]["matches"] is False and result["domain"]["data_modality"] == "unknown"
     assert result["quality"]["precision"]["reliable"] is False

@@ -5,48 +5,21 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from nibabel.testing import data_path as NIB_DATA
-from pydicom.data import get_testdata_file
 
-from genmed.cli import main
-
-
-def cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture
-def manifests(tmp_path: Path, capsys) -> dict[str, Path]:
-    """CT and MR manifests of four DICOM 'patients' (pydicom's and nibabel's test files, as in
-    tests/test_own_data.py), written by `genmed data scan`."""
-    ct_small = Path(get_testdata_file("CT_small.dcm"))
-    dd = ct_small.parent / "dicomdirtests"
-    root = tmp_path / "scans"
-    shutil.copytree(dd / "77654033" / "CT2", root / "patient_a" / "ct")
-    shutil.copytree(dd / "98892001", root / "patient_b")
-    shutil.copytree(dd / "98892003" / "MR1", root / "patient_b" / "mr")
-    (root / "patient_c").mkdir()
-    shutil.copy(ct_small, root / "patient_c" / "ct.dcm")
-    shutil.copy(get_testdata_file("MR_small.dcm"), root / "patient_c" / "mr.dcm")
-    (root / "patient_d").mkdir()
-    for name in ("0.dcm", "1.dcm"):
-        shutil.copy(Path(NIB_DATA) / name, root / "patient_d" / name)
+def manifests(scans: Path, tmp_path: Path, cli) -> dict[str, Path]:
+    """CT and MR manifests of the docs' folder (the `scans` fixture), by `genmed data scan`."""
     found = {}
     for modality in ("CT", "MR"):
         found[modality] = tmp_path / f"{modality.lower()}.csv"
-        code, _, err = cli(["data", "scan", str(root), "--out", str(found[modality]),
-                            "--modality", modality], capsys)
+        code, _, err = cli(["data", "scan", str(scans), "--out", str(found[modality]),
+                            "--modality", modality])
         assert code == 0, err
     return found
 
@@ -61,10 +34,10 @@ def fake_set(manifest: Path, path: Path) -> Path:
     return path
 
 
-def test_train_extractor_on_own_scans_then_evaluate(manifests, tmp_path, capsys):
+def test_train_extractor_on_own_scans_then_evaluate(manifests, tmp_path, cli):
     ext = tmp_path / "ct_extractor.safetensors"
     code, out, err = cli(["eval", "train-extractor", "--data", str(manifests["CT"]), "--size", "16",
-                          "--steps", "3", "--batch-size", "4", "--out", str(ext)], capsys)
+                          "--steps", "3", "--batch-size", "4", "--out", str(ext)])
     assert code == 0, err
     summary = json.loads(out[: out.rindex("}") + 1])
     assert summary["objective"] == "contrastive" and summary["modality"] == "CT"  # unlabelled
@@ -73,7 +46,7 @@ def test_train_extractor_on_own_scans_then_evaluate(manifests, tmp_path, capsys)
     ev = tmp_path / "eval"
     code, out, err = cli(["eval", "images", str(manifests["CT"]), str(fake_set(manifests["CT"], tmp_path / "f.npy")),
                           "--out", str(ev), "--extractor", str(ext), "--n-boot", "4", "--k", "2",
-                          "--real-split", "all"], capsys)
+                          "--real-split", "all"])
     assert code == 0, err
     assert "genmed: warning: extractor" not in err
     m = json.loads((ev / "metrics.json").read_text())
@@ -86,19 +59,19 @@ def test_train_extractor_on_own_scans_then_evaluate(manifests, tmp_path, capsys)
     ev_mr = tmp_path / "eval_mr"
     code, out, err = cli(["eval", "images", str(manifests["MR"]), str(fake_set(manifests["MR"], tmp_path / "g.npy")),
                           "--out", str(ev_mr), "--extractor", str(ext), "--n-boot", "4", "--k", "2",
-                          "--real-split", "all"], capsys)
+                          "--real-split", "all"])
     assert code == 0, err
     warnings = [ln for ln in err.splitlines() if ln.startswith("genmed: warning: extractor")]
     assert len(warnings) == 1 and "the data is MR, not CT" in warnings[0]
     assert json.loads((ev_mr / "metrics.json").read_text())["domain"]["matches"] is False
 
 
-def test_same_seed_same_weights_hash(tmp_path, capsys):
+def test_same_seed_same_weights_hash(tmp_path, cli):
     hashes = []
     for name in ("a", "b"):
         code, out, err = cli(["eval", "train-extractor", "--data", "phantom", "--n-patients", "8",
                               "--size", "16", "--steps", "2", "--batch-size", "8", "--device", "cpu",
-                              "--out", str(tmp_path / f"{name}.safetensors")], capsys)
+                              "--out", str(tmp_path / f"{name}.safetensors")])
         assert code == 0, err
         summary = json.loads(out[: out.rindex("}") + 1])
         hashes.append(summary["weights_hash"])
@@ -114,7 +87,7 @@ def test_same_seed_same_weights_hash(tmp_path, capsys):
     (["--size", "16", "--steps", "2", "--epochs", "1"], "--steps or --epochs"),
     (["--objective", "supervised", "--data", "{t}/imgs", "--size", "16"], "needs labels"),
 ])
-def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, match):
+def test_bad_input_exits_2_with_one_line(tmp_path, cli, args, match):
     imgs = tmp_path / "imgs"
     imgs.mkdir()
     from genmed.fileio import write_png
@@ -124,7 +97,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, match):
     argv = [a.replace("{t}", str(tmp_path)) for a in args]
     if "--out" not in argv:
         argv += ["--out", str(tmp_path / "e.safetensors")]
-    code, _, err = cli(["eval", "train-extractor", *argv], capsys)
+    code, _, err = cli(["eval", "train-extractor", *argv])
     err = err.strip()
     assert code == 2 and err.startswith("genmed: error:") and "\n" not in err, err
     assert re.search(match, err), err

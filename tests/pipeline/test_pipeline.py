@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genmed.cli import main
 from genmed.data.phantom import PhantomConfig
 from genmed.pipeline.cases import phantom_cases
 from genmed.pipeline.classifier import ClsConfig
@@ -21,16 +20,6 @@ TINY = PipelineConfig(size=48, n_patients=20, slices_per_patient=6, fractions=(0
                       epochs=3), cls=ClsConfig(epochs=3, init_features=8, blocks=(1, 1)))
 
 
-def cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([*map(str, args)])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pipe") / "run"
@@ -38,7 +27,7 @@ def run(tmp_path_factory):
     return folder
 
 
-def test_train_writes_workbench_files(run, capsys):
+def test_train_writes_workbench_files(run, cli):
     preds = pd.read_csv(run / "dev" / "preds.csv", keep_default_na=False)
     assert list(preds.columns[:6]) == ["id", "y_true", "y_pred", "score", "patient_id", "image"]
     assert preds["id"].is_unique and set(preds["y_pred"]) <= {"healthy", "benign", "malignant"}
@@ -52,12 +41,12 @@ def test_train_writes_workbench_files(run, capsys):
     assert 0.0 <= metrics["test"]["kidney_dice"]["value"] <= 1.0
     lo, hi = metrics["test"]["balanced_accuracy"]["ci95"]
     assert lo <= metrics["test"]["balanced_accuracy"]["value"] <= hi
-    code, out, _ = cli(capsys, "errors", "by-parts", "--predictions", run / "dev" / "parts.csv")
+    code, out, _ = cli(["errors", "by-parts", "--predictions", run / "dev" / "parts.csv"])
     assert code == 0 and json.loads(out)["components"][0]["name"] == "segmentation"
 
 
-def test_analyse_outputs_and_workbench_summary(run, capsys):
-    code, out, err = cli(capsys, "pipeline", "analyse", run)
+def test_analyse_outputs_and_workbench_summary(run, cli):
+    code, out, err = cli(["pipeline", "analyse", run])
     assert code == 0, err
     folder = run / "analysis"
     html = (folder / "index.html").read_text()
@@ -72,11 +61,11 @@ def test_analyse_outputs_and_workbench_summary(run, capsys):
     assert (preds.loc[tags["id"], "y_true"] != preds.loc[tags["id"], "y_pred"]).all()
     mal = tags.loc[tags["tag"] == "malignant", "id"]
     assert (preds.loc[mal, "y_true"] == "malignant").all()
-    code, out, err = cli(capsys, "errors", "summary", "--predictions", run / "dev" / "preds.csv",
-                         "--tags", folder / "tags_auto.csv", "--format", "json")
+    code, out, err = cli(["errors", "summary", "--predictions", run / "dev" / "preds.csv",
+                         "--tags", folder / "tags_auto.csv", "--format", "json"])
     assert code == 0, err
     assert json.loads(out)["n_reviewed"] == tags["id"].nunique()
-    code, _, err = cli(capsys, "errors", "by-parts", "--predictions", folder / "parts_eyeball.csv")
+    code, _, err = cli(["errors", "by-parts", "--predictions", folder / "parts_eyeball.csv"])
     assert code == 0, err
 
 
@@ -89,9 +78,9 @@ def test_perfect_segmentation_gives_identical_parts_columns(run):
     assert (preds["kidney_dice"] == 1.0).all()
 
 
-def test_predict_cli_and_reload(run, capsys, tmp_path):
+def test_predict_cli_and_reload(run, cli, tmp_path):
     out = tmp_path / "p" / "preds.csv"
-    code, _, err = cli(capsys, "pipeline", "predict", run, "--split", "test", "--out", out)
+    code, _, err = cli(["pipeline", "predict", run, "--split", "test", "--out", out])
     assert code == 0, err
     again = pd.read_csv(out, keep_default_na=False)
     first = pd.read_csv(run / "test" / "preds.csv", keep_default_na=False)

@@ -9,14 +9,6 @@ from genmed.cli import main
 from .toys import Blobs, ToyDenoiser, toy_config
 
 
-def _fails(capsys, argv: list[str], needle: str) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    err = capsys.readouterr().err.strip()
-    assert exc.value.code == 2
-    assert len(err.splitlines()) == 1 and needle in err, err
-
-
 def test_help_lists_train_and_sample(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
@@ -24,60 +16,60 @@ def test_help_lists_train_and_sample(capsys):
     assert "train" in out and "sample" in out
 
 
-def test_unknown_family_writes_nothing(capsys, tmp_path):
-    _fails(capsys, ["train", "--family", "flow", "--out", str(tmp_path / "run")],
+def test_unknown_family_writes_nothing(cli_refuses, tmp_path):
+    cli_refuses(["train", "--family", "flow", "--out", str(tmp_path / "run")],
            "family='flow' is not one of")
     assert not (tmp_path / "run").exists()
 
 
-def test_bad_option_values(capsys, tmp_path):
+def test_bad_option_values(cli_refuses, tmp_path):
     out = str(tmp_path / "run")
-    _fails(capsys, ["train", "--precision", "fp8", "--out", out], "precision='fp8'")
-    _fails(capsys, ["train", "--spatial-dims", "4", "--out", out], "spatial_dims=4")
-    _fails(capsys, ["train", "--steps", "0", "--out", out], "steps=0 must be > 0")
-    _fails(capsys, ["train", "--family", "gan"], "--out RUN_DIR is required")
+    cli_refuses(["train", "--precision", "fp8", "--out", out], "precision='fp8'")
+    cli_refuses(["train", "--spatial-dims", "4", "--out", out], "spatial_dims=4")
+    cli_refuses(["train", "--steps", "0", "--out", out], "steps=0 must be > 0")
+    cli_refuses(["train", "--family", "gan"], "--out RUN_DIR is required")
     assert not (tmp_path / "run").exists()
 
 
-def test_config_file_errors(capsys, tmp_path):
+def test_config_file_errors(cli_refuses, tmp_path):
     cfg = tmp_path / "train.yaml"
     cfg.write_text("family: gan\nlearning_rate: 0.1\n")
-    _fails(capsys, ["train", "--config", str(cfg), "--out", str(tmp_path / "r")],
+    cli_refuses(["train", "--config", str(cfg), "--out", str(tmp_path / "r")],
            "unknown key(s) learning_rate")
-    _fails(capsys, ["train", "--config", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "r")],
+    cli_refuses(["train", "--config", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "r")],
            "config file not found")
 
 
-def test_resume_and_sample_need_a_run(capsys, tmp_path):
-    _fails(capsys, ["train", "--resume", str(tmp_path / "nowhere")], "run directory not found")
-    _fails(capsys, ["sample", str(tmp_path / "nowhere"), "--out", str(tmp_path / "s")],
+def test_resume_and_sample_need_a_run(cli_refuses, tmp_path):
+    cli_refuses(["train", "--resume", str(tmp_path / "nowhere")], "run directory not found")
+    cli_refuses(["sample", str(tmp_path / "nowhere"), "--out", str(tmp_path / "s")],
            "run directory not found")
     (tmp_path / "empty").mkdir()
-    _fails(capsys, ["sample", str(tmp_path / "empty"), "--out", str(tmp_path / "s")],
+    cli_refuses(["sample", str(tmp_path / "empty"), "--out", str(tmp_path / "s")],
            "no config.yaml")
     assert not (tmp_path / "s").exists()
 
 
-def test_resume_rejects_other_options_and_foreign_sidecar(capsys, tmp_path):
+def test_resume_rejects_other_options_and_foreign_sidecar(cli_refuses, tmp_path):
     from genmed.train import train
 
     run = train(toy_config(str(tmp_path / "run"), 4), model=ToyDenoiser(), dataset=Blobs()).run_dir
-    _fails(capsys, ["train", "--resume", str(run), "--family", "gan"],
+    cli_refuses(["train", "--resume", str(run), "--family", "gan"],
            "--resume takes only --steps; drop family")
     (run / "checkpoints/step-00000004.json").write_text('{"format": "other"}')
-    _fails(capsys, ["sample", str(run), "--out", str(tmp_path / "s")],
+    cli_refuses(["sample", str(run), "--out", str(tmp_path / "s")],
            "not a genmed-checkpoint/1 checkpoint")
-    _fails(capsys, ["sample", str(run), "-n", "0", "--out", str(tmp_path / "s")], "-n 0")
+    cli_refuses(["sample", str(run), "-n", "0", "--out", str(tmp_path / "s")], "-n 0")
     assert not (tmp_path / "s").exists()
 
 
-def test_size_the_network_cannot_use_is_exit_2(capsys, tmp_path):
-    _fails(capsys, ["train", "--family", "gan", "--size", "24", "--out", str(tmp_path / "run")],
+def test_size_the_network_cannot_use_is_exit_2(cli_refuses, tmp_path):
+    cli_refuses(["train", "--family", "gan", "--size", "24", "--out", str(tmp_path / "run")],
            "size=24")
     assert not (tmp_path / "run").exists()
 
 
-def test_train_then_sample_a_real_family_on_the_phantom(capsys, tmp_path):
+def test_train_then_sample_a_real_family_on_the_phantom(capsys, tmp_path, cli_refuses):
     import nibabel as nib
     import yaml
 
@@ -111,8 +103,8 @@ def test_train_then_sample_a_real_family_on_the_phantom(capsys, tmp_path):
     hu = nib.load(images[0]).get_fdata()
     assert hu.shape == (16, 16) and -1200 < hu.min() and hu.max() < 1300  # HU, not [-1, 1]
     assert hu.max() - hu.min() > 2
-    _fails(capsys, ["sample", str(run), "--class", "kidney", "--out", str(tmp_path / "s2")],
+    cli_refuses(["sample", str(run), "--class", "kidney", "--out", str(tmp_path / "s2")],
            "--class 'kidney' is not one of")
-    _fails(capsys, ["sample", str(run), "--sampler", "euler", "--out", str(tmp_path / "s2")],
+    cli_refuses(["sample", str(run), "--sampler", "euler", "--out", str(tmp_path / "s2")],
            "sampler='euler'")
     assert not (tmp_path / "s2").exists()

@@ -23,14 +23,6 @@ def _ok(capsys, argv: list[str]) -> tuple[str, str]:
     return out, err
 
 
-def _fails(capsys, argv: list[str], needle: str) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    err = capsys.readouterr().err.strip()
-    assert exc.value.code == 2
-    assert len(err.splitlines()) == 1 and needle in err, err
-
-
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     root = tmp_path_factory.mktemp("distill")
@@ -41,7 +33,7 @@ def teacher(tmp_path_factory):
     return root / "teacher"
 
 
-def test_distill_save_load_sample_resume(capsys, tmp_path, teacher):
+def test_distill_save_load_sample_resume(capsys, tmp_path, teacher, cli_refuses):
     from genmed.models import ConsistencyModel
     from genmed.train import load_run
 
@@ -64,9 +56,9 @@ def test_distill_save_load_sample_resume(capsys, tmp_path, teacher):
     assert x.shape == (2, 1, 16, 16) and x.abs().max() <= 1
     _ok(capsys, ["train", "--resume", str(student), "--steps", "4"])
     assert yaml.safe_load((student / "config.yaml").read_text())["steps"] == 4
-    _fails(capsys, ["sample", str(student), "--sampler", "ddim", "--out", str(tmp_path / "s2")],
+    cli_refuses(["sample", str(student), "--sampler", "ddim", "--out", str(tmp_path / "s2")],
            "sampler='ddim'")
-    _fails(capsys, ["distill", str(teacher), "--out", str(student)], "already holds a run")
+    cli_refuses(["distill", str(teacher), "--out", str(student)], "already holds a run")
 
 
 def test_one_step_of_a_non_distilled_run_warns_in_one_line(capsys, tmp_path, teacher):
@@ -79,19 +71,19 @@ def test_one_step_of_a_non_distilled_run_warns_in_one_line(capsys, tmp_path, tea
     assert "warning" not in err
 
 
-def test_bad_distill_requests_are_one_line(capsys, tmp_path, teacher):
+def test_bad_distill_requests_are_one_line(cli_refuses, tmp_path, teacher):
     from genmed.config import save_config
     from genmed.train import TrainConfig
 
     vae = tmp_path / "vae"
     save_config(TrainConfig(family="vae", out=str(vae)), vae / "config.yaml")
-    _fails(capsys, ["distill", str(vae), "--out", str(tmp_path / "s")],
+    cli_refuses(["distill", str(vae), "--out", str(tmp_path / "s")],
            "a vae run cannot be distilled")
-    _fails(capsys, ["distill", str(teacher), "--out", str(tmp_path / "s"), "--method",
+    cli_refuses(["distill", str(teacher), "--out", str(tmp_path / "s"), "--method",
                     "progressive"], "--method='progressive'")
-    _fails(capsys, ["distill", str(tmp_path / "nowhere"), "--out", str(tmp_path / "s")],
+    cli_refuses(["distill", str(tmp_path / "nowhere"), "--out", str(tmp_path / "s")],
            "run directory not found")
-    _fails(capsys, ["distill", str(teacher), "--out", str(teacher)], "a run folder of its own")
-    _fails(capsys, ["train", "--family", "consistency", "--size", "16", "--out",
+    cli_refuses(["distill", str(teacher), "--out", str(teacher)], "a run folder of its own")
+    cli_refuses(["train", "--family", "consistency", "--size", "16", "--out",
                     str(tmp_path / "c")], "genmed distill TEACHER_RUN")
     assert not (tmp_path / "s").exists() and not (tmp_path / "c").exists()

@@ -30,19 +30,12 @@ def _run(capsys, argv: list[str]) -> str:
     return captured.out
 
 
-def _fails(capsys, argv: list[str], needle: str) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    err = capsys.readouterr().err.strip()
-    assert exc.value.code == 2 and len(err.splitlines()) == 1 and needle in err, err
-
-
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def test_two_stages_train_load_sample_resume_and_reuse(capsys, tmp_path):
+def test_two_stages_train_load_sample_resume_and_reuse(capsys, tmp_path, cli_refuses):
     import nibabel as nib
 
     config = tmp_path / "ldm.yaml"
@@ -74,7 +67,7 @@ def test_two_stages_train_load_sample_resume_and_reuse(capsys, tmp_path):
     assert _same_weights(load_run(run)[0].autoencoder.net, ae.net)
 
     # stage two again on the same autoencoder: no new stage one
-    _fails(capsys, ["train", "--config", str(config), "--autoencoder", str(run / "autoencoder"),
+    cli_refuses(["train", "--config", str(config), "--autoencoder", str(run / "autoencoder"),
                     "--out", str(tmp_path / "bad")], "drop options.autoencoder")
     reuse = tmp_path / "reuse.yaml"
     reuse.write_text(yaml.safe_dump({"family": "ldm", **TINY, "options": UNET}))
@@ -84,26 +77,26 @@ def test_two_stages_train_load_sample_resume_and_reuse(capsys, tmp_path):
     assert not (run2 / "autoencoder").exists()
     assert _same_weights(load_run(run2)[0].autoencoder.net, ae.net)
 
-    _fails(capsys, ["train", "--config", str(reuse), "--autoencoder", str(run2),
+    cli_refuses(["train", "--config", str(reuse), "--autoencoder", str(run2),
                     "--out", str(tmp_path / "bad")], "not an autoencoder run (family ldm)")
-    _fails(capsys, ["train", "--config", str(reuse), "--size", "32", "--autoencoder",
+    cli_refuses(["train", "--config", str(reuse), "--size", "32", "--autoencoder",
                     str(run / "autoencoder"), "--out", str(tmp_path / "bad")],
            "trained at size=16, this run has size=32")
-    _fails(capsys, ["train", "--config", str(reuse), "--autoencoder", str(run / "autoencoder"),
+    cli_refuses(["train", "--config", str(reuse), "--autoencoder", str(run / "autoencoder"),
                     "--autoencoder-steps", "5", "--out", str(tmp_path / "bad")],
            "autoencoder_steps trains a new autoencoder")
-    _fails(capsys, ["train", "--config", str(reuse), "--out", str(run)], "already holds a run")
+    cli_refuses(["train", "--config", str(reuse), "--out", str(run)], "already holds a run")
     assert not (tmp_path / "bad").exists()
 
 
-def test_bad_ldm_requests_fail_before_any_training(capsys, tmp_path):
+def test_bad_ldm_requests_fail_before_any_training(cli_refuses, tmp_path):
     bad = tmp_path / "bad"
-    _fails(capsys, ["train", "--family", "ldm", "--size", "18", "--out", str(bad)], "size=18")
-    _fails(capsys, ["train", "--family", "vae", "--autoencoder", str(tmp_path), "--out", str(bad)],
+    cli_refuses(["train", "--family", "ldm", "--size", "18", "--out", str(bad)], "size=18")
+    cli_refuses(["train", "--family", "vae", "--autoencoder", str(tmp_path), "--out", str(bad)],
            "only for the ldm family")
     config = tmp_path / "c.yaml"  # a latent UNet option error found before stage one trains
     config.write_text(yaml.safe_dump({"family": "ldm", **TINY, "options": {**UNET, "sampler": "euler"}}))
-    _fails(capsys, ["train", "--config", str(config), "--out", str(bad)], "sampler='euler'")
+    cli_refuses(["train", "--config", str(config), "--out", str(bad)], "sampler='euler'")
     assert not bad.exists()
     from genmed.train.engine import train as engine_train
 

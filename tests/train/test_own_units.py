@@ -11,28 +11,18 @@ import pydicom
 import pytest
 from nibabel.testing import data_path as NIB_DATA
 
-from genmed.cli import main
 from genmed.data.io import load
 from genmed.data.modality import PERCENTILES
 
 
-def cli(argv: list[str]) -> int:
-    """Run `genmed ARGV` in this process; its exit status."""
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
-def test_sample_of_an_mr_model_is_in_mr_units(tmp_path):
+def test_sample_of_an_mr_model_is_in_mr_units(tmp_path, cli):
     data = tmp_path / "mr"
     data.mkdir()
     for name in ("0.dcm", "1.dcm"):  # nibabel's two-slice MR series (256 x 256, 1.797 mm)
         shutil.copy(Path(NIB_DATA) / name, data / name)
     run = tmp_path / "run"
     assert cli(["train", "--family", "vae", "--data", str(data), "--size", "16", "--steps", "1",
-                "--batch-size", "2", "--out", str(run)]) == 0
+                "--batch-size", "2", "--out", str(run)])[0] == 0
     record = json.loads((run / "data.json").read_text())
     volume = load(data)
     ds = pydicom.dcmread(data / "0.dcm")
@@ -40,7 +30,7 @@ def test_sample_of_an_mr_model_is_in_mr_units(tmp_path):
     lo, hi = np.percentile(volume.array, PERCENTILES)
     assert record["intensity"]["low"] == pytest.approx(lo) and record["intensity"]["high"] == pytest.approx(hi)
     assert record["spacing_mm"] == pytest.approx([float(v) * 256 / 16 for v in ds.PixelSpacing], abs=1e-4)
-    assert cli(["sample", str(run), "-n", "2", "--out", str(tmp_path / "s")]) == 0
+    assert cli(["sample", str(run), "-n", "2", "--out", str(tmp_path / "s")])[0] == 0
     meta = json.loads((tmp_path / "s" / "samples.json").read_text())
     assert meta["units"] == "a.u." and meta["modality"] == "MR"
     sample = load(tmp_path / "s" / "sample_0000.nii.gz")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genmed.apps.common import UNIT_PER_HU, phantom, seeded, to_unit
+from genmed.apps.common import phantom, seeded, to_unit
 from genmed.data.transforms import ABDOMEN_RANGE_HU
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json

@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from genmed.apps.common import UNIT_PER_HU, phantom, seeded, to_hu, to_unit
-from genmed.data.conditions import (ATTRIBUTES, CLASSES, NOISE_LEVELS, attributes_of,
+from genmed.apps.common import phantom, to_hu, to_unit
+from genmed.data.conditions import (CLASSES, NOISE_LEVELS, attributes_of,
                                     condition_maps, encode)
 from genmed.data.phantom import LABELS
 from genmed.data.transforms import ABDOMEN_RANGE_HU, ABDOMEN_WINDOW_HU
-from genmed.errors import UserError, check_positive, check_range
+from genmed.errors import UserError, check_positive
 from genmed.fileio import save_figure, write_json
 from genmed.models.mask_generation import generate_from_maps, mask_diffusion
 from genmed.train.fitting import Compute
