@@ -51,26 +51,43 @@ def lesion_contrast(hu: np.ndarray, lesion: np.ndarray, kidney: np.ndarray) -> n
 
 
 def figure(path: Path, hu_in: np.ndarray, hu_rec: np.ndarray, hu_clean: np.ndarray,
-           rows: list[int], psnr: np.ndarray) -> None:
-    """Input | reconstruction | |reconstruction - clean| for `rows`, HU colour bars."""
+           lesion: np.ndarray, rows: list[int], psnr: np.ndarray, zoom: int = 48) -> None:
+    """Per row: input with the lesion outlined (red) | reconstruction | both zoomed to the
+    `zoom`-px square around the lesion | |reconstruction - clean|; HU colour bars."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(rows), 3, figsize=(12, 4 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), 5, figsize=(21, 4.2 * len(rows)), squeeze=False)
     for r, i in enumerate(rows):
-        panels = ((hu_in[i], "input (W400/L40)", "gray", (-160, 240)),
-                  (hu_rec[i], f"reconstruction, PSNR {psnr[i]:.1f} dB vs clean", "gray", (-160, 240)),
-                  (np.abs(hu_rec[i] - hu_clean[i]), "|reconstruction - clean| (HU)", "magma", (0, 60)))
-        for ax, (img, title, cmap, (lo, hi)) in zip(axes[r], panels):
-            im = ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi)
+        ys, xs = np.nonzero(lesion[i])
+        cy, cx = int(ys.mean()), int(xs.mean())
+        y0 = min(max(cy - zoom // 2, 0), hu_in.shape[-2] - zoom)
+        x0 = min(max(cx - zoom // 2, 0), hu_in.shape[-1] - zoom)
+        box = (slice(y0, y0 + zoom), slice(x0, x0 + zoom))
+        panels = ((hu_in[i], "input", "gray", (-160, 240), None),
+                  (hu_rec[i], f"reconstruction ({psnr[i]:.1f} dB vs clean)", "gray", (-160, 240), None),
+                  (hu_in[i][box], f"input, {zoom} px around the lesion", "gray", (-160, 240), box),
+                  (hu_rec[i][box], "reconstruction, same square", "gray", (-160, 240), box),
+                  (np.abs(hu_rec[i] - hu_clean[i]), "|reconstruction - clean|", "magma", (0, 60), None))
+        for c, (ax, (img, title, cmap, (lo, hi), sub)) in enumerate(zip(axes[r], panels)):
+            extent = None if sub is None else (x0 - 0.5, x0 + zoom - 0.5, y0 + zoom - 0.5, y0 - 0.5)
+            im = ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi, extent=extent)
+            if c in (0, 2):  # the lesion's outline on the input
+                ax.contour(np.arange(hu_in.shape[-1]), np.arange(hu_in.shape[-2]), lesion[i],
+                           levels=[0.5], colors="red", linewidths=0.8)
+                if sub is not None:
+                    ax.set_xlim(x0 - 0.5, x0 + zoom - 0.5)
+                    ax.set_ylim(y0 + zoom - 0.5, y0 - 0.5)
+            if c == 0:
+                ax.add_patch(plt.Rectangle((x0, y0), zoom, zoom, fill=False, color="yellow", lw=0.8))
             ax.set_title(f"test slice {i}: {title}", fontsize=9)
             ax.set_xlabel("x (px, 1.41 mm)")
             ax.set_ylabel("y (px, 1.41 mm)")
-            fig.colorbar(im, ax=ax, fraction=0.046, label="HU")
-    fig.suptitle("AutoencoderKL (4x, 3 latent channels) on held-out 256-px phantom slices "
-                 "with malignant lesions", fontsize=11)
+            fig.colorbar(im, ax=ax, fraction=0.046, label="HU" if c < 4 else "HU error")
+    fig.suptitle("AutoencoderKL (4x, 3 latent channels) on held-out 256-px phantom slices with malignant "
+                 "lesions (red outline); window W400/L40", fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
@@ -125,7 +142,7 @@ def main() -> None:
         return {k: round(float(np.mean(v)), 3) for k, v in d.items()}
 
     malignant = [i for i in np.nonzero(has & (test.labels.numpy() == 2))[0]][:3]
-    figure(args.figure, hu["input"], hu["rec"], hu["clean"], [int(i) for i in malignant],
+    figure(args.figure, hu["input"], hu["rec"], hu["clean"], lesion, [int(i) for i in malignant],
            vs_clean["psnr_db"])
     result = {
         "benchmark": "autoencoder_quality",
