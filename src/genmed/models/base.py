@@ -15,9 +15,8 @@ window, see `genmed.data.transforms`), optional "label" (B,) long, optional "mas
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
