@@ -15,12 +15,7 @@ from collections.abc import Sequence
 import torch
 from monai.networks.blocks import Convolution, ResidualUnit
 from monai.networks.layers import Conv, Norm
-from monai.networks.nets import (
-    AutoencoderKL,
-    DiffusionModelUNet,
-    PatchDiscriminator,
-    VarAutoEncoder,
-)
+from monai.networks.nets import AutoencoderKL, DiffusionModelUNet, PatchDiscriminator, VarAutoEncoder
 from monai.networks.nets.diffusion_model_unet import get_timestep_embedding
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
