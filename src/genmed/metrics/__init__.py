@@ -2,7 +2,7 @@
 
 Quality vs diversity: FID/KID, precision/recall, density/coverage on a domain feature
 extractor; intra-set MS-SSIM and class coverage; memorisation audit; paired PSNR/SSIM/MAE (HU);
-mode-collapse metrics on 2-D mixtures; classification (balanced accuracy, recall, AUROC, AUPRC)
+mode-collapse metrics on 2-D mixtures; periodic (checkerboard) artefacts in the power spectrum; classification (balanced accuracy, recall, AUROC, AUPRC)
 and anomaly scores (image AUROC/AUPRC, pixel Dice, AUPRO); bootstrap, over-seed and Wilson CIs.
 Every statistic of the package lives here.
 
@@ -30,6 +30,7 @@ _EXPORTS = {
     ".memorisation": ("MemorisationAudit", "flatten_rms", "memorisation_audit"),
     ".modes": ("ModeMetrics", "mode_metrics", "summarise_seeds"),
     ".prdc": ("PRDC", "prdc_ci"),
+    ".spectrum": ("mean_power_spectrum", "periodic_artefact_score"),
     ".paired": ("PairedMetrics", "paired_metrics", "paired_per_image", "psnr", "ssim", "window_hu"),
     ".fid": ("fid_ci", "frechet_distance", "kid", "kid_ci"),
 }

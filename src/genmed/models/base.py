@@ -15,10 +15,10 @@ window, see `genmed.data.transforms`), optional "label" (B,) long, optional "mas
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -93,6 +93,11 @@ class ModelConfig:
     size: int = 32  # image side in pixels/voxels, or the vector dimension D
     num_classes: int = 0  # 0: unconditional
     data_kind: DataKind = "image"
+
+    # Fields added after runs were saved whose default then changed behaviour: the value a
+    # saved config that lacks the key was built with. `build_model_from_config` fills them in;
+    # a new model (`build_model`) gets the field's default. Not a dataclass field.
+    saved_defaults: ClassVar[Mapping[str, Any]] = {}
 
     def __post_init__(self) -> None:
         check_choice("data_kind", self.data_kind, ("image", "vector"))

@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+from monai.networks.blocks import Convolution, ResidualUnit
 from monai.networks.layers import Conv, Norm
 from monai.networks.nets import AutoencoderKL, DiffusionModelUNet, PatchDiscriminator, VarAutoEncoder
 from monai.networks.nets.diffusion_model_unet import get_timestep_embedding
@@ -238,9 +239,15 @@ def dcgan_levels(size: int) -> int:
 
 
 def var_autoencoder(spatial_dims: int, in_channels: int, size: int, channels: Sequence[int],
-                    latent_dim: int, num_res_units: int) -> VarAutoEncoder:
-    """MONAI VarAutoEncoder with stride-2 levels, raw (no sigmoid) output; we apply tanh."""
-    return VarAutoEncoder(
+                    latent_dim: int, num_res_units: int, decoder: str = "transposed",
+                    upsample: str = "nearest") -> VarAutoEncoder:
+    """MONAI VarAutoEncoder with stride-2 levels, raw (no sigmoid) output; we apply tanh.
+
+    `decoder="transposed"`: MONAI's decoder, a stride-2 3x3 transposed convolution per level
+    (uneven kernel overlap: a stride-period checkerboard, Odena et al. 2016). `"resize"`: the
+    same levels as `upsample` x2 then a stride-1 3x3 convolution (`ResizeVarAutoEncoder`).
+    The encoder is the same in both."""
+    common = dict(
         spatial_dims=spatial_dims,
         in_shape=(in_channels, *([size] * spatial_dims)),
         out_channels=in_channels,
@@ -251,6 +258,41 @@ def var_autoencoder(spatial_dims: int, in_channels: int, size: int, channels: Se
         norm="INSTANCE",
         use_sigmoid=False,
     )
+    if decoder == "transposed":
+        return VarAutoEncoder(**common)
+    return ResizeVarAutoEncoder(upsample=upsample, **common)
+
+
+class ResizeVarAutoEncoder(VarAutoEncoder):
+    """VarAutoEncoder whose decoder upsamples by resize-convolution (Odena, Dumoulin & Olah
+    2016, "Deconvolution and Checkerboard Artifacts", Distill): each level is a nearest (or
+    (bi/tri)linear) x`stride` upsampling followed by a stride-1 3x3 convolution with MONAI's
+    norm + activation (none on the last level without residual units), then MONAI's residual
+    unit when `num_res_units` > 0. Every output pixel sees the kernel the same number of
+    times, so a constant feature map decodes to a constant image: no stride-period pattern.
+    Same parameters and call signatures as `VarAutoEncoder` otherwise."""
+
+    def __init__(self, *, upsample: str = "nearest", **kwargs) -> None:
+        self.upsample = upsample  # read by `_get_decode_layer`, which the parent's init calls
+        super().__init__(**kwargs)
+
+    def _get_decode_layer(self, in_channels: int, out_channels: int, strides: int,
+                          is_last: bool) -> nn.Sequential:
+        """One decoder level: Upsample, Convolution (stride 1), optional ResidualUnit."""
+        mode = "nearest" if self.upsample == "nearest" else ("bilinear", "trilinear")[self.dimensions - 2]
+        block = dict(spatial_dims=self.dimensions, act=self.act, norm=self.norm,
+                     dropout=self.dropout, bias=self.bias, padding=self.padding)
+        layer = nn.Sequential()
+        layer.add_module("up", nn.Upsample(scale_factor=strides, mode=mode,
+                                           align_corners=None if mode == "nearest" else False))
+        layer.add_module("conv", Convolution(in_channels=in_channels, out_channels=out_channels,
+                                             strides=1, kernel_size=self.up_kernel_size,
+                                             conv_only=is_last and self.num_res_units == 0, **block))
+        if self.num_res_units > 0:
+            layer.add_module("resunit", ResidualUnit(
+                in_channels=out_channels, out_channels=out_channels, strides=1,
+                kernel_size=self.kernel_size, subunits=1, last_conv_only=is_last, **block))
+        return layer
 
 
 class VectorVAE(nn.Module):

@@ -208,17 +208,23 @@ def build_model(family: str, *, spatial_dims: int = 2, in_channels: int = 1, siz
         raise UserError(f"the {family} model takes no class labels (num_classes={num_classes})")
     data = dict(spatial_dims=spatial_dims, in_channels=in_channels, size=size,
                 num_classes=num_classes, data_kind=data_kind, **family_options)
-    return build_model_from_config(family, data)
+    return _build(family, data)
 
 
 def build_model_from_config(family: str, cfg: dict[str, Any] | ModelConfig) -> GenerativeModel:
-    """Rebuild a model from `to_dict(model.config)` (or the config dataclass itself)."""
+    """Rebuild a model from `to_dict(model.config)` (or the config dataclass itself). A saved
+    dict from before a field existed gets the config's `saved_defaults` for it (the network
+    that run trained), not the field's current default."""
     cls = config_class(family)
     if isinstance(cfg, ModelConfig):
         if not isinstance(cfg, cls):
             raise UserError(f"config {type(cfg).__name__} does not belong to model {family!r}")
         cfg = to_dict(cfg)
-    config = from_dict(cls, dict(cfg), where=f"{family} model config")
+    return _build(family, {**cls.saved_defaults, **dict(cfg)})
+
+
+def _build(family: str, data: dict[str, Any]) -> GenerativeModel:
+    config = from_dict(config_class(family), data, where=f"{family} model config")
     return REGISTRY[family].model(config)
 
 

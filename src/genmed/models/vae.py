@@ -1,20 +1,37 @@
 """beta-VAE with KL annealing (Kingma & Welling 2014; Higgins et al. 2017; Bowman et al. 2016).
 
-Per sample, with Gaussian decoder N(x; x_hat, sigma^2 I) and prior N(0, I):
-  loss = [ |x - x_hat|^2 / (2 sigma^2) + beta(step) * KL(q(z|x) || p(z)) ] / n_elements
-  KL = 1/2 sum(mu^2 + exp(logvar) - 1 - logvar)   (Kingma & Welling 2014, appendix B),
-divided by the number of pixels so learning rates do not depend on image size.
+Per sample, with Gaussian decoder N(x; x_hat, sigma^2 I) over D = n_elements and prior N(0, I):
+  loss = [ |x - x_hat|^2 / (2 sigma^2) (+ D log sigma if sigma is learned)
+           + beta(step) * sum_j max(KL_j, free_bits) ] / D
+  KL_j = 1/2 (mu_j^2 + exp(logvar_j) - 1 - logvar_j)   (Kingma & Welling 2014, appendix B),
+divided by D so learning rates do not depend on image size.
 KL annealing: beta(step) = beta * min(1, step / kl_warmup_steps) (linear warm-up).
+Free bits (Kingma et al. 2016, "Improved Variational Inference with Inverse Autoregressive
+Flow"): a latent dimension whose KL is under `free_bits` nats costs `free_bits`, so the
+optimiser gains nothing by collapsing it onto the prior. The paper clamps the minibatch mean
+of each group's KL; here the clamp is per sample and per dimension, so a sample's loss does
+not depend on its batch mates (the engine's contract: per-sample losses).
+Calibrated decoder (Rybkin, Daniilidis & Levine 2021, "Simple and Effective VAE Training with
+Calibrated Decoders", sigma-VAE): `likelihood="learned"` learns one shared log sigma by the
+same gradient steps; its optimum is sigma^2 = E|x - x_hat|^2 / D, the decoder's mean squared
+residual, which balances reconstruction against the KL instead of a hand-set weight.
 
 Where `step` comes from: `batch["step"]` (an int or 0-d tensor, the optimiser step) if the
 engine provides it; otherwise the model's own counter buffer `step`, which counts training-mode
 loss calls and is saved in `state_dict()` (so a resumed run continues the warm-up).
+
+Decoders: `decoder="resize"` (the default since the checkerboard fix) upsamples by nearest
+resize + 3x3 convolution (Odena et al. 2016); `"transposed"` is MONAI's stride-2 transposed
+convolution, which stamps a stride-period checkerboard on samples. A saved config without the
+key is a run from before the option and rebuilds with "transposed" (`saved_defaults`).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -22,6 +39,9 @@ from torch import Tensor, nn
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.models.base import Batch, GenerativeModel, ModelConfig, evaluating, randn
 from genmed.models.nets import VectorVAE, var_autoencoder
+
+LOG_SIGMA_MIN = math.log(1e-3)  # floor of a learned decoder log std ([-1, 1] units)
+BITS_8BIT_OFFSET = math.log2(128)  # [-1, 1] -> [0, 256): density / 128 per dim = +7 bits
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,7 +55,15 @@ class VAEConfig(ModelConfig):
     depth: int = 3  # vector MLP hidden layers
     beta: float = 1.0  # final KL weight (beta-VAE)
     kl_warmup_steps: int = 1000  # steps of linear beta warm-up from 0 (0: no warm-up)
-    likelihood_sigma: float = 0.1  # decoder std in data units ([-1, 1] images)
+    likelihood_sigma: float = 0.1  # decoder std in data units ([-1, 1] images); initial if learned
+    likelihood: Literal["fixed", "learned"] = "fixed"  # decoder std: `likelihood_sigma` or learned
+    free_bits: float = 0.0  # KL floor per latent dimension and sample, nats (0: off)
+    decoder: Literal["resize", "transposed"] = "resize"  # image upsampling (see module doc)
+    upsample: Literal["nearest", "linear"] = "nearest"  # resize decoder: nearest or (bi/tri)linear
+
+    # values of fields added after runs were saved, for a saved config that lacks them: what
+    # those runs were built with (a new model gets the field's default instead)
+    saved_defaults: ClassVar[Mapping[str, Any]] = {"decoder": "transposed"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -43,6 +71,13 @@ class VAEConfig(ModelConfig):
             check_positive(name, getattr(self, name))
         check_positive("beta", self.beta, allow_zero=True)
         check_positive("kl_warmup_steps", self.kl_warmup_steps, allow_zero=True)
+        check_positive("free_bits", self.free_bits, allow_zero=True)
+        check_choice("likelihood", self.likelihood, ("fixed", "learned"))
+        check_choice("decoder", self.decoder, ("resize", "transposed"))
+        check_choice("upsample", self.upsample, ("nearest", "linear"))
+        if self.likelihood == "learned" and self.likelihood_sigma < 1e-3:
+            raise UserError(f"likelihood_sigma={self.likelihood_sigma}: a learned sigma starts at "
+                            "or above its floor 1e-3")
         if not self.channels:
             raise UserError("channels must name at least one level")
         self.check_divisible(2 ** len(self.channels), f"the encoder halves it {len(self.channels)} times")
@@ -60,7 +95,9 @@ class VAEModel(GenerativeModel):
             self.net: nn.Module = VectorVAE(cfg.size, cfg.latent_dim, cfg.hidden, cfg.depth)
         else:
             self.net = var_autoencoder(cfg.spatial_dims, cfg.in_channels, cfg.size, cfg.channels,
-                                       cfg.latent_dim, cfg.num_res_units)
+                                       cfg.latent_dim, cfg.num_res_units, cfg.decoder, cfg.upsample)
+        if cfg.likelihood == "learned":  # only then: a fixed-sigma state_dict keeps its keys
+            self.log_sigma = nn.Parameter(torch.tensor(math.log(cfg.likelihood_sigma)))
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -73,21 +110,53 @@ class VAEModel(GenerativeModel):
         out = self.net.decode_forward(z, False)
         return torch.tanh(out) if self.config.data_kind == "image" else out
 
+    def log_sigma_now(self) -> Tensor:
+        """0-d log of the decoder std in data units: learned (floored at 1e-3) or fixed."""
+        if self.config.likelihood == "learned":
+            return self.log_sigma.float().clamp(min=LOG_SIGMA_MIN)
+        return torch.tensor(math.log(self.config.likelihood_sigma), device=self.step.device)
+
+    def _rec(self, sq: Tensor) -> Tensor:
+        """|x - x_hat|^2 / (2 sigma^2), (B,) nats."""
+        if self.config.likelihood == "learned":
+            return sq / (2 * (2 * self.log_sigma_now()).exp())
+        return sq / (2 * self.config.likelihood_sigma**2)
+
+    def _neg_elbo(self, x: Tensor, n_draws: int, generator: torch.Generator | None,
+                  normalised: bool) -> Tensor:
+        """(B,) -ELBO in nats (beta = 1, no free bits), mean over `n_draws` posterior draws;
+        without the Gaussian's normalising term D (log sigma + log(2 pi) / 2) unless
+        `normalised`."""
+        check_positive("n_draws", n_draws)
+        with evaluating(self):
+            shape = (x.shape[0], self.config.latent_dim)
+            vals = []
+            for _ in range(n_draws):
+                sq, kl, _ = self._terms(x, randn(shape, generator, x.device, x.dtype))
+                vals.append(self._rec(sq) + kl.sum(1))
+            out = torch.stack(vals).mean(0)
+            if normalised:
+                out = out + x[0].numel() * (self.log_sigma_now().to(out.device) + 0.5 * math.log(2 * math.pi))
+        return out
+
     def beta_at(self, step: int) -> float:
         """KL weight after `step` optimiser steps (linear warm-up)."""
         warm = self.config.kl_warmup_steps
         return self.config.beta * (1.0 if warm == 0 else min(1.0, step / warm))
 
     def _terms(self, x: Tensor, z_noise: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """(|x - x_hat|^2 (B,), KL per latent dimension (B, latent_dim) in nats, x_hat) for one
+        posterior draw z = mu + sigma_q * noise."""
         mu, logvar = self.encode(x)
         noise = torch.randn_like(mu) if z_noise is None else z_noise
         x_hat = self.decode(mu + (0.5 * logvar).exp() * noise)
-        rec = (x.float() - x_hat.float()).pow(2).flatten(1).sum(1) / (2 * self.config.likelihood_sigma**2)
-        kl = 0.5 * (mu.float().pow(2) + logvar.float().exp() - 1 - logvar.float()).sum(1)
-        return rec, kl, x_hat
+        sq = (x.float() - x_hat.float()).pow(2).flatten(1).sum(1)
+        kl = 0.5 * (mu.float().pow(2) + logvar.float().exp() - 1 - logvar.float())
+        return sq, kl, x_hat
 
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
-        """Per-sample (rec + beta(step) KL) / n_elements; also logs rec, kl (nats) and beta."""
+        """Per-sample (rec + beta(step) KL) / n_elements; also logs rec, kl (nats), beta and
+        sigma (the decoder std)."""
         x = batch["image"]
         if "step" in batch:
             step = int(torch.as_tensor(batch["step"]).reshape(-1)[0])
@@ -96,10 +165,32 @@ class VAEModel(GenerativeModel):
             if self.training and torch.is_grad_enabled():
                 self.step += 1
         beta = self.beta_at(step)
-        rec, kl, _ = self._terms(x, None)
+        sq, kl, _ = self._terms(x, None)
         n_el = x[0].numel()
-        return {"loss": (rec + beta * kl) / n_el, "rec": rec.mean().detach(),
-                "kl": kl.mean().detach(), "beta": torch.tensor(beta)}
+        log_sigma = self.log_sigma_now()
+        rec = self._rec(sq)
+        fit = rec + n_el * log_sigma if self.config.likelihood == "learned" else rec
+        kl_cost = kl.clamp(min=self.config.free_bits) if self.config.free_bits else kl
+        return {"loss": (fit + beta * kl_cost.sum(1)) / n_el, "rec": rec.mean().detach(),
+                "kl": kl.sum(1).mean().detach(), "beta": torch.tensor(beta),
+                "sigma": log_sigma.detach().exp()}
+
+    def elbo_bits_per_dim(self, x: Tensor, *, n_draws: int = 1,
+                          generator: torch.Generator | None = None) -> Tensor:
+        """(B,) negative ELBO (beta = 1, no free bits) in bits per dimension, averaged over
+        `n_draws` posterior draws made with `generator`:
+          -ELBO = E_q[ |x - x_hat|^2 / (2 sigma^2) + D log sigma + D/2 log(2 pi) ] + KL  (nats),
+          bits/dim = -ELBO / (D ln 2) + log2(128) for images.
+        The Gaussian decoder is a density on continuous data, not a probability of 8-bit
+        values (no discretised likelihood, no dequantisation). Images in [-1, 1] are counted
+        in 8-bit units u = 128 (x + 1) in [0, 256): the density in u is the density in x
+        divided by 128 per dimension, hence + log2(128) = 7 bits, the usual convention that
+        makes figures comparable with continuous-density models reported on 8-bit scales
+        (Theis et al. 2016, "A note on the evaluation of generative models"). Vectors get no
+        offset (bits per dimension of the raw density). Lower is better; with a fixed sigma
+        the figure depends on the hand-set sigma, which a learned sigma removes."""
+        bits = self._neg_elbo(x, n_draws, generator, normalised=True) / (x[0].numel() * math.log(2))
+        return bits + (BITS_8BIT_OFFSET if self.config.data_kind == "image" else 0.0)
 
     def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
                generator: torch.Generator | None = None) -> Tensor:
@@ -125,11 +216,4 @@ class VAEModel(GenerativeModel):
         check_choice("kind", kind, ("recon", "elbo"))
         if kind == "recon":
             return (self.reconstruct(x) - x).pow(2).flatten(1).mean(1)
-        check_positive("n_draws", n_draws)
-        with evaluating(self):
-            shape = (x.shape[0], self.config.latent_dim)
-            vals = []
-            for _ in range(n_draws):
-                rec, kl, _ = self._terms(x, randn(shape, generator, x.device, x.dtype))
-                vals.append(rec + kl)
-        return torch.stack(vals).mean(0)
+        return self._neg_elbo(x, n_draws, generator, normalised=False)
