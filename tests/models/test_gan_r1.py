@@ -81,7 +81,7 @@ def test_lazy_r1_every_k_steps_weighted_by_k() -> None:
 
 
 def test_diffaug_sees_real_and_fake_with_one_policy_and_passes_gradients(monkeypatch) -> None:
-    import genmed.models.gan as gan
+    from genmed.models import gan
 
     calls = []
 

@@ -45,6 +45,11 @@ from genmed.models.base import (
     evaluating,
     randn,
 )
+from genmed.models.gan_resnets import (
+    ResidualDiscriminator,
+    ResidualGenerator,
+    residual_levels,
+)
 from genmed.models.nets import (
     DCGANDiscriminator,
     DCGANGenerator,
@@ -52,7 +57,6 @@ from genmed.models.nets import (
     VectorGenerator,
     dcgan_levels,
 )
-from genmed.models.gan_resnets import ResidualDiscriminator, ResidualGenerator, residual_levels
 
 GANVariant = Literal["dcgan", "hinge_sn", "resnet_r1"]
 GAN_VARIANTS = ("dcgan", "hinge_sn", "resnet_r1")
