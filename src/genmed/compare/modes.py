@@ -43,6 +43,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "gan_hinge_sn": ("gan", dict(variant="hinge_sn", latent_dim=8)),
     "gan_hinge_sn_r1": ("gan", dict(variant="hinge_sn", latent_dim=8, r1_gamma=0.1)),
     "gan_dcgan_r1": ("gan", dict(variant="dcgan", latent_dim=8, r1_gamma=0.1)),
+    # StyleGAN2's objective on the shared MLPs: logistic loss, lazy R1 (gamma 0.1, every 16),
+    # minibatch std (group 4); the "toy" optimiser like every GAN here
+    "gan_resnet_r1": ("gan", dict(variant="resnet_r1", latent_dim=8)),
     "vae": ("vae", dict(latent_dim=8, likelihood_sigma=0.05)),
 }
 DEFAULT_VARIANTS = ("exact", "diffusion", "gan_dcgan", "gan_pacgan4", "gan_hinge_sn", "vae")

@@ -2,7 +2,8 @@
 
 The training engine seeds torch's RNG and restores it on resume, so augmentations drawn here
 (directly, or by MONAI transforms re-seeded from it once per call) repeat exactly in a resumed
-run. Batches are (B, C, H, W) tensors; every function returns a new tensor.
+run. Batches are (B, C, H, W) tensors; every function returns a new tensor. `diff_augment`
+(DiffAugment, Zhao et al. 2020) is differentiable: the GAN applies it inside its losses.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from genmed.errors import check_choice
+from genmed.errors import UserError, check_choice
 
 AugmentKind = Literal["none", "flip", "classic"]
 AUGMENTS: tuple[str, ...] = ("none", "flip", "classic")
@@ -90,3 +91,85 @@ def contrastive_view(x: Tensor, crop_scale: tuple[float, float] = (0.6, 1.0), ji
     out = out * contrast.to(dev, dtype).view(shape) + bright.to(dev, dtype).view(shape)
     out = out + sd.to(dev, dtype).view(shape) * eps.to(dev, dtype)
     return out.clamp(-1, 1)
+
+
+DIFFAUG_OPS: tuple[str, ...] = ("color", "translation", "cutout")
+
+
+def check_diffaug_policy(policy: str) -> tuple[str, ...]:
+    """The ops of a DiffAugment policy string ("color,translation,cutout"; "" for none)."""
+    ops = tuple(op.strip() for op in policy.split(",") if op.strip())
+    for op in ops:
+        check_choice("diffaug op", op, DIFFAUG_OPS)
+    if len(set(ops)) != len(ops):
+        raise UserError(f"diffaug={policy!r}: an op is named twice")
+    return ops
+
+
+def diff_augment(x: Tensor, policy: str, generator: torch.Generator | None = None) -> Tensor:
+    """Differentiable Augmentation (Zhao et al. 2020, "Differentiable augmentation for
+    data-efficient GAN training", sec. 3 and their DiffAugment_pytorch.py), ops in policy order:
+
+    - "color": brightness x + U(-0.5, 0.5), saturation (x - mean_c) * U(0, 2) + mean_c (the
+      identity for one channel), contrast (x - mean) * U(0.5, 1.5) + mean (mean over C and space);
+    - "translation": shift by an integer in [-s, s] per spatial axis, s = round(size / 8),
+      zero fill;
+    - "cutout": zero one box of half the size per axis, centred anywhere in the image.
+
+    Every op is a per-sample random affine map or mask of `x`, so gradients flow back to `x`
+    (to the generator, for generated batches). Images (B, C, *spatial) with 1-3 spatial axes;
+    draws from `generator` (torch's global RNG when None), on the CPU, then moved to x's device.
+    """
+    ops = check_diffaug_policy(policy)
+    if ops and x.ndim < 3:
+        raise UserError("diffaug augments images (B, C, H, W[, D]); vector data takes diffaug=''")
+    for op in ops:
+        x = _DIFFAUG[op](x, generator)
+    return x
+
+
+def _uniform(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """(B, 1, ..., 1) uniform [0, 1) draws, one per sample, broadcastable against `x`."""
+    u = torch.rand(x.shape[0], generator=generator)
+    return u.to(x.device, x.dtype).view(-1, *([1] * (x.ndim - 1)))
+
+
+def _color(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    spatial = tuple(range(2, x.ndim))
+    x = x + (_uniform(x, generator) - 0.5)  # brightness
+    mean = x.mean(dim=1, keepdim=True)
+    x = (x - mean) * (_uniform(x, generator) * 2) + mean  # saturation
+    mean = x.mean(dim=(1, *spatial), keepdim=True)
+    return (x - mean) * (_uniform(x, generator) + 0.5) + mean  # contrast
+
+
+def _translation(x: Tensor, generator: torch.Generator | None, ratio: float = 0.125) -> Tensor:
+    b = x.shape[0]
+    for dim in range(2, x.ndim):
+        n = x.shape[dim]
+        s = int(n * ratio + 0.5)
+        shift = torch.randint(-s, s + 1, (b, 1), generator=generator).to(x.device)
+        src = torch.arange(n, device=x.device)[None] + shift  # (B, n): output i reads x[i + t]
+        valid = (src >= 0) & (src < n)
+        view = [b] + [1] * (x.ndim - 1)
+        view[dim] = n
+        index = src.clamp(0, n - 1).view(view).expand(x.shape)
+        x = x.gather(dim, index) * valid.view(view).to(x.dtype)
+    return x
+
+
+def _cutout(x: Tensor, generator: torch.Generator | None, ratio: float = 0.5) -> Tensor:
+    b = x.shape[0]
+    inside = torch.ones(x.shape[:1] + x.shape[2:], dtype=torch.bool, device=x.device)
+    for axis, n in enumerate(x.shape[2:]):
+        c = int(n * ratio + 0.5)
+        offset = torch.randint(0, n + (1 - c % 2), (b, 1), generator=generator).to(x.device)
+        i = torch.arange(n, device=x.device)[None]
+        hit = (i >= offset - c // 2) & (i < offset - c // 2 + c)  # (B, n)
+        view = [b] + [1] * (x.ndim - 2)
+        view[1 + axis] = n
+        inside = inside & hit.view(view)
+    return x * (~inside)[:, None].to(x.dtype)
+
+
+_DIFFAUG = {"color": _color, "translation": _translation, "cutout": _cutout}

@@ -1,29 +1,40 @@
-"""GANs: DCGAN baseline and a stabilised hinge + spectral-norm variant, optionally class-conditional.
+"""GANs: DCGAN baseline, a hinge + spectral-norm variant and a residual R1 variant for small
+data sets, optionally class-conditional.
 
 - "dcgan" (Radford et al. 2016; Goodfellow et al. 2014): discriminator trained with binary
   cross-entropy, real label 1 and generated label 0 (as in the source document); generator
   with the non-saturating loss -log D(G(z)) (Goodfellow et al. 2014, sec. 3).
 - "hinge_sn" (Miyato et al. 2018): spectral norm on every discriminator layer, hinge loss
   D: relu(1 - D(x)) + relu(1 + D(G(z))), G: -D(G(z)) (Lim & Ye 2017).
-Either can add the R1 gradient penalty gamma/2 |grad_x D(x)|^2 on real data (Mescheder et al.
-2018, eq. 9), and packing (PacGAN, Lin et al. 2018): D judges `pack` samples at once,
-concatenated along channels (images) or features (vectors), all real or all generated, which
-penalises a generator whose samples look alike and so counters mode collapse; or a minibatch
-standard-deviation feature in D (`mbstd_group`, Karras et al. 2018) with the same aim.
-Class-conditional: label embedding concatenated to z in G, projection in D
-(Miyato & Koyama 2018). Phases: "discriminator" then "generator", disjoint parameters.
+- "resnet_r1": the StyleGAN2 training objective (Karras et al. 2020, "Analyzing and improving
+  the image quality of StyleGAN", sec. 3.1 and appendix B) on BigGAN-style residual networks
+  (`genmed.models.gan_resnets`): non-saturating logistic loss (the "dcgan" losses), lazy R1
+  (every `r1_every` = 16 steps, weighted by 16), a minibatch-std channel in D (group 4), and
+  DiffAugment of real and generated images (Zhao et al. 2020; policy
+  "color,translation,cutout") for small data sets. Vector data keep the MLP nets.
+Any variant can add the R1 gradient penalty gamma/2 |grad_x D(x)|^2 on real data (Mescheder et
+al. 2018, eq. 9), DiffAugment (`diffaug`), and packing (PacGAN, Lin et al. 2018): D judges
+`pack` samples at once, concatenated along channels (images) or features (vectors), all real
+or all generated, which penalises a generator whose samples look alike and so counters mode
+collapse; or a minibatch standard-deviation feature in D (`mbstd_group`, Karras et al. 2018)
+with the same aim. Class-conditional: label embedding concatenated to z (DCGAN nets) or
+class-conditional BatchNorm (residual G), projection in D (Miyato & Koyama 2018). Phases:
+"discriminator" then "generator", disjoint parameters. The engine's weight EMA covers the
+whole model, so `sample` after `load_run(ema=True)` uses the averaged generator (Karras et al.
+2018; Yazici et al. 2019).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genmed.data.augment import check_diffaug_policy, diff_augment
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.models.base import (
     Batch,
@@ -34,6 +45,11 @@ from genmed.models.base import (
     evaluating,
     randn,
 )
+from genmed.models.gan_resnets import (
+    ResidualDiscriminator,
+    ResidualGenerator,
+    residual_levels,
+)
 from genmed.models.nets import (
     DCGANDiscriminator,
     DCGANGenerator,
@@ -42,33 +58,66 @@ from genmed.models.nets import (
     dcgan_levels,
 )
 
-GANVariant = Literal["dcgan", "hinge_sn"]
+GANVariant = Literal["dcgan", "hinge_sn", "resnet_r1"]
+GAN_VARIANTS = ("dcgan", "hinge_sn", "resnet_r1")
+FULL_DIFFAUG = "color,translation,cutout"  # Zhao et al. 2020, sec. 4: the policy for small data
+
+
+def variant_defaults(variant: str, data_kind: str, size: int) -> dict[str, Any]:
+    """Values of the options left None: "dcgan" and "hinge_sn" keep their historical ones
+    (no R1, no minibatch std, no DiffAugment); "resnet_r1" takes StyleGAN2-ADA's "auto" config
+    (Karras et al. 2020b, train.py: R1 gamma = 0.0002 * size**2 / batch with the batch
+    min(4096 // size, 32) of one GPU, minibatch-std group 4, lazy R1 every 16 steps) and
+    DiffAugment's full policy for images; vector data (2-D mixtures): gamma 0.1, no DiffAugment."""
+    if variant != "resnet_r1":
+        return dict(r1_gamma=0.0, r1_every=1, mbstd_group=0, diffaug="")
+    if data_kind == "vector":
+        return dict(r1_gamma=0.1, r1_every=16, mbstd_group=4, diffaug="")
+    return dict(r1_gamma=0.0002 * size ** 2 / min(4096 // size, 32), r1_every=16, mbstd_group=4,
+                diffaug=FULL_DIFFAUG)
 
 
 @dataclass(frozen=True, kw_only=True)
 class GANConfig(ModelConfig):
-    """Generator/discriminator pair; image size must be 4 * 2**k (k >= 1)."""
+    """Generator/discriminator pair. Image size: 4 * 2**k (DCGAN nets) or b * 2**k with
+    4 <= b < 8 ("resnet_r1": 32, 64, 96, 128, 256, ...). Options left None take the variant's
+    value (`variant_defaults`); the saved config holds the resolved numbers."""
 
-    variant: GANVariant = "dcgan"  # "dcgan" (BCE, BatchNorm) or "hinge_sn" (hinge, spectral norm)
+    variant: GANVariant = "dcgan"  # "dcgan" (BCE, BatchNorm), "hinge_sn" (hinge, spectral norm), "resnet_r1"
     latent_dim: int = 64  # z dimension
     base_channels: int = 32  # channels at full resolution (doubling per level)
+    max_channels: int = 64  # "resnet_r1" images: width cap, (32, 64, 64, ...) like the diffusion UNet
     hidden: int = 128  # vector MLP width
     depth: int = 3  # vector MLP hidden layers
-    r1_gamma: float = 0.0  # R1 penalty weight on real data (0: off)
+    r1_gamma: float | None = None  # R1 penalty weight on real data (0: off; resnet_r1: ADA's heuristic)
+    r1_every: int | None = None  # lazy R1: every this many optimiser steps, weighted by it (1: every step)
     pack: int = 1  # PacGAN degree: samples per discriminator decision (1: a plain GAN)
-    mbstd_group: int = 0  # minibatch-std feature in D over groups of this size (0: off)
+    mbstd_group: int | None = None  # minibatch-std feature in D over groups of this size (0: off)
+    diffaug: str | None = None  # DiffAugment policy for D's inputs, e.g. "color,translation,cutout"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_choice("variant", self.variant, ("dcgan", "hinge_sn"))
-        for name in ("latent_dim", "base_channels", "hidden", "depth"):
+        check_choice("variant", self.variant, GAN_VARIANTS)
+        for name, value in variant_defaults(self.variant, self.data_kind, self.size).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        for name in ("latent_dim", "base_channels", "max_channels", "hidden", "depth", "r1_every",
+                     "pack"):
             check_positive(name, getattr(self, name))
         check_positive("r1_gamma", self.r1_gamma, allow_zero=True)
-        check_positive("pack", self.pack)
         check_positive("mbstd_group", self.mbstd_group, allow_zero=True)
+        object.__setattr__(self, "diffaug", ",".join(check_diffaug_policy(self.diffaug)))
+        if self.diffaug and self.data_kind == "vector":
+            raise UserError(f"diffaug={self.diffaug!r} augments images; vector data take diffaug=''")
         if self.pack > 1 and self.num_classes:
             raise UserError("pack > 1 (PacGAN) is for unconditional GANs; set num_classes=0 or pack=1")
-        if self.data_kind == "image" and (self.size < 8 or self.size != 4 * 2 ** dcgan_levels(self.size)):
+        if self.data_kind != "image":
+            return
+        if self.variant == "resnet_r1":
+            if not residual_levels(self.size)[0]:
+                raise UserError(f"size={self.size} is not b * 2**k with 4 <= b < 8 and k >= 1 "
+                                "(32, 48, 64, 96, 128, 256, ...) as the residual nets need")
+        elif self.size < 8 or self.size != 4 * 2 ** dcgan_levels(self.size):
             raise UserError(f"size={self.size} is not 4 * 2**k (8, 16, 32, 64, ...) as the DCGAN nets need")
 
 
@@ -81,12 +130,18 @@ class GANModel(GenerativeModel):
         super().__init__()
         self.config = cfg = config
         spectral = cfg.variant == "hinge_sn"
-        if cfg.data_kind == "vector":
-            self.generator: nn.Module = VectorGenerator(cfg.size, cfg.latent_dim, cfg.hidden,
-                                                        cfg.depth, cfg.num_classes)
-            self.discriminator: nn.Module = VectorDiscriminator(cfg.size * cfg.pack, cfg.hidden,
-                                                                cfg.depth, cfg.num_classes, spectral,
-                                                                cfg.mbstd_group)
+        if cfg.data_kind == "image" and cfg.variant == "resnet_r1":
+            self.generator: nn.Module = ResidualGenerator(
+                cfg.spatial_dims, cfg.in_channels, cfg.size, cfg.latent_dim, cfg.base_channels,
+                cfg.max_channels, cfg.num_classes)
+            self.discriminator: nn.Module = ResidualDiscriminator(
+                cfg.spatial_dims, cfg.in_channels * cfg.pack, cfg.size, cfg.base_channels,
+                cfg.max_channels, cfg.num_classes, cfg.mbstd_group)
+        elif cfg.data_kind == "vector":
+            self.generator = VectorGenerator(cfg.size, cfg.latent_dim, cfg.hidden, cfg.depth,
+                                             cfg.num_classes)
+            self.discriminator = VectorDiscriminator(cfg.size * cfg.pack, cfg.hidden, cfg.depth,
+                                                     cfg.num_classes, spectral, cfg.mbstd_group)
         else:
             self.generator = DCGANGenerator(cfg.spatial_dims, cfg.in_channels, cfg.size,
                                             cfg.latent_dim, cfg.base_channels, cfg.num_classes)
@@ -118,11 +173,30 @@ class GANModel(GenerativeModel):
             raise UserError(f"batch of {x.shape[0]} is smaller than pack={k}")
         return x[: g * k].reshape(g, k * x.shape[1], *x.shape[2:])
 
+    def augment(self, x: Tensor) -> Tensor:
+        """D's view of a batch: DiffAugment with policy `diffaug` (identity for ""), the same
+        policy for real and generated batches, differentiable (Zhao et al. 2020, eq. 3-4)."""
+        return diff_augment(x, self.config.diffaug) if self.config.diffaug else x
+
+    def r1_weight(self, batch: Batch) -> float:
+        """Weight of |grad_x D(x)|^2 in this step's D loss: gamma/2 every step (r1_every=1, or
+        no `batch["step"]`); with lazy regularisation (Karras et al. 2020, sec. 3.1) gamma/2 *
+        r1_every on steps that are multiples of r1_every and 0 otherwise, the same penalty
+        on average at 1/r1_every of the cost."""
+        gamma, every = self.config.r1_gamma, self.config.r1_every
+        if gamma <= 0:
+            return 0.0
+        if every == 1 or "step" not in batch:
+            return 0.5 * gamma
+        step = int(torch.as_tensor(batch["step"]).reshape(-1)[0])
+        return 0.5 * gamma * every if step % every == 0 else 0.0
+
     def loss(self, batch: Batch, phase: str = "discriminator") -> dict[str, Tensor]:
         """Per-sample losses (B,) of `phase` ("discriminator" or "generator"); (B // pack,) packed.
 
         The generator phase back-propagates through D too: the engine zeroes all gradients
-        before each phase and steps only `phase_parameters(phase)`.
+        before each phase and steps only `phase_parameters(phase)`. Logged: d_real, d_fake and,
+        on steps where R1 is computed, r1 = mean |grad_x D(x)|^2.
         """
         check_choice("phase", phase, self.phases())
         real = batch["image"]
@@ -131,26 +205,26 @@ class GANModel(GenerativeModel):
         z = torch.randn(b, self.config.latent_dim, device=device, dtype=real.dtype)
         hinge = self.config.variant == "hinge_sn"
         if phase == "generator":
-            d_fake = self.discriminator(self.packed(self.generate(z, labels)), labels).float()
+            fake = self.augment(self.generate(z, labels))
+            d_fake = self.discriminator(self.packed(fake), labels).float()
             loss = -d_fake if hinge else F.softplus(-d_fake)  # non-saturating: -log D(G(z))
             return {"loss": loss, "d_fake": d_fake.mean().detach()}
         with torch.no_grad():
-            fake = self.packed(self.generate(z, labels))
-        real = self.packed(real)
-        gamma = self.config.r1_gamma
-        if gamma > 0:
+            fake = self.generate(z, labels)
+        weight = self.r1_weight(batch)
+        if weight > 0:  # R1 on the real images D is shown, through the augmentation (ADA, sec. 2)
             real = real.detach().requires_grad_(True)
-        d_real = self.discriminator(real, labels).float()
-        d_fake = self.discriminator(fake, labels).float()
+        d_real = self.discriminator(self.packed(self.augment(real)), labels).float()
+        d_fake = self.discriminator(self.packed(self.augment(fake)), labels).float()
         if hinge:
             loss = F.relu(1 - d_real) + F.relu(1 + d_fake)
-        else:  # BCE with real label 1, fake label 0
+        else:  # BCE with real label 1, fake label 0 (the logistic loss)
             loss = F.softplus(-d_real) + F.softplus(d_fake)
         out = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
-        if gamma > 0:
+        if weight > 0:  # autograd.grad, not backward: the engine still does the one backward
             (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
-            r1 = grad.pow(2).flatten(1).sum(1)
-            loss = loss + 0.5 * gamma * r1
+            r1 = self.packed(grad).pow(2).flatten(1).sum(1)  # per decision: its images' sum
+            loss = loss + weight * r1
             out["r1"] = r1.mean().detach()
         out["loss"] = loss
         return out

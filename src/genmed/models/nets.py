@@ -202,12 +202,14 @@ class VectorDiscriminator(nn.Module):
 
 
 class MinibatchStd(nn.Module):
-    """Minibatch standard deviation (Karras et al. 2018, ProGAN, Sec. 3): (B, F) -> (B, F + 1).
+    """Minibatch standard deviation (Karras et al. 2018, ProGAN, Sec. 3): (B, F, *spatial) ->
+    (B, F + 1, *spatial), e.g. (B, F) -> (B, F + 1).
 
     Samples are split into groups of `group` (a divisor of B: gcd(B, group)); the extra feature
-    of each sample is the mean over features of the std across its group. A generator whose
-    samples look alike gives a small std that D learns to tell from real batches, while D still
-    judges every sample on its own (unlike packing).
+    (a constant channel on feature maps) of each sample is the mean over features and positions
+    of the std across its group. A generator whose samples look alike gives a small std that D
+    learns to tell from real batches, while D still judges every sample on its own (unlike
+    packing).
     """
 
     def __init__(self, group: int) -> None:
@@ -215,11 +217,12 @@ class MinibatchStd(nn.Module):
         self.group = group
 
     def forward(self, h: Tensor) -> Tensor:
-        b, f = h.shape
+        b = h.shape[0]
         g = math.gcd(b, self.group)
-        y = h.float().view(g, b // g, f)  # sample i is in group i % (b // g)
+        y = h.float().reshape(g, b // g, -1)  # sample i is in group i % (b // g)
         std = (y.var(0, unbiased=False) + 1e-8).sqrt().mean(1)  # (b // g,)
-        return torch.cat([h, std.repeat(g).to(h.dtype)[:, None]], dim=1)
+        feat = std.repeat(g).to(h.dtype).view(b, 1, *([1] * (h.ndim - 2)))
+        return torch.cat([h, feat.expand(b, 1, *h.shape[2:])], dim=1)
 
 
 def _logit(d: nn.Module, h: Tensor, labels: Tensor | None) -> Tensor:

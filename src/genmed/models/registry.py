@@ -4,6 +4,7 @@ capabilities. Callers ask it; they never guess.
     build_model("diffusion", size=32, num_classes=3, sampler="dpmpp_2m")
     recipe("gan")                        # Recipe(lr=2e-4, betas=(0.5, 0.999), ...)
     recipe("diffusion", "short")         # a named preset used by the applications
+    recipe("gan", variant="resnet_r1")   # a variant's own preset stands in for "default"
     check_request("vae", cond="label")   # UserError before any training: the VAE takes no labels
 
 `build_model` validates options through the model's frozen config dataclass (unknown keys, bad
@@ -105,7 +106,14 @@ REGISTRY: dict[str, ModelSpec] = {
          "short": Recipe(lr=2e-4, betas=_ADAM_GAN, ema_decay=0.0, **_SHORT),
          "augment": Recipe(lr=2e-4, betas=_ADAM_GAN, ema_decay=0.995, warmup_fraction=0.1),
          # raw generator sampled: averaging a G that still moves between modes blurs it
-         "toy": Recipe(lr=1e-3, betas=_ADAM_GAN, ema_decay=0.0)}),
+         "toy": Recipe(lr=1e-3, betas=_ADAM_GAN, ema_decay=0.0),
+         # variant="resnet_r1" (the "default" of that variant): StyleGAN2's Adam betas (0, 0.99),
+         # constant LR, no warm-up, no clipping (Karras et al. 2020, appendix B); G EMA with
+         # StyleGAN2-ADA's half-life of 10k images at batch 32 (its "auto" config). lr 2e-4
+         # (SNGAN/BigGAN, Miyato et al. 2018; Brock et al. 2019) instead of StyleGAN2's 2.5e-3,
+         # which assumes equalised learning rates (per-layer weight scaling) these nets lack
+         "resnet_r1": Recipe(lr=2e-4, betas=(0.0, 0.99), ema_decay=0.5 ** (32 / 10_000), warmup=0,
+                             grad_clip=0.0, schedule="constant")}),
     "vae": ModelSpec(
         VAEConfig, VAEModel, Capabilities(conditioning=("none",)),
         {"default": Recipe(lr=2e-4),
@@ -175,9 +183,14 @@ def capabilities(name: str) -> Capabilities:
     return spec(name).capabilities
 
 
-def recipe(name: str, preset: str = "default") -> Recipe:
-    """The training recipe `preset` of model `name` ("default" when it has no such preset)."""
+def recipe(name: str, preset: str = "default", variant: str | None = None) -> Recipe:
+    """The training recipe `preset` of model `name` ("default" when it has no such preset).
+
+    A model `variant` (e.g. the GAN's "resnet_r1") that has a preset of its own name takes it in
+    place of "default"; named presets ("compare", "toy", ...) stay as asked."""
     recipes = spec(name).recipes
+    if preset == "default" and variant in recipes:
+        preset = variant
     return recipes.get(preset, recipes["default"])
 
 

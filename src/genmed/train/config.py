@@ -23,6 +23,7 @@ MODEL_LIMITS = {  # model config field -> largest allowed value (every int of a 
     "latent_dim": 65_536, "hidden": 65_536, "depth": 256, "num_res_blocks": 64,
     "num_res_units": 64, "norm_num_groups": 4096, "num_train_timesteps": 100_000,
     "sample_steps": 100_000, "recon_t": 100_000, "pack": 256, "mbstd_group": 4096,
+    "max_channels": 4096, "r1_every": 10**6,
     "kl_warmup_steps": 10**9,
 }
 MAX_SAMPLE_ELEMENTS = 1 << 28  # n * C * size**dims of one sampling call (1 GiB of float32)
@@ -175,7 +176,9 @@ class TrainConfig:
 
         check_positive("steps", self.steps)
         check_request(self.family, cond=self.cond)
-        for key, value in recipe(self.family, self.recipe).train_options(self.steps).items():
+        variant = self.options.get("variant") if isinstance(self.options, dict) else None
+        chosen = recipe(self.family, self.recipe, variant if isinstance(variant, str) else None)
+        for key, value in chosen.train_options(self.steps).items():
             if getattr(self, key) is None:
                 object.__setattr__(self, key, value)
 
