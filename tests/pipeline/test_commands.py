@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from .test_pipeline import cli
-
 
 @pytest.mark.parametrize("args, needle", [
     (["pipeline", "predict", "NOPE", "--out", "{tmp}/x.csv"], "not a pipeline run folder"),
@@ -16,10 +14,10 @@ from .test_pipeline import cli
     (["pipeline", "augment-study", "--quick", "--generator", "nonsense", "--out", "{tmp}/a"], "NAME=RUN_DIR"),
     (["pipeline", "few-labels", "--quick", "--fraction", "1.5", "--out", "{tmp}/f"], "fraction"),
 ])
-def test_bad_input_exit_2(capsys, tmp_path, args, needle):
+def test_bad_input_exit_2(cli, tmp_path, args, needle):
     (tmp_path / "data.txt").write_text("not a manifest")
     args = [a.format(tmp=tmp_path) for a in args]
-    code, _, err = cli(capsys, *args)
+    code, _, err = cli(args)
     assert code == 2
     assert err.strip().count("\n") == 0 and needle in err and "Traceback" not in err
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "a").exists() and not (tmp_path / "f").exists()
