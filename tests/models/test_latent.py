@@ -155,6 +155,9 @@ def test_cached_posterior_moments_give_the_loss_of_encoding_each_step() -> None:
     data = DictDataset(image=discs(6), label=torch.arange(6) % 3)
     ldm = latent_diffusion(autoencoder, data.tensors["image"], num_classes=3, **UNET)
     cached = LatentCache(data, ldm.autoencoder, batch_size=4)  # two encoder batches
+    # what the engine trains on (fresh runs and resumes alike): the cache, built once
+    assert isinstance(ldm.training_data(data), LatentCache) and ldm.training_data(cached) is cached
+    assert autoencoder.training_data(data) is data
     batch = {k: torch.stack([cached[i][k] for i in range(6)]) for k in cached[0]}
     assert batch["latent_mu"].shape == (6, 2, 8, 8) and (batch["latent_sigma"] > 0).all()
     torch.manual_seed(3)

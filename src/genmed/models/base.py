@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from genmed.errors import UserError, check_choice, check_positive
 
@@ -60,6 +61,11 @@ class GenerativeModel(nn.Module, abc.ABC):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """`n` new images (n, C, *spatial) in [-1, 1]; `cond` (n,) class labels or None."""
+
+    def training_data(self, dataset: Dataset) -> Dataset:
+        """The data set the engine trains on, given the one it loaded: `dataset` itself, or a
+        cheaper view of it (latent diffusion: each item's latents, encoded once)."""
+        return dataset
 
     def preview(self, batch: Batch, steps: int | None = None,
                 generator: torch.Generator | None = None) -> Tensor:

@@ -17,6 +17,7 @@ The autoencoder's weights are part of this model's state_dict and its architectu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ from genmed.models.diffusion import DiffusionConfig, DiffusionModel
 from genmed.models.samplers import SamplerName
 from genmed.models.schedules import ScheduleKind, Spacing
 
+CACHE_BYTES = 2 * 2**30  # `training_data` caches posterior moments up to this size
 SHARED = ("spatial_dims", "in_channels", "size", "num_classes", "data_kind")  # set on the LDM
 _UNET = ("channels", "attention_levels", "num_res_blocks", "norm_num_groups", "schedule",
          "num_train_timesteps", "cond_drop_prob", "sampler", "sample_steps", "spacing", "recon_t")
@@ -131,6 +133,14 @@ class LatentDiffusionModel(GenerativeModel):
         """Images in [-1, 1] from scaled latents."""
         with evaluating(self.autoencoder):
             return self.autoencoder.decode(z / self.config.scale_factor)
+
+    def training_data(self, dataset: Dataset) -> Dataset:
+        """`dataset` with each item's posterior moments (`LatentCache`) when they fit in
+        CACHE_BYTES, so training does not run the encoder at every step; else `dataset`."""
+        if isinstance(dataset, LatentCache):
+            return dataset
+        item_bytes = 2 * 4 * math.prod(self.autoencoder.config.latent_shape)
+        return LatentCache(dataset, self.autoencoder) if item_bytes * len(dataset) <= CACHE_BYTES else dataset
 
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
         """The latent diffusion model's per-sample eps-MSE on the encoded batch (no gradient

@@ -161,7 +161,7 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
         raise UserError(f"{run_dir}: already holds a run; use --resume or a new --out")
     seed_everything(cfg.seed + topo.rank, cfg.deterministic)
     model = (model if model is not None else build_model(cfg)).to(device)
-    dataset = dataset if dataset is not None else load_dataset(cfg)
+    dataset = model.training_data(dataset if dataset is not None else load_dataset(cfg))
     order = BatchOrder(dataset, cfg, rank=topo.rank, world=topo.world,
                        pin_memory=device.type == "cuda")
     phases = model.phases()

@@ -10,8 +10,8 @@ Latent diffusion (Rombach et al. 2022; Pinaya et al. 2022) trains in two runs:
    `cfg.autoencoder` names a trained autoencoder run to reuse;
 2. that autoencoder frozen inside a `LatentDiffusionModel` (its latents scaled by 1 / their std
    over the first training images), whose diffusion UNet the engine trains into RUN with the
-   ldm recipe and the rest of `cfg.options` (each item's posterior moments computed once,
-   `LatentCache`, when they fit in CACHE_BYTES). The stage-two checkpoint holds both stages'
+   ldm recipe and the rest of `cfg.options` (on each item's posterior moments, computed once:
+   `LatentDiffusionModel.training_data`). The stage-two checkpoint holds both stages'
    weights and architectures and the stage-one path, so `load_run(RUN)`, `genmed sample RUN`
    and `--resume RUN` need nothing else.
 Every other family is handed to the engine unchanged.
@@ -19,7 +19,6 @@ Every other family is handed to the engine unchanged.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from genmed.config import from_dict
 from genmed.errors import UserError
 from genmed.models.autoencoder import AutoencoderModel
 from genmed.models.base import GenerativeModel
-from genmed.models.latent import SHARED, LatentCache, LDMConfig, latent_diffusion, ldm_options
+from genmed.models.latent import SHARED, LDMConfig, latent_diffusion, ldm_options
 from genmed.models.registry import capabilities
 from genmed.train import checkpoint as ckpt
 from genmed.train import engine
@@ -40,7 +39,6 @@ from genmed.train.engine import RunResult, preview_batch
 from genmed.train.precision import resolve_numerics
 from genmed.train.run import load_run
 
-CACHE_BYTES = 2 * 2**30  # cache the posterior moments of a data set up to this size (latent_shape x 2 x 4 B each)
 SCALE_IMAGES = 64  # training images whose latents set the scale factor ("the first batch")
 # TrainConfig fields stage one takes from the ldm run: data, size, numerics, logging, seed
 _STAGE_ONE_FIELDS = ("data", "size", "spatial_dims", "in_channels", "n_patients", "batch_size",
@@ -103,9 +101,6 @@ def train_ldm(cfg: TrainConfig, *, dataset: Dataset | None = None) -> RunResult:
                              generator=torch.Generator(device).manual_seed(cfg.seed),
                              **unet_options)
     stage_two = cfg.replace(autoencoder=str(ae_run.resolve()), autoencoder_steps=None)
-    latent_bytes = 2 * 4 * math.prod(model.autoencoder.config.latent_shape) * len(dataset)
-    if latent_bytes <= CACHE_BYTES:  # encode every item once, not at every step
-        dataset = LatentCache(dataset, model.autoencoder)
     return engine.train(stage_two, model=model, dataset=dataset)
 
 
