@@ -116,3 +116,31 @@ def test_two_stages_in_3d_from_python(tmp_path):
     model, _ = load_run(tmp_path / "run3d")
     x = model.sample(1, steps=2, sampler="ddim", generator=torch.Generator().manual_seed(0))
     assert x.shape == (1, 1, 16, 16, 16) and x.abs().max() <= 1
+
+
+def test_resumed_stage_two_equals_an_uninterrupted_one(tmp_path):
+    """A resumed ldm trains on the latents of its trained autoencoder (restored before they are
+    encoded), so stopping at step 2 and resuming to 4 gives the weights of one 4-step run."""
+    from safetensors.torch import load_file
+
+    from genmed.train import resume
+
+    tiny = {**TINY, "schedule": "constant", "ckpt_every": 2, "keep_checkpoints": 5}
+    ae_run = tmp_path / "ae"
+    torch.manual_seed(0)
+    train(TrainConfig(family="autoencoder", steps=2, out=str(ae_run), options={**AE, "adv_weight": 0.0},
+                      **{**tiny, "cond": "none"}))
+    runs = {}
+    for name, steps in (("whole", 4), ("resumed", 2)):
+        runs[name] = tmp_path / name
+        torch.manual_seed(1)  # the UNet is built before the engine seeds: the same start for both
+        train(TrainConfig(family="ldm", steps=steps, autoencoder=str(ae_run), out=str(runs[name]),
+                          options=UNET, **tiny))
+    resume(runs["resumed"], steps=4)
+    name = "checkpoints/step-00000004.model.safetensors"
+    a, b = load_file(runs["whole"] / name), load_file(runs["resumed"] / name)
+    start = load_file(runs["whole"] / "checkpoints/step-00000002.model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(a[k], start[k]) for k in a)  # the last two steps moved the UNet

@@ -161,9 +161,7 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
         raise UserError(f"{run_dir}: already holds a run; use --resume or a new --out")
     seed_everything(cfg.seed + topo.rank, cfg.deterministic)
     model = (model if model is not None else build_model(cfg)).to(device)
-    dataset = model.training_data(dataset if dataset is not None else load_dataset(cfg))
-    order = BatchOrder(dataset, cfg, rank=topo.rank, world=topo.world,
-                       pin_memory=device.type == "cuda")
+    dataset = dataset if dataset is not None else load_dataset(cfg)
     phases = model.phases()
     optimizers = {p: torch.optim.AdamW(list(model.phase_parameters(p)), lr=cfg.lr,
                                        betas=cfg.betas, weight_decay=cfg.weight_decay,
@@ -179,6 +177,10 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
     if topo.is_main:  # the resolved config (a resume may have raised `steps`)
         save_config(cfg, run_dir / "config.yaml")
         write_data_record(run_dir, dataset)  # modality, units, spacing: for `genmed sample`
+    # what the model trains on, once its weights are restored (an ldm encodes its latents here)
+    dataset = model.training_data(dataset)
+    order = BatchOrder(dataset, cfg, rank=topo.rank, world=topo.world,
+                       pin_memory=device.type == "cuda")
     net = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                    else None, find_unused_parameters=len(phases) > 1)
            if topo.world > 1 else model)
