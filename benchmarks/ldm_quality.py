@@ -65,6 +65,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--per-class", type=int, default=4)
     ap.add_argument("--guidance", type=float, default=2.0)
+    ap.add_argument("--sampler", help="sampler of the grid (default: the model's)")
+    ap.add_argument("--sample-steps", type=int, help="its steps (default: the model's)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ldm_quality.json")
     ap.add_argument("--figure", type=Path, default=ROOT / "docs" / "img" / "ldm_256_samples.png")
     args = ap.parse_args()
@@ -92,9 +94,9 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     start = time.perf_counter()
     with torch.no_grad():
-        fake = {c: CT_WINDOW.from_unit(model.sample(args.per_class, cond=torch.full((args.per_class,), c),
-                                                    generator=g, guidance=args.guidance)[:, 0].float().numpy())
-                for c in range(3)}
+        fake = {c: CT_WINDOW.from_unit(model.sample(
+            args.per_class, cond=torch.full((args.per_class,), c), steps=args.sample_steps, generator=g,
+            sampler=args.sampler, guidance=args.guidance)[:, 0].float().numpy()) for c in range(3)}
     sample_s = (time.perf_counter() - start) / (3 * args.per_class)
     test = load_training_data("phantom", size=args.size, split="test")
     real = {}
@@ -102,9 +104,10 @@ def main() -> None:
         idx = np.nonzero(test.labels.numpy() == c)[0][:2]
         real[c] = CT_WINDOW.from_unit(test.images[idx, 0].numpy())
     cfg = model.config
+    sampler, sample_steps = args.sampler or cfg.sampler, args.sample_steps or cfg.sample_steps
     figure(args.figure, real, fake,
            f"Latent diffusion at {args.size} px ({360 / args.size:.2f} mm/px), conditioned on the lesion class; "
-           f"{cfg.sampler} {cfg.sample_steps} steps, guidance {args.guidance}; blue: held-out real slices")
+           f"{sampler} {sample_steps} steps, guidance {args.guidance}; blue: held-out real slices")
     result = {
         "benchmark": "ldm_quality",
         "machine": machine() | {"torch_threads": args.threads},
@@ -112,7 +115,7 @@ def main() -> None:
                      "steps": args.steps, "batch": args.batch, "lr": args.lr, "precision": args.precision,
                      "unet_channels": list(cfg.channels), "latent_shape": list(cfg.latent_config.sample_shape)
                      if hasattr(cfg.latent_config, "sample_shape") else None,
-                     "sampler": cfg.sampler, "sample_steps": cfg.sample_steps, "guidance": args.guidance},
+                     "sampler": sampler, "sample_steps": sample_steps, "guidance": args.guidance},
         "training": trained,
         "sample_s_per_image": round(sample_s, 3),
         "figure": str(args.figure.relative_to(ROOT)) if args.figure.is_relative_to(ROOT) else str(args.figure),
