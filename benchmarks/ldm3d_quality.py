@@ -46,7 +46,8 @@ def figure(path: Path, vols: list[tuple[np.ndarray, str]], spacing: list[float],
     import matplotlib.pyplot as plt
 
     sz, sy, sx = spacing
-    fig, axes = plt.subplots(len(vols), 3, figsize=(11, 3.6 * len(vols)), squeeze=False)
+    fig, axes = plt.subplots(len(vols), 3, figsize=(12, 4.0 * len(vols)), squeeze=False,
+                             layout="constrained")
     for r, (vol, name) in enumerate(vols):
         d, h, w = vol.shape
         extents = {"axial": (0, w * sx, h * sy, 0), "coronal": (0, w * sx, d * sz, 0),
