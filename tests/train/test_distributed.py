@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from torch.distributed import TCPStore
 
 from genmed.train import train
 
@@ -25,14 +25,7 @@ RUN = "gan"  # the toy GAN with z from the batch: two phases, deterministic
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now (another process may take it before we bind)."""
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
-def launch(commands, out: Path, timeout_s: float = 180.0) -> None:
+def launch(commands, out: Path, timeout_s: float = 120.0) -> None:
     """Run `commands()` (a list of argv lists, started together) until all exit 0; launch once
     more if any fails (a port probed free can be taken by another process before it binds)."""
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
@@ -44,6 +37,8 @@ def launch(commands, out: Path, timeout_s: float = 180.0) -> None:
             for proc in procs:
                 _, err = proc.communicate(timeout=timeout_s)
                 errors.append(err)
+        except subprocess.TimeoutExpired:
+            errors += [f"still running after {timeout_s:.0f} s"] * (len(procs) - len(errors))
         finally:
             for proc in procs:  # one node failed and the other waits for it: end it
                 if proc.poll() is None:
@@ -86,14 +81,20 @@ def test_two_process_ddp_equals_single_process(tmp_path, single):
 
 def test_two_node_rendezvous_equals_single_process(tmp_path, single):
     """Two torchrun agents, one per "node" (`--nnodes 2 --node_rank 0|1`), meeting at a c10d
-    rendezvous endpoint on localhost: how a multi-machine run starts (docs/scaling.md)."""
+    rendezvous endpoint on localhost: how a multi-machine run starts (docs/scaling.md).
+
+    The rendezvous store lives in this test process (`is_host=false` on both agents), as on a
+    cluster where it runs on a stable host: when node 0's agent hosts it, node 0 can finish and
+    take the store away while node 1 still polls it (RendezvousConnectionError, then SIGABRT)."""
     ddp = tmp_path / "ddp"
+    stores: list[TCPStore] = []
 
     def nodes() -> list[list[str]]:
-        endpoint = f"localhost:{free_port()}"
+        stores.append(TCPStore("localhost", 0, is_master=True, wait_for_workers=False))
+        endpoint = f"localhost:{stores[-1].port}"
         return [[*TORCHRUN, "--nnodes", "2", "--node_rank", str(rank), "--nproc_per_node", "1",
                  "--rdzv_backend", "c10d", "--rdzv_endpoint", endpoint,
-                 "--rdzv_id", f"genmed-test-{os.getpid()}",
+                 "--rdzv_conf", "is_host=false", "--rdzv_id", f"genmed-{len(stores)}",
                  str(TOYS), RUN, str(ddp), str(STEPS)] for rank in (0, 1)]
 
     launch(nodes, ddp)

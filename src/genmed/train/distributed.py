@@ -67,7 +67,13 @@ def agree(flag: bool, topo: Topology) -> bool:
     return bool(box[0])
 
 
-def shutdown(topo: Topology) -> None:
-    """Leave the process group if this module created it."""
+def shutdown(topo: Topology, finished: bool = False) -> None:
+    """Leave the process group if this module created it.
+
+    After a finished run every rank first waits for the others (a barrier): a rank that tears
+    its gloo pairs down while a peer still uses them can abort that peer (SIGABRT, seen with
+    two torchrun nodes). After an error there is no barrier, since a failed rank never comes."""
     if topo.owns_group and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()

@@ -134,11 +134,14 @@ def train(cfg: TrainConfig, *, model: GenerativeModel | None = None,
     """
     numerics = resolve_numerics(cfg.device, cfg.precision, local_rank_from_env())
     topo = init_from_env(numerics.device.type)
+    finished = False
     try:
         with run_lock(cfg.out, topo.is_main):  # one writer per run folder (rank 0 holds it)
-            return _fit(cfg, numerics, topo, model, dataset, resume)
+            result = _fit(cfg, numerics, topo, model, dataset, resume)
+        finished = True
+        return result
     finally:
-        shutdown(topo)
+        shutdown(topo, finished)
 
 
 @contextmanager
