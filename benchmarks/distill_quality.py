@@ -1,0 +1,156 @@
+"""Few-step students vs their teacher (issue 18): FID of a consistency-distilled student at 1, 2
+and 4 steps against the teacher at its default sampler (SDE-DPM-Solver++(2M), 20 steps), on
+the same extractor and >= 1,000 samples each, with bootstrap CIs; sampling throughput beside a
+GAN generator of the same output size.
+
+Teacher: a pixel diffusion run (MONAI DiffusionModelUNet, the family's default width) trained
+through the engine on phantom slices, or a given `--teacher` run (pixel or ldm). Student:
+`genmed.train.distill` (consistency distillation, Song et al. 2023, Alg. 2) from the teacher's
+EMA weights, on the teacher's data. Reference images: held-out phantom slices of other
+patients. Features: the shipped phantom CNN (64-px input; larger samples are area-resized to
+64 px first, the same for every row, stated in the JSON).
+
+    PYTHONPATH=src python benchmarks/distill_quality.py --size 64 --teacher-steps 2500 \
+        --distill-steps 1500 --n 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+EXTRACTOR_PX = 64
+
+
+def timed_samples(model, n: int, batch: int, seed: int, **kw) -> tuple[np.ndarray, float]:
+    """`n` samples in batches of `batch`, and the seconds per image (sampling only)."""
+    g = torch.Generator().manual_seed(seed)
+    out, seconds = [], 0.0
+    with torch.no_grad():
+        for s in range(0, n, batch):
+            start = time.perf_counter()
+            x = model.sample(min(batch, n - s), generator=g, **kw)
+            seconds += time.perf_counter() - start
+            out.append(x.float())
+    return torch.cat(out).numpy(), seconds / n
+
+
+def to_extractor(images: np.ndarray) -> np.ndarray:
+    """Area-resize to the extractor's 64 px (no-op at 64)."""
+    x = torch.as_tensor(images, dtype=torch.float32)
+    if x.shape[-1] != EXTRACTOR_PX:
+        x = F.interpolate(x, size=(EXTRACTOR_PX, EXTRACTOR_PX), mode="area")
+    return x.numpy()
+
+
+def gan_img_per_s(size: int, n: int = 256, repeats: int = 3) -> float:
+    """Sampling throughput of the default GAN generator at `size` (untrained: speed only)."""
+    from genmed.models import build_model
+
+    gan = build_model("gan", size=size).eval()
+    best = 0.0
+    with torch.no_grad():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            gan.sample(n, generator=torch.Generator().manual_seed(0))
+            best = max(best, n / (time.perf_counter() - start))
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--teacher", type=Path, help="a trained diffusion/ldm run (skip training one)")
+    ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench_distill")
+    ap.add_argument("--teacher-steps", type=int, default=2500)
+    ap.add_argument("--distill-steps", type=int, default=1500)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--n-patients", type=int, default=300, help="phantom patients of the teacher's data")
+    ap.add_argument("--precision", default="bf16")
+    ap.add_argument("--n", type=int, default=1000, help="samples per row (and reference slices)")
+    ap.add_argument("--student-steps", default="1,2,4")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--n-boot", type=int, default=50)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "distill_quality.json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from genmed.data.datasets import load_training_data
+    from genmed.metrics.features import load_extractor
+    from genmed.metrics.fid import fid_ci
+    from genmed.train import TrainConfig, train
+    from genmed.train.distill import distill
+    from genmed.train.run import load_run
+    from genmed.versions import machine
+
+    teacher_run = args.teacher or args.workdir / f"teacher-{args.size}"
+    student_run = args.workdir / f"student-{args.size}"
+    timing: dict[str, dict] = {}
+    if args.teacher is None and not (teacher_run / "checkpoints").exists():
+        cfg = TrainConfig(family="diffusion", size=args.size, n_patients=args.n_patients,
+                          steps=args.teacher_steps, batch_size=args.batch, precision=args.precision,
+                          device="cpu", ckpt_every=500, sample_n=16, out=str(teacher_run))
+        start = time.perf_counter()
+        res = train(cfg)
+        timing["teacher"] = {"wall_s": round(time.perf_counter() - start, 1), "img_per_s": round(res.img_per_s, 2)}
+    if not (student_run / "checkpoints").exists():
+        start = time.perf_counter()
+        res = distill(teacher_run, student_run, steps=args.distill_steps, batch_size=args.batch,
+                      precision=args.precision)
+        timing["student"] = {"wall_s": round(time.perf_counter() - start, 1), "img_per_s": round(res.img_per_s, 2)}
+
+    extractor = load_extractor()
+    n_ref_patients = max(400, args.n)  # about 1.2 held-out slices per patient
+    real = load_training_data("phantom", size=args.size, split="test", n_patients=n_ref_patients)
+    real_feats = extractor.features(to_extractor(real.images[: args.n].numpy()))
+    teacher, _ = load_run(teacher_run)
+    student, _ = load_run(student_run)
+    rows: dict[str, dict] = {}
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
+
+    def row(name: str, model, **kw) -> None:
+        with autocast:
+            images, s_per_img = timed_samples(model.eval(), args.n, 100, seed=1, **kw)
+        est = fid_ci(real_feats, extractor.features(to_extractor(images)), n_boot=args.n_boot)
+        rows[name] = {"fid": round(est.value, 3), "ci95": [round(est.low, 3), round(est.high, 3)],
+                      "img_per_s": round(1.0 / s_per_img, 2), **kw}
+        print(name, rows[name], flush=True)
+
+    tcfg = teacher.config
+    row(f"teacher {tcfg.sampler}-{tcfg.sample_steps}", teacher)
+    for k in (int(s) for s in args.student_steps.split(",")):
+        row(f"student {k}-step", student, steps=k)
+    teacher_fid = next(iter(rows.values()))["fid"]
+    for r in rows.values():
+        r["fid_over_teacher"] = round(r["fid"] / teacher_fid, 3)
+    gan = gan_img_per_s(args.size)
+    result = {
+        "benchmark": "distill_quality",
+        "machine": machine() | {"torch_threads": args.threads},
+        "settings": {"size": args.size, "teacher_run": str(teacher_run), "student_run": str(student_run),
+                     "teacher_steps": args.teacher_steps, "distill_steps": args.distill_steps,
+                     "batch": args.batch, "n_patients": args.n_patients, "precision": args.precision,
+                     "n_samples": args.n, "reference": f"phantom test split of {n_ref_patients} patients, "
+                     f"first {args.n} slices", "n_boot": args.n_boot,
+                     "student": student.config.__class__.__name__, "num_scales": student.config.num_scales},
+        "extractor": extractor.info() | {"resized_to_px": EXTRACTOR_PX},
+        "training": timing,
+        "rows": rows,
+        "gan_sampling_img_per_s": round(gan, 1),
+        "student_1step_vs_gan_speed": round(gan / rows["student 1-step"]["img_per_s"], 2)
+        if "student 1-step" in rows else None,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
