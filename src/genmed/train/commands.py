@@ -37,6 +37,10 @@ def train(
                                        "wall time (default 10; 0: by steps only)."),
     sample_every: int = typer.Option(None, help="Steps between sample grids (0: at the end)."),
     num_workers: int = typer.Option(None, help="DataLoader worker processes."),
+    compile: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile each network "
+                                 "(TorchInductor; the first steps pay the compilation)."),
+    channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last",
+                                       help="Channels-last memory format for convolutions."),
     autoencoder: Path = typer.Option(None, "--autoencoder",
                                      help="ldm: a trained autoencoder run to reuse as stage one."),
     autoencoder_steps: int = typer.Option(None, help="ldm: steps of the stage-one autoencoder."),
@@ -52,7 +56,7 @@ def train(
         family=family, data=data, size=size, spatial_dims=spatial_dims, cond=cond, steps=steps,
         batch_size=batch_size, lr=lr, precision=precision, device=device, seed=seed,
         ckpt_every=ckpt_every, ckpt_minutes=ckpt_minutes, sample_every=sample_every,
-        num_workers=num_workers, autoencoder=str(autoencoder) if autoencoder is not None else None,
+        num_workers=num_workers, compile=compile, channels_last=channels_last, autoencoder=str(autoencoder) if autoencoder is not None else None,
         autoencoder_steps=autoencoder_steps, spacing_mm=_spacing(spacing),
     ).items() if v is not None}
     from genmed import train as api
@@ -118,6 +122,9 @@ def sample(
     guidance: float = typer.Option(None, help="Classifier-free guidance scale."),
     class_name: str = typer.Option(None, "--class", help="Class to sample (e.g. malignant)."),
     seed: int = typer.Option(0, help="Sampling seed."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the networks first."),
+    channels_last: bool = typer.Option(False, "--channels-last",
+                                       help="Channels-last memory format for convolutions."),
     out: Path = typer.Option(..., "--out", help="Folder for NIfTI files and grid.png."),
 ) -> None:
     """Sample images from a trained run (EMA weights): NIfTI in HU and a PNG grid."""
@@ -126,7 +133,8 @@ def sample(
     from genmed.train import sample_run
 
     paths = sample_run(run_dir, out, n=n, steps=steps, sampler=sampler, guidance=guidance,
-                       class_name=class_name, seed=seed)
+                       class_name=class_name, seed=seed, compile=compile,
+                       channels_last=channels_last)
     typer.echo(f"wrote {n} samples and {paths[-2].name} -> {out}")
 
 

@@ -108,6 +108,8 @@ class TrainConfig:
     ckpt_minutes: float = 10.0  # also checkpoint when this much wall time passed (0: steps only)
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
     num_workers: int = 0  # DataLoader worker processes
+    compile: bool = False  # torch.compile each network (TorchInductor), in place
+    channels_last: bool = False  # channels-last memory format for convolution weights
     out: str = "runs/train"  # run directory
     options: dict[str, Any] = field(default_factory=dict)  # family options for build_model
     # Families built on a trained model (ldm: `Capabilities.builds_on`, genmed.train.stages):

@@ -31,6 +31,7 @@ from genmed.errors import UserError
 from genmed.fileio import folder_lock, remove_stale_temps
 from genmed.models.base import GenerativeModel
 from genmed.train import checkpoint as ckpt
+from genmed.train.compiled import accelerate
 from genmed.train.config import TrainConfig, effective_warmup
 from genmed.train.data import BatchOrder, load_dataset, to_device, write_data_record
 from genmed.train.distributed import (Topology, agree, gather_objects, init_from_env,
@@ -184,6 +185,7 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
     dataset = model.training_data(dataset)
     order = BatchOrder(dataset, cfg, rank=topo.rank, world=topo.world,
                        pin_memory=device.type == "cuda")
+    accelerate(model, compile=cfg.compile, channels_last=cfg.channels_last)  # not the EMA copy
     net = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                    else None, find_unused_parameters=len(phases) > 1)
            if topo.world > 1 else model)

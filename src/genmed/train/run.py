@@ -19,6 +19,7 @@ from genmed.errors import UserError, check_range, warn
 from genmed.fileio import check_output_dir, write_json, write_png
 from genmed.models.base import GenerativeModel, device_of
 from genmed.train import checkpoint as ckpt
+from genmed.train.compiled import accelerate
 from genmed.train.config import MAX_SAMPLE_ELEMENTS, MODEL_LIMITS, TrainConfig, check_model_limits
 from genmed.train.engine import RunResult, build_model, train
 from genmed.train.precision import resolve_numerics
@@ -106,10 +107,12 @@ def resume(run_dir: str | Path, *, steps: int | None = None, model: GenerativeMo
 def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int | None = None,
                sampler: str | None = None, guidance: float | None = None,
                class_name: str | None = None, seed: int = 0, device: str = "auto",
-               precision: str = "fp32") -> list[Path]:
+               precision: str = "fp32", compile: bool = False,
+               channels_last: bool = False) -> list[Path]:
     """Sample `n` images from a run's EMA model into `out`: one NIfTI per image in the training
     data's units and pixel spacing (RUN_DIR/data.json; CT: HU through the abdomen window),
-    grid.png and samples.json. Returns the written paths."""
+    grid.png and samples.json. Returns the written paths. `compile` / `channels_last`:
+    `genmed.train.compiled.accelerate` first."""
     from genmed.models import capabilities, check_request
 
     check_sample_out(run_dir, out)
@@ -132,7 +135,7 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
         raise UserError(f"-n {n}: {n} samples of shape {tuple(shape)} need more than "
                         f"{MAX_SAMPLE_ELEMENTS * 4 >> 30} GiB; sample fewer per call (vary --seed)")
     num = resolve_numerics(device, precision)
-    model = model.to(num.device)
+    model = accelerate(model.to(num.device), compile=compile, channels_last=channels_last)
     cond = None
     if class_name is not None:
         from genmed.data.phantom import LABELS

@@ -1,0 +1,35 @@
+"""`--compile` and `--channels-last`: torch.compile (TorchInductor) and the channels-last
+memory format for a model's networks, applied in place.
+
+Each network's `forward` is replaced by its `torch.compile`d self on that instance, so
+parameter names, state dicts and checkpoints do not change: a run trained compiled resumes or
+samples eager, and the reverse. (`nn.Module.compile()` would do the same, but in torch 2.13
+it silently runs eager for a network whose forward lives in torch.nn, e.g. `nn.Sequential`.) The first call of each input shape pays the compilation (about 1-2 minutes for
+the reference UNet on one CPU core; benchmarks/compile_speed.py measures what it returns).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from genmed.errors import UserError
+
+
+def networks(model: nn.Module) -> list[nn.Module]:
+    """The model's direct sub-networks that hold parameters (UNet, generator, encoder...)."""
+    return [child for child in model.children() if any(True for _ in child.parameters())]
+
+
+def accelerate(model: nn.Module, *, compile: bool = False, channels_last: bool = False) -> nn.Module:
+    """`model` with its networks compiled (`compile`) and its 4-D/5-D convolution weights in
+    channels-last order (`channels_last`: NHWC in 2D, NDHWC in 3D), in place; returns it."""
+    if channels_last:
+        dims = {p.dim() for p in model.parameters() if p.dim() in (4, 5)}
+        if not dims:
+            raise UserError("--channels-last: the model has no convolutions (a vector model)")
+        model.to(memory_format=torch.channels_last_3d if 5 in dims else torch.channels_last)
+    if compile:
+        for net in networks(model):
+            net.forward = torch.compile(net.forward)
+    return model
