@@ -78,6 +78,8 @@ def main() -> None:
     ap.add_argument("--student-steps", default="1,2,4")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--n-boot", type=int, default=50)
+    ap.add_argument("--fp32-teacher", action="store_true",
+                    help="also sample the teacher in fp32 (does bf16 sampling change FID?)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "distill_quality.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -113,18 +115,18 @@ def main() -> None:
     teacher, _ = load_run(teacher_run)
     student, _ = load_run(student_run)
     rows: dict[str, dict] = {}
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
-
-    def row(name: str, model, **kw) -> None:
-        with autocast:
+    def row(name: str, model, precision: str = args.precision, **kw) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             images, s_per_img = timed_samples(model.eval(), args.n, 100, seed=1, **kw)
         est = fid_ci(real_feats, extractor.features(to_extractor(images)), n_boot=args.n_boot)
         rows[name] = {"fid": round(est.value, 3), "ci95": [round(est.low, 3), round(est.high, 3)],
-                      "img_per_s": round(1.0 / s_per_img, 2), **kw}
+                      "img_per_s": round(1.0 / s_per_img, 2), "precision": precision, **kw}
         print(name, rows[name], flush=True)
 
     tcfg = teacher.config
     row(f"teacher {tcfg.sampler}-{tcfg.sample_steps}", teacher)
+    if args.fp32_teacher:
+        row(f"teacher {tcfg.sampler}-{tcfg.sample_steps} fp32", teacher, precision="fp32")
     for k in (int(s) for s in args.student_steps.split(",")):
         row(f"student {k}-step", student, steps=k)
     teacher_fid = next(iter(rows.values()))["fid"]
