@@ -50,11 +50,11 @@ def to_extractor(images: np.ndarray) -> np.ndarray:
     return x.numpy()
 
 
-def gan_img_per_s(size: int, n: int = 256, repeats: int = 3) -> float:
-    """Sampling throughput of the default GAN generator at `size` (untrained: speed only)."""
+def gan_img_per_s(size: int, variant: str, n: int = 256, repeats: int = 3) -> float:
+    """Sampling throughput of a GAN `variant`'s generator at `size` (untrained: speed only)."""
     from genmed.models import build_model
 
-    gan = build_model("gan", size=size).eval()
+    gan = build_model("gan", size=size, variant=variant).eval()
     best = 0.0
     with torch.no_grad():
         for _ in range(repeats):
@@ -132,7 +132,8 @@ def main() -> None:
     teacher_fid = next(iter(rows.values()))["fid"]
     for r in rows.values():
         r["fid_over_teacher"] = round(r["fid"] / teacher_fid, 3)
-    gan = gan_img_per_s(args.size)
+    gan = {v: round(gan_img_per_s(args.size, v), 1) for v in ("dcgan", "resnet_r1")}
+    student_1 = rows.get("student 1-step", {}).get("img_per_s")
     result = {
         "benchmark": "distill_quality",
         "machine": machine() | {"torch_threads": args.threads},
@@ -145,9 +146,9 @@ def main() -> None:
         "extractor": extractor.info() | {"resized_to_px": EXTRACTOR_PX},
         "training": timing,
         "rows": rows,
-        "gan_sampling_img_per_s": round(gan, 1),
-        "student_1step_vs_gan_speed": round(gan / rows["student 1-step"]["img_per_s"], 2)
-        if "student 1-step" in rows else None,
+        "gan_sampling_img_per_s": gan,
+        "gan_speed_over_student_1step": {v: round(g / student_1, 2) for v, g in gan.items()}
+        if student_1 else None,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
