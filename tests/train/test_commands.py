@@ -81,13 +81,14 @@ def test_train_then_sample_a_real_family_on_the_phantom(capsys, tmp_path, cli_re
                     "norm_num_groups": 8, "sample_steps": 2}}))
     run = tmp_path / "run"
     main_ok = ["train", "--config", str(config), "--steps", "3", "--precision", "fp32",
-               "--out", str(run)]
+               "--channels-last", "--out", str(run)]
     with pytest.raises(SystemExit) as exc:
         main(main_ok)
     assert exc.value.code in (0, None), capsys.readouterr().err
     assert "trained 3 steps" in capsys.readouterr().out
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["steps"] == 3 and saved["size"] == 16 and saved["options"]["channels"] == [16, 16]
+    assert saved["channels_last"] is True and saved["compile"] is False
     assert (run / "samples/step-00000003.png").is_file()
     with pytest.raises(SystemExit) as exc:
         main(["train", "--resume", str(run), "--steps", "4"])
@@ -103,6 +104,13 @@ def test_train_then_sample_a_real_family_on_the_phantom(capsys, tmp_path, cli_re
     hu = nib.load(images[0]).get_fdata()
     assert hu.shape == (16, 16) and -1200 < hu.min() and hu.max() < 1300  # HU, not [-1, 1]
     assert hu.max() - hu.min() > 2
+    fast = tmp_path / "samples-compiled"  # the same draw through torch.compile, channels-last
+    with pytest.raises(SystemExit) as exc:
+        main(["sample", str(run), "-n", "3", "--sampler", "ddim", "--steps", "2", "--guidance",
+              "2.0", "--class", "malignant", "--compile", "--channels-last", "--out", str(fast)])
+    assert exc.value.code in (0, None), capsys.readouterr().err
+    hu_fast = nib.load(sorted(fast.glob("sample_*.nii.gz"))[0]).get_fdata()
+    assert abs(hu_fast - hu).max() < 0.5  # HU; float32 rounding through a fused graph
     cli_refuses(["sample", str(run), "--class", "kidney", "--out", str(tmp_path / "s2")],
            "--class 'kidney' is not one of")
     cli_refuses(["sample", str(run), "--sampler", "euler", "--out", str(tmp_path / "s2")],
