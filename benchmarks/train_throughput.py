@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from genmed.fileio import write_json
-from genmed.models.base import GenerativeModel
+from genmed.models.base import GenerativeModel, ModelConfig
 from genmed.train import TrainConfig, train
 from genmed.versions import machine
 
@@ -56,6 +56,7 @@ class RefDiffusion(GenerativeModel):
                                        attention_levels=(False, False, True),
                                        num_res_blocks=1, num_head_channels=64)
         self.scheduler = DDPMScheduler(num_train_timesteps=1000)
+        self.config = ModelConfig(size=SIZE)  # every model carries the config that describes it
 
     def loss(self, batch, phase="main"):
         x = batch["image"]
