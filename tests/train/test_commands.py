@@ -115,4 +115,6 @@ def test_train_then_sample_a_real_family_on_the_phantom(capsys, tmp_path, cli_re
            "--class 'kidney' is not one of")
     cli_refuses(["sample", str(run), "--sampler", "euler", "--out", str(tmp_path / "s2")],
            "sampler='euler'")
+    cli_refuses(["sample", str(run), "--precision", "fp64", "--out", str(tmp_path / "s2")],
+           "--precision")
     assert not (tmp_path / "s2").exists()

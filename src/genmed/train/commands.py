@@ -122,6 +122,8 @@ def sample(
     guidance: float = typer.Option(None, help="Classifier-free guidance scale."),
     class_name: str = typer.Option(None, "--class", help="Class to sample (e.g. malignant)."),
     seed: int = typer.Option(0, help="Sampling seed."),
+    precision: str = typer.Option("fp32", help="fp32, bf16 or auto (bf16 where the hardware "
+                                  "runs it fast); fp16 on CUDA."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the networks first."),
     channels_last: bool = typer.Option(False, "--channels-last",
                                        help="Channels-last memory format for convolutions."),
@@ -133,7 +135,7 @@ def sample(
     from genmed.train import sample_run
 
     paths = sample_run(run_dir, out, n=n, steps=steps, sampler=sampler, guidance=guidance,
-                       class_name=class_name, seed=seed, compile=compile,
+                       class_name=class_name, seed=seed, precision=precision, compile=compile,
                        channels_last=channels_last)
     typer.echo(f"wrote {n} samples and {paths[-2].name} -> {out}")
 

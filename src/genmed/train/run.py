@@ -7,6 +7,7 @@ alone the model can be rebuilt with its (EMA) weights, training resumed, or imag
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import torch
@@ -15,12 +16,13 @@ from safetensors.torch import load_file
 from torch.utils.data import Dataset
 
 from genmed.config import load_config
-from genmed.errors import UserError, check_range, warn
+from genmed.errors import UserError, check_choice, check_range, warn
 from genmed.fileio import check_output_dir, write_json, write_png
 from genmed.models.base import GenerativeModel, device_of
 from genmed.train import checkpoint as ckpt
 from genmed.train.compiled import accelerate
-from genmed.train.config import MAX_SAMPLE_ELEMENTS, MODEL_LIMITS, TrainConfig, check_model_limits
+from genmed.train.config import (MAX_SAMPLE_ELEMENTS, MODEL_LIMITS, Precision, TrainConfig,
+                                 check_model_limits)
 from genmed.train.engine import RunResult, build_model, train
 from genmed.train.precision import resolve_numerics
 from genmed.train.tracking import sample_grid
@@ -118,6 +120,7 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
     check_sample_out(run_dir, out)
     check_range("-n", n, 1, 100_000)
     check_range("--seed", seed, 0, 2**63 - 1)
+    check_choice("--precision", precision, get_args(Precision))
     if steps is not None:
         check_range("--steps", steps, 1, MODEL_LIMITS["sample_steps"])
     if guidance is not None:
