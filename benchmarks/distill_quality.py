@@ -29,14 +29,17 @@ ROOT = Path(__file__).resolve().parents[1]
 EXTRACTOR_PX = 64
 
 
-def timed_samples(model, n: int, batch: int, seed: int, **kw) -> tuple[np.ndarray, float]:
-    """`n` samples in batches of `batch`, and the seconds per image (sampling only)."""
+def timed_samples(model, n: int, batch: int, seed: int, labels: torch.Tensor | None = None,
+                  **kw) -> tuple[np.ndarray, float]:
+    """`n` samples in batches of `batch` (class `labels[i]` for sample i of a class-conditional
+    model), and the seconds per image (sampling only)."""
     g = torch.Generator().manual_seed(seed)
     out, seconds = [], 0.0
     with torch.no_grad():
         for s in range(0, n, batch):
+            cond = labels[s : s + batch] if labels is not None else None
             start = time.perf_counter()
-            x = model.sample(min(batch, n - s), generator=g, **kw)
+            x = model.sample(min(batch, n - s), cond=cond, generator=g, **kw)
             seconds += time.perf_counter() - start
             out.append(x.float())
     return torch.cat(out).numpy(), seconds / n
@@ -115,9 +118,11 @@ def main() -> None:
     teacher, _ = load_run(teacher_run)
     student, _ = load_run(student_run)
     rows: dict[str, dict] = {}
+    # a class-conditional teacher draws each sample in the class of its reference slice
+    labels = real.labels[: args.n].long() if teacher.config.num_classes else None
     def row(name: str, model, precision: str = args.precision, **kw) -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            images, s_per_img = timed_samples(model.eval(), args.n, 100, seed=1, **kw)
+            images, s_per_img = timed_samples(model.eval(), args.n, 100, seed=1, labels=labels, **kw)
         est = fid_ci(real_feats, extractor.features(to_extractor(images)), n_boot=args.n_boot)
         rows[name] = {"fid": round(est.value, 3), "ci95": [round(est.low, 3), round(est.high, 3)],
                       "img_per_s": round(1.0 / s_per_img, 2), "precision": precision, **kw}
@@ -142,7 +147,9 @@ def main() -> None:
                      "batch": args.batch, "n_patients": args.n_patients, "precision": args.precision,
                      "n_samples": args.n, "reference": f"phantom test split of {n_ref_patients} patients, "
                      f"first {args.n} slices", "n_boot": args.n_boot,
-                     "student": student.config.__class__.__name__, "num_scales": student.config.num_scales},
+                     "student": student.config.__class__.__name__, "num_scales": student.config.num_scales,
+                     "teacher_family": student.config.teacher_family,
+                     "classes": "the reference slices' labels" if labels is not None else None},
         "extractor": extractor.info() | {"resized_to_px": EXTRACTOR_PX},
         "training": timing,
         "rows": rows,
