@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--n-boot", type=int, default=50)
     ap.add_argument("--fp32-teacher", action="store_true",
                     help="also sample the teacher in fp32 (does bf16 sampling change FID?)")
+    ap.add_argument("--teacher-only", action="store_true", help="no student rows")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "distill_quality.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -132,7 +133,7 @@ def main() -> None:
     row(f"teacher {tcfg.sampler}-{tcfg.sample_steps}", teacher)
     if args.fp32_teacher:
         row(f"teacher {tcfg.sampler}-{tcfg.sample_steps} fp32", teacher, precision="fp32")
-    for k in (int(s) for s in args.student_steps.split(",")):
+    for k in () if args.teacher_only else (int(s) for s in args.student_steps.split(",")):
         row(f"student {k}-step", student, steps=k)
     teacher_fid = next(iter(rows.values()))["fid"]
     for r in rows.values():
