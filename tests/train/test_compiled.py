@@ -69,3 +69,21 @@ def test_networks_are_the_children_with_weights():
 def test_channels_last_refuses_a_vector_model():
     with pytest.raises(UserError, match="no convolutions"):
         accelerate(build_model("diffusion", size=2, data_kind="vector"), channels_last=True)
+
+
+def test_a_channels_last_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    from genmed.train import resume
+
+    def run(name: str, steps: int):
+        cfg = toy_config(str(tmp_path / name), steps=steps).replace(  # constant LR: the
+            channels_last=True, schedule="constant", warmup=0)  # resumed schedule is the same
+        torch.manual_seed(0)
+        train(cfg, model=ToyAutoencoder(), dataset=Blobs(32))
+
+    run("whole", 6)
+    run("parts", 4)  # optimiser state saved from channels-last parameters, then restored
+    resume(tmp_path / "parts", steps=6, model=ToyAutoencoder(), dataset=Blobs(32))
+    name = "checkpoints/step-00000006.model.safetensors"
+    a, b = load_file(tmp_path / "whole" / name), load_file(tmp_path / "parts" / name)
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6)

@@ -56,7 +56,8 @@ def train(
         family=family, data=data, size=size, spatial_dims=spatial_dims, cond=cond, steps=steps,
         batch_size=batch_size, lr=lr, precision=precision, device=device, seed=seed,
         ckpt_every=ckpt_every, ckpt_minutes=ckpt_minutes, sample_every=sample_every,
-        num_workers=num_workers, compile=compile, channels_last=channels_last, autoencoder=str(autoencoder) if autoencoder is not None else None,
+        num_workers=num_workers, compile=compile, channels_last=channels_last,
+        autoencoder=str(autoencoder) if autoencoder is not None else None,
         autoencoder_steps=autoencoder_steps, spacing_mm=_spacing(spacing),
     ).items() if v is not None}
     from genmed import train as api

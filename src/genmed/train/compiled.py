@@ -4,8 +4,9 @@ memory format for a model's networks, applied in place.
 Each network's `forward` is replaced by its `torch.compile`d self on that instance, so
 parameter names, state dicts and checkpoints do not change: a run trained compiled resumes or
 samples eager, and the reverse. (`nn.Module.compile()` would do the same, but in torch 2.13
-it silently runs eager for a network whose forward lives in torch.nn, e.g. `nn.Sequential`.) The first call of each input shape pays the compilation (about 1-2 minutes for
-the reference UNet on one CPU core; benchmarks/compile_speed.py measures what it returns).
+it silently runs eager for a network whose forward lives in torch.nn, e.g. `nn.Sequential`.)
+The first call of each input shape pays the compilation (46-119 s for the diffusion UNet on
+one CPU core; docs/training.md has what it returns, from benchmarks/compile_speed.py).
 """
 
 from __future__ import annotations

@@ -165,6 +165,7 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
         raise UserError(f"{run_dir}: already holds a run; use --resume or a new --out")
     seed_everything(cfg.seed + topo.rank, cfg.deterministic)
     model = (model if model is not None else build_model(cfg)).to(device)
+    accelerate(model, channels_last=cfg.channels_last)  # before the optimiser state exists
     dataset = dataset if dataset is not None else load_dataset(cfg)
     phases = model.phases()
     optimizers = {p: torch.optim.AdamW(list(model.phase_parameters(p)), lr=cfg.lr,
@@ -185,7 +186,8 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
     dataset = model.training_data(dataset)
     order = BatchOrder(dataset, cfg, rank=topo.rank, world=topo.world,
                        pin_memory=device.type == "cuda")
-    accelerate(model, compile=cfg.compile, channels_last=cfg.channels_last)  # not the EMA copy
+    # after the EMA copy is made: a deep copy of a compiled forward would run the original
+    accelerate(model, compile=cfg.compile)
     net = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                    else None, find_unused_parameters=len(phases) > 1)
            if topo.world > 1 else model)
