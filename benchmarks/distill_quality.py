@@ -7,7 +7,7 @@ Teacher: a pixel diffusion run (MONAI DiffusionModelUNet, the family's default w
 through the engine on phantom slices, or a given `--teacher` run (pixel or ldm). Student:
 `genmed.train.distill` (consistency distillation, Song et al. 2023, Alg. 2) from the teacher's
 EMA weights, on the teacher's data. Reference images: held-out phantom slices of other
-patients. Features: the shipped phantom CNN (64-px input; larger samples are area-resized to
+patients (another phantom seed). Features: the shipped phantom CNN (64-px input; larger samples are area-resized to
 64 px first, the same for every row, stated in the JSON).
 
     PYTHONPATH=src python benchmarks/distill_quality.py --size 64 --teacher-steps 2500 \
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRACTOR_PX = 64
+REFERENCE_SEED = 1  # the phantom seed of the reference slices (training data: seed 0)
 
 
 def timed_samples(model, n: int, batch: int, seed: int, labels: torch.Tensor | None = None,
@@ -51,6 +52,33 @@ def to_extractor(images: np.ndarray) -> np.ndarray:
     if x.shape[-1] != EXTRACTOR_PX:
         x = F.interpolate(x, size=(EXTRACTOR_PX, EXTRACTOR_PX), mode="area")
     return x.numpy()
+
+
+def figure(path: Path, rows: dict[str, np.ndarray], title: str) -> None:
+    """One row of slices per sampler (first: real), abdomen window W400/L40 with a HU bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genmed.data.modality import CT_WINDOW
+
+    n = max(len(v) for v in rows.values())
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.9 * n + 1.2, 2.0 * len(rows) + 0.6),
+                             squeeze=False)
+    for r, (name, images) in enumerate(rows.items()):
+        for j in range(n):
+            ax = axes[r, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j < len(images):
+                im = ax.imshow(CT_WINDOW.from_unit(images[j, 0]), cmap="gray", vmin=-160, vmax=240)
+        axes[r, 0].set_ylabel(name, fontsize=9)
+    fig.colorbar(im, ax=axes, fraction=0.02, label="HU (window W400/L40)")
+    fig.suptitle(title, fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
 
 
 def gan_img_per_s(size: int, variant: str, n: int = 256, repeats: int = 3) -> float:
@@ -84,6 +112,8 @@ def main() -> None:
     ap.add_argument("--fp32-teacher", action="store_true",
                     help="also sample the teacher in fp32 (does bf16 sampling change FID?)")
     ap.add_argument("--teacher-only", action="store_true", help="no student rows")
+    ap.add_argument("--figure", type=Path, help="draw 6 samples per row beside real slices here "
+                    "and stop (no FID)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "distill_quality.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -113,8 +143,13 @@ def main() -> None:
         timing["student"] = {"wall_s": round(time.perf_counter() - start, 1), "img_per_s": round(res.img_per_s, 2)}
 
     extractor = load_extractor()
-    n_ref_patients = max(400, args.n)  # about 1.2 held-out slices per patient
-    real = load_training_data("phantom", size=args.size, split="test", n_patients=n_ref_patients)
+    # reference: patients of another phantom seed (never seen by the teacher), 8 slices each;
+    # rendered for n / 6 patients only (1,000 patients at 256 px would need about 20 GiB)
+    n_ref_patients = args.n // 6 + 8
+    real = load_training_data("phantom", size=args.size, split="all", n_patients=n_ref_patients,
+                              seed=REFERENCE_SEED)
+    if len(real) < args.n:
+        raise SystemExit(f"only {len(real)} reference slices for --n {args.n}")
     real_feats = extractor.features(to_extractor(real.images[: args.n].numpy()))
     teacher, _ = load_run(teacher_run)
     student, _ = load_run(student_run)
@@ -130,6 +165,19 @@ def main() -> None:
         print(name, rows[name], flush=True)
 
     tcfg = teacher.config
+    if args.figure:
+        k = 6
+        lab = labels[:k] if labels is not None else None
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            grid = {"real (held out)": real.images[:k].numpy(),
+                    f"teacher, {tcfg.sampler} {tcfg.sample_steps} steps":
+                        timed_samples(teacher.eval(), k, k, seed=1, labels=lab)[0]}
+            for steps in (int(s) for s in args.student_steps.split(",")):
+                grid[f"student, {steps} step{'s' if steps > 1 else ''}"] = timed_samples(
+                    student.eval(), k, k, seed=1, labels=lab, steps=steps)[0]
+        figure(args.figure, grid, f"Consistency distillation at {args.size} px "
+               f"({360 / args.size:.2f} mm/px): one teacher, its student at 1, 2, 4 steps; same seeds")
+        return
     row(f"teacher {tcfg.sampler}-{tcfg.sample_steps}", teacher)
     if args.fp32_teacher:
         row(f"teacher {tcfg.sampler}-{tcfg.sample_steps} fp32", teacher, precision="fp32")
@@ -146,8 +194,8 @@ def main() -> None:
         "settings": {"size": args.size, "teacher_run": str(teacher_run), "student_run": str(student_run),
                      "teacher_steps": args.teacher_steps, "distill_steps": args.distill_steps,
                      "batch": args.batch, "n_patients": args.n_patients, "precision": args.precision,
-                     "n_samples": args.n, "reference": f"phantom test split of {n_ref_patients} patients, "
-                     f"first {args.n} slices", "n_boot": args.n_boot,
+                     "n_samples": args.n, "reference": f"phantom seed {REFERENCE_SEED} (not the "
+                     f"teacher's), {n_ref_patients} patients, first {args.n} slices", "n_boot": args.n_boot,
                      "student": student.config.__class__.__name__, "num_scales": student.config.num_scales,
                      "teacher_family": student.config.teacher_family,
                      "classes": "the reference slices' labels" if labels is not None else None},
