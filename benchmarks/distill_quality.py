@@ -167,9 +167,10 @@ def main() -> None:
     tcfg = teacher.config
     if args.figure:
         k = 6
-        lab = labels[:k] if labels is not None else None
+        pick = torch.arange(k) * (args.n // k)  # slices of different patients
+        lab = labels[pick] if labels is not None else None
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
-            grid = {"real (held out)": real.images[:k].numpy(),
+            grid = {"real (held out)": real.images[pick].numpy(),
                     f"teacher, {tcfg.sampler} {tcfg.sample_steps} steps":
                         timed_samples(teacher.eval(), k, k, seed=1, labels=lab)[0]}
             for steps in (int(s) for s in args.student_steps.split(",")):

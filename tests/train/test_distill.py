@@ -39,10 +39,12 @@ def test_distill_save_load_sample_resume(capsys, tmp_path, teacher, cli_refuses)
 
     student = tmp_path / "student"
     out, _ = _ok(capsys, ["distill", str(teacher), "--out", str(student), "--steps", "3",
-                          "--batch-size", "4", "--num-scales", "10", "--guidance", "2"])
+                          "--batch-size", "4", "--num-scales", "10", "--guidance", "2",
+                          "--lr", "3e-5"])
     assert "distilled 3 steps" in out
     saved = yaml.safe_load((student / "config.yaml").read_text())
-    assert saved["family"] == "consistency" and saved["cond"] == "label" and saved["lr"] == 1e-4
+    assert saved["family"] == "consistency" and saved["cond"] == "label" and saved["lr"] == 3e-5
+    assert saved["ema_decay"] == 0.999  # the recipe fills what --lr leaves unset
     model, _ = load_run(student)
     assert isinstance(model, ConsistencyModel) and model.config.guidance == 2.0
     teacher_model, _ = load_run(teacher)

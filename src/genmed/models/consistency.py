@@ -39,9 +39,9 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -77,6 +77,10 @@ class ConsistencyConfig(ModelConfig):
     guidance: float = 1.0  # teacher classifier-free guidance scale the student learns
     sample_steps: int = 2  # default sampling steps (Song et al. 2023 CD: 2 steps beat 1)
     recon_t: int | None = None  # default t_start of reconstruct (None: T // 4)
+    # clamp x0_hat of bounded images to [-1, 1] inside f: at t near T the eps parameterisation
+    # multiplies a student eps error by 1 / sqrt(alpha_bar_T), about 150 (linear schedule)
+    clip_x0: bool = True
+    saved_defaults: ClassVar[Mapping[str, Any]] = {"clip_x0": False}  # runs from before it
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -207,7 +211,10 @@ class ConsistencyModel(GenerativeModel):
         ab = self.student.alpha_bar[t]
         eps = net.denoiser(clip_x0=False, image_cond=image_cond)(x, t, cond=labels)
         c_skip, c_out = consistency_scalings(ab, self.ab_min, self.config.sigma_data)
-        return broadcast(c_skip, x) * x / broadcast(ab.sqrt(), x) + broadcast(c_out, x) * eps_to_x0(x, eps, ab)
+        x0 = eps_to_x0(x, eps, ab)
+        if self.config.clip_x0 and self.student.bounded_images:
+            x0 = x0.clamp(-1, 1)
+        return broadcast(c_skip, x) * x / broadcast(ab.sqrt(), x) + broadcast(c_out, x) * x0
 
     @torch.no_grad()
     def update_target(self) -> None:

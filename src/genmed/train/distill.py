@@ -57,6 +57,6 @@ def distill(teacher_run: str | Path, out: str | Path, *, method: Method = "consi
     cfg = teacher_cfg.replace(  # the teacher's data and numerics; the student's recipe
         family="consistency", recipe="default", steps=steps, out=str(out), options=options,
         autoencoder=None, autoencoder_steps=None, sample_steps=None,
-        **{name: None for name in _RECIPE_FIELDS}, **given)
+        **{**{name: None for name in _RECIPE_FIELDS}, **given})
     data = dataset if dataset is not None else load_dataset(cfg)
     return engine.train(cfg, model=model, dataset=data)
