@@ -151,3 +151,22 @@ def test_an_ldm_teacher_is_distilled_in_its_latent_space() -> None:
     with pytest.raises(UserError, match="cannot be distilled"):
         consistency_from_teacher(build_model("vae", size=16, channels=(4, 8), latent_dim=4,
                                              num_res_units=0))
+
+
+def test_clip_x0_bounds_f_of_bounded_images_at_high_noise() -> None:
+    """At t = T - 1 an eps error of 0.01 becomes an x0 error of 0.01 / sqrt(alpha_bar), about
+    150x; clip_x0 (the default) keeps f of images inside [-1, 1] plus the tiny skip term."""
+    from genmed.models import consistency_from_teacher
+
+    torch.manual_seed(0)
+    teacher = build_model("diffusion", size=8, channels=(8, 8), attention_levels=(False, False),
+                          norm_num_groups=8)
+    x = torch.randn(4, 1, 8, 8)
+    t = torch.full((4,), 999)
+    ends = {}
+    for clip in (False, True):
+        model = consistency_from_teacher(teacher, num_scales=8, clip_x0=clip).eval()
+        with torch.no_grad():
+            ends[clip] = model.consistency(model.student, x, t, None).abs().max().item()
+    assert ends[False] > 5.0  # the untrained net's eps error, amplified
+    assert ends[True] < 1.05
