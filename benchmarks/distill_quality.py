@@ -171,10 +171,10 @@ def main() -> None:
         lab = labels[pick] if labels is not None else None
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
             grid = {"real (held out)": real.images[pick].numpy(),
-                    f"teacher, {tcfg.sampler} {tcfg.sample_steps} steps":
+                    f"teacher\n{tcfg.sampler}, {tcfg.sample_steps} steps":
                         timed_samples(teacher.eval(), k, k, seed=1, labels=lab)[0]}
             for steps in (int(s) for s in args.student_steps.split(",")):
-                grid[f"student, {steps} step{'s' if steps > 1 else ''}"] = timed_samples(
+                grid[f"student\n{steps} step{'s' if steps > 1 else ''}"] = timed_samples(
                     student.eval(), k, k, seed=1, labels=lab, steps=steps)[0]
         figure(args.figure, grid, f"Consistency distillation at {args.size} px "
                f"({360 / args.size:.2f} mm/px): one teacher, its student at 1, 2, 4 steps; same seeds")
