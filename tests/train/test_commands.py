@@ -97,7 +97,7 @@ def test_train_then_sample_a_real_family_on_the_phantom(capsys, tmp_path, cli_re
     out = tmp_path / "samples"
     with pytest.raises(SystemExit) as exc:
         main(["sample", str(run), "-n", "3", "--sampler", "ddim", "--steps", "2",
-              "--guidance", "2.0", "--class", "malignant", "--out", str(out)])
+              "--guidance", "2.0", "--class", "malignant", "--precision", "fp32", "--out", str(out)])
     assert exc.value.code in (0, None), capsys.readouterr().err
     images = sorted(out.glob("sample_*.nii.gz"))
     assert len(images) == 3 and (out / "grid.png").is_file()
@@ -107,7 +107,8 @@ def test_train_then_sample_a_real_family_on_the_phantom(capsys, tmp_path, cli_re
     fast = tmp_path / "samples-compiled"  # the same draw through torch.compile, channels-last
     with pytest.raises(SystemExit) as exc:
         main(["sample", str(run), "-n", "3", "--sampler", "ddim", "--steps", "2", "--guidance",
-              "2.0", "--class", "malignant", "--compile", "--channels-last", "--out", str(fast)])
+              "2.0", "--class", "malignant", "--precision", "fp32", "--compile", "--channels-last",
+              "--out", str(fast)])
     assert exc.value.code in (0, None), capsys.readouterr().err
     hu_fast = nib.load(sorted(fast.glob("sample_*.nii.gz"))[0]).get_fdata()
     assert abs(hu_fast - hu).max() < 0.5  # HU; float32 rounding through a fused graph

@@ -123,8 +123,8 @@ def sample(
     guidance: float = typer.Option(None, help="Classifier-free guidance scale."),
     class_name: str = typer.Option(None, "--class", help="Class to sample (e.g. malignant)."),
     seed: int = typer.Option(0, help="Sampling seed."),
-    precision: str = typer.Option("fp32", help="fp32, bf16 or auto (bf16 where the hardware "
-                                  "runs it fast); fp16 on CUDA."),
+    precision: str = typer.Option("auto", help="auto (bf16 where the hardware runs it fast, "
+                                  "else fp32), bf16, fp32; fp16 on CUDA."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the networks first."),
     channels_last: bool = typer.Option(False, "--channels-last",
                                        help="Channels-last memory format for convolutions."),
