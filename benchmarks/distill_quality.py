@@ -151,7 +151,7 @@ def main() -> None:
     if len(real) < args.n:
         raise SystemExit(f"only {len(real)} reference slices for --n {args.n}")
     real_feats = extractor.features(to_extractor(real.images[: args.n].numpy()))
-    teacher, _ = load_run(teacher_run)
+    teacher, teacher_cfg = load_run(teacher_run)
     student, _ = load_run(student_run)
     rows: dict[str, dict] = {}
     # a class-conditional teacher draws each sample in the class of its reference slice
@@ -193,7 +193,8 @@ def main() -> None:
         "benchmark": "distill_quality",
         "machine": machine() | {"torch_threads": args.threads},
         "settings": {"size": args.size, "teacher_run": str(teacher_run), "student_run": str(student_run),
-                     "teacher_steps": args.teacher_steps, "distill_steps": args.distill_steps,
+                     "teacher_steps": teacher_cfg.steps,
+                     "teacher_batch": teacher_cfg.batch_size, "distill_steps": args.distill_steps,
                      "batch": args.batch, "n_patients": args.n_patients, "precision": args.precision,
                      "n_samples": args.n, "reference": f"phantom seed {REFERENCE_SEED} (not the "
                      f"teacher's), {n_ref_patients} patients, first {args.n} slices", "n_boot": args.n_boot,
