@@ -6,12 +6,15 @@ GAN generator of the same output size.
 Teacher: a pixel diffusion run (MONAI DiffusionModelUNet, the family's default width) trained
 through the engine on phantom slices, or a given `--teacher` run (pixel or ldm). Student:
 `genmed.train.distill` (consistency distillation, Song et al. 2023, Alg. 2) from the teacher's
-EMA weights, on the teacher's data. Reference images: held-out phantom slices of other
-patients (another phantom seed). Features: the shipped phantom CNN (64-px input; larger samples are area-resized to
-64 px first, the same for every row, stated in the JSON).
+EMA weights, on the teacher's data. Reference images: phantom slices of other patients
+(another phantom seed). Features: the shipped phantom CNN (64-px input; larger samples are
+area-resized to 64 px first, the same for every row, stated in the JSON). Look at the
+`--figure` too: at 64 px this extractor scored noisy student blobs as well as the teacher.
 
-    PYTHONPATH=src python benchmarks/distill_quality.py --size 64 --teacher-steps 2500 \
-        --distill-steps 1500 --n 1000
+    PYTHONPATH=src python benchmarks/distill_quality.py --size 64 --teacher-steps 1200 \
+        --distill-steps 500 --n 1000 --fp32-teacher          # results/distill_quality.json
+    PYTHONPATH=src python benchmarks/distill_quality.py --size 64 --teacher RUN \
+        --workdir DIR --figure docs/img/distill_64_samples.png
 """
 
 from __future__ import annotations
