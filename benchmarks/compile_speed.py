@@ -36,7 +36,10 @@ def build(size: int, variant: str):
 
 
 def autocast(precision: str):
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    """The engine's autocast context for `precision` on the CPU."""
+    from genmed.train.precision import Numerics
+
+    return Numerics(device=torch.device("cpu"), precision=precision).autocast()
 
 
 def train_steps(model, opt, x: torch.Tensor, precision: str, n: int) -> float:

@@ -126,6 +126,7 @@ def main() -> None:
     from genmed.metrics.fid import fid_ci
     from genmed.train import TrainConfig, train
     from genmed.train.distill import distill
+    from genmed.train.precision import resolve_numerics
     from genmed.train.run import load_run
     from genmed.versions import machine
 
@@ -160,7 +161,7 @@ def main() -> None:
     # a class-conditional teacher draws each sample in the class of its reference slice
     labels = real.labels[: args.n].long() if teacher.config.num_classes else None
     def row(name: str, model, precision: str = args.precision, **kw) -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with resolve_numerics("cpu", precision).autocast():
             images, s_per_img = timed_samples(model.eval(), args.n, 100, seed=1, labels=labels, **kw)
         est = fid_ci(real_feats, extractor.features(to_extractor(images)), n_boot=args.n_boot)
         rows[name] = {"fid": round(est.value, 3), "ci95": [round(est.low, 3), round(est.high, 3)],
@@ -172,7 +173,7 @@ def main() -> None:
         k = 6
         pick = torch.arange(k) * (args.n // k)  # slices of different patients
         lab = labels[pick] if labels is not None else None
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+        with resolve_numerics("cpu", args.precision).autocast():
             grid = {"real (held out)": real.images[pick].numpy(),
                     f"teacher\n{tcfg.sampler}, {tcfg.sample_steps} steps":
                         timed_samples(teacher.eval(), k, k, seed=1, labels=lab)[0]}

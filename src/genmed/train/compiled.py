@@ -19,18 +19,26 @@ from genmed.errors import UserError
 
 def networks(model: nn.Module) -> list[nn.Module]:
     """The model's direct sub-networks that hold parameters (UNet, generator, encoder...)."""
-    return [child for child in model.children() if any(True for _ in child.parameters())]
+    return [child for child in model.children() if next(child.parameters(), None) is not None]
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """`model` with its 4-D/5-D convolution weights channels-last (NHWC in 2D, NDHWC in 3D)."""
+    dims = {p.dim() for p in model.parameters() if p.dim() in (4, 5)}
+    if not dims:
+        raise UserError("--channels-last: the model has no convolutions (a vector model)")
+    return model.to(memory_format=torch.channels_last_3d if 5 in dims else torch.channels_last)
+
+
+def compile_networks(model: nn.Module) -> nn.Module:
+    """`model` with each network's forward `torch.compile`d in place."""
+    for net in networks(model):
+        net.forward = torch.compile(net.forward)
+    return model
 
 
 def accelerate(model: nn.Module, *, compile: bool = False, channels_last: bool = False) -> nn.Module:
-    """`model` with its networks compiled (`compile`) and its 4-D/5-D convolution weights in
-    channels-last order (`channels_last`: NHWC in 2D, NDHWC in 3D), in place; returns it."""
+    """`model` channels-last (`channels_last`), then compiled (`compile`), in place."""
     if channels_last:
-        dims = {p.dim() for p in model.parameters() if p.dim() in (4, 5)}
-        if not dims:
-            raise UserError("--channels-last: the model has no convolutions (a vector model)")
-        model.to(memory_format=torch.channels_last_3d if 5 in dims else torch.channels_last)
-    if compile:
-        for net in networks(model):
-            net.forward = torch.compile(net.forward)
-    return model
+        to_channels_last(model)
+    return compile_networks(model) if compile else model

@@ -31,7 +31,7 @@ from genmed.errors import UserError
 from genmed.fileio import folder_lock, remove_stale_temps
 from genmed.models.base import GenerativeModel
 from genmed.train import checkpoint as ckpt
-from genmed.train.compiled import accelerate
+from genmed.train.compiled import compile_networks, to_channels_last
 from genmed.train.config import TrainConfig, effective_warmup
 from genmed.train.data import BatchOrder, load_dataset, to_device, write_data_record
 from genmed.train.distributed import (Topology, agree, gather_objects, init_from_env,
@@ -165,7 +165,8 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
         raise UserError(f"{run_dir}: already holds a run; use --resume or a new --out")
     seed_everything(cfg.seed + topo.rank, cfg.deterministic)
     model = (model if model is not None else build_model(cfg)).to(device)
-    accelerate(model, channels_last=cfg.channels_last)  # before the optimiser state exists
+    if cfg.channels_last:  # before the optimiser state exists
+        to_channels_last(model)
     dataset = dataset if dataset is not None else load_dataset(cfg)
     phases = model.phases()
     optimizers = {p: torch.optim.AdamW(list(model.phase_parameters(p)), lr=cfg.lr,
@@ -186,8 +187,8 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
     dataset = model.training_data(dataset)
     order = BatchOrder(dataset, cfg, rank=topo.rank, world=topo.world,
                        pin_memory=device.type == "cuda")
-    # after the EMA copy is made: a deep copy of a compiled forward would run the original
-    accelerate(model, compile=cfg.compile)
+    if cfg.compile:  # after the EMA copy: a deep copy of a compiled forward runs the original
+        compile_networks(model)
     net = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                    else None, find_unused_parameters=len(phases) > 1)
            if topo.world > 1 else model)
