@@ -14,7 +14,7 @@ from genmed._lazy import lazy_exports
 
 _EXPORTS = {
     "genmed.pipeline.pipeline": ("Pipeline", "PipelineConfig", "evaluate", "load_pipeline", "predict",
-                                 "quick_config", "train_pipeline", "write_predictions"),
+                                 "quick_config", "clinical_config", "train_pipeline", "write_predictions"),
     "genmed.pipeline.segmentation": ("SegConfig", "dice_per_slice", "predict_masks", "train_segmenter"),
     "genmed.pipeline.classifier": ("ClsConfig", "crop_kidneys", "predict_proba", "train_classifier"),
     "genmed.pipeline.cases": ("Cases", "load_cases", "phantom_cases", "split_cases"),

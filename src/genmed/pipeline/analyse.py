@@ -29,6 +29,7 @@ from genmed.fileio import atomic_path, write_json
 PERFECT_SEG = "y_pred_perfect_upto_segmentation"
 TAGS: tuple[str, ...] = ("benign", "malignant", "noisy", "small lesion", "segmentation miss")
 AUTO_REVIEWER = "automatic"
+EYEBALL_ERRORS = 100  # the source's eyeball set: about 100 misclassified dev examples
 
 
 def _flag(df: pd.DataFrame, col: str) -> np.ndarray:
@@ -100,7 +101,7 @@ def analyse(run: str | os.PathLike, *, split: str = "dev", eyeball_errors: int |
     n_err = int(preds["error"].sum())
     if n_err < 2:
         raise UserError(f"{preds_path}: {n_err} error(s) in {len(preds)} examples: too few to analyse")
-    want = eyeball_errors if eyeball_errors is not None else max(1, n_err // 2)
+    want = eyeball_errors if eyeball_errors is not None else min(EYEBALL_ERRORS, max(1, n_err // 2))
     sp = make_split(preds, want, group_col="patient_id", seed=seed)
     _write_csv(sp.to_frame(), out / "split.csv")
     eye = preds[sp.sets.reindex(preds.index).eq("eyeball").to_numpy()]

@@ -42,32 +42,45 @@ def _check_out(out: Path, what: str) -> None:
 def train(
     data: str = typer.Option("phantom", "--data", help="'phantom' or a manifest CSV with mask_path."),
     out: Path = typer.Option(..., "--out", help="Run folder."),
-    patients: int = typer.Option(240, "--patients", help="Phantom patients (8 slices each)."),
+    patients: Optional[int] = typer.Option(None, "--patients", help="Phantom patients, 8 slices each (default: 240; 800 with --clinical)."),
     size: int = typer.Option(64, "--size", help="Slice size (pixels)."),
     seg_epochs: int = typer.Option(15, "--seg-epochs"),
     cls_epochs: int = typer.Option(30, "--cls-epochs"),
     seed: int = typer.Option(0, "--seed", min=0),
+    seg_patch: int = typer.Option(48, "--seg-patch", help="Segmenter training patch and sliding-window roi (pixels)."),
     quick: bool = typer.Option(False, "--quick", help="Small settings (tests, demo)."),
+    clinical: bool = typer.Option(False, "--clinical", help="Clinical resolution: 256-px slices, 800 patients, "
+                                  "96-px seg patches (--size, --seg-* and --cls-epochs are ignored)."),
     device: str = DEVICE,
-    precision: str = PRECISION,
+    precision: Optional[str] = typer.Option(None, "--precision", help="Training numerics: auto, bf16, fp16 (CUDA) "
+                                            "or fp32 (default: fp32; auto with --clinical)."),
 ) -> None:
     """Train segmenter and classifier; predict dev and test into RUN/<split>/preds.csv, parts.csv."""
     import json
 
+    from genmed.errors import UserError
     from genmed.pipeline.classifier import ClsConfig
-    from genmed.pipeline.pipeline import PipelineConfig, quick_config, train_pipeline
+    from genmed.pipeline.pipeline import PipelineConfig, clinical_config, quick_config, train_pipeline
     from genmed.pipeline.segmentation import SegConfig
 
     _check_out(out, "run folder")
+    patients = patients if patients is not None else (800 if clinical else 240)
     for name, value, low, high in (("--patients", patients, 4, 100_000), ("--size", size, 32, 512),
-                                   ("--seg-epochs", seg_epochs, 1, 10_000), ("--cls-epochs", cls_epochs, 1, 10_000)):
+                                   ("--seg-epochs", seg_epochs, 1, 10_000), ("--cls-epochs", cls_epochs, 1, 10_000),
+                                   ("--seg-patch", seg_patch, 16, 512)):
         check_range(name, value, low, high)  # with --quick too: a bad value is never ignored
-    compute = _compute(device, precision)
+    if quick and clinical:
+        raise UserError("--quick and --clinical: choose one")
+    compute = _compute(device, precision or ("auto" if clinical else "fp32"))
     if quick:
         cfg = quick_config(data=data, size=size, seed=seed, compute=compute)
+    elif clinical:
+        cfg = clinical_config(data=data, n_patients=patients, seed=seed, compute=compute)
     else:
+        if seg_patch > size:
+            raise UserError(f"--seg-patch {seg_patch} is larger than --size {size}")
         cfg = PipelineConfig(data=data, n_patients=patients, size=size, seed=seed,
-                             seg=SegConfig(epochs=seg_epochs), cls=ClsConfig(epochs=cls_epochs),
+                             seg=SegConfig(epochs=seg_epochs, patch=seg_patch), cls=ClsConfig(epochs=cls_epochs),
                              compute=compute)
     metrics = train_pipeline(cfg, out, log=_log)
     typer.echo(json.dumps({k: metrics[k] for k in ("test", "seconds") if k in metrics}, indent=2))
@@ -95,7 +108,7 @@ def predict(
 def analyse(
     run: Path = typer.Argument(..., help="Run folder with dev/preds.csv and dev/parts.csv."),
     split: str = typer.Option("dev", "--split", help="Sub-folder of RUN holding preds.csv and parts.csv."),
-    eyeball_errors: Optional[int] = typer.Option(None, "--eyeball-errors", help="Default: half the dev errors."),
+    eyeball_errors: Optional[int] = typer.Option(None, "--eyeball-errors", help="Default: 100, or half the dev errors when fewer."),
     seed: int = typer.Option(0, "--seed", min=0),
 ) -> None:
     """Confusion matrix, automatic tags, category table, error by parts, recommendation, HTML page."""
