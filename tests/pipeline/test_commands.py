@@ -13,6 +13,10 @@ import pytest
     (["pipeline", "augment-study", "--quick", "--seeds", "0", "--out", "{tmp}/a"], "--seeds"),
     (["pipeline", "augment-study", "--quick", "--generator", "nonsense", "--out", "{tmp}/a"], "NAME=RUN_DIR"),
     (["pipeline", "few-labels", "--quick", "--fraction", "1.5", "--out", "{tmp}/f"], "fraction"),
+    (["pipeline", "train", "--quick", "--clinical", "--out", "{tmp}/r"], "choose one"),
+    (["pipeline", "train", "--size", "64", "--seg-patch", "96", "--out", "{tmp}/r"], "--seg-patch"),
+    (["pipeline", "train", "--seg-patch", "8", "--out", "{tmp}/r"], "--seg-patch"),
+    (["pipeline", "train", "--clinical", "--patients", "2", "--out", "{tmp}/r"], "--patients"),
 ])
 def test_bad_input_exit_2(cli, tmp_path, args, needle):
     (tmp_path / "data.txt").write_text("not a manifest")
@@ -20,4 +24,4 @@ def test_bad_input_exit_2(cli, tmp_path, args, needle):
     code, _, err = cli(args)
     assert code == 2
     assert err.strip().count("\n") == 0 and needle in err and "Traceback" not in err
-    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "a").exists() and not (tmp_path / "f").exists()
+    assert not any((tmp_path / name).exists() for name in ("x.csv", "a", "f", "r"))

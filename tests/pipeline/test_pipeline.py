@@ -86,3 +86,22 @@ def test_predict_cli_and_reload(run, cli, tmp_path):
     first = pd.read_csv(run / "test" / "preds.csv", keep_default_na=False)
     assert (again["y_pred"] == first["y_pred"]).all()  # reloaded weights predict the same
     assert (out.parent / "parts.csv").is_file()
+
+
+def test_clinical_window_holds_both_kidneys_at_native_resolution():
+    """At 256 px the classifier's window must not shrink the kidneys (a resize would throw
+    away the resolution the clinical setting exists for) and must show every lesion pixel."""
+    from genmed.pipeline.classifier import crop_kidneys
+    from genmed.pipeline.pipeline import clinical_config
+
+    cfg = clinical_config()
+    cases = phantom_cases(12, 8, PhantomConfig(size=cfg.size, lesion_prob=1.0), seed=3)
+    h, w = cfg.cls.crop_shape(cfg.size)
+    rows = cases.kidney.any(2).sum(1)  # rough box extents (pixels) per slice
+    cols = np.array([np.ptp(np.nonzero(m.any(0))[0]) + 1 if m.any() else 0 for m in cases.kidney])
+    assert (rows + 2 * cfg.cls.margin <= h).all() and (cols + 2 * cfg.cls.margin <= w).all()
+    crops = crop_kidneys(cases.image, cases.kidney, (h, w), cfg.cls.margin)
+    lesion_px = cases.lesion.reshape(len(cases), -1).sum(1)
+    shown = crops[:, 1].reshape(len(cases), -1).sum(1).numpy()  # mask channel: kidney pixels shown
+    assert (lesion_px > 0).sum() >= 20
+    np.testing.assert_array_equal(shown, cases.kidney.reshape(len(cases), -1).sum(1))  # no pixel lost or resampled
