@@ -78,7 +78,8 @@ def quick_augment_config(**overrides) -> AugmentConfig:
     return AugmentConfig(**{**base, **overrides})
 
 
-def _metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+def class_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Malignant recall, balanced accuracy and AUROC (malignant vs rest) of class probabilities."""
     pred, mal = proba.argmax(1), LABELS.index("malignant")
     return {"malignant_recall": class_recall(y, pred, mal), "balanced_accuracy": balanced_accuracy(y, pred),
             "auroc_malignant": auroc(y == mal, proba[:, mal])}
@@ -137,14 +138,14 @@ def augment_study(cfg: AugmentConfig, out: str | os.PathLike,
         for seed in cfg.seeds:
             t = time.perf_counter()
             net = train_classifier(x, y, cfg.cls, seed=seed, augment=aug, compute=cfg.compute)
-            m = _metrics(test.label, predict_proba(net, x_test))
+            m = class_metrics(test.label, predict_proba(net, x_test))
             rows.append({"arm": arm, "family": fam, "ratio": ratio, "seed": seed, "n_train": len(y), **m,
                          "seconds": round(time.perf_counter() - t, 2)})
             log(f"{arm} seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items()))
     per_seed = pd.DataFrame(rows)
     table = summarise(per_seed)
     mem = memorisation(synth_used, train.image, test.image) if synth_used else []
-    _write(out, per_seed, table, mem)
+    write_tables(out, per_seed, table, mem)
     plot_table(table, out / "augment.png")
     result = {"config": _cfg_dict(cfg), "train_class_counts": counts,
               "test_class_counts": {n: int((test.label == k).sum()) for k, n in enumerate(LABELS)},
@@ -175,10 +176,12 @@ def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _write(out: Path, per_seed: pd.DataFrame, table: pd.DataFrame, mem: list[dict]) -> None:
-    for df, name in ((per_seed, "augment_per_seed.csv"), (table, "augment_table.csv"),
-                     (pd.DataFrame(mem, columns=list(MEMO_COLUMNS)),
-                      "memorisation.csv")):
+def write_tables(out: Path, per_seed: pd.DataFrame, table: pd.DataFrame, mem: list[dict],
+                 prefix: str = "augment") -> None:
+    """OUT/<prefix>_per_seed.csv, <prefix>_table.csv and the memorisation audit's CSV."""
+    memo = "memorisation.csv" if prefix == "augment" else f"{prefix}_memorisation.csv"
+    for df, name in ((per_seed, f"{prefix}_per_seed.csv"), (table, f"{prefix}_table.csv"),
+                     (pd.DataFrame(mem, columns=list(MEMO_COLUMNS)), memo)):
         with atomic_path(out / name) as tmp:
             df.to_csv(tmp, index=False, float_format="%.4f")
 

@@ -75,6 +75,10 @@ def run_generator(run_dir: str | os.PathLike, size: int, steps: int | None = Non
     return model_generator(model, size, steps)
 
 
+# the recorded study (pipeline_augment.json) sampled its diffusion model with DDIM
+DEFAULT_OPTIONS: dict[str, dict] = {"diffusion": {"sampler": "ddim"}}
+
+
 def supports_labels(family: str) -> bool:
     """Whether `family` can be class-conditional (the registry's capabilities)."""
     from genmed.models import capabilities
@@ -85,13 +89,14 @@ def supports_labels(family: str) -> bool:
 def train_generators(families: Sequence[str], images: np.ndarray, labels: np.ndarray, patient_ids: Sequence[str],
                      out: str | os.PathLike, *, size: int, steps: int, classes: Sequence[int] = (1, 2),
                      seed: int = 0, sample_steps: int | None = None,
-                     batch_size: int = 32, device: str = "auto",
-                     precision: str = "auto") -> dict[str, SyntheticSource]:
+                     batch_size: int = 32, device: str = "auto", precision: str = "auto",
+                     options: Mapping[str, dict] | None = None) -> dict[str, SyntheticSource]:
     """Train generators on (N, H, W) slices with `genmed.train.train` (each family's registry
     recipe "augment"); {family: source}.
 
     Families that take labels get one class-conditional model; the others (the VAE samples
     unconditionally) get one model per class in `classes`, trained on that class's slices.
+    `options` maps a family to its model options (default: DDIM sampling for diffusion).
     """
     from genmed.data.datasets import ImageDataset, _resize_batch
     from genmed.train import TrainConfig, load_run, train
@@ -113,8 +118,7 @@ def train_generators(families: Sequence[str], images: np.ndarray, labels: np.nda
                               ckpt_every=steps, sample_n=16, log_every=max(1, steps // 20),
                               out=str(run_dir), sample_steps=sample_steps, device=device,
                               precision=precision,
-                              # the recorded study (pipeline_augment.json) sampled with DDIM
-                              options={"sampler": "ddim"} if fam == "diffusion" else {})
+                              options=dict((options or DEFAULT_OPTIONS).get(fam, {})))
             if run_dir.exists():
                 import shutil
 

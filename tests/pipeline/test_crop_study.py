@@ -1,0 +1,93 @@
+"""Scarce-malignant crop study: crop extraction, scarcity, the recall-difference CI, quick run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from numpy.lib.stride_tricks import sliding_window_view
+
+from genmed.data.phantom import PhantomConfig
+from genmed.errors import UserError
+from genmed.pipeline.cases import phantom_cases
+from genmed.pipeline.crop_study import (MALIGNANT, CropStudyConfig, crop_study, kidney_crop_set, make_scarce,
+                                        quick_crop_study_config, recall_difference)
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return phantom_cases(16, 6, PhantomConfig(size=64, lesion_prob=1.0), seed=4)
+
+
+@pytest.fixture(scope="module")
+def crops(cases):
+    return kidney_crop_set(cases, 24, PhantomConfig().slice_gap_mm)
+
+
+def test_one_lesion_crop_per_slice_showing_a_lesion(cases, crops):
+    """Each visible lesion lies on one side, so it gives exactly one lesion crop of its kind."""
+    for k in (1, 2):
+        assert (crops.label == k).sum() == (cases.label == k).sum() > 0
+
+
+def test_crops_are_unresampled_windows_of_their_slices(cases, crops):
+    """Native spacing: every crop is a pixel-exact window of one of its patient's slices."""
+    for i in range(0, len(crops), 7):
+        own = cases.image[cases.patient_id == crops.patient_id[i]]
+        windows = sliding_window_view(own, crops.image[i].shape, axis=(1, 2))
+        assert np.all(windows == crops.image[i], axis=(-2, -1)).any()
+
+
+def test_make_scarce_keeps_whole_patients_and_exactly_n_malignant(crops):
+    scarce = make_scarce(crops, 5, seed=0)
+    assert (scarce.label == MALIGNANT).sum() == 5
+    kept_clean = set(scarce.patient_id[scarce.label != MALIGNANT]) - set(crops.patient_id[crops.label == MALIGNANT])
+    for pid in kept_clean:  # patients without a malignant lesion are kept whole
+        assert (scarce.patient_id == pid).sum() == (crops.patient_id == pid).sum()
+    again = make_scarce(crops, 5, seed=0)
+    np.testing.assert_array_equal(scarce.patient_id, again.patient_id)
+    with pytest.raises(UserError, match="malignant crops"):
+        make_scarce(crops, 10_000, seed=0)
+
+
+def test_recall_difference_ci_excludes_zero_only_for_a_real_effect():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, MALIGNANT], 200)
+    groups = np.arange(400) // 4
+    base = np.where(rng.random((3, 400)) < 0.3, MALIGNANT, 0)
+    better = np.where(rng.random((3, 400)) < 0.8, MALIGNANT, 0)
+    d = recall_difference(y, better, base, groups)
+    assert 0.4 < d["recall_diff"] < 0.6 and d["recall_diff_lo"] > 0
+    same = recall_difference(y, base, base, groups)
+    assert same["recall_diff"] == 0 and same["mde"] == 0
+    noise = recall_difference(y, np.where(rng.random((3, 400)) < 0.3, MALIGNANT, 0), base, groups)
+    assert noise["recall_diff_lo"] < 0 < noise["recall_diff_hi"] and noise["mde"] > 0.05
+
+
+def test_bad_config_is_a_user_error():
+    with pytest.raises(UserError, match="crop="):
+        CropStudyConfig(size=64, crop=96)
+    with pytest.raises(UserError, match="ratios"):
+        CropStudyConfig(ratios=(0.0,))
+
+
+def test_quick_study_with_a_copying_generator(tmp_path):
+    """A 'generator' that returns the training malignant crops: every arm is trained and scored,
+    the memorisation audit flags the copies, and the oracle classes the copies malignant."""
+    from genmed.pipeline.crop_study import study_crops
+
+    cfg = quick_crop_study_config()
+    _, scarce, _ = study_crops(cfg)
+    mal = scarce.image[scarce.label == MALIGNANT]
+    copy = lambda cls, n, seed: mal[np.arange(n) % len(mal)]  # noqa: E731
+    result = crop_study(cfg, tmp_path, generators={"copy": copy})
+    arms = [row["arm"] for row in result["table"]]
+    assert arms == ["real", "reweight", "classic", "copy x1"]
+    memo = result["memorisation"][0]
+    assert memo["median_nn_dist"] == 0 and memo["ratio"] == 0
+    assert result["oracle"]["synthetic_classed_malignant"]["copy"] >= result["oracle"]["test"]["malignant_recall"] - 0.5
+    saved = json.loads((tmp_path / "crop_study.json").read_text())
+    assert saved["crop_counts"]["train_scarce"]["malignant"] == cfg.malignant_crops
+    for name in ("crop_table.csv", "crop_per_seed.csv", "crop_memorisation.csv", "crop_study.png"):
+        assert (tmp_path / name).is_file()
