@@ -17,6 +17,7 @@ anisotropic volumes (z_spacing_mm != spacing_mm) are measured correctly.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -43,7 +44,7 @@ class Seg3DConfig:
     channels: tuple[int, ...] = (16, 32, 64, 128)  # UNet channels per level (stride 2 each)
     norm: Literal["batch", "instance"] = "batch"  # UNet normalisation
     patch: int = 48  # cubic training patch and sliding-window roi (voxels per side)
-    steps: int = 3000  # optimiser steps (one patch per volume in the batch per step)
+    steps: int = 5000  # optimiser steps (one patch per volume in the batch per step)
     batch_size: int = 2  # volumes (hence patches) per step
     overlap: float = 0.25  # sliding-window overlap fraction
     components: int = 2  # keep this many largest 3D connected components (0: keep all)
@@ -182,10 +183,10 @@ def evaluate_segmenter3d(seg: Segmenter, images: np.ndarray, masks: np.ndarray,
 class Seg3DRunConfig:
     """A 3D segmentation experiment on phantom volumes: data, patient split, model, compute."""
 
-    n_patients: int = 40  # phantom patients, one volume each
+    n_patients: int = 80  # phantom patients, one volume each
     size: int = 96  # in-plane voxels per side (H = W); spacing = 360 mm / size
     depth: int = 48  # slices per volume (D)
-    z_spacing_mm: float = 3.75  # slice spacing (mm); 360 / size gives isotropic voxels
+    z_spacing_mm: float | None = None  # slice spacing (mm); None: isotropic, 360 mm / size
     test_fraction: float = 0.25  # fraction of patients held out for testing
     seed: int = 0  # phantom, split, initialisation and training draws
     seg: Seg3DConfig = field(default_factory=Seg3DConfig)
@@ -209,7 +210,10 @@ class Seg3DRunConfig:
         """The `PhantomConfig` of the volumes (a UserError names a bad size, depth or spacing)."""
         from genmed.data.phantom import PhantomConfig
 
-        return PhantomConfig(size=self.size, depth=self.depth, z_spacing_mm=self.z_spacing_mm)
+        base = PhantomConfig(size=self.size, depth=self.depth)
+        if self.z_spacing_mm is None:
+            return dataclasses.replace(base, z_spacing_mm=base.spacing_mm)
+        return dataclasses.replace(base, z_spacing_mm=self.z_spacing_mm)
 
 
 def quick_config3d(seed: int = 0, compute: Compute = Compute()) -> Seg3DRunConfig:
