@@ -91,3 +91,23 @@ def test_quick_study_with_a_copying_generator(tmp_path):
     assert saved["crop_counts"]["train_scarce"]["malignant"] == cfg.malignant_crops
     for name in ("crop_table.csv", "crop_per_seed.csv", "crop_memorisation.csv", "crop_study.png"):
         assert (tmp_path / name).is_file()
+
+
+def test_cli_quick_study_trains_a_generator(cli, tmp_path):
+    code, out, err = cli(["pipeline", "crop-study", "--quick", "--seeds", "1", "--families", "vae",
+                          "--precision", "fp32", "--out", str(tmp_path / "s")])
+    assert code == 0, err
+    assert "vae x1" in out and (tmp_path / "s" / "generators" / "gen_vae_class2").is_dir()
+    table = (tmp_path / "s" / "crop_table.csv").read_text().splitlines()
+    assert len(table) == 1 + 4  # header, real, reweight, classic, vae x1
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--families", "flow"], "--families"),
+    (["--malignant-crops", "1"], "--malignant-crops"),
+    (["--seeds", "0"], "--seeds"),
+])
+def test_cli_bad_input_exit_2(cli, tmp_path, args, needle):
+    code, _, err = cli(["pipeline", "crop-study", "--quick", *args, "--out", str(tmp_path / "s")])
+    assert code == 2 and needle in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists()
