@@ -117,8 +117,8 @@ def train_segmenter3d(images: np.ndarray, masks: np.ndarray, cfg: Seg3DConfig = 
     batch = min(cfg.batch_size, len(x))
     data = DictDataset(image=x, target=torch.from_numpy(np.asarray(masks, np.int64))[:, None])
     if out is not None and resume and _has_checkpoint(Path(out)):
-        resume_run(out, steps=cfg.steps, dataset=data)  # no training when it had finished
-        model, _ = load_run(out, device="cpu")
+        result = resume_run(out, steps=cfg.steps, dataset=data)  # none left: no training
+        model, _ = load_run(out, device=result.device)
         if not isinstance(model, Segmenter):
             raise UserError(f"{out}: holds a {model.family}, not a segmenter")
         return model.eval()
@@ -217,11 +217,11 @@ class Seg3DRunConfig:
 
 
 def quick_config3d(seed: int = 0, compute: Compute = Compute()) -> Seg3DRunConfig:
-    """Tiny settings for tests and `--quick`: 6 patients at 32^3 (11.25 mm voxels), 16^3
-    patches, a small UNet, 60 steps (seconds on one CPU core)."""
-    return Seg3DRunConfig(n_patients=6, size=32, depth=32, z_spacing_mm=11.25, test_fraction=0.34,
-                          seed=seed, compute=compute,
-                          seg=Seg3DConfig(channels=(8, 16, 32), patch=16, steps=60, batch_size=4))
+    """Small settings for tests and `--quick`: 8 patients at 32^3 (11.25 mm voxels), 16^3
+    patches, a small UNet, 300 steps (about 7 s on one CPU core; test Dice about 0.75)."""
+    return Seg3DRunConfig(n_patients=8, size=32, depth=32, test_fraction=0.34, seed=seed,
+                          compute=compute,
+                          seg=Seg3DConfig(channels=(16, 32, 64), patch=16, steps=300, batch_size=4))
 
 
 def split_volumes(patient_ids: np.ndarray, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
@@ -247,9 +247,9 @@ def run_segmentation3d(cfg: Seg3DRunConfig, out: str | Path, resume: bool = Fals
         raise UserError(f"{out}: exists and is not a folder")
     if not resume and _has_checkpoint(out / "segmenter3d"):
         raise UserError(f"{out}: already holds a 3D segmentation run; resume it or use a new folder")
-    if (out / "config.json").is_file() and resume:
+    if (out / "config.json").is_file() and resume:  # the same data and model; any device
         saved = json.loads((out / "config.json").read_text())
-        if saved != to_dict(cfg):
+        if {**saved, "compute": None} != {**to_dict(cfg), "compute": None}:
             raise UserError(f"{out}: holds a run of another config; resume it with the same "
                             "settings or use a new folder")
     t0 = time.perf_counter()
