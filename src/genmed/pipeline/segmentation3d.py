@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ import torch
 from genmed.errors import UserError, check_choice
 from genmed.models import Segmenter
 from genmed.train.fitting import Compute
+
+if TYPE_CHECKING:
+    from genmed.data.phantom import PhantomConfig
 
 Spacing = tuple[float, float, float]  # (z, y, x) voxel spacing in mm
 
@@ -206,7 +209,7 @@ class Seg3DRunConfig:
             raise UserError(f"seg3d seed={self.seed} must be >= 0")
         self.phantom()  # a bad size, depth or spacing fails here, naming the value
 
-    def phantom(self):
+    def phantom(self) -> PhantomConfig:
         """The `PhantomConfig` of the volumes (a UserError names a bad size, depth or spacing)."""
         from genmed.data.phantom import PhantomConfig
 
