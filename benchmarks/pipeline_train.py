@@ -6,8 +6,8 @@ epochs), one torch thread. Writes benchmarks/results/pipeline_train.json with th
 metrics (95% patient-bootstrap CIs), the analysis summary and wall/CPU seconds per step.
 Run: `python benchmarks/pipeline_train.py [RUN_DIR]` (default runs/bench_pipeline).
 
-`--clinical` runs `clinical_config()` instead (256-px slices, 800 patients, 96-px seg patches,
-bf16 where fast) and writes pipeline_train_256.json.
+`--clinical` runs `clinical_config()` instead (256-px slices, 1,000 patients, 96-px seg
+patches, bf16 where fast) and writes pipeline_train_256.json.
 """
 
 from __future__ import annotations

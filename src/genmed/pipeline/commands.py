@@ -42,14 +42,14 @@ def _check_out(out: Path, what: str) -> None:
 def train(
     data: str = typer.Option("phantom", "--data", help="'phantom' or a manifest CSV with mask_path."),
     out: Path = typer.Option(..., "--out", help="Run folder."),
-    patients: Optional[int] = typer.Option(None, "--patients", help="Phantom patients, 8 slices each (default: 240; 800 with --clinical)."),
+    patients: Optional[int] = typer.Option(None, "--patients", help="Phantom patients, 8 slices each (default: 240; 1000 with --clinical)."),
     size: int = typer.Option(64, "--size", help="Slice size (pixels)."),
     seg_epochs: int = typer.Option(15, "--seg-epochs"),
     cls_epochs: int = typer.Option(30, "--cls-epochs"),
     seed: int = typer.Option(0, "--seed", min=0),
     seg_patch: int = typer.Option(48, "--seg-patch", help="Segmenter training patch and sliding-window roi (pixels)."),
     quick: bool = typer.Option(False, "--quick", help="Small settings (tests, demo)."),
-    clinical: bool = typer.Option(False, "--clinical", help="Clinical resolution: 256-px slices, 800 patients, "
+    clinical: bool = typer.Option(False, "--clinical", help="Clinical resolution: 256-px slices, 1000 patients, "
                                   "96-px seg patches (--size, --seg-* and --cls-epochs are ignored)."),
     device: str = DEVICE,
     precision: Optional[str] = typer.Option(None, "--precision", help="Training numerics: auto, bf16, fp16 (CUDA) "
@@ -64,7 +64,7 @@ def train(
     from genmed.pipeline.segmentation import SegConfig
 
     _check_out(out, "run folder")
-    patients = patients if patients is not None else (800 if clinical else 240)
+    patients = patients if patients is not None else (1000 if clinical else 240)
     for name, value, low, high in (("--patients", patients, 4, 100_000), ("--size", size, 32, 512),
                                    ("--seg-epochs", seg_epochs, 1, 10_000), ("--cls-epochs", cls_epochs, 1, 10_000),
                                    ("--seg-patch", seg_patch, 16, 512)):
