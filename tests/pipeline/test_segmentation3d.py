@@ -180,3 +180,20 @@ def test_bad_phantom_spacing_and_small_volumes_are_user_errors():
     with pytest.raises(UserError, match="do not match"):
         train_segmenter3d(np.zeros((2, 16, 16, 16)), np.zeros((2, 16, 16, 8)),
                           Seg3DConfig(patch=16, channels=(8, 16)), compute=CPU)
+
+
+def test_cli_quick_run_then_refuses_to_overwrite(cli, tmp_path):
+    import json
+
+    out = tmp_path / "s3d"
+    code, stdout, err = cli(["pipeline", "segment3d", "--quick", "--precision", "fp32", "--out", str(out)])
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert json.loads(stdout)["kidney_dice"]["value"] == metrics["test"]["kidney_dice"]["value"] > 0.5
+    code, _, err = cli(["pipeline", "segment3d", "--quick", "--out", str(out)])
+    assert code == 2 and "Traceback" not in err and err.strip().count("\n") == 0
+
+
+def test_cli_bad_size_exit_2(cli, tmp_path):
+    code, _, err = cli(["pipeline", "segment3d", "--size", "32", "--out", str(tmp_path / "s")])
+    assert code == 2 and "--size" in err and not (tmp_path / "s").exists()
