@@ -208,3 +208,33 @@ def test_short_training_beats_the_initial_generator() -> None:
             opts[phase].step()
     after = distance()
     assert after < before / 3, (before, after)
+
+
+def test_residual_mlp_blocks_add_w_act_h_and_the_gan_uses_them_for_vectors() -> None:
+    """He et al. 2016 (identity mappings), eq. 3 with one layer: h_{l+1} = h_l + W_l act(h_l);
+    with every block's weights zero the net is out(inp(x)), the plain two-layer map."""
+    from genmed.models.nets import ResidualMLP
+
+    torch.manual_seed(0)
+    net = ResidualMLP(3, 8, 2, 5, act=nn.ReLU)
+    x = torch.randn(4, 3)
+    h = net.inp(x)
+    for block in net.blocks:
+        lin = block[1]
+        h = h + torch.relu(h) @ lin.weight.T + lin.bias
+    assert torch.allclose(net(x), net.out(h), atol=1e-6)
+    with torch.no_grad():
+        for block in net.blocks:
+            block[1].weight.zero_()
+            block[1].bias.zero_()
+    assert torch.allclose(net(x), net.out(net.inp(x)), atol=1e-6)
+
+    res = build_model("gan", data_kind="vector", size=2, hidden=8, depth=3, latent_dim=2,
+                      residual_mlp=True, mbstd_group=4, r1_gamma=1.0)
+    assert isinstance(res.generator.net, ResidualMLP) and len(res.generator.net.blocks) == 3
+    assert isinstance(res.discriminator.features[0], ResidualMLP)
+    assert not isinstance(_toy().generator.net, ResidualMLP)  # off by default
+    batch = {"image": torch.randn(8, 2), "step": torch.tensor(0)}
+    assert res(batch, "discriminator")["loss"].shape == (8,) and res.sample(5).shape == (5, 2)
+    with pytest.raises(UserError, match="residual_mlp=True is for vector data"):
+        build_model("gan", size=16, residual_mlp=True)

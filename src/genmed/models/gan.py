@@ -11,7 +11,8 @@ data sets, optionally class-conditional.
   (`genmed.models.gan_resnets`): non-saturating logistic loss (the "dcgan" losses), lazy R1
   (every `r1_every` = 16 steps, weighted by 16), a minibatch-std channel in D (group 4), and
   DiffAugment of real and generated images (Zhao et al. 2020; policy
-  "color,translation,cutout") for small data sets. Vector data keep the MLP nets.
+  "color,translation,cutout") for small data sets. Vector data keep the MLP nets unless
+  `residual_mlp` (any variant) makes both residual MLPs.
 Any variant can add the R1 gradient penalty gamma/2 |grad_x D(x)|^2 on real data (Mescheder et
 al. 2018, eq. 9), DiffAugment (`diffaug`), and packing (PacGAN, Lin et al. 2018): D judges
 `pack` samples at once, concatenated along channels (images) or features (vectors), all real
@@ -94,6 +95,7 @@ class GANConfig(ModelConfig):
     pack: int = 1  # PacGAN degree: samples per discriminator decision (1: a plain GAN)
     mbstd_group: int | None = None  # minibatch-std feature in D over groups of this size (0: off)
     diffaug: str | None = None  # DiffAugment policy for D's inputs, e.g. "color,translation,cutout"
+    residual_mlp: bool = False  # vector data: residual MLPs (`nets.ResidualMLP`) for G and D
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -109,6 +111,8 @@ class GANConfig(ModelConfig):
         object.__setattr__(self, "diffaug", ",".join(check_diffaug_policy(self.diffaug)))
         if self.diffaug and self.data_kind == "vector":
             raise UserError(f"diffaug={self.diffaug!r} augments images; vector data take diffaug=''")
+        if self.residual_mlp and self.data_kind != "vector":
+            raise UserError("residual_mlp=True is for vector data; images take variant='resnet_r1'")
         if self.pack > 1 and self.num_classes:
             raise UserError("pack > 1 (PacGAN) is for unconditional GANs; set num_classes=0 or pack=1")
         if self.data_kind != "image":
@@ -139,9 +143,10 @@ class GANModel(GenerativeModel):
                 cfg.max_channels, cfg.num_classes, cfg.mbstd_group)
         elif cfg.data_kind == "vector":
             self.generator = VectorGenerator(cfg.size, cfg.latent_dim, cfg.hidden, cfg.depth,
-                                             cfg.num_classes)
+                                             cfg.num_classes, cfg.residual_mlp)
             self.discriminator = VectorDiscriminator(cfg.size * cfg.pack, cfg.hidden, cfg.depth,
-                                                     cfg.num_classes, spectral, cfg.mbstd_group)
+                                                     cfg.num_classes, spectral, cfg.mbstd_group,
+                                                     cfg.residual_mlp)
         else:
             self.generator = DCGANGenerator(cfg.spatial_dims, cfg.in_channels, cfg.size,
                                             cfg.latent_dim, cfg.base_channels, cfg.num_classes)

@@ -170,14 +170,40 @@ class DCGANDiscriminator(nn.Module):
         return _logit(self, self.features(x), labels)  # (B,)
 
 
-class VectorGenerator(nn.Module):
-    """MLP generator for vectors: [z (, embed(y))] -> (B, dim), unbounded."""
+class ResidualMLP(nn.Module):
+    """(B, d_in) -> (B, d_out): Linear in, `depth` pre-activation residual blocks h + W act(h)
+    (He et al. 2016, "Identity mappings in deep residual networks", eq. 3; one layer per
+    block, as in `VectorDenoiserMLP`), then act and Linear out. The vector counterpart of the
+    residual GAN nets (`gan_resnets`); `sn` wraps every layer in spectral norm."""
 
-    def __init__(self, dim: int, latent_dim: int, hidden: int, depth: int, num_classes: int = 0) -> None:
+    def __init__(self, d_in: int, hidden: int, depth: int, d_out: int, *,
+                 act: type[nn.Module] = nn.LeakyReLU, sn: bool = False) -> None:
+        super().__init__()
+        wrap = spectral_norm if sn else (lambda m: m)
+        make_act = (lambda: act(0.2)) if act is nn.LeakyReLU else act
+        self.inp = wrap(nn.Linear(d_in, hidden))
+        self.blocks = nn.ModuleList(nn.Sequential(make_act(), wrap(nn.Linear(hidden, hidden)))
+                                    for _ in range(depth))
+        self.out = nn.Sequential(make_act(), wrap(nn.Linear(hidden, d_out)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.inp(x)
+        for block in self.blocks:
+            h = h + block(h)
+        return self.out(h)
+
+
+class VectorGenerator(nn.Module):
+    """MLP generator for vectors: [z (, embed(y))] -> (B, dim), unbounded; `residual`: a
+    `ResidualMLP` of `depth` blocks instead of `depth` hidden layers."""
+
+    def __init__(self, dim: int, latent_dim: int, hidden: int, depth: int, num_classes: int = 0,
+                 residual: bool = False) -> None:
         super().__init__()
         self.label = nn.Embedding(num_classes, latent_dim) if num_classes else None
         z_in = latent_dim * (2 if num_classes else 1)
-        self.net = mlp([z_in] + [hidden] * depth + [dim], act=nn.ReLU)
+        self.net = (ResidualMLP(z_in, hidden, depth, dim, act=nn.ReLU) if residual
+                    else mlp([z_in] + [hidden] * depth + [dim], act=nn.ReLU))
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         if self.label is not None:
@@ -186,12 +212,15 @@ class VectorGenerator(nn.Module):
 
 
 class VectorDiscriminator(nn.Module):
-    """MLP discriminator for vectors with optional projection conditioning; logit (B,)."""
+    """MLP discriminator for vectors with optional projection conditioning; logit (B,).
+    `residual`: features from a `ResidualMLP` of `depth` blocks."""
 
     def __init__(self, dim: int, hidden: int, depth: int, num_classes: int = 0,
-                 spectral: bool = False, mbstd_group: int = 0) -> None:
+                 spectral: bool = False, mbstd_group: int = 0, residual: bool = False) -> None:
         super().__init__()
-        self.features = nn.Sequential(mlp([dim] + [hidden] * depth, sn=spectral), nn.LeakyReLU(0.2))
+        body = (ResidualMLP(dim, hidden, depth, hidden, sn=spectral) if residual
+                else mlp([dim] + [hidden] * depth, sn=spectral))
+        self.features = nn.Sequential(body, nn.LeakyReLU(0.2))
         sn = spectral_norm if spectral else (lambda m: m)
         self.mbstd = MinibatchStd(mbstd_group) if mbstd_group else None
         self.head = sn(nn.Linear(hidden + (1 if mbstd_group else 0), 1))
