@@ -9,7 +9,8 @@ process so two cores share the work, then the classifiers:
     python benchmarks/pipeline_crop_study.py --train diffusion RUN   # and gan, vae (in parallel)
     python benchmarks/pipeline_crop_study.py RUN                      # classifiers, tables
 
-Writes benchmarks/results/pipeline_crop_study.json and docs/img/pipeline_crop_study.png.
+Writes benchmarks/results/pipeline_crop_study.json, docs/img/pipeline_crop_study.png (the
+table) and docs/img/pipeline_crop_samples.png (real and synthetic malignant crops).
 `--gen-steps N` and `--seeds K` change the budget (the JSON records them).
 """
 
@@ -27,6 +28,43 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def samples_figure(run: Path, cfg, n: int = 8) -> Path:
+    """Rows: scarce real malignant training crops, held-out real ones, then each generator's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from genmed.data.transforms import ABDOMEN_RANGE_HU, unit_to_hu
+    from genmed.fileio import save_figure
+    from genmed.pipeline.crop_study import MALIGNANT, study_crops
+
+    _, scarce, test = study_crops(cfg)
+    rows = {"real, training (scarce)": scarce.image[scarce.label == MALIGNANT][:n],
+            "real, held-out test": test.image[test.label == MALIGNANT][:n]}
+    with np.load(run / "synthetic.npz") as synth:
+        rows.update({f"{fam} (synthetic)": synth[fam][:n] for fam in synth.files})
+    mm = cfg.crop * 360.0 / cfg.size
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.6 * n, 1.75 * len(rows)), squeeze=False, layout="constrained")
+    lo, hi = ABDOMEN_RANGE_HU
+    for r, (name, imgs) in enumerate(rows.items()):
+        for c in range(n):
+            ax = axes[r, c]
+            if c < len(imgs):
+                im = ax.imshow(unit_to_hu(imgs[c]), cmap="gray", vmin=lo, vmax=hi, extent=(0, mm, mm, 0))
+            ax.set_xticks([0, 45, 90] if r == len(rows) - 1 else [])
+            ax.set_yticks([0, 45, 90] if c == 0 else [])
+            ax.tick_params(labelsize=6)
+        axes[r, 0].set_ylabel(name + "\nmm", fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("mm", fontsize=7)
+    fig.colorbar(im, ax=axes, shrink=0.5, label="HU (window W400/L40)")
+    fig.suptitle(f"Malignant kidney crops, {cfg.crop} px at {360.0 / cfg.size:.2f} mm/px "
+                 f"(generators trained on the {cfg.malignant_crops} scarce crops and the other classes)", fontsize=9)
+    return save_figure(fig, ROOT / "docs" / "img" / "pipeline_crop_samples.png", dpi=130)
+
+
 def main() -> None:
     import torch
 
@@ -40,9 +78,13 @@ def main() -> None:
     ap.add_argument("--train", default="", help="train this generator family only, then stop")
     ap.add_argument("--gen-steps", type=int, default=CropStudyConfig.gen_steps)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--figure-only", action="store_true", help="redraw the samples figure from RUN")
     args = ap.parse_args()
     torch.set_num_threads(1)
     cfg = CropStudyConfig(gen_steps=args.gen_steps, seeds=tuple(range(args.seeds)))
+    if args.figure_only:
+        print(samples_figure(args.run, cfg))
+        return
     if args.train:
         _, scarce, _ = study_crops(cfg)
         train_crop_generators(dataclasses.replace(cfg, families=(args.train,)), scarce, args.run)
@@ -51,6 +93,7 @@ def main() -> None:
     result["machine"] = machine()
     write_json(ROOT / "benchmarks" / "results" / "pipeline_crop_study.json", result)
     shutil.copyfile(args.run / "crop_study.png", ROOT / "docs" / "img" / "pipeline_crop_study.png")
+    samples_figure(args.run, cfg)
     for row in result["table"]:
         print(f"{row['arm']:<14} malignant recall {row['malignant_recall']:.3f} "
               f"diff {row['recall_diff']:+.3f} [{row['recall_diff_lo']:+.3f}, {row['recall_diff_hi']:+.3f}]")

@@ -91,6 +91,7 @@ def test_quick_study_with_a_copying_generator(tmp_path):
     assert saved["crop_counts"]["train_scarce"]["malignant"] == cfg.malignant_crops
     for name in ("crop_table.csv", "crop_per_seed.csv", "crop_memorisation.csv", "crop_study.png"):
         assert (tmp_path / name).is_file()
+    np.testing.assert_array_equal(np.load(tmp_path / "synthetic.npz")["copy"], copy(2, len(mal) * 1, 0))
 
 
 def test_cli_quick_study_trains_a_generator(cli, tmp_path):

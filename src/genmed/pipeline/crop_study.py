@@ -41,7 +41,7 @@ import torch
 from genmed.data.augment import AugmentKind
 from genmed.data.phantom import LABELS, PhantomConfig
 from genmed.errors import UserError
-from genmed.fileio import write_json
+from genmed.fileio import atomic_path, write_json
 from genmed.metrics.stats import bootstrap_ci
 from genmed.pipeline.augment import METRICS, class_metrics, plot_table, summarise, write_tables
 from genmed.pipeline.cases import Cases, phantom_cases
@@ -245,7 +245,8 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
                generators: Mapping[str, SyntheticSource] | None = None,
                log: Callable[[str], None] = lambda s: None) -> dict:
     """Run the study (training the generators unless `generators` is given); write
-    crop_table.csv, crop_per_seed.csv, crop_memorisation.csv, crop_study.png and crop_study.json."""
+    crop_table.csv, crop_per_seed.csv, crop_memorisation.csv, crop_study.png, crop_study.json and
+    synthetic.npz (each generator's malignant crops, in [-1, 1])."""
     out = Path(out)
     t0 = time.perf_counter()
     full, scarce, test = study_crops(cfg)
@@ -262,6 +263,9 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
     for fam, s in synth.items():
         if s.shape[1:] != (cfg.crop, cfg.crop):
             raise UserError(f"generator {fam!r} gave crops {s.shape[1:]}, expected {cfg.crop}")
+    if synth:
+        with atomic_path(out / "synthetic.npz") as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **synth)  # the crops every generator arm used, for audit
     arms: dict[str, tuple[np.ndarray, np.ndarray, bool, AugmentKind, str, float]] = {
         "real": (scarce.image, scarce.label, False, "flip", "none", 0.0),
         "reweight": (scarce.image, scarce.label, True, "flip", "none", 0.0),
