@@ -69,8 +69,10 @@ def main() -> None:
     import torch
 
     from genmed.fileio import write_json
-    from genmed.pipeline.crop_study import (CropStudyConfig, crop_study, load_crop_generators, study_crops,
-                                            train_crop_generators)
+    import yaml
+
+    from genmed.pipeline.crop_study import (GENERATOR_OPTIONS, CropStudyConfig, crop_study, load_crop_generators,
+                                            study_crops, train_crop_generators)
     from genmed.versions import machine
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -78,19 +80,27 @@ def main() -> None:
     ap.add_argument("--train", default="", help="train this generator family only, then stop")
     ap.add_argument("--gen-steps", type=int, default=CropStudyConfig.gen_steps)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--gan-variant", default="", help="with --train gan: this variant instead of resnet_r1")
+    ap.add_argument("--families", default=",".join(CropStudyConfig.families))
     ap.add_argument("--figure-only", action="store_true", help="redraw the samples figure from RUN")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    cfg = CropStudyConfig(gen_steps=args.gen_steps, seeds=tuple(range(args.seeds)))
+    cfg = CropStudyConfig(gen_steps=args.gen_steps, seeds=tuple(range(args.seeds)),
+                          families=tuple(f for f in args.families.split(",") if f))
     if args.figure_only:
         print(samples_figure(args.run, cfg))
         return
     if args.train:
         _, scarce, _ = study_crops(cfg)
-        train_crop_generators(dataclasses.replace(cfg, families=(args.train,)), scarce, args.run)
+        options = dict(GENERATOR_OPTIONS)
+        if args.gan_variant:
+            options["gan"] = {**options["gan"], "variant": args.gan_variant}
+        train_crop_generators(dataclasses.replace(cfg, families=(args.train,)), scarce, args.run, options)
         return
     result = crop_study(cfg, args.run, load_crop_generators(args.run, cfg), log=print)
     result["machine"] = machine()
+    result["generator_runs"] = {  # what each family really was (engine run configs)
+        d.name: yaml.safe_load((d / "config.yaml").read_text()) for d in sorted((args.run / "generators").iterdir())}
     write_json(ROOT / "benchmarks" / "results" / "pipeline_crop_study.json", result)
     shutil.copyfile(args.run / "crop_study.png", ROOT / "docs" / "img" / "pipeline_crop_study.png")
     samples_figure(args.run, cfg)

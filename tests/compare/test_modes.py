@@ -63,3 +63,27 @@ def test_config_rejects_bad_numbers():
         ModeBenchConfig(seeds=0)
     with pytest.raises(UserError, match="mixture='spiral'"):
         ModeBenchConfig(mixtures=("spiral",))
+
+
+def test_variant_training_overrides_reach_the_run(tmp_path):
+    """`TRAINING` changes a variant's optimiser and EMA; the others keep the "toy" recipe."""
+    from genmed.compare.modes import TRAINING, VARIANTS, train_variant
+    from genmed.train.run import load_config_of
+
+    cfg = ModeBenchConfig(variants=("gan_resnet_r1_res_z2_sg2", "gan_resnet_r1_res_z2"), seeds=1,
+                          steps=3, n_train=64, batch_size=16, hidden=8, depth=1, out=str(tmp_path))
+    assert TRAINING["gan_resnet_r1_res_z2_sg2"]["betas"] == (0.0, 0.99)
+    assert VARIANTS["gan_resnet_r1_res_z2_sg2"][1] == VARIANTS["gan_resnet_r1_res_z2"][1]
+    seen = {}
+    for v in cfg.variants:
+        model = train_variant(v, "ring", 0, cfg)
+        assert model.config.residual_mlp and model.config.latent_dim == 2
+        seen[v] = load_config_of(tmp_path / "runs" / f"ring-{v}-seed0")
+    sg2, toy = seen["gan_resnet_r1_res_z2_sg2"], seen["gan_resnet_r1_res_z2"]
+    assert (tuple(sg2.betas), sg2.schedule, sg2.warmup, sg2.grad_clip, sg2.ema_decay) == \
+        ((0.0, 0.99), "constant", 0, 0.0, 0.999)
+    assert (tuple(toy.betas), toy.schedule, toy.ema_decay, toy.lr) == ((0.5, 0.999), "cosine", 0.0, 1e-3)
+    assert sg2.lr == toy.lr  # the same peak learning rate
+    from genmed.compare.modes import _ema
+
+    assert _ema(ModeBenchConfig(ema_decay=0.0), "gan_resnet_r1_res_z2_sg2") == 0.0  # the config's wins

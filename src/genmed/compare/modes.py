@@ -46,8 +46,28 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # StyleGAN2's objective on the shared MLPs: logistic loss, lazy R1 (gamma 0.1, every 16),
     # minibatch std (group 4); the "toy" optimiser like every GAN here
     "gan_resnet_r1": ("gan", dict(variant="resnet_r1", latent_dim=8)),
+    # The issue-14 sweep of that recipe (docs/evaluation.md, "stabilised GAN sweep"); each
+    # changes one thing against its neighbour. A 2-D latent, as in the published 2-D setups:
+    "gan_resnet_r1_z2": ("gan", dict(variant="resnet_r1", latent_dim=2)),
+    # residual MLPs for G and D (the vector counterpart of the residual image nets), latent 8:
+    "gan_resnet_r1_res": ("gan", dict(variant="resnet_r1", latent_dim=8, residual_mlp=True)),
+    # both: the stabilised GAN recipe the docs point to (STABILISED_GAN)
+    "gan_resnet_r1_res_z2": ("gan", dict(variant="resnet_r1", latent_dim=2, residual_mlp=True)),
+    # the same with StyleGAN2's optimiser and generator EMA (`TRAINING` below)
+    "gan_resnet_r1_res_z2_sg2": ("gan", dict(variant="resnet_r1", latent_dim=2, residual_mlp=True)),
+    # ablation: residual MLPs and latent 2 without R1 and minibatch std (the DCGAN objective)
+    "gan_dcgan_res_z2": ("gan", dict(variant="dcgan", latent_dim=2, residual_mlp=True)),
     "vae": ("vae", dict(latent_dim=8, likelihood_sigma=0.05)),
 }
+# variant -> `TrainConfig` fields that differ from its family's "toy" recipe (optimiser, weight
+# EMA); a variant not listed trains with the recipe as it is.
+TRAINING: dict[str, dict[str, Any]] = {
+    # StyleGAN2 (Karras et al. 2020, appendix B): Adam betas (0, 0.99), constant LR, no warm-up
+    # or clipping; the generator sampled through a weight EMA (0.999: a half-life of 693 steps)
+    "gan_resnet_r1_res_z2_sg2": dict(betas=(0.0, 0.99), schedule="constant", warmup=0,
+                                     grad_clip=0.0, ema_decay=0.999),
+}
+STABILISED_GAN = "gan_resnet_r1_res_z2"  # the stabilised GAN of the 2-D benchmark (issue 14)
 DEFAULT_VARIANTS = ("exact", "diffusion", "gan_dcgan", "gan_pacgan4", "gan_hinge_sn", "vae")
 EXACT = "exact"  # not a model: draws from the true mixture (the metrics' ceiling, e.g. HQ 98.9%)
 
@@ -136,10 +156,11 @@ def train_variant(variant: str, mixture: str, seed: int, cfg: ModeBenchConfig) -
     run_dir = Path(cfg.out) / "runs" / f"{mixture}-{variant}-seed{seed}"
     tcfg = TrainConfig(
         family=family, recipe=RECIPE, data=f"toy:{mixture}", size=2, steps=cfg.steps,
-        batch_size=cfg.batch_size, ema_decay=_ema(cfg, family), precision=cfg.precision,
+        batch_size=cfg.batch_size, **{**TRAINING.get(variant, {}), "ema_decay": _ema(cfg, variant)},
+        precision=cfg.precision,
         device=cfg.device, seed=seed, log_every=max(1, cfg.steps // 20), ckpt_every=cfg.steps,
         keep_checkpoints=1, out=str(run_dir),
-        options=dict(data_kind="vector", hidden=cfg.hidden, depth=cfg.depth, **options))
+        options={**dict(data_kind="vector", hidden=cfg.hidden, depth=cfg.depth), **options})
     if run_dir.exists():  # a fresh run each time: the benchmark never mixes old weights in
         import shutil
 
@@ -159,13 +180,17 @@ def draw_samples(model: torch.nn.Module, n: int, seed: int, chunk: int = 25_000)
     return torch.cat(parts).float()
 
 
-def _ema(cfg: ModeBenchConfig, family: str) -> float:
-    """The weight EMA of a run: the config's, else off where the family's "toy" recipe turns it
-    off (GANs), else 0.999 for runs of >= 2000 steps and 0.99 for shorter ones."""
+def _ema(cfg: ModeBenchConfig, variant: str) -> float:
+    """The weight EMA of a run: the config's, else the variant's own (`TRAINING`), else off
+    where the family's "toy" recipe turns it off (GANs), else 0.999 for runs of >= 2000 steps
+    and 0.99 for shorter ones."""
     from genmed.models import recipe
 
     if cfg.ema_decay is not None:
         return cfg.ema_decay
+    if "ema_decay" in TRAINING.get(variant, {}):
+        return TRAINING[variant]["ema_decay"]
+    family = VARIANTS[variant][0]
     if recipe(family, RECIPE).ema_decay == 0:
         return 0.0
     return 0.999 if cfg.steps >= 2000 else 0.99
@@ -203,6 +228,8 @@ def run_mode_benchmark(cfg: ModeBenchConfig, progress: Callable[[str], None] | N
     return {
         "config": asdict(cfg),
         "table": table,
+        "definitions": {v: {"family": VARIANTS[v][0], "options": VARIANTS[v][1],
+                            "training": TRAINING.get(v, {})} for v in cfg.variants if v != EXACT},
         "published": [{"mixture": m, "model": name, **vals} for (m, name), vals in PUBLISHED.items()],
         "runs": per_run,
         "plot_samples": samples_for_plot,

@@ -193,14 +193,15 @@ def _proba(net, x: np.ndarray) -> np.ndarray:
     return net.predict_proba(torch.from_numpy(x[:, None])).numpy()
 
 
-def train_crop_generators(cfg: CropStudyConfig, scarce: CropSet, out: Path) -> dict[str, SyntheticSource]:
-    """Each family in `cfg.families` trained on the scarce crops with its `GENERATOR_OPTIONS`."""
+def train_crop_generators(cfg: CropStudyConfig, scarce: CropSet, out: Path,
+                          options: Mapping[str, dict] = GENERATOR_OPTIONS) -> dict[str, SyntheticSource]:
+    """Each family in `cfg.families` trained on the scarce crops with its `options`."""
     from genmed.pipeline.synthetic import train_generators
 
     return train_generators(cfg.families, scarce.image, scarce.label, scarce.patient_id, out / "generators",
                             size=cfg.crop, steps=cfg.gen_steps, classes=(MALIGNANT,), seed=cfg.data_seed,
                             sample_steps=cfg.sample_steps, batch_size=cfg.gen_batch, device=cfg.compute.device,
-                            precision=cfg.compute.precision, options=GENERATOR_OPTIONS)
+                            precision=cfg.compute.precision, options=options)
 
 
 def load_crop_generators(folder: str | os.PathLike, cfg: CropStudyConfig) -> dict[str, SyntheticSource]:
