@@ -157,6 +157,8 @@ def _page(run: Path, src: Path, out: Path, preds: pd.DataFrame, cm: pd.DataFrame
                 for c in report.components])
     page.text(report.recommendation())
     page.heading("Examples per category")
+    page.text("Whole slices in the abdomen window (W400/L40 HU: black <= -160 HU, white >= 240 HU); "
+              "caption: id, true -> predicted class, predicted kidney Dice.")
     for tag in [t for t in TAGS if t in set(tags["tag"])]:
         ids = tags.loc[tags["tag"] == tag, "id"].head(examples)
         page.text(f"{tag} ({int((tags['tag'] == tag).sum())} eyeball errors)")
