@@ -42,10 +42,13 @@ def classic(x: Tensor, image_channels: int = 1) -> Tensor:
     for t in (affine, noise, shift):
         t.set_random_state(torch_seed())
     out = []
-    for item in x.detach().cpu():
-        item = torch.as_tensor(affine(item))
-        img = torch.as_tensor(shift(noise(item[:image_channels])))
-        out.append(torch.cat([img, item[image_channels:]]))
+    # float32 outside autocast: under a bf16 autocast MONAI's affine grid comes out in bf16,
+    # which its own numpy conversion then rejects (the engine trains in autocast).
+    with torch.autocast(device_type="cpu", enabled=False):
+        for item in x.detach().cpu().float():
+            item = torch.as_tensor(affine(item))
+            img = torch.as_tensor(shift(noise(item[:image_channels])))
+            out.append(torch.cat([img, item[image_channels:]]))
     return flip_lr(torch.stack(out).float().to(x.device))
 
 
