@@ -61,7 +61,8 @@ def samples_figure(run: Path, cfg, n: int = 8) -> Path:
         ax.set_xlabel("mm", fontsize=7)
     fig.colorbar(im, ax=axes, shrink=0.5, label="HU (window W400/L40)")
     fig.suptitle(f"Malignant kidney crops, {cfg.crop} px at {360.0 / cfg.size:.2f} mm/px "
-                 f"(generators trained on the {cfg.malignant_crops} scarce crops and the other classes)", fontsize=9)
+                 f"(generators: {cfg.gen_steps} steps on the scarce training set; the VAE on its "
+                 f"{cfg.malignant_crops} malignant crops alone)", fontsize=9)
     return save_figure(fig, ROOT / "docs" / "img" / "pipeline_crop_samples.png", dpi=130)
 
 
