@@ -87,3 +87,14 @@ def test_variant_training_overrides_reach_the_run(tmp_path):
     from genmed.compare.modes import _ema
 
     assert _ema(ModeBenchConfig(ema_decay=0.0), "gan_resnet_r1_res_z2_sg2") == 0.0  # the config's wins
+
+
+def test_the_stabilised_gan_is_the_full_recipe():
+    """Issue 14: the variant the docs point to has R1, minibatch std, residual nets, latent 2."""
+    from genmed.compare.modes import STABILISED_GAN, TRAINING, VARIANTS
+    from genmed.models import build_model
+
+    family, options = VARIANTS[STABILISED_GAN]
+    cfg = build_model(family, data_kind="vector", size=2, **options).config
+    assert (cfg.variant, cfg.r1_gamma, cfg.r1_every, cfg.mbstd_group) == ("resnet_r1", 0.1, 16, 4)
+    assert cfg.residual_mlp and cfg.latent_dim == 2 and STABILISED_GAN not in TRAINING
