@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from genmed.config import to_dict
 from genmed.data.augment import AugmentKind
 from genmed.data.phantom import LABELS, PhantomConfig
 from genmed.errors import UserError
@@ -303,7 +304,7 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
     mem = memorisation(synth, mal_train, mal_test) if synth else []
     write_tables(out, per_seed, table, mem, prefix="crop")
     plot_table(table, out / "crop_study.png")
-    result = {"config": _cfg_dict(cfg), "crop_counts": {"train_all": full.counts(), "train_scarce": scarce.counts(),
+    result = {"config": to_dict(cfg), "crop_counts": {"train_all": full.counts(), "train_scarce": scarce.counts(),
                                                           "test": test.counts()},
               "test_patients": int(len(np.unique(test.patient_id))),
               "table": table.to_dict("records"), "memorisation": mem,
@@ -313,10 +314,4 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
               "seconds": {**{k: round(v, 1) for k, v in seconds.items()}, "total": round(time.perf_counter() - t0, 1)}}
     write_json(out / "crop_study.json", result)
     return result
-
-
-def _cfg_dict(cfg: CropStudyConfig) -> dict:
-    from genmed.config import to_dict
-
-    return to_dict(cfg)
 

@@ -98,14 +98,15 @@ def predict_masks(seg: Segmenter, images: np.ndarray) -> np.ndarray:
 
 
 def dice_per_slice(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Dice of binary masks per slice (N,), via MONAI `DiceMetric`; 1.0 when both are empty."""
+    """Dice of binary masks per item (N,) of (N, H, W) slices or (N, D, H, W) volumes, via
+    MONAI `DiceMetric`; 1.0 when both are empty."""
     from monai.metrics import DiceMetric
 
     p = torch.from_numpy(np.asarray(pred) > 0)[:, None].float()
     t = torch.from_numpy(np.asarray(truth) > 0)[:, None].float()
     metric = DiceMetric(include_background=True, reduction="none", ignore_empty=False)
     d = metric(p, t)[:, 0].numpy().astype(np.float64)
-    both_empty = (p.sum((1, 2, 3)) == 0) & (t.sum((1, 2, 3)) == 0)
+    both_empty = (p.flatten(1).sum(1) == 0) & (t.flatten(1).sum(1) == 0)
     d[both_empty.numpy()] = 1.0
     return d
 

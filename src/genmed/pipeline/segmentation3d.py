@@ -141,18 +141,12 @@ def predict_masks3d(seg: Segmenter, volumes: np.ndarray) -> np.ndarray:
 def dice_per_volume(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Dice of binary masks per volume (N,), via MONAI `DiceMetric` on (N, 1, D, H, W);
     1.0 when both are empty."""
-    from monai.metrics import DiceMetric
+    from genmed.pipeline.segmentation import dice_per_slice
 
     pred, truth = np.asarray(pred), np.asarray(truth)
     if pred.shape != truth.shape or pred.ndim != 4:
         raise UserError(f"dice_per_volume needs two (N, D, H, W) masks, got {pred.shape} and {truth.shape}")
-    p = torch.from_numpy(pred > 0)[:, None].float()
-    t = torch.from_numpy(truth > 0)[:, None].float()
-    metric = DiceMetric(include_background=True, reduction="none", ignore_empty=False)
-    d = metric(p, t)[:, 0].numpy().astype(np.float64)
-    both_empty = (p.flatten(1).sum(1) == 0) & (t.flatten(1).sum(1) == 0)
-    d[both_empty.numpy()] = 1.0
-    return d
+    return dice_per_slice(pred, truth)
 
 
 def volume_ml(masks: np.ndarray, spacing_mm: Spacing) -> np.ndarray:
