@@ -9,6 +9,7 @@ from genmed.config import to_dict
 from genmed.errors import UserError
 from genmed.models import (Classifier, Regressor, Segmenter, balanced_weights, build_model,
                            build_model_from_config, model_config_dict)
+from genmed.models.supervised import random_crops
 from genmed.train import DictDataset, fit
 
 
@@ -82,6 +83,34 @@ def test_regressor_beats_the_identity_on_a_negation_task() -> None:
     assert float((pred + x).abs().mean()) < 0.5 * float((x + x).abs().mean())
 
 
+def test_patch_trained_residual_regressor_denoises_whole_images_larger_than_its_patch() -> None:
+    """Trained on 16-px crops of 32-px images, applied by sliding window to 48-px images."""
+    g = torch.Generator().manual_seed(0)
+    clean, _ = squares(n=32, size=32)
+    noisy = clean + 0.3 * torch.randn(clean.shape, generator=g)
+    torch.manual_seed(0)
+    reg = build_model("regressor", size=32, channels=(8, 16), patch=16, residual=True, loss="mse")
+    with torch.no_grad():
+        assert torch.allclose(reg._forward(noisy), reg.net(noisy) + noisy)
+    fit(reg, DictDataset(image=noisy, target=clean), steps=300, batch_size=8, seed=0)
+    test_clean, _ = squares(n=8, size=48, seed=3)
+    test_noisy = test_clean + 0.3 * torch.randn(test_clean.shape, generator=g)
+    pred = reg.predict(test_noisy)
+    assert pred.shape == test_clean.shape
+    before = float((test_noisy - test_clean).pow(2).mean())
+    after = float((pred - test_clean).pow(2).mean())
+    assert after < 0.5 * before, (before, after)
+
+
+def test_random_crops_cut_every_tensor_at_the_same_place() -> None:
+    x = torch.arange(2 * 20 * 24, dtype=torch.float32).reshape(2, 1, 20, 24)
+    a, b = random_crops(8, x, -x)
+    assert a.shape == (2, 1, 8, 8) and torch.equal(a, -b)
+    assert any(torch.equal(a[0, 0], x[0, 0, r:r + 8, c:c + 8]) for r in range(13) for c in range(17))
+    with pytest.raises(UserError, match="smaller than the patch"):
+        random_crops(32, x)
+
+
 @pytest.mark.parametrize("name,options", [
     ("segmenter", dict(out_channels=3, patch=16)),
     ("classifier", dict(classes=3, in_channels=2, shape=(8, 16))),
@@ -106,6 +135,10 @@ def test_bad_supervised_options_are_user_errors() -> None:
         build_model("classifier", size=16, augment="mixup")
     with pytest.raises(UserError, match="class labels"):
         build_model("regressor", size=16, num_classes=3)
+    with pytest.raises(UserError, match="patch"):
+        build_model("regressor", size=16, patch=8)
+    with pytest.raises(UserError, match="residual"):
+        build_model("regressor", size=16, out_channels=2, residual=True)
     assert isinstance(build_model("segmenter", size=16), Segmenter)
     assert isinstance(build_model("classifier", size=16), Classifier)
     assert isinstance(build_model("regressor", size=16), Regressor)

@@ -20,7 +20,7 @@ from torch import Tensor
 from genmed.data.augment import AUGMENTS, AugmentKind, augment, torch_seed
 from genmed.errors import UserError, check_choice
 from genmed.models.base import Batch, ModelConfig
-from genmed.models.supervised import Norm, SupervisedModel, monai_unet
+from genmed.models.supervised import Norm, SupervisedModel, monai_unet, tiled
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,12 +105,7 @@ class Segmenter(SupervisedModel):
     def output(self, x: Tensor) -> Tensor:
         if not self.config.patch:
             return self.net(x)
-        from monai.inferers import sliding_window_inference
-
-        roi = (self.config.patch,) * self.config.spatial_dims
-        return torch.as_tensor(sliding_window_inference(
-            x, roi, sw_batch_size=256, predictor=self.net, overlap=self.config.overlap,
-            mode="gaussian"))
+        return tiled(self.net, x, self.config.patch, self.config.overlap)
 
     def to_labels(self, probs: Tensor) -> Tensor:
         """Class map (N, 1, *spatial) long from probabilities: argmax, then the largest

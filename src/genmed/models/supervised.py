@@ -31,6 +31,32 @@ def monai_unet(spatial_dims: int, in_channels: int, out_channels: int, channels:
                 num_res_units=num_res_units, norm=norm)
 
 
+def tiled(net: nn.Module, x: Tensor, patch: int, overlap: float) -> Tensor:
+    """`net` applied to `x` (B, C, *spatial) by MONAI `sliding_window_inference` over
+    `patch`-sized tiles with Gaussian-weighted overlap, so a net trained on patches sees the
+    same field of view on images of any size."""
+    from monai.inferers import sliding_window_inference
+
+    roi = (patch,) * (x.ndim - 2)
+    return torch.as_tensor(sliding_window_inference(x, roi, sw_batch_size=256, predictor=net,
+                                                    overlap=overlap, mode="gaussian"))
+
+
+def random_crops(patch: int, *tensors: Tensor) -> list[Tensor]:
+    """The same random `patch`-sized crop of every tensor (B, C, *spatial), one offset per item,
+    drawn from torch's RNG (so an engine resume repeats it)."""
+    spatial = tensors[0].shape[2:]
+    if min(spatial) < patch:
+        raise UserError(f"images {tuple(spatial)} are smaller than the patch {patch}")
+    starts = [torch.randint(0, n - patch + 1, (len(tensors[0]),)).tolist() for n in spatial]
+    crops: list[list[Tensor]] = [[] for _ in tensors]
+    for i, corner in enumerate(zip(*starts)):
+        index = tuple(slice(c, c + patch) for c in corner)
+        for out, t in zip(crops, tensors, strict=True):
+            out.append(t[(i, ...) + index])
+    return [torch.stack(c) for c in crops]
+
+
 class SupervisedModel(GenerativeModel):
     """Base of the supervised kinds: batched, device-aware `predict`; no sampling."""
 
@@ -80,11 +106,23 @@ class RegressorConfig(ModelConfig):
     num_res_units: int = 1  # residual units per UNet level
     norm: Norm = "instance"  # normalisation layers
     loss: Literal["l1", "mse"] = "l1"  # per-pixel loss (pix2pix's L1 term: Isola et al. 2017 eq. 3)
+    # predict target - image[:, :out_channels] (residual learning: DnCNN, Zhang et al. 2017;
+    # RED-CNN's shortcut, Chen et al. 2017); output = input + net(input)
+    residual: bool = False
+    patch: int = 0  # train on random patch-sized crops, infer by sliding window (0: whole image)
+    overlap: float = 0.25  # sliding-window overlap fraction
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("loss", self.loss, ("l1", "mse"))
         check_choice("norm", self.norm, ("instance", "batch"))
+        if self.patch and self.patch < 16:
+            raise UserError(f"patch={self.patch} must be 0 (whole image) or >= 16 pixels")
+        if not 0 <= self.overlap < 1:
+            raise UserError(f"overlap={self.overlap} must be in [0, 1)")
+        if self.residual and self.in_channels < self.out_channels:
+            raise UserError(f"residual needs in_channels >= out_channels, got {self.in_channels} "
+                            f"< {self.out_channels}")
         self.check_divisible(2 ** (len(self.channels) - 1),
                              f"the UNet halves it {len(self.channels) - 1} times")
 
@@ -100,10 +138,22 @@ class Regressor(SupervisedModel):
         self.net = monai_unet(config.spatial_dims, config.in_channels, config.out_channels,
                               config.channels, config.num_res_units, config.norm)
 
+    def _forward(self, x: Tensor) -> Tensor:
+        out = self.net(x)
+        return out + x[:, :self.config.out_channels] if self.config.residual else out
+
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
-        diff = self.net(batch["image"]).float() - batch["target"].float()
+        x, target = batch["image"], batch["target"]
+        if self.config.patch:
+            x, target = random_crops(self.config.patch, x, target)
+        diff = self._forward(x).float() - target.float()
         per_pixel = diff.abs() if self.config.loss == "l1" else diff.pow(2)
         return {"loss": per_pixel.flatten(1).mean(1)}
+
+    def output(self, x: Tensor) -> Tensor:
+        if not self.config.patch:
+            return self._forward(x)
+        return tiled(self._forward, x, self.config.patch, self.config.overlap)
 
     def postprocess(self, out: Tensor) -> Tensor:
         return out.clamp(-1, 1)
