@@ -25,6 +25,12 @@ from typing import Any  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _parse_bool(text: str) -> bool:
+    if text.lower() not in ("true", "false", "1", "0"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not true/false")
+    return text.lower() in ("true", "1")
+
+
 def _parser_for(cls: type, defaults: dict[str, Any], doc: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     hints = typing.get_type_hints(cls)
@@ -37,15 +43,16 @@ def _parser_for(cls: type, defaults: dict[str, Any], doc: str) -> argparse.Argum
             p.add_argument(opt, default=default, help=str(hints[f.name]),
                            type=lambda s, elem=elem: tuple(elem(v) for v in s.split(",") if v))
         else:
-            p.add_argument(opt, default=default, type=type(default))
+            p.add_argument(opt, default=default, type=_parse_bool if isinstance(default, bool) else type(default))
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/bench_apps_NAME)")
     return p
 
 
 def run(name: str, cls: type, runner: Callable[..., dict], figures: tuple[str, ...],
-        defaults: dict[str, Any], doc: str) -> dict:
-    """Parse argv into `cls(**...)`, run `runner(cfg, out)`, write the JSON and copy figures."""
+        defaults: dict[str, Any], doc: str, figure_prefix: str = "apps_") -> dict:
+    """Parse argv into `cls(**...)`, run `runner(cfg, out)`, write the JSON and copy figures
+    to docs/img/<figure_prefix><figure>."""
     args = _parser_for(cls, defaults, doc).parse_args()
     import torch
 
@@ -65,5 +72,5 @@ def run(name: str, cls: type, runner: Callable[..., dict], figures: tuple[str, .
     res["machine"] = machine()
     write_json(ROOT / "benchmarks" / "results" / f"apps_{name}.json", res)
     for fig in figures:
-        shutil.copy(Path(out) / fig, ROOT / "docs" / "img" / f"apps_{fig}")
+        shutil.copy(Path(out) / fig, ROOT / "docs" / "img" / f"{figure_prefix}{fig}")
     return res

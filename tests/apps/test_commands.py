@@ -47,6 +47,22 @@ def test_quick_command_writes_metrics_and_figures(tmp_path, command, files):
         assert data["peak_memory_mib"] > 0
 
 
+def test_quick_clinical_denoise_scores_each_dose_with_a_matched_noise_estimate(tmp_path):
+    """Projection-domain low dose: 10% dose is noisier than 25%, and the soft-tissue noise
+    estimate the classical methods get follows the measured noise at both doses."""
+    assert run(["apps", "denoise", "--quick", "--clinical", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "denoise.json").read_text())
+    assert data["config"]["noise_model"] == "radon" and set(data["doses"]) == {"0.25", "0.1"}
+    high, low = data["doses"]["0.25"], data["doses"]["0.1"]
+    assert low["true_noise_hu_mean"] > 1.3 * high["true_noise_hu_mean"]
+    assert low["methods"]["noisy"]["psnr_db"]["value"] < high["methods"]["noisy"]["psnr_db"]["value"]
+    for d in (high, low):
+        assert abs(d["estimated_noise_hu_mean"] / d["true_noise_hu_mean"] - 1) < 0.35
+        assert d["methods"]["nlm"]["mae_hu"]["value"] < d["methods"]["noisy"]["mae_hu"]["value"]
+        assert set(d["hu_bias"]["tv"]) == {"kidney", "lesion"}
+    assert (tmp_path / "denoise.png").stat().st_size > 0
+
+
 def test_denoise_user_dicom_writes_nifti_and_png(tmp_path):
     from pydicom.data import get_testdata_file
 

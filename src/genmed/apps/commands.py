@@ -60,20 +60,30 @@ def denoise(out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: str 
             precision: str = PRECISION,
             input: Path = typer.Option(None, "--input", help="A DICOM/NIfTI/PNG scan to denoise "
                                        "(no ground truth) instead of the phantom benchmark."),
-            method: str = typer.Option("bm3d", help="Method for --input: nlm, bm3d, tv, wavelet.")) -> None:
+            method: str = typer.Option("bm3d", help="Method for --input: nlm, bm3d, tv, wavelet."),
+            clinical: bool = typer.Option(False, "--clinical", help="256 px, projection-domain low "
+                                          "dose at 25% and 10% (with --quick: 128 px, tiny).")) -> None:
     """Low-dose denoising: diffusion, UNet, NLM, BM3D on the phantom; or a user's scan."""
-    from genmed.apps.denoise import CLASSICAL, DenoiseConfig, denoise_file, run_denoise
-    from genmed.errors import check_choice
+    from genmed.apps.denoise import CLASSICAL, DenoiseConfig, clinical_denoise_config, denoise_file, run_denoise
+    from genmed.errors import UserError, check_choice
 
     check_output_dir(out)
     check_choice("--method", method, CLASSICAL)  # also without --input: never silently ignored
     if input is not None:
+        if clinical:
+            raise UserError("--clinical sets the phantom benchmark; it does not apply to --input")
         _done(denoise_file(input, out, method), out)
         return
-    cfg = (DenoiseConfig(size=16, n_train_patients=2, n_test_patients=2, unet_steps=8,
-                         diffusion_steps=8, sample_steps=2, methods=("noisy", "diffusion", "unet", "nlm"),
-                         n_boot=20, seed=seed) if quick else DenoiseConfig(seed=seed))
-    cfg = dataclasses.replace(cfg, compute=_compute(device, precision))
+    tiny = dict(n_train_patients=2, n_test_patients=2, unet_steps=8, diffusion_steps=8,
+                sample_steps=2, n_boot=20, seed=seed)
+    if clinical:
+        cfg = (clinical_denoise_config(size=128, patch=32, unet_channels=(8, 16), diffusion_channels=(16, 32),
+                                       methods=("noisy", "diffusion", "unet", "nlm", "tv"), **tiny)
+               if quick else clinical_denoise_config(seed=seed))
+    else:
+        cfg = (DenoiseConfig(size=16, methods=("noisy", "diffusion", "unet", "nlm"), **tiny)
+               if quick else DenoiseConfig(seed=seed))
+    cfg = dataclasses.replace(cfg, compute=_compute(device, precision, cfg.compute.precision))
     _done(run_denoise(cfg, out), out)
 
 

@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from genmed.apps.common import UNIT_PER_HU, hu_columns_figure, paired_table, phantom, seeded, to_hu, to_unit
-from genmed.apps.denoisers import CLASSICAL, classical, diffusion_denoise, estimate_sigma
+from genmed.apps.common import (UNIT_PER_HU, hu_columns_figure, paired_table, phantom, region_bias, seeded,
+                                to_hu, to_unit)
+from genmed.apps.denoisers import CLASSICAL, classical, diffusion_denoise, estimate_sigma, estimate_sigma_mode
+from genmed.data.phantom import PhantomSlices
 from genmed.data.transforms import ABDOMEN_WINDOW_HU
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
@@ -31,12 +33,13 @@ METHODS: tuple[str, ...] = ("noisy", "diffusion", "unet", *CLASSICAL)
 
 @dataclass(frozen=True)
 class DenoiseConfig:
-    """Settings of the phantom denoising benchmark."""
+    """Settings of the phantom denoising benchmark (defaults: the 32-px white-noise history;
+    `clinical_denoise_config()`: 256 px, projection-domain low dose)."""
 
     size: int = 32  # slice side (pixels)
     n_train_patients: int = 24  # phantom patients for training (8 slices each)
     n_test_patients: int = 8  # held-out patients (other seed) for testing
-    noise_hu: tuple[float, float] = (45.0, 90.0)  # low-dose noise SD range (HU)
+    noise_hu: tuple[float, float] = (45.0, 90.0)  # gaussian: low-dose noise SD range (HU)
     unet_steps: int = 300  # optimiser steps of the supervised UNet
     diffusion_steps: int = 600  # optimiser steps of the diffusion model (clean slices)
     sample_steps: int = 10  # DDIM steps from the matched noise level to 0
@@ -44,55 +47,106 @@ class DenoiseConfig:
     n_boot: int = 200  # bootstrap resamples for the CIs
     seed: int = 0
     compute: Compute = field(default_factory=Compute)  # training device and precision
+    # "gaussian": white noise of SD noise_hu; "radon": Poisson counts on the sinogram and FBP
+    # (genmed.data.lowdose), the Mayo/AAPM challenge's simulation, streaky and correlated
+    noise_model: str = "gaussian"
+    test_doses: tuple[float, ...] = (0.25, 0.10)  # radon: test-scan doses (fraction of full), a table each
+    train_dose: tuple[float, float] = (0.05, 0.5)  # radon: dose range of the UNet's training scans
+    test_lesion_prob: float = 0.6  # fraction of test patients with a renal lesion (for the lesion HU bias)
+    patch: int = 0  # learned models train on random patch crops and the UNet infers by sliding window (0: whole slices)
+    unet_channels: tuple[int, ...] = (16, 32, 64)  # supervised UNet channels per level
+    unet_loss: str = "l1"  # "l1" or "mse" (RED-CNN: mse)
+    residual: bool = False  # UNet predicts the noise to subtract (DnCNN / RED-CNN shortcut)
+    diffusion_channels: tuple[int, ...] = (32, 64, 64)  # diffusion UNet channels per level
+    # noise SD given to BM3D / NLM / TV / diffusion: "wavelet" MAD (white noise) or the
+    # soft-tissue local-SD "mode" (Christianson et al. 2015; correlated CT noise)
+    noise_estimator: str = "wavelet"
 
     def __post_init__(self) -> None:
         for m in self.methods:
             check_choice("method", m, METHODS)
+        check_choice("noise_model", self.noise_model, ("gaussian", "radon"))
+        check_choice("noise_estimator", self.noise_estimator, ("wavelet", "mode"))
         for name in ("size", "n_train_patients", "n_test_patients", "unet_steps",
                      "diffusion_steps", "sample_steps"):
             check_positive(name, getattr(self, name))
         if self.n_boot < 2:
             raise UserError(f"n_boot={self.n_boot} must be >= 2")
-        if self.size % 4:
-            raise UserError(f"size={self.size} must be a multiple of 4 (two UNet levels)")
+        if self.size % 2 ** (len(self.unet_channels) - 1):
+            raise UserError(f"size={self.size} must be a multiple of {2 ** (len(self.unet_channels) - 1)} "
+                            f"({len(self.unet_channels) - 1} UNet levels)")
+        if self.patch and not 16 <= self.patch <= self.size:
+            raise UserError(f"patch={self.patch} must be 0 or between 16 and size={self.size}")
+        doses = (*self.test_doses, *self.train_dose)
+        if not self.test_doses or not all(0 < d <= 1 for d in doses) or self.train_dose[0] > self.train_dose[1]:
+            raise UserError(f"test_doses={self.test_doses} and train_dose={self.train_dose} must be "
+                            "fractions of full dose in (0, 1], train_dose as (low, high)")
+
+
+def clinical_denoise_config(**overrides: Any) -> DenoiseConfig:
+    """256 px (1.41 mm/px), projection-domain low dose at 25% and 10%, RED-CNN-style residual
+    UNet on 64-px patches (MSE), diffusion on 64-px clean patches, bf16 where fast."""
+    base = dict(size=256, n_train_patients=60, n_test_patients=12, noise_model="radon",
+                unet_steps=4000, diffusion_steps=1000, sample_steps=5, patch=64,
+                unet_channels=(32, 64, 128, 256), unet_loss="mse", residual=True,
+                test_lesion_prob=1.0, noise_estimator="mode", methods=("noisy", "diffusion", "unet", "nlm", "bm3d", "tv"),
+                n_boot=1000, compute=Compute(precision="auto"))
+    return DenoiseConfig(**{**base, **overrides})
+
+
+def _scans(cfg: DenoiseConfig, n_patients: int, seed: int, slices: int, dose: tuple[float, float],
+           **extra: Any) -> PhantomSlices:
+    """Phantom slices whose noisy images are all low-dose scans (`dose` or `noise_hu`)."""
+    if cfg.noise_model == "radon":
+        return phantom(n_patients, cfg.size, seed, slices=slices, noise_model="radon",
+                       noisy_fraction=1.0, noisy_dose=dose, **extra)
+    return phantom(n_patients, cfg.size, seed, slices=slices, noisy_fraction=1.0,
+                   noisy_noise_hu=cfg.noise_hu, **extra)
 
 
 def _train_unet(cfg: DenoiseConfig):
-    """Supervised MONAI UNet, noisy -> clean, on scans of every dose (noise 8..90 HU)."""
+    """Supervised MONAI UNet, noisy -> clean, on scans of every dose (gaussian: noise 8..90 HU;
+    radon: dose `train_dose`), both contrast phases."""
     from genmed.models import build_model
     from genmed.train import DictDataset
 
-    tr = phantom(cfg.n_train_patients, cfg.size, cfg.seed, noisy_fraction=0.5,
-                 noisy_noise_hu=cfg.noise_hu)
+    if cfg.noise_model == "radon":
+        tr = _scans(cfg, cfg.n_train_patients, cfg.seed, 8, cfg.train_dose)
+    else:
+        tr = phantom(cfg.n_train_patients, cfg.size, cfg.seed, noisy_fraction=0.5,
+                     noisy_noise_hu=cfg.noise_hu)
     x = torch.cat([to_unit(tr.image), to_unit(tr.image_nc)])
     y = torch.cat([to_unit(tr.clean), to_unit(tr.clean_nc)])
-    return cfg.compute.fit(build_model("regressor", size=cfg.size), DictDataset(image=x, target=y),
-                           steps=cfg.unet_steps, seed=cfg.seed)
+    model = build_model("regressor", size=cfg.size, channels=cfg.unet_channels, loss=cfg.unet_loss,
+                        residual=cfg.residual, patch=cfg.patch)
+    return cfg.compute.fit(model, DictDataset(image=x, target=y), steps=cfg.unet_steps, seed=cfg.seed)
 
 
 def _train_diffusion(cfg: DenoiseConfig):
-    """Unconditional DDPM on clean slices of both phases (it never sees the test noise)."""
+    """Unconditional DDPM on clean slices of both phases (it never sees the test noise); with
+    `patch`, on 4 random patch crops per slice (the UNet is convolutional, so it then denoises
+    whole slices)."""
     from genmed.models import build_model
+    from genmed.models.supervised import random_crops
     from genmed.train import DictDataset
 
     tr = phantom(cfg.n_train_patients, cfg.size, cfg.seed)
     x = torch.cat([to_unit(tr.clean), to_unit(tr.clean_nc)])
-    model = build_model("diffusion", size=cfg.size, channels=(32, 64, 64),
-                        attention_levels=(False, False, False), num_train_timesteps=1000)
+    if cfg.patch:
+        torch.manual_seed(cfg.seed)
+        (x,) = random_crops(cfg.patch, x.repeat(4, 1, 1, 1))
+    model = build_model("diffusion", size=cfg.patch or cfg.size, channels=cfg.diffusion_channels,
+                        attention_levels=(False,) * len(cfg.diffusion_channels), num_train_timesteps=1000)
     return cfg.compute.fit(model, DictDataset(image=x), steps=cfg.diffusion_steps, seed=cfg.seed)
 
 
-def run_denoise(cfg: DenoiseConfig = DenoiseConfig(), out: str | Path | None = None) -> dict[str, Any]:
-    """Train the learned denoisers, denoise the low-dose test scans with every method, score.
-
-    Returns {"config", "window_hu", "methods": {name: {psnr_db, ssim, mae_hu (mean + CI),
-    seconds}}}; with `out`, writes denoise.json and denoise.png there.
-    """
-    torch.manual_seed(cfg.seed)  # weight initialisation: independent of what ran before
-    te = phantom(cfg.n_test_patients, cfg.size, cfg.seed + 1000, slices=4, noisy_fraction=1.0,
-                 noisy_noise_hu=cfg.noise_hu)
+def _denoise_all(cfg: DenoiseConfig, models: dict[str, Any], te: PhantomSlices,
+                 ) -> tuple[dict[str, np.ndarray], dict[str, float], np.ndarray]:
+    """Every method's output (HU) on the test scans, its seconds, and the estimated noise SD (HU)."""
     y = to_unit(te.image)
-    sigma = estimate_sigma(te.image) * UNIT_PER_HU
+    sigma_hu = (estimate_sigma_mode(te.image, te.spacing_mm[1]) if cfg.noise_estimator == "mode"
+                else estimate_sigma(te.image))
+    sigma = sigma_hu * UNIT_PER_HU
     outputs: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
     for m in cfg.methods:
@@ -100,27 +154,84 @@ def run_denoise(cfg: DenoiseConfig = DenoiseConfig(), out: str | Path | None = N
         if m == "noisy":
             pred = y
         elif m == "unet":
-            pred = _train_unet(cfg).predict(y)
+            pred = models[m].predict(y, batch_size=8)
         elif m == "diffusion":
-            pred = diffusion_denoise(_train_diffusion(cfg), y, sigma, steps=cfg.sample_steps,
+            pred = diffusion_denoise(models[m], y, sigma, steps=cfg.sample_steps,
                                      generator=seeded(cfg.seed))
         else:
             pred = torch.from_numpy(classical(y[:, 0].numpy(), sigma, m))[:, None]
         seconds[m] = time.perf_counter() - t0
         outputs[m] = to_hu(pred)
-    result = {"config": asdict(cfg), "window_hu": {"level": ABDOMEN_WINDOW_HU[0], "width": ABDOMEN_WINDOW_HU[1]},
-              "n_test_images": len(te.image), "true_noise_hu_mean": float(te.noise_hu.mean()),
-              "estimated_noise_hu_mean": float(sigma.mean() / UNIT_PER_HU),
-              "methods": paired_table(outputs, te.clean, seconds, cfg.n_boot, cfg.seed)}
+    return outputs, seconds, sigma_hu
+
+
+def _scores(cfg: DenoiseConfig, te: PhantomSlices, outputs: dict[str, np.ndarray],
+            seconds: dict[str, float], sigma_hu: np.ndarray) -> dict[str, Any]:
+    regions = {"kidney": (te.kidney_mask > 0) & (te.lesion_mask == 0), "lesion": te.lesion_mask > 0}
+    return {"n_test_images": len(te.image), "true_noise_hu_mean": float(te.noise_hu.mean()),
+            "estimated_noise_hu_mean": float(sigma_hu.mean()),
+            "methods": paired_table(outputs, te.clean, seconds, cfg.n_boot, cfg.seed),
+            "hu_bias": region_bias(outputs, te.clean, regions, cfg.n_boot, cfg.seed)}
+
+
+def run_denoise(cfg: DenoiseConfig = DenoiseConfig(), out: str | Path | None = None) -> dict[str, Any]:
+    """Train the learned denoisers, denoise the low-dose test scans with every method, score.
+
+    Returns {"config", "window_hu", "n_test_images", "true_noise_hu_mean",
+    "estimated_noise_hu_mean", "methods": {name: {psnr_db, ssim, mae_hu (mean + CI), seconds}},
+    "hu_bias": {name: {kidney, lesion}}} for Gaussian noise; for radon noise the same per test
+    dose under "doses": {"0.25": {...}, ...}. With `out`, writes denoise.json and denoise.png.
+    """
+    torch.manual_seed(cfg.seed)  # weight initialisation: independent of what ran before
+    trainers = {"unet": _train_unet, "diffusion": _train_diffusion}
+    models = {m: trainers[m](cfg) for m in cfg.methods if m in trainers}  # in the config's order
+    result: dict[str, Any] = {"config": asdict(cfg),
+                              "window_hu": {"level": ABDOMEN_WINDOW_HU[0], "width": ABDOMEN_WINDOW_HU[1]}}
+    extra = {"lesion_prob": cfg.test_lesion_prob}
+    if cfg.noise_model == "gaussian":
+        te = _scans(cfg, cfg.n_test_patients, cfg.seed + 1000, 4, (0.0, 0.0), **extra)
+        outputs, seconds, sigma_hu = _denoise_all(cfg, models, te)
+        result.update(_scores(cfg, te, outputs, seconds, sigma_hu))
+        fig = _figure(te.image, te.clean, outputs)
+    else:
+        result["doses"], rows = {}, {}
+        for dose in cfg.test_doses:
+            te = _scans(cfg, cfg.n_test_patients, cfg.seed + 1000, 4, (dose, dose), **extra)
+            outputs, seconds, sigma_hu = _denoise_all(cfg, models, te)
+            result["doses"][f"{dose:g}"] = _scores(cfg, te, outputs, seconds, sigma_hu)
+            rows[f"{dose:.0%} dose"] = _kidney_view(te, outputs)
+        fig = _dose_figure(rows)
     if out is not None:
         out = Path(out)
         write_json(out / "denoise.json", result)
-        save_figure(_figure(te.image, te.clean, outputs), out / "denoise.png")
+        save_figure(fig, out / "denoise.png")
     return result
 
 
 def _figure(noisy: np.ndarray, clean: np.ndarray, outputs: dict[str, np.ndarray], n: int = 4):
     return hu_columns_figure({"clean": clean, **outputs}, min(n, len(noisy)), title="low-dose denoising")
+
+
+def _kidney_view(te: PhantomSlices, outputs: dict[str, np.ndarray], side_mm: float = 150.0,
+                 ) -> dict[str, np.ndarray]:
+    """The test slice with the largest lesion, cut to a `side_mm` square around its kidneys,
+    for the truth and every method (HU)."""
+    i = int(np.argmax(te.lesion_mask.reshape(len(te), -1).sum(1)))
+    rows, cols = np.nonzero(te.kidney_mask[i])
+    half = int(round(side_mm / te.spacing_mm[1] / 2))
+    size = te.image.shape[-1]
+    r0 = int(np.clip((rows.min() + rows.max()) // 2 - half, 0, size - 2 * half))
+    c0 = int(np.clip((cols.min() + cols.max()) // 2 - half, 0, size - 2 * half))
+    box = (i, slice(r0, r0 + 2 * half), slice(c0, c0 + 2 * half))
+    return {"clean": te.clean[box], **{k: v[box] for k, v in outputs.items()}}
+
+
+def _dose_figure(rows: dict[str, dict[str, np.ndarray]]):
+    """One row per test dose (its kidney view), one column per method."""
+    names = list(next(iter(rows.values())))
+    cols = {n: np.stack([r[n] for r in rows.values()]) for n in names}
+    return hu_columns_figure(cols, len(rows), title="Low-dose denoising, 150 mm around the kidneys",
+                             row_labels=list(rows), panel_in=2.0)
 
 
 def denoise_file(path: str | Path, out: str | Path, method: str = "bm3d") -> dict[str, Any]:
