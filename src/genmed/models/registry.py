@@ -29,6 +29,7 @@ from genmed.models.diffusion import DiffusionConfig, DiffusionModel
 from genmed.models.extractor import DomainExtractor, DomainExtractorConfig
 from genmed.models.gan import GANConfig, GANModel
 from genmed.models.latent import LatentDiffusionModel, LDMConfig
+from genmed.models.pix2pix import Pix2Pix, Pix2PixConfig
 from genmed.models.samplers import SAMPLERS
 from genmed.models.segmenter import Segmenter, SegmenterConfig
 from genmed.models.supervised import Regressor, RegressorConfig
@@ -163,6 +164,12 @@ REGISTRY: dict[str, ModelSpec] = {
         RegressorConfig, Regressor, Capabilities(generative=False),
         {"default": Recipe(lr=2e-3, ema_decay=0.0, **_SHORT),
          "short": Recipe(lr=2e-3, ema_decay=0.0, **_SHORT)}),
+    # paired translation with a PatchGAN: the paper's Adam lr 2e-4, betas (0.5, 0.999), no EMA
+    "pix2pix": ModelSpec(
+        Pix2PixConfig, Pix2Pix, Capabilities(generative=False, data_kinds=("image",)),
+        {"default": Recipe(lr=2e-4, betas=_ADAM_GAN, ema_decay=0.0, warmup=0, grad_clip=0.0,
+                           schedule="constant"),
+         "short": Recipe(lr=2e-4, betas=_ADAM_GAN, ema_decay=0.0, **_SHORT)}),
 }
 # The generative families (`genmed train --family`, the comparison): (config, model class).
 FAMILIES: dict[str, tuple[type[ModelConfig], type[GenerativeModel]]] = {
