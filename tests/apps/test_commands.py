@@ -63,6 +63,17 @@ def test_quick_clinical_denoise_scores_each_dose_with_a_matched_noise_estimate(t
     assert (tmp_path / "denoise.png").stat().st_size > 0
 
 
+def test_quick_clinical_translate_scores_kidneys_and_lesions_for_every_method(tmp_path):
+    assert run(["apps", "translate", "--quick", "--clinical", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "translate.json").read_text())
+    methods = ["identity", "unet_l1", "pix2pix", "cond_diffusion", "sdedit"]
+    assert list(data["methods"]) == methods and data["config"]["size"] == 64
+    # the non-contrast source misses the kidneys' enhancement by tens of HU
+    assert data["kidney_mae_hu"]["identity"]["kidney"]["value"] > 30
+    assert set(data["lesion_bias_hu"]["pix2pix"]) == {"malignant", "benign"}
+    assert (tmp_path / "translate.png").stat().st_size > 0
+
+
 def test_denoise_user_dicom_writes_nifti_and_png(tmp_path):
     from pydicom.data import get_testdata_file
 

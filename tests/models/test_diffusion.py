@@ -63,6 +63,15 @@ def test_image_condition_contract(kind: str) -> None:
         model.sample(3, cond=torch.tensor([0, 1, 1]))
     with pytest.raises(UserError, match="does not fit"):
         model.sample(2, cond=torch.tensor([0, 1]), image_cond=cond)
+    # no attention: fully convolutional, so a patch-trained model samples at the condition's size
+    big = model.sample(3, cond=torch.tensor([0, 1, 1]), image_cond=torch.rand(3, 2, 24, 32))
+    assert model.fully_convolutional and big.shape == (3, 1, 24, 32)
+    with pytest.raises(UserError, match="does not fit"):
+        model.sample(3, cond=torch.tensor([0, 1, 1]), image_cond=torch.rand(3, 2, 25, 32))
+    attn = build_model("diffusion", size=16, channels=(8, 16), attention_levels=(False, True),
+                       norm_num_groups=4, num_train_timesteps=50, cond_channels=2, cond_kind=kind)
+    with pytest.raises(UserError, match="does not fit"):
+        attn.sample(3, image_cond=torch.rand(3, 2, 32, 32))
     plain = build_model("diffusion", size=16, channels=(8, 16), attention_levels=(False, False),
                         norm_num_groups=4, num_train_timesteps=50)
     with pytest.raises(UserError, match="takes none"):

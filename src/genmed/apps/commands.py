@@ -89,16 +89,22 @@ def denoise(out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: str 
 
 @app.command()
 def translate(out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: str = DEVICE,
-              precision: str = PRECISION) -> None:
-    """Non-contrast -> contrast phase: UNet L1, conditional diffusion, SDEdit."""
-    from genmed.apps.translate import TranslateConfig, run_translate
+              precision: str = PRECISION,
+              clinical: bool = typer.Option(False, "--clinical", help="256 px, patch-trained residual "
+                                            "UNet, pix2pix and conditional diffusion (with --quick: 64 px, tiny).")) -> None:
+    """Non-contrast -> contrast phase: UNet L1, pix2pix, conditional diffusion, SDEdit."""
+    from genmed.apps.translate import METHODS, TranslateConfig, clinical_translate_config, run_translate
 
     check_output_dir(out)
-
-    cfg = (TranslateConfig(size=16, n_train_patients=2, n_test_patients=2, unet_steps=8,
-                           diffusion_steps=8, sample_steps=2, n_boot=20, seed=seed)
-           if quick else TranslateConfig(seed=seed))
-    cfg = dataclasses.replace(cfg, compute=_compute(device, precision))
+    tiny = dict(n_train_patients=2, n_test_patients=2, unet_steps=8, diffusion_steps=8,
+                sample_steps=2, n_boot=20, seed=seed)
+    if clinical:
+        cfg = (clinical_translate_config(size=64, patch=32, unet_channels=(8, 16), diffusion_channels=(16, 32),
+                                         methods=METHODS, **tiny)
+               if quick else clinical_translate_config(seed=seed))
+    else:
+        cfg = TranslateConfig(size=16, **tiny) if quick else TranslateConfig(seed=seed)
+    cfg = dataclasses.replace(cfg, compute=_compute(device, precision, cfg.compute.precision))
     _done(run_translate(cfg, out), out)
 
 

@@ -51,11 +51,12 @@ def paired_table(outputs: dict[str, np.ndarray], target_hu: np.ndarray, seconds:
 
 
 def region_bias(outputs: dict[str, np.ndarray], target_hu: np.ndarray, regions: dict[str, np.ndarray],
-                n_boot: int, seed: int) -> dict[str, dict[str, Any]]:
-    """Per method and region: the mean signed error (HU) of `outputs` against `target_hu` inside
-    each (N, H, W) boolean region, both clipped to the abdomen window, averaged over the images
-    that hold the region, with its 95% bootstrap CI ({"value", "low", "high", "n_images"};
-    None when no image holds it). A denoiser that shifts lesion HU is dangerous."""
+                n_boot: int, seed: int, absolute: bool = False) -> dict[str, dict[str, Any]]:
+    """Per method and region: the mean signed error (HU; `absolute`: the mean absolute error) of
+    `outputs` against `target_hu` inside each (N, H, W) boolean region, both clipped to the
+    abdomen window, averaged over the images that hold the region, with its 95% bootstrap CI
+    ({"value", "low", "high", "n_images"}; None when fewer than two images hold it). A denoiser
+    that shifts lesion HU is dangerous."""
     from genmed.metrics import bootstrap_ci
 
     lo, hi = ABDOMEN_RANGE_HU
@@ -63,6 +64,8 @@ def region_bias(outputs: dict[str, np.ndarray], target_hu: np.ndarray, regions: 
     table: dict[str, dict[str, Any]] = {}
     for method, pred in outputs.items():
         err = np.clip(pred, lo, hi) - truth
+        if absolute:
+            err = np.abs(err)
         table[method] = {}
         for name, region in regions.items():
             n = region.reshape(len(region), -1).sum(1)
@@ -71,6 +74,19 @@ def region_bias(outputs: dict[str, np.ndarray], target_hu: np.ndarray, regions: 
                 **bootstrap_ci(np.mean, per.astype(np.float64), n_boot=n_boot, seed=seed).interval(),
                 "n_images": int(len(per))}
     return table
+
+
+def kidney_view(kidney_mask: np.ndarray, spacing_mm: float, stacks: dict[str, np.ndarray],
+                index: int, side_mm: float = 150.0) -> dict[str, np.ndarray]:
+    """Slice `index` of every (N, H, W) stack, cut to a `side_mm` square centred on that slice's
+    kidneys (clipped to the image), for figures where 256-px details must be visible."""
+    rows, cols = np.nonzero(kidney_mask[index])
+    size = kidney_mask.shape[-1]
+    half = min(size // 2, int(round(side_mm / spacing_mm / 2)))
+    r0 = int(np.clip((rows.min() + rows.max()) // 2 - half, 0, size - 2 * half)) if len(rows) else 0
+    c0 = int(np.clip((cols.min() + cols.max()) // 2 - half, 0, size - 2 * half)) if len(cols) else 0
+    box = (index, slice(r0, r0 + 2 * half), slice(c0, c0 + 2 * half))
+    return {k: v[box] for k, v in stacks.items()}
 
 
 def hu_columns_figure(cols: dict[str, np.ndarray], n: int = 4, stride: int = 1, title: str = "",

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from genmed.apps.common import (UNIT_PER_HU, hu_columns_figure, paired_table, phantom, region_bias, seeded,
-                                to_hu, to_unit)
+from genmed.apps.common import (UNIT_PER_HU, hu_columns_figure, kidney_view, paired_table, phantom, region_bias,
+                                seeded, to_hu, to_unit)
 from genmed.apps.denoisers import CLASSICAL, classical, diffusion_denoise, estimate_sigma, estimate_sigma_mode
 from genmed.data.phantom import PhantomSlices
 from genmed.data.transforms import ABDOMEN_WINDOW_HU
@@ -212,18 +212,10 @@ def _figure(noisy: np.ndarray, clean: np.ndarray, outputs: dict[str, np.ndarray]
     return hu_columns_figure({"clean": clean, **outputs}, min(n, len(noisy)), title="low-dose denoising")
 
 
-def _kidney_view(te: PhantomSlices, outputs: dict[str, np.ndarray], side_mm: float = 150.0,
-                 ) -> dict[str, np.ndarray]:
-    """The test slice with the largest lesion, cut to a `side_mm` square around its kidneys,
-    for the truth and every method (HU)."""
+def _kidney_view(te: PhantomSlices, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The test slice with the largest lesion, 150 mm around its kidneys, truth and methods."""
     i = int(np.argmax(te.lesion_mask.reshape(len(te), -1).sum(1)))
-    rows, cols = np.nonzero(te.kidney_mask[i])
-    half = int(round(side_mm / te.spacing_mm[1] / 2))
-    size = te.image.shape[-1]
-    r0 = int(np.clip((rows.min() + rows.max()) // 2 - half, 0, size - 2 * half))
-    c0 = int(np.clip((cols.min() + cols.max()) // 2 - half, 0, size - 2 * half))
-    box = (i, slice(r0, r0 + 2 * half), slice(c0, c0 + 2 * half))
-    return {"clean": te.clean[box], **{k: v[box] for k, v in outputs.items()}}
+    return kidney_view(te.kidney_mask, te.spacing_mm[1], {"clean": te.clean, **outputs}, i)
 
 
 def _dose_figure(rows: dict[str, dict[str, np.ndarray]]):

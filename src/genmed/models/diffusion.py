@@ -133,8 +133,15 @@ class DiffusionModel(GenerativeModel):
         return EpsDenoiser(self.net, self.alpha_bar, null_class=self.null_class, clip_x0=clip,
                            image_cond=image_cond)
 
+    @property
+    def fully_convolutional(self) -> bool:
+        """True for an image UNet without self-attention: it then denoises images of any size
+        that its levels can halve, so a model trained on patches translates whole slices."""
+        return self.config.data_kind == "image" and not any(self.config.attention_levels)
+
     def check_image_cond(self, image_cond: Tensor | None, n: int) -> Tensor | None:
-        """Validate an image condition (n, cond_channels, *spatial) against the model."""
+        """Validate an image condition (n, cond_channels, *spatial) against the model: spatial
+        `size` each, or any multiple of the UNet's stride for a `fully_convolutional` model."""
         cfg = self.config
         if not cfg.cond_channels:
             if image_cond is not None:
@@ -144,6 +151,10 @@ class DiffusionModel(GenerativeModel):
         want = (n, cfg.cond_channels, *([cfg.size] * cfg.spatial_dims))
         if image_cond is None:
             raise UserError(f"the model needs an image condition of shape {want}")
+        stride = 2 ** (len(cfg.channels) - 1)
+        if (self.fully_convolutional and tuple(image_cond.shape[:2]) == want[:2]
+                and image_cond.ndim == len(want) and all(s % stride == 0 for s in image_cond.shape[2:])):
+            return image_cond.to(self.alpha_bar.device).float()
         if tuple(image_cond.shape) != want:
             raise UserError(f"image condition of shape {tuple(image_cond.shape)} does not fit "
                             f"the model: expected {want}")
@@ -183,7 +194,10 @@ class DiffusionModel(GenerativeModel):
         cond = check_labels(cond, self.config.num_classes, n)
         image_cond = self.check_image_cond(image_cond, n)
         device = self.alpha_bar.device
-        x = randn((n, *self.config.sample_shape), generator, device)
+        shape = self.config.sample_shape
+        if image_cond is not None:  # a fully convolutional model samples at the condition's size
+            shape = (shape[0], *image_cond.shape[2:])
+        x = randn((n, *shape), generator, device)
         return self.denoise_from(x, None, steps, sampler, cond, guidance, generator, eta, progress,
                              image_cond)
 
