@@ -77,14 +77,18 @@ def region_bias(outputs: dict[str, np.ndarray], target_hu: np.ndarray, regions: 
 
 
 def kidney_view(kidney_mask: np.ndarray, spacing_mm: float, stacks: dict[str, np.ndarray],
-                index: int, side_mm: float = 150.0) -> dict[str, np.ndarray]:
-    """Slice `index` of every (N, H, W) stack, cut to a `side_mm` square centred on that slice's
-    kidneys (clipped to the image), for figures where 256-px details must be visible."""
+                index: int, margin_mm: float = 15.0) -> dict[str, np.ndarray]:
+    """Slice `index` of every (N, H, W) stack, cut to the square that holds both of that slice's
+    kidneys plus `margin_mm` on each side (clipped to the image), for figures where 256-px
+    details must be visible."""
     rows, cols = np.nonzero(kidney_mask[index])
     size = kidney_mask.shape[-1]
-    half = min(size // 2, int(round(side_mm / spacing_mm / 2)))
-    r0 = int(np.clip((rows.min() + rows.max()) // 2 - half, 0, size - 2 * half)) if len(rows) else 0
-    c0 = int(np.clip((cols.min() + cols.max()) // 2 - half, 0, size - 2 * half)) if len(cols) else 0
+    if not len(rows):
+        return {k: v[index] for k, v in stacks.items()}
+    extent = max(rows.max() - rows.min(), cols.max() - cols.min()) + 2 * margin_mm / spacing_mm
+    half = min(size // 2, int(np.ceil(extent / 2)))
+    r0 = int(np.clip((rows.min() + rows.max()) // 2 - half, 0, size - 2 * half))
+    c0 = int(np.clip((cols.min() + cols.max()) // 2 - half, 0, size - 2 * half))
     box = (index, slice(r0, r0 + 2 * half), slice(c0, c0 + 2 * half))
     return {k: v[box] for k, v in stacks.items()}
 

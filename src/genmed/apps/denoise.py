@@ -213,7 +213,7 @@ def _figure(noisy: np.ndarray, clean: np.ndarray, outputs: dict[str, np.ndarray]
 
 
 def _kidney_view(te: PhantomSlices, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The test slice with the largest lesion, 150 mm around its kidneys, truth and methods."""
+    """The test slice with the largest lesion, cut around its kidneys, truth and methods."""
     i = int(np.argmax(te.lesion_mask.reshape(len(te), -1).sum(1)))
     return kidney_view(te.kidney_mask, te.spacing_mm[1], {"clean": te.clean, **outputs}, i)
 
@@ -222,7 +222,7 @@ def _dose_figure(rows: dict[str, dict[str, np.ndarray]]):
     """One row per test dose (its kidney view), one column per method."""
     names = list(next(iter(rows.values())))
     cols = {n: np.stack([r[n] for r in rows.values()]) for n in names}
-    return hu_columns_figure(cols, len(rows), title="Low-dose denoising, 150 mm around the kidneys",
+    return hu_columns_figure(cols, len(rows), title="Low-dose denoising, cut around the kidneys",
                              row_labels=list(rows), panel_in=2.0)
 
 

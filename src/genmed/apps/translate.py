@@ -176,7 +176,7 @@ def _figure(src: np.ndarray, truth: np.ndarray, outputs: dict[str, np.ndarray], 
 
 
 def _kidney_figure(te, outputs: dict[str, np.ndarray]):
-    """Rows: the test slices with the largest malignant and benign lesion, 150 mm around the
+    """Rows: the test slices with the largest malignant and benign lesion, cut around the
     kidneys; columns: source, truth, each learned method."""
     area = te.lesion_mask.reshape(len(te), -1).sum(1)
     stacks = {"source (NC)": te.image_nc, "truth (CE)": te.clean,
@@ -189,4 +189,4 @@ def _kidney_figure(te, outputs: dict[str, np.ndarray]):
             labels.append(f"{name} lesion")
     cols = {name: np.stack([r[name] for r in rows]) for name in stacks}
     return hu_columns_figure(cols, len(rows), title="Non-contrast to contrast-enhanced translation, "
-                             "150 mm around the kidneys", row_labels=labels, panel_in=2.0)
+                             "cut around the kidneys", row_labels=labels, panel_in=2.0)
