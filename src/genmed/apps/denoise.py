@@ -1,10 +1,13 @@
 """Low-dose CT denoising: diffusion vs supervised UNet vs non-local means vs BM3D.
 
-Phantom benchmark (`run_denoise`): low-dose scans (noise SD `noise_hu` HU) with their noise-free
-ground truth; every method sees the windowed scan ([-1, 1] over the abdomen window) and the
-noise SD estimated from the scan itself (wavelet MAD on HU; no oracle). PSNR / SSIM / MAE are
-computed on HU clipped to the abdomen window (level 40, width 400 HU), per image, reported as
-mean with a 95% bootstrap CI over test images.
+Phantom benchmark (`run_denoise`): low-dose scans with their noise-free ground truth, either
+white noise of SD `noise_hu` HU (the 32-px history) or projection-domain low dose at each of
+`test_doses` (`clinical_denoise_config`: 256 px, 25% and 10% dose). Every method sees the
+windowed scan ([-1, 1] over the abdomen window) and the noise SD estimated from the scan itself
+(no oracle: wavelet MAD, or the soft-tissue local-SD mode for correlated CT noise). PSNR / SSIM
+/ MAE are computed on HU clipped to the abdomen window (level 40, width 400 HU), per image,
+reported as mean with a 95% bootstrap CI over test images, with the mean signed HU error
+(bias) inside the kidneys and inside lesions.
 User scans (`denoise_file`): a DICOM/NIfTI/PNG slice or volume, no ground truth; writes the
 denoised volume as NIfTI in the input's units (HU for CT only) and a side-by-side PNG.
 """
