@@ -61,6 +61,9 @@ def denoise(out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: str 
             input: Path = typer.Option(None, "--input", help="A DICOM/NIfTI/PNG scan to denoise "
                                        "(no ground truth) instead of the phantom benchmark."),
             method: str = typer.Option("bm3d", help="Method for --input: nlm, bm3d, tv, wavelet."),
+            noise_estimator: str = typer.Option("wavelet", "--noise-estimator", help="Noise SD for --input: "
+                                                "wavelet (MAD; underestimates correlated CT noise) or mode "
+                                                "(CT only: soft-tissue local-SD mode)."),
             clinical: bool = typer.Option(False, "--clinical", help="256 px, projection-domain low "
                                           "dose at 25% and 10% (with --quick: 128 px, tiny).")) -> None:
     """Low-dose denoising: diffusion, UNet, NLM, BM3D on the phantom; or a user's scan."""
@@ -69,10 +72,11 @@ def denoise(out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: str 
 
     check_output_dir(out)
     check_choice("--method", method, CLASSICAL)  # also without --input: never silently ignored
+    check_choice("--noise-estimator", noise_estimator, ("wavelet", "mode"))
     if input is not None:
         if clinical:
             raise UserError("--clinical sets the phantom benchmark; it does not apply to --input")
-        _done(denoise_file(input, out, method), out)
+        _done(denoise_file(input, out, method, noise_estimator), out)
         return
     tiny = dict(n_train_patients=2, n_test_patients=2, unet_steps=8, diffusion_steps=8,
                 sample_steps=2, n_boot=20, seed=seed)
