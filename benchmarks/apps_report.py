@@ -9,7 +9,8 @@ from pathlib import Path
 from genmed.fileio import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- RESULTS START -->", "<!-- RESULTS END -->"
+START, END = "<!-- RESULTS START -->", "<!-- RESULTS END -->"  # the 32-px history
+START_256, END_256 = "<!-- RESULTS 256 START -->", "<!-- RESULTS 256 END -->"  # clinical resolution
 
 
 def f(c: dict | None, d: int = 3) -> str:
@@ -59,7 +60,7 @@ def clinical_tables() -> list[str]:
                     f"slices; noise SD in the body {d['true_noise_hu_mean']:.1f} HU measured, "
                     f"{d['estimated_noise_hu_mean']:.1f} HU estimated from the scans; {cpu(r)})", "",
                     "| method | PSNR dB [95% CI] | SSIM [95% CI] | MAE HU [95% CI] | HU bias kidney | "
-                    "HU bias lesion | s |", "|---|---|---|---|---|---|---|"]
+                    "HU bias lesion | s (inference) |", "|---|---|---|---|---|---|---|"]
             for m, v in d["methods"].items():
                 b = d["hu_bias"][m]
                 out.append(f"| {m} | {f(v['psnr_db'], 2)} | {f(v['ssim'])} | {f(v['mae_hu'], 1)} | "
@@ -71,7 +72,7 @@ def clinical_tables() -> list[str]:
         out += [f"### Non-contrast -> contrast translation at 256 px ({r['n_test_images']} test slices; "
                 f"{cpu(r)})", "",
                 "| method | PSNR dB [95% CI] | SSIM [95% CI] | MAE HU [95% CI] | MAE kidney HU | "
-                "HU error malignant | HU error benign | s |", "|---|---|---|---|---|---|---|---|"]
+                "HU error malignant | HU error benign | s (inference) |", "|---|---|---|---|---|---|---|---|"]
         for m, v in r["methods"].items():
             k, les = r["kidney_mae_hu"][m]["kidney"], r["lesion_bias_hu"][m]
             out.append(f"| {m} | {f(v['psnr_db'], 2)} | {f(v['ssim'])} | {f(v['mae_hu'], 1)} | "
@@ -102,7 +103,6 @@ def tables() -> str:
         for m, v in r["methods"].items():
             out.append(f"| {m} | {f(v['psnr_db'], 2)} | {f(v['ssim'])} | {f(v['mae_hu'], 1)} | {v['seconds']:.0f} |")
         out += ["", settings(r), ""]
-    out += clinical_tables()
     r = load("generate_from_mask")
     if r:
         out += [f"### Generation from a mask ({r['n_test']} held-out maps; {cpu(r)})", "",
@@ -126,9 +126,15 @@ def tables() -> str:
     return "\n".join(out) or "(no benchmark results yet: run `python benchmarks/apps_*.py`)"
 
 
+def replace_block(text: str, start: str, end: str, body: str) -> str:
+    """`text` with everything between the markers `start` and `end` replaced by `body`."""
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
 if __name__ == "__main__":
     page = ROOT / "docs" / "applications.md"
-    text = page.read_text()
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    write_text(page, f"{head}{START}\n{tables()}\n{END}{tail}")
+    text = replace_block(page.read_text(), START, END, tables())
+    text = replace_block(text, START_256, END_256, "\n".join(clinical_tables()) or "(not run yet)")
+    write_text(page, text)
