@@ -23,3 +23,15 @@ def test_region_bias_finds_a_shift_confined_to_the_lesion():
     assert table["same"]["lesion"]["value"] == 0.0
     none = region_bias({"x": truth}, truth, {"lesion": np.zeros_like(lesion)}, n_boot=50, seed=0)
     assert none["x"]["lesion"] is None
+
+
+def test_kidney_view_cuts_every_row_to_one_square_around_its_kidneys():
+    from genmed.apps.common import kidney_view
+
+    mask = np.zeros((2, 64, 64), np.uint8)
+    mask[0, 20:30, 10:50] = 1  # wide kidneys
+    mask[1, 40:44, 30:36] = 1  # a small one near the bottom edge
+    img = np.arange(2 * 64 * 64, dtype=np.float32).reshape(2, 64, 64)
+    cut = kidney_view(mask, 1.0, {"img": img, "mask": mask}, [0, 1], margin_mm=2.0)
+    assert cut["img"].shape == (2, 44, 44)  # extent 39 px + 2 x 2 mm, one side for both rows
+    assert cut["mask"][0].sum() == mask[0].sum() and cut["mask"][1].sum() == mask[1].sum()

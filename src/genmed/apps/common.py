@@ -77,20 +77,21 @@ def region_bias(outputs: dict[str, np.ndarray], target_hu: np.ndarray, regions: 
 
 
 def kidney_view(kidney_mask: np.ndarray, spacing_mm: float, stacks: dict[str, np.ndarray],
-                index: int, margin_mm: float = 15.0) -> dict[str, np.ndarray]:
-    """Slice `index` of every (N, H, W) stack, cut to the square that holds both of that slice's
-    kidneys plus `margin_mm` on each side (clipped to the image), for figures where 256-px
-    details must be visible."""
-    rows, cols = np.nonzero(kidney_mask[index])
+                indices: list[int], margin_mm: float = 15.0) -> dict[str, np.ndarray]:
+    """Slices `indices` of every (N, H, W) stack, each cut to a square centred on that slice's
+    kidneys, one side for all (the largest kidney extent plus `margin_mm` each side, at most the
+    image), for figures where 256-px details must be visible: {name: (len(indices), S, S)}."""
     size = kidney_mask.shape[-1]
-    if not len(rows):
-        return {k: v[index] for k, v in stacks.items()}
-    extent = max(rows.max() - rows.min(), cols.max() - cols.min()) + 2 * margin_mm / spacing_mm
-    half = min(size // 2, int(np.ceil(extent / 2)))
-    r0 = int(np.clip((rows.min() + rows.max()) // 2 - half, 0, size - 2 * half))
-    c0 = int(np.clip((cols.min() + cols.max()) // 2 - half, 0, size - 2 * half))
-    box = (index, slice(r0, r0 + 2 * half), slice(c0, c0 + 2 * half))
-    return {k: v[box] for k, v in stacks.items()}
+    boxes = [np.nonzero(kidney_mask[i]) for i in indices]
+    extent = max([max(r.max() - r.min(), c.max() - c.min()) for r, c in boxes if len(r)], default=size)
+    half = min(size // 2, int(np.ceil(extent / 2 + margin_mm / spacing_mm)))
+    cuts: dict[str, list[np.ndarray]] = {k: [] for k in stacks}
+    for i, (r, c) in zip(indices, boxes, strict=True):
+        r0 = int(np.clip((r.min() + r.max()) // 2 - half, 0, size - 2 * half)) if len(r) else 0
+        c0 = int(np.clip((c.min() + c.max()) // 2 - half, 0, size - 2 * half)) if len(c) else 0
+        for k, v in stacks.items():
+            cuts[k].append(v[i, r0:r0 + 2 * half, c0:c0 + 2 * half])
+    return {k: np.stack(v) for k, v in cuts.items()}
 
 
 def hu_columns_figure(cols: dict[str, np.ndarray], n: int = 4, stride: int = 1, title: str = "",

@@ -223,7 +223,8 @@ def _figure(noisy: np.ndarray, clean: np.ndarray, outputs: dict[str, np.ndarray]
 def _kidney_view(te: PhantomSlices, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The test slice with the largest lesion, cut around its kidneys, truth and methods."""
     i = int(np.argmax(te.lesion_mask.reshape(len(te), -1).sum(1)))
-    return kidney_view(te.kidney_mask, te.spacing_mm[1], {"clean": te.clean, **outputs}, i)
+    cut = kidney_view(te.kidney_mask, te.spacing_mm[1], {"clean": te.clean, **outputs}, [i])
+    return {k: v[0] for k, v in cut.items()}
 
 
 def _dose_figure(rows: dict[str, dict[str, np.ndarray]]):

@@ -181,12 +181,9 @@ def _kidney_figure(te, outputs: dict[str, np.ndarray]):
     area = te.lesion_mask.reshape(len(te), -1).sum(1)
     stacks = {"source (NC)": te.image_nc, "truth (CE)": te.clean,
               **{k: v for k, v in outputs.items() if k != "identity"}}
-    rows, labels = [], []
-    for k, name in ((2, "malignant"), (1, "benign")):
-        if np.any(te.label == k):
-            rows.append(kidney_view(te.kidney_mask, te.spacing_mm[1], stacks,
-                                    int(np.argmax(np.where(te.label == k, area, -1)))))
-            labels.append(f"{name} lesion")
-    cols = {name: np.stack([r[name] for r in rows]) for name in stacks}
-    return hu_columns_figure(cols, len(rows), title="Non-contrast to contrast-enhanced translation, "
-                             "cut around the kidneys", row_labels=labels, panel_in=2.0)
+    picks = [(int(np.argmax(np.where(te.label == k, area, -1))), f"{name} lesion")
+             for k, name in ((2, "malignant"), (1, "benign")) if np.any(te.label == k)]
+    picks = picks or [(0, "slice 0")]
+    cols = kidney_view(te.kidney_mask, te.spacing_mm[1], stacks, [i for i, _ in picks])
+    return hu_columns_figure(cols, len(picks), title="Non-contrast to contrast-enhanced translation, "
+                             "cut around the kidneys", row_labels=[n for _, n in picks], panel_in=2.0)
