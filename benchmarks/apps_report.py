@@ -33,7 +33,8 @@ def settings(r: dict) -> str:
     b = r.get("benchmark", {})
     return (f"Settings: `{c}`; {b.get('torch_threads', '?')} torch thread(s), "
             f"OMP_NUM_THREADS={b.get('omp_num_threads', '?')}, wall time {b.get('wall_s', float('nan')) / 60:.1f} min "
-            f"(`{b.get('script', '')}`), {cpu(r)}, torch {r['machine'].get('torch')}, monai {r['machine'].get('monai')}.")
+            f"(`{b.get('script', '')}`), {cpu(r)}, torch {r['machine'].get('torch')}, monai {r['machine'].get('monai')}."
+            + (f" Note: {b['note']}." if b.get("note") else ""))
 
 
 def accuracy_ci(acc: float, n: int) -> str:
