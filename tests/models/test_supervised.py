@@ -109,6 +109,14 @@ def test_random_crops_cut_every_tensor_at_the_same_place() -> None:
     assert any(torch.equal(a[0, 0], x[0, 0, r:r + 8, c:c + 8]) for r in range(13) for c in range(17))
     with pytest.raises(UserError, match="smaller than the patch"):
         random_crops(32, x)
+    focus = torch.zeros(2, 1, 20, 24)
+    focus[0, 0, 18, 2] = 1  # near a corner: the crop is clipped to the image
+    a, f = random_crops(8, x, focus, focus=focus, focus_fraction=1.0)
+    assert f[0].sum() == 1 and torch.equal(a[0, 0], x[0, 0, 12:20, 0:8])
+    torch.manual_seed(0)
+    plain = random_crops(8, x)
+    torch.manual_seed(0)
+    assert all(torch.equal(p, q) for p, q in zip(plain, random_crops(8, x, focus=focus)))
 
 
 @pytest.mark.parametrize("name,options", [

@@ -53,6 +53,7 @@ class TranslateConfig:
     residual: bool = False  # UNet and pix2pix predict the change to the source (the enhancement)
     diffusion_channels: tuple[int, ...] = (32, 64, 64)  # diffusion UNets (no attention: fully convolutional)
     test_lesion_prob: float = 0.6  # fraction of test patients with a renal lesion
+    lesion_crop_fraction: float = 0.0  # UNet / pix2pix: share of training patches centred on a lesion
 
     def __post_init__(self) -> None:
         for m in self.methods:
@@ -65,6 +66,9 @@ class TranslateConfig:
         stride = 2 ** (max(len(self.unet_channels), len(self.diffusion_channels)) - 1)
         if self.size % stride or not 0 < self.sdedit_t < 1000:
             raise UserError(f"size={self.size} must be a multiple of {stride} and sdedit_t={self.sdedit_t} in 1..999")
+        if not 0 <= self.lesion_crop_fraction <= 1 or (self.lesion_crop_fraction and not self.patch):
+            raise UserError(f"lesion_crop_fraction={self.lesion_crop_fraction} must be in [0, 1] "
+                            "and needs patch > 0")
         if self.patch and not (16 <= self.patch <= self.size and self.patch % stride == 0):
             raise UserError(f"patch={self.patch} must be 0 or a multiple of {stride} between 16 and size={self.size}")
 
@@ -79,15 +83,19 @@ def clinical_translate_config(**overrides: Any) -> TranslateConfig:
     return TranslateConfig(**{**base, **overrides})
 
 
-def translate_models(cfg: TranslateConfig, src: torch.Tensor, tgt: torch.Tensor) -> dict[str, Any]:
-    """Train the learned methods of `cfg` on paired (src, tgt) (N, 1, H, W) in [-1, 1]."""
+def translate_models(cfg: TranslateConfig, src: torch.Tensor, tgt: torch.Tensor,
+                     lesion: torch.Tensor | None = None) -> dict[str, Any]:
+    """Train the learned methods of `cfg` on paired (src, tgt) (N, 1, H, W) in [-1, 1];
+    `lesion` masks (N, 1, H, W) centre `lesion_crop_fraction` of the UNets' patches."""
     from genmed.models import build_model
     from genmed.models.supervised import random_crops
     from genmed.train import DictDataset
 
     unet = dict(channels=cfg.diffusion_channels, attention_levels=(False,) * len(cfg.diffusion_channels))
-    reg = dict(size=cfg.size, channels=cfg.unet_channels, residual=cfg.residual, patch=cfg.patch)
-    pairs = DictDataset(image=src, target=tgt)
+    reg = dict(size=cfg.size, channels=cfg.unet_channels, residual=cfg.residual, patch=cfg.patch,
+               focus_fraction=cfg.lesion_crop_fraction)
+    focus = {"focus": lesion} if cfg.lesion_crop_fraction and lesion is not None else {}
+    pairs = DictDataset(image=src, target=tgt, **focus)
     d_src, d_tgt = src, tgt  # diffusion: fixed patch crops (4 per slice), sampled at full size
     if cfg.patch:
         torch.manual_seed(cfg.seed)
@@ -140,7 +148,8 @@ def run_translate(cfg: TranslateConfig = TranslateConfig(), out: str | Path | No
     torch.manual_seed(cfg.seed)  # weight initialisation: independent of what ran before
     tr = phantom(cfg.n_train_patients, cfg.size, cfg.seed)
     te = phantom(cfg.n_test_patients, cfg.size, cfg.seed + 1000, slices=4, lesion_prob=cfg.test_lesion_prob)
-    models = translate_models(cfg, to_unit(tr.image_nc), to_unit(tr.image))
+    models = translate_models(cfg, to_unit(tr.image_nc), to_unit(tr.image),
+                              torch.from_numpy(tr.lesion_mask.astype(np.float32))[:, None])
     src = to_unit(te.image_nc)
     outputs: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from genmed.errors import UserError, check_choice
 from genmed.models.base import Batch
 from genmed.models.nets import patch_discriminator
-from genmed.models.supervised import Regressor, RegressorConfig, random_crops
+from genmed.models.supervised import Regressor, RegressorConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,9 +64,7 @@ class Pix2Pix(Regressor):
     def loss(self, batch: Batch, phase: str = "generator") -> dict[str, Tensor]:
         """Per-sample losses (B,) of `phase`; logged: the L1 term and D's mean logits."""
         check_choice("phase", phase, self.phases())
-        x, target = batch["image"], batch["target"]
-        if self.config.patch:
-            x, target = random_crops(self.config.patch, x, target)
+        x, target = self.training_pair(batch)
         fake = self._forward(x)
         if phase == "discriminator":
             real_logits = self._logits(x, target)

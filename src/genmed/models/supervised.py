@@ -42,13 +42,23 @@ def tiled(net: nn.Module, x: Tensor, patch: int, overlap: float) -> Tensor:
                                                     overlap=overlap, mode="gaussian"))
 
 
-def random_crops(patch: int, *tensors: Tensor) -> list[Tensor]:
+def random_crops(patch: int, *tensors: Tensor, focus: Tensor | None = None,
+                 focus_fraction: float = 0.0) -> list[Tensor]:
     """The same random `patch`-sized crop of every tensor (B, C, *spatial), one offset per item,
-    drawn from torch's RNG (so an engine resume repeats it)."""
+    drawn from torch's RNG (so an engine resume repeats it). With a `focus` mask (B, 1, *spatial),
+    a `focus_fraction` of the items whose mask is not empty are instead centred on one of its
+    pixels, drawn at random (rare structures, e.g. lesions, seen in more crops)."""
     spatial = tensors[0].shape[2:]
     if min(spatial) < patch:
         raise UserError(f"images {tuple(spatial)} are smaller than the patch {patch}")
     starts = [torch.randint(0, n - patch + 1, (len(tensors[0]),)).tolist() for n in spatial]
+    if focus is not None and focus_fraction > 0:
+        for i in torch.nonzero(torch.rand(len(focus)) < focus_fraction).flatten().tolist():
+            pixels = torch.nonzero(focus[i, 0] > 0)
+            if len(pixels):
+                centre = pixels[int(torch.randint(0, len(pixels), (1,)))].tolist()
+                for d, (c, n) in enumerate(zip(centre, spatial, strict=True)):
+                    starts[d][i] = min(max(c - patch // 2, 0), n - patch)
     crops: list[list[Tensor]] = [[] for _ in tensors]
     for i, corner in enumerate(zip(*starts)):
         index = tuple(slice(c, c + patch) for c in corner)
@@ -111,10 +121,14 @@ class RegressorConfig(ModelConfig):
     residual: bool = False
     patch: int = 0  # train on random patch-sized crops, infer by sliding window (0: whole image)
     overlap: float = 0.25  # sliding-window overlap fraction
+    # fraction of training crops centred on a pixel of batch["focus"] (e.g. lesion masks)
+    focus_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("loss", self.loss, ("l1", "mse"))
+        if not 0 <= self.focus_fraction <= 1:
+            raise UserError(f"focus_fraction={self.focus_fraction} must be in [0, 1]")
         check_choice("norm", self.norm, ("instance", "batch"))
         if self.patch and self.patch < 16:
             raise UserError(f"patch={self.patch} must be 0 (whole image) or >= 16 pixels")
@@ -138,14 +152,20 @@ class Regressor(SupervisedModel):
         self.net = monai_unet(config.spatial_dims, config.in_channels, config.out_channels,
                               config.channels, config.num_res_units, config.norm)
 
+    def training_pair(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """(input, target) of a training batch: random patches (focus-centred in part) or whole."""
+        x, target = batch["image"], batch["target"]
+        if self.config.patch:
+            x, target = random_crops(self.config.patch, x, target, focus=batch.get("focus"),
+                                     focus_fraction=self.config.focus_fraction)
+        return x, target
+
     def _forward(self, x: Tensor) -> Tensor:
         out = self.net(x)
         return out + x[:, :self.config.out_channels] if self.config.residual else out
 
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
-        x, target = batch["image"], batch["target"]
-        if self.config.patch:
-            x, target = random_crops(self.config.patch, x, target)
+        x, target = self.training_pair(batch)
         diff = self._forward(x).float() - target.float()
         per_pixel = diff.abs() if self.config.loss == "l1" else diff.pow(2)
         return {"loss": per_pixel.flatten(1).mean(1)}
