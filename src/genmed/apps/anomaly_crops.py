@@ -25,6 +25,9 @@ Detectors (one score per crop, higher = more anomalous; maps where one exists):
   noise (`SimplexNoiseDiffusion`); the crop is noised to `t_start` with simplex noise and the
   reverse steps use the model's simplex-noise prediction (deterministic DDIM, so no fresh noise
   is added on the way back; the paper samples DDPM ancestrally with fresh simplex noise).
+  `t_start` = 150 was chosen on validation patients (phantom seed + 2000, 46 lesion / 203
+  healthy crops; DDPMs of 500 steps): image AUROC at t_start 150 / 250 / 400 was 0.75 / 0.68 /
+  0.54 with Gaussian and 0.59 / 0.43 / 0.33 with simplex noise.
 Maps: the signed residual x - x_hat in HU of the abdomen window W400/L40 (HU clipped to
 [-160, 240]) is Gaussian-smoothed (`smooth_px`) and then squared (HU^2); the baseline's map is
 |smoothed (HU - mean) / SD|. Smoothing the signed residual before squaring averages the white
@@ -81,13 +84,13 @@ class CropAnomalyConfig:
     gan_channels: int = 16  # DCGAN width at full resolution (doubling per level down to 4 px)
     diffusion_steps: int = 1500  # each of the two DDPMs (Gaussian and simplex noise)
     diffusion_channels: tuple[int, ...] = (16, 32, 64)  # UNet channels per level
-    t_start: int = 250  # AnoDDPM noise level (of T = 1000 steps)
+    t_start: int = 150  # AnoDDPM noise level (of T = 1000 steps; 150 > 250 > 400 on validation)
     recon_steps: int = 10  # DDIM steps from t_start back to 0
     n_draws: int = 2  # noise draws averaged in the diffusion maps
     simplex_cell_px: float = 16.0  # simplex lattice spacing of the coarsest octave (px)
     simplex_octaves: int = 4  # octaves, each at twice the frequency of the one before
     simplex_persistence: float = 0.8  # amplitude ratio of successive octaves
-    inversion_steps: int = 200  # Adam steps per start (gan_inversion)
+    inversion_steps: int = 100  # Adam steps per start (gan_inversion)
     inversion_starts: int = 2  # starting latents per crop: nearest crops of the bank
     inversion_bank: int = 1024  # generated crops the starts are chosen from
     smooth_px: float = 2.0  # Gaussian SD of the map smoothing (px)
