@@ -12,6 +12,7 @@ ALLOWED = {
     "scorelab/dsm.py",  # teaching toy: explicit vs denoising score matching, same batches
     "scorelab/manifold.py",  # teaching toy: a 2-D score net on a circle
     "metrics/extractor_train.py",  # frozen reference extractor genmed-phantom-cnn-v1
+    "apps/anomaly_crops.py",  # GAN inversion: Adam on the latent z of a frozen generator (no weights trained)
 }
 
 
