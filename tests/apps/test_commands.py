@@ -20,6 +20,7 @@ def run(argv: list[str]) -> int:
 
 @pytest.mark.parametrize("command,files", [
     ("anomaly", ["anomaly.json", "anomaly.png", "anomaly_sensitivity.png"]),
+    ("anomaly-crops", ["anomaly_crops.json", "anomaly_crops.png"]),
     ("denoise", ["denoise.json", "denoise.png"]),
     ("translate", ["translate.json", "translate.png"]),
     ("generate-from-mask", ["generate_from_mask.json", "generate_from_mask.png"]),
@@ -36,6 +37,11 @@ def test_quick_command_writes_metrics_and_figures(tmp_path, command, files):
             assert 0.0 <= auc["low"] <= auc["value"] <= auc["high"] <= 1.0
         assert data["detectors"]["gan"]["pixel"] is None
         assert 0.0 <= data["detectors"]["diffusion"]["pixel"]["aupro"] <= 1.0
+    elif command == "anomaly-crops":
+        assert list(data["detectors"]) == ["intensity", "vae_recon", "vae_elbo", "gan", "gan_inversion",
+                                           "diffusion", "diffusion_simplex"]
+        assert data["test"]["n_lesion"] > 0 and data["test"]["n_healthy"] > 0
+        assert data["detectors"]["gan"]["pixel"] is None
     elif command in ("denoise", "translate"):
         for m in data["methods"].values():
             assert m["psnr_db"]["low"] <= m["psnr_db"]["value"] <= m["psnr_db"]["high"]

@@ -1,4 +1,4 @@
-"""`genmed apps ...`: anomaly, denoise, translate, generate-from-mask, volumes3d.
+"""`genmed apps ...`: anomaly, anomaly-crops, denoise, translate, generate-from-mask, volumes3d.
 
 Each command runs its phantom benchmark (`--quick`: tiny settings, seconds) and writes a metrics
 JSON and PNG figure(s) under `--out`; `denoise --input FILE` denoises a user's scan instead,
@@ -53,6 +53,19 @@ def anomaly(out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: str 
                          seed=seed) if quick else AnomalyConfig(t_start=t_start, seed=seed))
     cfg = dataclasses.replace(cfg, compute=_compute(device, precision))
     _done(run_anomaly(cfg, out), out)
+
+
+@app.command("anomaly-crops")
+def anomaly_crops(out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: str = DEVICE,
+                  precision: str = PRECISION) -> None:
+    """Kidney crops at 1.41 mm (256-px slices): healthy-only training; intensity, VAE, GAN (D and
+    inversion), AnoDDPM with Gaussian and simplex noise; AUROC, AUPRC, best Dice, AUPRO."""
+    from genmed.apps.anomaly_crops import CropAnomalyConfig, quick_crop_anomaly_config, run_crop_anomaly
+
+    check_output_dir(out)
+    cfg = quick_crop_anomaly_config(seed=seed) if quick else CropAnomalyConfig(seed=seed)
+    cfg = dataclasses.replace(cfg, compute=_compute(device, precision, cfg.compute.precision))
+    _done(run_crop_anomaly(cfg, out), out)
 
 
 @app.command()
