@@ -54,6 +54,21 @@ def clinical_tables() -> list[str]:
     """The 256-px tables (issue 16): denoising per dose with HU bias, translation with kidney
     and lesion errors."""
     out: list[str] = []
+    r = load("anomaly_crops")
+    if r:
+        t, bins = r["test"], " / ".join(r["size_bins_mm"])
+        out += [f"### Anomaly detection on kidney crops at {r['spacing_mm']:.2f} mm ({t['n_lesion']} crops with a "
+                f"lesion >= {r['config']['min_lesion_mm']:.0f} mm, {t['n_healthy']} healthy, {t['patients']} test "
+                f"patients; {cpu(r)})", "",
+                f"| detector | AUROC [95% CI] | AUPRC [95% CI] | best Dice | AUPRO@0.3 | AUROC by size ({bins} mm) | s |",
+                "|---|---|---|---|---|---|---|"]
+        for d, v in r["detectors"].items():
+            px = v["pixel"] or {}
+            sizes = " / ".join(f"{g['auroc']['value']:.2f}" for g in v["by_size"])
+            out.append(f"| {d} | {f(v['image']['auroc'])} | {f(v['image']['auprc'])} | "
+                       f"{px.get('dice', float('nan')):.3f} | {px.get('aupro', float('nan')):.3f} | {sizes} | "
+                       f"{v['seconds']:.0f} |")
+        out += ["", settings(r), ""]
     r = load("denoise_256")
     if r:
         for dose, d in r["doses"].items():
