@@ -21,8 +21,8 @@ Detectors (one score per crop, higher = more anomalous; maps where one exists):
 - "diffusion": AnoDDPM (Wyatt et al. 2022) with Gaussian noise: noise the crop to `t_start`,
   DDIM back to 0 in `recon_steps` steps, map = squared error averaged over `n_draws` draws.
 - "diffusion_simplex": AnoDDPM with simplex noise (Wyatt et al. 2022, sec. 3.2): a second
-  DDPM trained to predict multi-octave 2-D simplex noise (`simplex_noise`) instead of white
-  noise (`SimplexNoiseDiffusion`); the crop is noised to `t_start` with simplex noise and the
+  DDPM trained to predict multi-octave 2-D simplex noise (`genmed.models.simplex`) instead of
+  white noise (`DiffusionConfig(noise="simplex")`); the crop is noised to `t_start` with simplex noise and the
   reverse steps use the model's simplex-noise prediction (deterministic DDIM, so no fresh noise
   is added on the way back; the paper samples DDPM ancestrally with fresh simplex noise).
   `t_start` = 150 was chosen on validation patients (phantom seed + 2000, 46 lesion / 203
@@ -40,7 +40,6 @@ diameter.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,7 +55,7 @@ from genmed.errors import UserError, check_choice, check_positive
 from genmed.fileio import save_figure, write_json
 from genmed.metrics.anomaly import auroc_by_group, image_level, pixel_level
 from genmed.models.base import device_of
-from genmed.models.diffusion import DiffusionConfig, DiffusionModel
+from genmed.models.diffusion import DiffusionModel
 from genmed.train.fitting import Compute
 
 DETECTORS: tuple[str, ...] = ("intensity", "vae_recon", "vae_elbo", "gan", "gan_inversion",
@@ -140,95 +139,6 @@ def quick_crop_anomaly_config(**overrides) -> CropAnomalyConfig:
                 simplex_octaves=3, inversion_steps=2, inversion_bank=16, n_boot=8,
                 compute=Compute(precision="fp32"))
     return CropAnomalyConfig(**{**base, **overrides})
-
-
-# ---------------------------------------------------------------------------- simplex noise
-
-_F2 = 0.5 * (math.sqrt(3.0) - 1.0)  # skew of the square lattice onto the simplex lattice
-_G2 = (3.0 - math.sqrt(3.0)) / 6.0  # and back
-
-
-def _simplex_octave(b: int, h: int, w: int, cell: float, generator: torch.Generator | None,
-                    device: torch.device) -> Tensor:
-    """(b, h, w) 2-D simplex noise (Perlin 2001; Gustavson 2005, "Simplex noise demystified")
-    on a lattice of `cell` px, with random unit gradients per lattice vertex and sample and a
-    random sub-cell offset per sample (so no pixel sits on a lattice vertex every draw)."""
-    off = torch.rand((b, 2, 1, 1), generator=generator, device=device) * 4.0
-    ys = torch.arange(h, device=device, dtype=torch.float32).view(1, h, 1) / cell + off[:, 0]
-    xs = torch.arange(w, device=device, dtype=torch.float32).view(1, 1, w) / cell + off[:, 1]
-    ys, xs = ys.expand(b, h, w), xs.expand(b, h, w)
-    s = (xs + ys) * _F2
-    i, j = torch.floor(xs + s), torch.floor(ys + s)
-    t = (i + j) * _G2
-    x0, y0 = xs - (i - t), ys - (j - t)  # offset from the simplex's first corner
-    upper = (x0 > y0).float()  # lower or upper triangle: second corner (1, 0) or (0, 1)
-    corners = ((0.0, 0.0, x0, y0),
-               (upper, 1.0 - upper, x0 - upper + _G2, y0 - (1.0 - upper) + _G2),
-               (1.0, 1.0, x0 - 1.0 + 2 * _G2, y0 - 1.0 + 2 * _G2))
-    n = int(max(i.max().item(), j.max().item())) + 2  # lattice vertices per side (from 0)
-    angle = torch.rand((b, n, n), generator=generator, device=device) * (2 * math.pi)
-    gx, gy = angle.cos().flatten(), angle.sin().flatten()
-    base = torch.arange(b, device=device).view(b, 1, 1) * n * n
-    out = torch.zeros((b, h, w), device=device)
-    for di, dj, dx, dy in corners:
-        k = (base + (j + dj).long() * n + (i + di).long()).flatten()
-        dot = gx[k].view(b, h, w) * dx + gy[k].view(b, h, w) * dy
-        r = (0.5 - dx * dx - dy * dy).clamp(min=0.0)
-        out = out + r.pow(4) * dot
-    return 70.0 * out
-
-
-def simplex_noise(shape: tuple[int, ...], *, cell_px: float = 16.0, octaves: int = 4,
-                  persistence: float = 0.8, generator: torch.Generator | None = None,
-                  device: torch.device | str = "cpu") -> Tensor:
-    """Multi-octave 2-D simplex noise of `shape` (B, [C,] H, W), each image standardised to
-    mean 0 and variance 1 over its pixels.
-
-    Octave k (k = 0..octaves-1) has lattice spacing cell_px / 2**k and amplitude
-    persistence**k (fractal sum as in AnoDDPM, Wyatt et al. 2022, sec. 3.2, whose defaults for
-    256-px images are a 64-px coarsest cell, 6 octaves, persistence 0.8). Channels get
-    independent noise. Randomness comes only from `generator` (global RNG when None)."""
-    if len(shape) not in (3, 4) or min(shape) < 1:
-        raise UserError(f"simplex_noise shape {tuple(shape)} must be (B, H, W) or (B, C, H, W)")
-    check_positive("octaves", octaves)
-    dev = torch.device(generator.device if generator is not None else device)
-    *lead, h, w = shape
-    b = int(np.prod(lead))
-    total = torch.zeros((b, h, w), device=dev)
-    for k in range(octaves):
-        total = total + persistence**k * _simplex_octave(b, h, w, cell_px / 2**k, generator, dev)
-    flat = total.view(b, -1)
-    flat = (flat - flat.mean(1, keepdim=True)) / flat.std(1, keepdim=True).clamp(min=1e-8)
-    return flat.view(*shape).to(device)
-
-
-class SimplexNoiseDiffusion(DiffusionModel):
-    """DDPM trained to predict simplex noise (AnoDDPM, Wyatt et al. 2022, sec. 3.2): Algorithm 1
-    of Ho et al. 2020 with eps ~ `simplex_noise` instead of N(0, I). Unconditional images only.
-
-    The engine trains it like any diffusion model (family "diffusion"); `loss` is the one
-    change. Deterministic DDIM (`denoise_from`) then follows the model's simplex-noise
-    prediction. The engine's end-of-run preview samples from Gaussian noise (not meaningful
-    for this model); `reconstruct_from_noise` is its use here."""
-
-    def __init__(self, config: DiffusionConfig, cell_px: float, octaves: int,
-                 persistence: float) -> None:
-        if config.num_classes or config.cond_channels or config.data_kind != "image":
-            raise UserError("SimplexNoiseDiffusion is for unconditional images only")
-        super().__init__(config)
-        self.noise_kw = dict(cell_px=cell_px, octaves=octaves, persistence=persistence)
-
-    def noise_like(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return simplex_noise(tuple(x.shape), generator=generator, device=x.device,
-                             **self.noise_kw).to(x.dtype)
-
-    def loss(self, batch: dict, phase: str = "main") -> dict[str, Tensor]:
-        """Per-sample simplex-noise MSE (B,) at uniformly drawn t."""
-        x0 = batch["image"]
-        t = torch.randint(0, self.config.num_train_timesteps, (x0.shape[0],), device=x0.device)
-        noise = self.noise_like(x0)
-        eps = self.net(self.q_sample(x0, t, noise), timesteps=t)
-        return {"loss": (eps.float() - noise.float()).pow(2).flatten(1).mean(1)}
 
 
 def reconstruct_from_noise(model: DiffusionModel, x: Tensor, noise: Tensor, t_start: int,
@@ -337,8 +247,9 @@ def _train(family: str, x: Tensor, cfg: CropAnomalyConfig):
         if family == "diffusion":
             model = build_model("diffusion", **kw)
         else:
-            model = SimplexNoiseDiffusion(DiffusionConfig(**kw), cfg.simplex_cell_px,
-                                          cfg.simplex_octaves, cfg.simplex_persistence)
+            model = build_model("diffusion", noise="simplex", simplex_cell_px=cfg.simplex_cell_px,
+                                simplex_octaves=cfg.simplex_octaves,
+                                simplex_persistence=cfg.simplex_persistence, **kw)
         steps = cfg.diffusion_steps
     return cfg.compute.fit(model, data, steps=steps, seed=cfg.seed, batch_size=cfg.batch_size)
 

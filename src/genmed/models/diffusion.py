@@ -69,12 +69,25 @@ class DiffusionConfig(ModelConfig):
     cond_channels: int = 0  # channels of an image condition batch["cond"] (0: none)
     cond_kind: Literal["concat", "spade"] = "concat"  # how the image condition enters the UNet
     bounded: bool = True  # data in [-1, 1]: samples clamped (and x0 clipped); False: latents
+    # noise of the forward process: "gaussian" (Ho et al. 2020) or multi-octave 2-D "simplex"
+    # (AnoDDPM, Wyatt et al. 2022: the model learns to remove structured noise; for anomaly
+    # detection by partial reconstruction, `noise_like` gives the noise to start from)
+    noise: Literal["gaussian", "simplex"] = "gaussian"
+    simplex_cell_px: float = 16.0  # simplex: lattice spacing of the coarsest octave (px)
+    simplex_octaves: int = 4  # simplex: octaves, each at twice the frequency of the last
+    simplex_persistence: float = 0.8  # simplex: amplitude ratio of successive octaves
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("schedule", self.schedule, SCHEDULE_KINDS)
         check_choice("sampler", self.sampler, SAMPLERS)
         check_choice("spacing", self.spacing, SPACINGS)
+        check_choice("noise", self.noise, ("gaussian", "simplex"))
+        if self.noise == "simplex" and (self.data_kind != "image" or self.spatial_dims != 2):
+            raise UserError("noise='simplex' is for 2-D images")
+        if self.simplex_cell_px <= 0 or self.simplex_octaves < 1:
+            raise UserError(f"simplex_cell_px={self.simplex_cell_px} must be > 0 and "
+                            f"simplex_octaves={self.simplex_octaves} >= 1")
         if len(self.channels) != len(self.attention_levels):
             raise UserError(f"channels={self.channels} and attention_levels="
                             f"{self.attention_levels} must have the same length")
@@ -160,6 +173,20 @@ class DiffusionModel(GenerativeModel):
                             f"the model: expected {want}")
         return image_cond.to(self.alpha_bar.device).float()
 
+    def noise_like(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Forward-process noise shaped like `x`: N(0, I), or unit-variance simplex noise
+        (`config.noise`); from `generator` when given, else the global RNG."""
+        cfg = self.config
+        if cfg.noise == "simplex":
+            from genmed.models.simplex import simplex_noise
+
+            return simplex_noise(tuple(x.shape), cell_px=cfg.simplex_cell_px, octaves=cfg.simplex_octaves,
+                                 persistence=cfg.simplex_persistence, generator=generator,
+                                 device=x.device).to(x.dtype)
+        if generator is None:
+            return torch.randn_like(x)
+        return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
     def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         """x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise   (Ho et al. 2020, eq. 4)."""
         ab = broadcast(self.alpha_bar[t], x0)
@@ -170,7 +197,7 @@ class DiffusionModel(GenerativeModel):
         x0 = batch["image"]
         b = x0.shape[0]
         t = torch.randint(0, self.config.num_train_timesteps, (b,), device=x0.device)
-        noise = torch.randn_like(x0)
+        noise = self.noise_like(x0)
         labels = batch_labels(batch, self.config.num_classes, x0.device)
         if labels is not None:
             drop = torch.rand(b, device=x0.device) < self.config.cond_drop_prob
