@@ -260,11 +260,6 @@ def _sq_residual(x: Tensor, rec: Tensor, cfg: CropAnomalyConfig) -> np.ndarray:
     return _smooth(res, cfg.smooth_px) ** 2
 
 
-def _batches(x: Tensor, n: int):
-    for i in range(0, len(x), n):
-        yield x[i:i + n]
-
-
 def gan_inversion(model, x: Tensor, cfg: CropAnomalyConfig) -> Tensor:
     """(N, 1, c, c) G(z*) with z* = argmin ||G(z) - x||^2 over `inversion_starts` starts per
     crop (the nearest of `inversion_bank` generated crops), each refined by `inversion_steps`
@@ -276,9 +271,9 @@ def gan_inversion(model, x: Tensor, cfg: CropAnomalyConfig) -> Tensor:
         p.requires_grad_(False)
     with torch.no_grad():
         zb = torch.randn((cfg.inversion_bank, model.config.latent_dim), generator=g, device=dev)
-        bank = torch.cat([gen(z, None).float() for z in _batches(zb, 256)]).flatten(1)
+        bank = torch.cat([gen(z, None).float() for z in zb.split(256)]).flatten(1)
     outs = []
-    for xb in _batches(x.to(dev), 64):
+    for xb in x.to(dev).split(64):
         with torch.no_grad():
             d = torch.cdist(xb.flatten(1), bank)  # (b, bank)
             idx = d.topk(min(k, len(bank)), largest=False).indices  # (b, k)
@@ -318,7 +313,7 @@ def _score_in(d: str, model: Any, cfg: CropAnomalyConfig, train_hu: np.ndarray,
         return _sq_residual(x, gan_inversion(model, x, cfg), cfg), None
     maps, scores = [], []
     with torch.no_grad():
-        for i, xb in enumerate(_batches(x.to(dev), 64)):
+        for i, xb in enumerate(x.to(dev).split(64)):
             g = seeded(cfg.seed + i, dev)
             if d == "vae_recon":
                 maps.append(_sq_residual(xb, model.reconstruct(xb), cfg))
@@ -329,8 +324,7 @@ def _score_in(d: str, model: Any, cfg: CropAnomalyConfig, train_hu: np.ndarray,
             else:
                 draws = []
                 for _ in range(cfg.n_draws):
-                    noise = (torch.randn(xb.shape, generator=g, device=dev) if d == "diffusion"
-                             else model.noise_like(xb, g))
+                    noise = model.noise_like(xb, g)  # Gaussian or simplex, as trained
                     rec = reconstruct_from_noise(model, xb, noise, cfg.t_start, cfg.recon_steps)
                     draws.append(_sq_residual(xb, rec, cfg))
                 maps.append(np.mean(draws, axis=0))

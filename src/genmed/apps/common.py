@@ -50,7 +50,7 @@ def paired_table(outputs: dict[str, np.ndarray], target_hu: np.ndarray, seconds:
     return table
 
 
-def region_bias(outputs: dict[str, np.ndarray], target_hu: np.ndarray, regions: dict[str, np.ndarray],
+def region_error(outputs: dict[str, np.ndarray], target_hu: np.ndarray, regions: dict[str, np.ndarray],
                 n_boot: int, seed: int, absolute: bool = False) -> dict[str, dict[str, Any]]:
     """Per method and region: the mean signed error (HU; `absolute`: the mean absolute error) of
     `outputs` against `target_hu` inside each (N, H, W) boolean region, both clipped to the
@@ -74,6 +74,16 @@ def region_bias(outputs: dict[str, np.ndarray], target_hu: np.ndarray, regions: 
                 **bootstrap_ci(np.mean, per.astype(np.float64), n_boot=n_boot, seed=seed).interval(),
                 "n_images": int(len(per))}
     return table
+
+
+def patch_set(patch: int, seed: int, *tensors: torch.Tensor, per_image: int = 4) -> list[torch.Tensor]:
+    """A fixed training set of `per_image` random `patch`-sized crops per image, cut at the same
+    place in every (N, C, H, W) tensor and seeded by `seed` (for models without patch training of
+    their own, e.g. diffusion UNets that are then applied to whole slices)."""
+    from genmed.models.supervised import random_crops
+
+    torch.manual_seed(seed)
+    return random_crops(patch, *(t.repeat(per_image, *([1] * (t.ndim - 1))) for t in tensors))
 
 
 def kidney_view(kidney_mask: np.ndarray, spacing_mm: float, stacks: dict[str, np.ndarray],

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from genmed.apps.common import (UNIT_PER_HU, hu_columns_figure, kidney_view, paired_table, phantom, region_bias,
-                                seeded, to_hu, to_unit)
+from genmed.apps.common import (UNIT_PER_HU, hu_columns_figure, kidney_view, paired_table, patch_set, phantom,
+                                region_error, seeded, to_hu, to_unit)
 from genmed.apps.denoisers import CLASSICAL, classical, diffusion_denoise, estimate_sigma, estimate_sigma_mode
 from genmed.data.phantom import PhantomSlices
 from genmed.data.transforms import ABDOMEN_WINDOW_HU
@@ -97,9 +97,10 @@ def clinical_denoise_config(**overrides: Any) -> DenoiseConfig:
     return DenoiseConfig(**{**base, **overrides})
 
 
-def _scans(cfg: DenoiseConfig, n_patients: int, seed: int, slices: int, dose: tuple[float, float],
-           **extra: Any) -> PhantomSlices:
-    """Phantom slices whose noisy images are all low-dose scans (`dose` or `noise_hu`)."""
+def _scans(cfg: DenoiseConfig, n_patients: int, seed: int, slices: int,
+           dose: tuple[float, float] | None = None, **extra: Any) -> PhantomSlices:
+    """Phantom slices whose noisy images are all low-dose scans: radon noise at `dose`, or
+    Gaussian noise of SD `cfg.noise_hu`."""
     if cfg.noise_model == "radon":
         return phantom(n_patients, cfg.size, seed, slices=slices, noise_model="radon",
                        noisy_fraction=1.0, noisy_dose=dose, **extra)
@@ -130,14 +131,12 @@ def _train_diffusion(cfg: DenoiseConfig):
     `patch`, on 4 random patch crops per slice (the UNet is convolutional, so it then denoises
     whole slices)."""
     from genmed.models import build_model
-    from genmed.models.supervised import random_crops
     from genmed.train import DictDataset
 
     tr = phantom(cfg.n_train_patients, cfg.size, cfg.seed)
     x = torch.cat([to_unit(tr.clean), to_unit(tr.clean_nc)])
     if cfg.patch:
-        torch.manual_seed(cfg.seed)
-        (x,) = random_crops(cfg.patch, x.repeat(4, 1, 1, 1))
+        (x,) = patch_set(cfg.patch, cfg.seed, x)
     model = build_model("diffusion", size=cfg.patch or cfg.size, channels=cfg.diffusion_channels,
                         attention_levels=(False,) * len(cfg.diffusion_channels), num_train_timesteps=1000)
     return cfg.compute.fit(model, DictDataset(image=x), steps=cfg.diffusion_steps, seed=cfg.seed)
@@ -174,7 +173,7 @@ def _scores(cfg: DenoiseConfig, te: PhantomSlices, outputs: dict[str, np.ndarray
     return {"n_test_images": len(te.image), "true_noise_hu_mean": float(te.noise_hu.mean()),
             "estimated_noise_hu_mean": float(sigma_hu.mean()),
             "methods": paired_table(outputs, te.clean, seconds, cfg.n_boot, cfg.seed),
-            "hu_bias": region_bias(outputs, te.clean, regions, cfg.n_boot, cfg.seed)}
+            "hu_bias": region_error(outputs, te.clean, regions, cfg.n_boot, cfg.seed)}
 
 
 def run_denoise(cfg: DenoiseConfig = DenoiseConfig(), out: str | Path | None = None) -> dict[str, Any]:
@@ -197,7 +196,7 @@ def run_denoise(cfg: DenoiseConfig = DenoiseConfig(), out: str | Path | None = N
                               "window_hu": {"level": ABDOMEN_WINDOW_HU[0], "width": ABDOMEN_WINDOW_HU[1]}}
     extra = {"lesion_prob": cfg.test_lesion_prob}
     if cfg.noise_model == "gaussian":
-        te = _scans(cfg, cfg.n_test_patients, cfg.seed + 1000, 4, (0.0, 0.0), **extra)
+        te = _scans(cfg, cfg.n_test_patients, cfg.seed + 1000, 4, **extra)
         outputs, seconds, sigma_hu = _denoise_all(cfg, models, te)
         result.update(_scores(cfg, te, outputs, seconds, sigma_hu))
         fig = _figure(te.image, te.clean, outputs)

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from genmed.apps.common import (hu_columns_figure, kidney_view, paired_table, phantom, region_bias, seeded,
-                                to_hu, to_unit)
+from genmed.apps.common import (hu_columns_figure, kidney_view, paired_table, patch_set, phantom, region_error,
+                                seeded, to_hu, to_unit)
 from genmed.data.phantom import LABELS
 from genmed.data.transforms import ABDOMEN_WINDOW_HU
 from genmed.errors import UserError, check_choice, check_positive
@@ -88,7 +88,6 @@ def translate_models(cfg: TranslateConfig, src: torch.Tensor, tgt: torch.Tensor,
     """Train the learned methods of `cfg` on paired (src, tgt) (N, 1, H, W) in [-1, 1];
     `lesion` masks (N, 1, H, W) centre `lesion_crop_fraction` of the UNets' patches."""
     from genmed.models import build_model
-    from genmed.models.supervised import random_crops
     from genmed.train import DictDataset
 
     unet = dict(channels=cfg.diffusion_channels, attention_levels=(False,) * len(cfg.diffusion_channels))
@@ -98,8 +97,7 @@ def translate_models(cfg: TranslateConfig, src: torch.Tensor, tgt: torch.Tensor,
     pairs = DictDataset(image=src, target=tgt, **focus)
     d_src, d_tgt = src, tgt  # diffusion: fixed patch crops (4 per slice), sampled at full size
     if cfg.patch:
-        torch.manual_seed(cfg.seed)
-        d_tgt, d_src = random_crops(cfg.patch, tgt.repeat(4, 1, 1, 1), src.repeat(4, 1, 1, 1))
+        d_tgt, d_src = patch_set(cfg.patch, cfg.seed, tgt, src)
     d_size = cfg.patch or cfg.size
     models: dict[str, Any] = {}
     for m in cfg.methods:
@@ -165,9 +163,9 @@ def run_translate(cfg: TranslateConfig = TranslateConfig(), out: str | Path | No
                               "window_hu": {"level": ABDOMEN_WINDOW_HU[0], "width": ABDOMEN_WINDOW_HU[1]},
                               "target": "noise-free contrast-enhanced phase",
                               "methods": paired_table(outputs, te.clean, seconds, cfg.n_boot, cfg.seed),
-                              "kidney_mae_hu": region_bias(outputs, te.clean, kidney, cfg.n_boot, cfg.seed,
+                              "kidney_mae_hu": region_error(outputs, te.clean, kidney, cfg.n_boot, cfg.seed,
                                                            absolute=True),
-                              "lesion_bias_hu": region_bias(outputs, te.clean, lesions, cfg.n_boot, cfg.seed)}
+                              "lesion_bias_hu": region_error(outputs, te.clean, lesions, cfg.n_boot, cfg.seed)}
     if out is not None:
         out = Path(out)
         write_json(out / "translate.json", result)
