@@ -178,8 +178,13 @@ def test_the_variant_trains_with_its_own_recipe() -> None:
     cfg = TrainConfig(family="gan", steps=10, options=dict(variant="resnet_r1"))
     assert (cfg.betas, cfg.grad_clip, cfg.schedule) == ((0.0, 0.99), 0.0, "constant")
     assert TrainConfig(family="gan", steps=10).betas == (0.5, 0.999)  # DCGAN unchanged
+    # a comparison trains the variant by its own recipe; other named presets stay as asked
     assert TrainConfig(family="gan", steps=10, recipe="compare",
-                       options=dict(variant="resnet_r1")).betas == (0.5, 0.999)  # named preset
+                       options=dict(variant="resnet_r1")).betas == (0.0, 0.99)
+    assert TrainConfig(family="gan", steps=10, recipe="compare",
+                       options=dict(variant="hinge_sn")).betas == (0.5, 0.999)
+    assert TrainConfig(family="gan", steps=10, recipe="short",
+                       options=dict(variant="resnet_r1")).betas == (0.5, 0.999)
 
 
 def test_short_training_beats_the_initial_generator() -> None:

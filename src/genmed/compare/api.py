@@ -1,4 +1,5 @@
-"""`compare(cfg)`: train or load each family, sample, measure, write report.html + metrics.json.
+"""`compare(cfg)`: train or load each family, sample, measure; write report.html, metrics.json
+and samples.npz (every arm's measured samples).
 
     from genmed.compare import CompareConfig, compare
     result = compare(CompareConfig(families=("diffusion", "gan", "vae"), out="runs/compare"))
@@ -92,16 +93,25 @@ def compare(cfg: CompareConfig, progress: Callable[[str], None] | None = None) -
 
     say("report")
     write_report(result, real, samples, train_images, out)
+    _save_samples(out / "samples.npz", samples)
     result["seconds"] = round(time.perf_counter() - t_start, 1)
     write_json(out / "metrics.json", result)
     return result
+
+
+def _save_samples(path: Path, samples: dict[str, np.ndarray]) -> None:
+    """Every arm's measured samples, (N, 1, H, W) float16 in [-1, 1], for later audits."""
+    from genmed.fileio import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **{arm: x.astype(np.float16) for arm, x in samples.items()})
 
 
 def _sampler_name(run: FamilyRun) -> str:
     cfg = run.model.config
     if run.family == "diffusion":
         return f"{cfg.sampler}, {cfg.sample_steps} steps"
-    return "one forward pass" if run.family == "gan" else "decoder at z ~ N(0, I)"
+    return "decoder at z ~ N(0, I)" if run.family == "vae" else "one forward pass"
 
 
 def _budget_statement(kind: str, amount: float, cfg: CompareConfig) -> str:

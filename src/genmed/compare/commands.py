@@ -38,7 +38,8 @@ app = typer.Typer(
 
 @app.command("run")
 def compare(
-    families: str = typer.Option("diffusion,gan,vae", help="Comma-separated families."),
+    families: str = typer.Option("diffusion,gan,vae", help="Comma-separated arms: diffusion, "
+                                  "gan (stabilised), vae; baselines dcgan, sngan."),
     data: str = typer.Option("phantom", help="'phantom', a manifest CSV or an image folder."),
     size: int = typer.Option(32, help="Image side in pixels."),
     n_patients: int = typer.Option(None, help="Phantom patients, split by patient (default 96; "

@@ -5,7 +5,13 @@ number of training images seen (`budget_images`; steps = budget / batch size, a 
 one real batch to D and one generated batch to G) or the same training wall-clock
 (`budget_seconds`; steps estimated from a short measured probe of each family, and the seconds
 actually spent are reported next to it). Optimiser, LR schedule and weight EMA are each
-family's registry recipe "compare" (`genmed.models.recipe(family, "compare")`).
+family's registry recipe "compare" (`genmed.models.recipe(family, "compare", variant)`: a
+variant with its own recipe, like the stabilised GAN's, is trained by it).
+
+What is compared are *arms*: a registry family with its network options. "gan" is the
+stabilised GAN (issue 14: residual nets, R1, minibatch std, DiffAugment); "dcgan" (the source's
+baseline, BCE with real 1 / fake 0) and "sngan" (hinge loss + spectral norm, the comparison's
+GAN before issue 14) are its baselines.
 """
 
 from __future__ import annotations
@@ -15,25 +21,31 @@ from typing import Any
 
 from genmed.errors import UserError, check_choice, check_positive
 
-FAMILY_NAMES = ("diffusion", "gan", "vae")
+FAMILY_NAMES = ("diffusion", "gan", "vae")  # the default arms, one per generative family
+ARM_NAMES = ("diffusion", "gan", "vae", "dcgan", "sngan")
+ARM_FAMILY = {"diffusion": "diffusion", "gan": "gan", "vae": "vae", "dcgan": "gan", "sngan": "gan"}
 # (sampler, steps) settings of the sampler study; ("ddpm", 1000) is the full chain (Algorithm 2).
 STUDY = (("ddpm", 1000), ("ddpm", 100), ("ddim", 10), ("ddim", 20), ("ddim", 50),
          ("dpmpp_2m", 10), ("dpmpp_2m", 20), ("dpmpp_2m_sde", 10), ("dpmpp_2m_sde", 20))
 QUICK_STUDY = (("ddpm", 200), ("ddim", 10), ("dpmpp_2m", 10))
 
 
-# Model options per family: the reference networks of docs/models.md.
+# Model options per arm: the reference networks of docs/models.md.
 NETWORKS: dict[str, dict[str, Any]] = {
     "diffusion": dict(sampler="dpmpp_2m_sde", sample_steps=20),
-    "gan": dict(variant="hinge_sn"),
+    "gan": dict(variant="resnet_r1"),
     "vae": dict(kl_warmup_steps=300, likelihood_sigma=0.25),
+    "dcgan": dict(variant="dcgan"),
+    "sngan": dict(variant="hinge_sn"),
 }
 # Tiny networks for `--quick` (the test suite): seconds, not quality.
 QUICK_NETWORKS: dict[str, dict[str, Any]] = {
     "diffusion": dict(channels=(8, 16), attention_levels=(False, False), norm_num_groups=4,
                       num_train_timesteps=200, sampler="dpmpp_2m_sde", sample_steps=10),
-    "gan": dict(variant="hinge_sn", base_channels=8, latent_dim=16),
+    "gan": dict(variant="resnet_r1", base_channels=8, max_channels=16, latent_dim=16),
     "vae": dict(channels=(8, 16), latent_dim=8, kl_warmup_steps=20),
+    "dcgan": dict(variant="dcgan", base_channels=8, latent_dim=16),
+    "sngan": dict(variant="hinge_sn", base_channels=8, latent_dim=16),
 }
 RECIPE = "compare"  # the registry recipe preset of every family in a comparison
 
@@ -42,7 +54,7 @@ RECIPE = "compare"  # the registry recipe preset of every family in a comparison
 class CompareConfig:
     """One comparison run; `out` receives report.html, metrics.json and the run folders."""
 
-    families: tuple[str, ...] = FAMILY_NAMES  # families to train or load, in report order
+    families: tuple[str, ...] = FAMILY_NAMES  # arms (ARM_NAMES) to train or load, in report order
     data: str = "phantom"  # "phantom", a manifest CSV or an image folder (genmed.data)
     size: int = 32  # image side in pixels
     n_patients: int | None = 96  # phantom patients (train/val/test split by patient)
@@ -63,9 +75,9 @@ class CompareConfig:
 
     def __post_init__(self) -> None:
         if not self.families:
-            raise UserError("--families: name at least one of diffusion, gan, vae")
+            raise UserError(f"--families: name at least one of {', '.join(ARM_NAMES)}")
         for f in self.families:
-            check_choice("family", f, FAMILY_NAMES)
+            check_choice("family", f, ARM_NAMES)
         if len(set(self.families)) != len(self.families):
             raise UserError(f"--families {','.join(self.families)}: a family is named twice")
         if self.budget_images is not None and self.budget_seconds is not None:
@@ -101,6 +113,6 @@ class CompareConfig:
             return "images", float(self.budget_images)
         return "images", float(640 if self.quick else 40_000)
 
-    def network(self, family: str) -> dict[str, Any]:
-        """The model options `family` is built with."""
-        return dict((QUICK_NETWORKS if self.quick else NETWORKS)[family])
+    def network(self, arm: str) -> dict[str, Any]:
+        """The model options `arm` is built with."""
+        return dict((QUICK_NETWORKS if self.quick else NETWORKS)[arm])

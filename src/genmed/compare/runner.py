@@ -60,16 +60,16 @@ def load_splits(cfg: CompareConfig):
     return train, held.images.numpy(), held.labels.numpy()
 
 
-def _train_config(family: str, cfg: CompareConfig, steps: int, out: Path):
+def _train_config(arm: str, cfg: CompareConfig, steps: int, out: Path):
     from genmed.train import TrainConfig
 
-    from genmed.compare.config import RECIPE
+    from genmed.compare.config import ARM_FAMILY, RECIPE
 
-    return TrainConfig(family=family, recipe=RECIPE, data=cfg.data, size=cfg.size,
+    return TrainConfig(family=ARM_FAMILY[arm], recipe=RECIPE, data=cfg.data, size=cfg.size,
                        n_patients=cfg.n_patients, steps=steps, batch_size=cfg.batch_size,
                        ema_decay=cfg.ema_decay, precision=cfg.precision, device=cfg.device,
                        seed=cfg.seed, log_every=max(1, min(25, steps // 20)), ckpt_every=steps,
-                       keep_checkpoints=1, sample_n=16, out=str(out), options=cfg.network(family))
+                       keep_checkpoints=1, sample_n=16, out=str(out), options=cfg.network(arm))
 
 
 def _steps_for_seconds(family: str, cfg: CompareConfig, train_ds, work: Path) -> int:
@@ -104,13 +104,19 @@ def train_family(family: str, cfg: CompareConfig, train_ds) -> FamilyRun:
 
 
 def load_family(family: str, run_dir: str | Path, device: str = "cpu") -> FamilyRun:
-    """An existing run of `family` (its config names the family; UserError otherwise)."""
+    """An existing run of arm `family` (its config names the arm's registry family and, for a
+    GAN, its variant; UserError otherwise)."""
+    from genmed.compare.config import ARM_FAMILY, NETWORKS
     from genmed.train import load_run
     from genmed.train.run import load_config_of
 
     tcfg = load_config_of(run_dir)
-    if tcfg.family != family:
+    if tcfg.family != ARM_FAMILY[family]:
         raise UserError(f"{run_dir}: is a {tcfg.family} run, but --families puts {family} here")
+    variant = NETWORKS[family].get("variant")
+    if variant is not None and tcfg.options.get("variant", "dcgan") != variant:
+        raise UserError(f"{run_dir}: is a {tcfg.options.get('variant', 'dcgan')} GAN, but "
+                        f"--families puts {family} ({variant}) here")
     model, tcfg = load_run(run_dir, device=device)
     return FamilyRun(family, model, Path(run_dir), tcfg.steps, tcfg.steps * tcfg.batch_size,
                      None, None, dict(tcfg.options))

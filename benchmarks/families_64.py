@@ -1,0 +1,172 @@
+"""Each family at its honest best, phantom 64 px, 5 seeds (issue 14) -> results/families_64.json.
+
+Per seed, one `genmed.compare` run (equal budget in training images seen, same held-out
+patients, same domain feature extractor) of five arms: diffusion, the stabilised GAN ("gan":
+residual nets, lazy R1, minibatch std, DiffAugment, its own StyleGAN2-style recipe), the VAE
+(resize-convolution decoder), and the two baseline GANs ("dcgan": BCE, real 1 / fake 0, as the
+source describes; "sngan": hinge + spectral norm, the comparison's GAN before issue 14). Added
+per arm: the periodic-artefact score of the samples (the 2-D power spectrum at the stride-8
+lattice, `genmed.metrics.spectrum`), like-for-like class shares (the extractor's classifier on
+samples vs on held-out real slices), and the VAE's ELBO in bits/dim on held-out slices. Seeds are
+then pooled: mean with a t-interval over seeds for every figure.
+
+    python benchmarks/families_64.py --seeds 0,2,4        # one process per core ...
+    python benchmarks/families_64.py --seeds 1,3
+    python benchmarks/families_64.py --merge              # -> results/families_64.json, figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from genmed.fileio import write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTS = ROOT / "runs" / "bench_families64"  # scratch (git-ignored): one compare run per seed
+ARMS = ("gan", "diffusion", "vae", "dcgan", "sngan")  # the slowest first
+STRIDE = 8  # three stride-2 levels in every decoder / generator tail at 64 px
+QUALITY = ("fid", "kid", "precision", "density")
+DIVERSITY = ("recall", "coverage")
+
+
+def run_seed(seed: int, budget: int, n_samples: int, threads: int) -> dict:
+    """One comparison at `seed`; its part JSON (metrics.json plus the added figures)."""
+    import torch
+
+    from genmed.compare import CompareConfig, compare
+    from genmed.compare.runner import load_family, load_splits
+    from genmed.metrics.features import load_extractor
+    from genmed.metrics.spectrum import periodic_artefact_score
+
+    torch.set_num_threads(threads)
+    out = PARTS / f"seed{seed}"
+    cfg = CompareConfig(families=ARMS, size=64, budget_images=budget, n_samples=n_samples,
+                        study=(), seed=seed, out=str(out))
+    result = compare(cfg, progress=lambda m: print(f"[seed {seed}] {m}", flush=True))
+    samples = dict(np.load(out / "samples.npz"))
+    _, real, _ = load_splits(cfg)
+    extractor = load_extractor(None)
+    real_share = _shares(extractor.predict(real), len(extractor.class_names))
+    extra = {"real": {"artefact_score": periodic_artefact_score(real, STRIDE)}}
+    for arm, fake in samples.items():
+        share = _shares(extractor.predict(fake.astype(np.float32)), len(extractor.class_names))
+        extra[arm] = {"artefact_score": periodic_artefact_score(fake.astype(np.float32), STRIDE),
+                      "class_share_classifier": share.tolist(),
+                      "class_tv_vs_real_classifier": float(0.5 * np.abs(share - real_share).sum())}
+    vae = load_family("vae", out / "runs" / "vae").model
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(seed)
+        bpd = vae.elbo_bits_per_dim(torch.from_numpy(real), n_draws=4, generator=gen)
+    extra["vae"]["elbo_bits_per_dim_heldout"] = float(bpd.mean())
+    extra["real"]["class_share_classifier"] = real_share.tolist()
+    result["extra"] = extra
+    write_json(out / "part.json", result)
+    return result
+
+
+def _shares(pred: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(np.asarray(pred, dtype=np.int64), minlength=n) / max(len(pred), 1)
+
+
+def merge() -> dict:
+    """Pool the seeds: every figure as mean and 95% t-interval over seeds, plus the targets."""
+    from genmed.metrics.stats import mean_ci
+
+    parts = [json.loads(p.read_text()) for p in sorted(PARTS.glob("seed*/part.json"))]
+    if not parts:
+        raise SystemExit(f"no parts in {PARTS}")
+
+    def pooled(values: list[float]) -> dict:
+        e = mean_ci(values)
+        return {"mean": e.value, "low": e.low, "high": e.high, "per_seed": values}
+
+    arms: dict[str, dict] = {}
+    for arm in ARMS:
+        fam = [p["families"][arm] for p in parts]
+        ext = [p["extra"][arm] for p in parts]
+        row = {k: pooled([f["quality"][k]["value"] for f in fam]) for k in QUALITY}
+        row.update({k: pooled([f["diversity"][k]["value"] for f in fam]) for k in DIVERSITY})
+        row["intra_ms_ssim"] = pooled([f["diversity"]["intra_ms_ssim_fake"]["ms_ssim"] for f in fam])
+        row["artefact_score"] = pooled([e["artefact_score"] for e in ext])
+        row["class_tv_vs_real_classifier"] = pooled([e["class_tv_vs_real_classifier"] for e in ext])
+        row["class_share_classifier"] = np.mean([e["class_share_classifier"] for e in ext], 0).tolist()
+        row["memorisation_share_flagged"] = pooled([f["memorisation"]["share_flagged"] for f in fam])
+        row["train_seconds"] = pooled([f["train_seconds"] for f in fam])
+        row["sampling_seconds_per_image"] = pooled([f["sampling_seconds_per_image"] for f in fam])
+        if arm == "vae":
+            row["elbo_bits_per_dim_heldout"] = pooled([e["elbo_bits_per_dim_heldout"] for e in ext])
+        row["options"] = fam[0]["options"]
+        arms[arm] = row
+    real = {"artefact_score": pooled([p["extra"]["real"]["artefact_score"] for p in parts]),
+            "class_share_classifier": np.mean([p["extra"]["real"]["class_share_classifier"]
+                                               for p in parts], 0).tolist()}
+    first = parts[0]
+    return {"arms": arms, "real": real, "targets": targets(arms, real),
+            "seeds": [p["config"]["seed"] for p in parts], "budget": first["budget"],
+            "data": first["data"], "extractor": first["extractor"], "machine": first["machine"],
+            "seconds_per_seed": [p["seconds"] for p in parts],
+            "config": {k: v for k, v in first["config"].items() if k not in ("seed", "out")}}
+
+
+def targets(arms: dict, real: dict) -> dict:
+    """Issue 14's image targets, each with the figures it is judged on (means over seeds)."""
+    m = {arm: {k: v["mean"] for k, v in row.items() if isinstance(v, dict) and "mean" in v}
+         for arm, row in arms.items()}
+    gan, diff, vae = m["gan"], m["diffusion"], m["vae"]
+    best_baseline_precision = max(m["dcgan"]["precision"], m["sngan"]["precision"])
+    return {
+        "gan_recall_ge_0.5": {"value": gan["recall"], "met": gan["recall"] >= 0.5},
+        "gan_coverage_ge_half_diffusion": {"value": gan["coverage"], "diffusion": diff["coverage"],
+                                           "met": gan["coverage"] >= 0.5 * diff["coverage"]},
+        "gan_precision_ge_baselines": {"value": gan["precision"], "baseline": best_baseline_precision,
+                                       "met": gan["precision"] >= best_baseline_precision},
+        "gan_class_shares_within_5_points": {
+            "max_abs_diff": float(np.max(np.abs(np.subtract(arms["gan"]["class_share_classifier"],
+                                                            real["class_share_classifier"])))),
+            "met": bool(np.max(np.abs(np.subtract(arms["gan"]["class_share_classifier"],
+                                                  real["class_share_classifier"]))) <= 0.05)},
+        "vae_no_periodic_artefact": {"value": vae["artefact_score"], "real": real["artefact_score"]["mean"],
+                                     "met": vae["artefact_score"] <= 1.5 * real["artefact_score"]["mean"]},
+        "vae_fid_le_2x_diffusion": {"value": vae["fid"], "diffusion": diff["fid"],
+                                    "met": vae["fid"] <= 2 * diff["fid"]},
+        "vae_recall_ge_0.5": {"value": vae["recall"], "met": vae["recall"] >= 0.5},
+    }
+
+
+def figures(result: dict) -> None:
+    """Copy seed 0's sample grids (one per arm, and the real slices) to docs/img/."""
+    img = PARTS / f"seed{result['seeds'][0]}" / "img"
+    for name in ("real", *(f"samples_{a}" for a in ARMS), "precision_recall"):
+        if (img / f"{name}.png").exists():
+            shutil.copyfile(img / f"{name}.png", ROOT / "docs" / "img" / f"families64_{name}.png")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--budget-images", type=int, default=12_000)
+    ap.add_argument("--n-samples", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--merge", action="store_true", help="pool the seed parts into the result")
+    args = ap.parse_args()
+    if args.merge:
+        result = merge()
+        write_json(ROOT / "benchmarks" / "results" / "families_64.json", result)
+        figures(result)
+        for arm, row in result["arms"].items():
+            print(f"{arm}: FID {row['fid']['mean']:.2f} precision {row['precision']['mean']:.2f} "
+                  f"recall {row['recall']['mean']:.2f} coverage {row['coverage']['mean']:.2f} "
+                  f"artefact {row['artefact_score']['mean']:.2f}")
+        print(json.dumps(result["targets"], indent=1))
+        return
+    for seed in (int(s) for s in args.seeds.split(",")):
+        run_seed(seed, args.budget_images, args.n_samples, args.threads)
+
+
+if __name__ == "__main__":
+    main()
