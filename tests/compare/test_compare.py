@@ -59,6 +59,40 @@ def test_quick_compare_writes_report_and_metrics(quick_run):
     assert (quick_run / "runs" / "gan" / "metrics.jsonl").is_file()
 
 
+def test_the_gan_arm_is_the_stabilised_gan_with_its_own_recipe(quick_run):
+    """Issue 14: `compare` uses each family's best recipe: "gan" is the resnet_r1 GAN (R1,
+    minibatch std, DiffAugment) trained by StyleGAN2's Adam betas, not the DCGAN preset."""
+    import numpy as np
+
+    from genmed.train.run import load_config_of
+
+    gan = load_config_of(quick_run / "runs" / "gan")
+    assert gan.options["variant"] == "resnet_r1" and gan.betas == (0.0, 0.99)
+    assert load_config_of(quick_run / "runs" / "vae").betas != (0.0, 0.99)
+    with np.load(quick_run / "samples.npz") as samples:  # the measured samples, for audits
+        assert set(samples.files) == {"diffusion", "gan", "vae"}
+        assert samples["gan"].shape == (24, 1, 32, 32) and np.abs(samples["gan"]).max() <= 1
+
+
+def test_baseline_gans_are_arms_of_their_own(tmp_path):
+    out = tmp_path / "base"
+    assert _run([*QUICK, "--families", "dcgan,sngan", "--budget-images", "64", "--n-samples", "16",
+                 "--out", str(out)]) == 0
+    result = json.loads((out / "metrics.json").read_text())
+    assert {arm: r["options"]["variant"] for arm, r in result["families"].items()} == \
+        {"dcgan": "dcgan", "sngan": "hinge_sn"}
+    assert result["sampler_study"] is None  # no diffusion arm
+
+
+def test_a_run_of_another_gan_variant_is_refused(quick_run, tmp_path, capsys):
+    out = tmp_path / "again"
+    assert _run([*QUICK, "--families", "sngan", "--runs", str(quick_run / "runs" / "gan"),
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a resnet_r1 GAN" in err and "sngan (hinge_sn)" in err and "\n" not in err
+    assert not (out / "metrics.json").exists()
+
+
 def test_runs_must_match_families(quick_run, tmp_path, capsys):
     runs = ",".join(str(quick_run / "runs" / f) for f in ("gan", "diffusion", "vae"))
     out = tmp_path / "again"
