@@ -1,0 +1,105 @@
+"""The recipe sweep behind the comparison (issue 14, "fair tuning") -> results/families_sweep.json.
+
+Every family gets the same small sweep: its registry "compare" recipe with the peak learning
+rate scaled by 0.5, 1 and 2 (three trials), each trial at the comparison's budget in training
+images seen, at 64 px, on a phantom draw of its own (seed 100: other patients than the five
+evaluation seeds of `families_64.py`, so the choice is not fitted to the figures it is judged
+by). Score: FID on the domain extractor (lower is better), with precision and recall beside it;
+training seconds per trial are recorded so the CPU budget of the sweep is stated too.
+
+    python benchmarks/families_sweep.py --arms diffusion          # one process per core ...
+    python benchmarks/families_sweep.py --arms gan,vae
+    python benchmarks/families_sweep.py --merge                   # -> results/families_sweep.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from genmed.fileio import write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTS = ROOT / "runs" / "bench_families_sweep"  # scratch (git-ignored)
+SCALES = (0.5, 1.0, 2.0)
+SEED = 100
+
+
+def run_arm(arm: str, budget: int, n_samples: int, threads: int) -> dict:
+    """The three trials of `arm`; its part JSON."""
+    import torch
+
+    from genmed.compare import CompareConfig
+    from genmed.compare.runner import FamilyRun, _train_config, load_splits, sample_family
+    from genmed.metrics.evaluate import EvalConfig, evaluate_images
+    from genmed.metrics.features import load_extractor
+    from genmed.train import load_run, train
+
+    torch.set_num_threads(threads)
+    cfg = CompareConfig(families=(arm,), size=64, budget_images=budget, n_samples=n_samples,
+                        study=(), seed=SEED, out=str(PARTS / arm))
+    train_ds, real, _ = load_splits(cfg)
+    extractor = load_extractor(None)
+    trials = []
+    for scale in SCALES:
+        run_dir = PARTS / arm / f"lr_x{scale:g}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        tcfg = _train_config(arm, cfg, budget // cfg.batch_size, run_dir)
+        tcfg = tcfg.replace(lr=tcfg.lr * scale)
+        t0 = time.perf_counter()
+        train(tcfg, dataset=train_ds)
+        seconds = time.perf_counter() - t0
+        model, _ = load_run(run_dir)
+        run = FamilyRun(arm, model, run_dir, tcfg.steps, budget, seconds, None, dict(tcfg.options))
+        fake, _ = sample_family(run, n_samples, SEED, cfg.precision)
+        m = evaluate_images(real, fake, extractor=extractor, cfg=EvalConfig(n_boot=30, seed=SEED))
+        trials.append({"lr_scale": scale, "lr": tcfg.lr, "train_seconds": round(seconds, 1),
+                       "fid": m["quality"]["fid"], "precision": m["quality"]["precision"],
+                       "recall": m["diversity"]["recall"], "coverage": m["diversity"]["coverage"]})
+        print(f"{arm} lr x{scale:g}: FID {m['quality']['fid']['value']:.2f}", flush=True)
+    part = {"arm": arm, "trials": trials, "options": dict(tcfg.options), "recipe": "compare",
+            "budget_images": budget, "seed": SEED, "size": 64}
+    write_json(PARTS / arm / "part.json", part)
+    return part
+
+
+def merge() -> dict:
+    from genmed.versions import machine
+
+    parts = [json.loads(p.read_text()) for p in sorted(PARTS.glob("*/part.json"))]
+    if not parts:
+        raise SystemExit(f"no parts in {PARTS}")
+    arms = {}
+    for p in parts:
+        best = min(p["trials"], key=lambda t: t["fid"]["value"])
+        arms[p["arm"]] = {**p, "best_lr_scale": best["lr_scale"],
+                          "recipe_is_best": best["lr_scale"] == 1.0,
+                          "sweep_seconds": round(sum(t["train_seconds"] for t in p["trials"]), 1)}
+    return {"arms": arms, "scales": list(SCALES), "seed": SEED, "machine": machine(),
+            "rule": "the registry recipe's peak LR x 0.5, 1, 2; score FID (lower is better)"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arms", default="diffusion,gan,vae")
+    ap.add_argument("--budget-images", type=int, default=12_000)
+    ap.add_argument("--n-samples", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--merge", action="store_true")
+    args = ap.parse_args()
+    if args.merge:
+        result = merge()
+        write_json(ROOT / "benchmarks" / "results" / "families_sweep.json", result)
+        for arm, r in result["arms"].items():
+            row = ", ".join(f"x{t['lr_scale']:g}: {t['fid']['value']:.2f}" for t in r["trials"])
+            print(f"{arm}: FID {row}; best x{r['best_lr_scale']:g}")
+        return
+    for arm in args.arms.split(","):
+        run_arm(arm, args.budget_images, args.n_samples, args.threads)
+
+
+if __name__ == "__main__":
+    main()
