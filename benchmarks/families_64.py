@@ -138,12 +138,35 @@ def targets(arms: dict, real: dict) -> dict:
     }
 
 
-def figures(result: dict) -> None:
-    """Copy seed 0's sample grids (one per arm, and the real slices) to docs/img/."""
-    img = PARTS / f"seed{result['seeds'][0]}" / "img"
-    for name in ("real", *(f"samples_{a}" for a in ARMS), "precision_recall"):
-        if (img / f"{name}.png").exists():
-            shutil.copyfile(img / f"{name}.png", ROOT / "docs" / "img" / f"families64_{name}.png")
+def figures(result: dict, n: int = 6) -> None:
+    """docs/img/families64_samples.png: `n` held-out real slices and the first `n` samples of
+    every arm at seed `result['seeds'][0]`, in HU, abdomen window, full size; plus that seed's
+    precision/recall plot."""
+    from genmed.apps.common import hu_columns_figure
+    from genmed.compare import CompareConfig
+    from genmed.compare.runner import load_splits
+    from genmed.data.transforms import unit_to_hu
+    from genmed.fileio import save_figure
+
+    seed = result["seeds"][0]
+    folder = PARTS / f"seed{seed}"
+    _, real, _ = load_splits(CompareConfig(size=64, seed=seed, out=str(folder)))
+    pick = np.random.default_rng(seed).choice(len(real), n, replace=False)
+    cols = {"real (held-out)": real[pick, 0]}
+    with np.load(folder / "samples.npz") as samples:
+        for arm in ARMS:
+            cols[LABELS[arm]] = samples[arm][:n, 0].astype(np.float32)
+    cols = {k: unit_to_hu(v) for k, v in cols.items()}
+    fig = hu_columns_figure(cols, n=n, panel_in=1.6, row_labels=[f"#{i + 1}" for i in range(n)],
+                            title=f"64 px phantom, {result['budget']['amount']:.0f} training images "
+                                  f"per arm, seed {seed}")
+    save_figure(fig, ROOT / "docs" / "img" / "families64_samples.png")
+    shutil.copyfile(folder / "img" / "precision_recall.png",
+                    ROOT / "docs" / "img" / "families64_precision_recall.png")
+
+
+LABELS = {"diffusion": "diffusion", "gan": "GAN, stabilised", "vae": "VAE",
+          "dcgan": "DCGAN (baseline)", "sngan": "SNGAN (baseline)"}
 
 
 def main() -> None:
