@@ -73,6 +73,30 @@ def _shares(pred: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(np.asarray(pred, dtype=np.int64), minlength=n) / max(len(pred), 1)
 
 
+def high_frequency_share(images: np.ndarray) -> float:
+    """Share of the mean power spectrum (DC removed) above a quarter cycle per pixel (half the
+    Nyquist frequency): lower than the real slices' for blurry samples, higher for noisy ones."""
+    from genmed.metrics.spectrum import mean_power_spectrum
+
+    power = mean_power_spectrum(np.asarray(images, np.float32))
+    fy = np.fft.fftfreq(power.shape[0])[:, None]
+    fx = np.fft.fftfreq(power.shape[1])[None, :]
+    return float(power[np.hypot(fy, fx) > 0.25].sum() / power.sum())
+
+
+def _add_sharpness(part: dict) -> None:
+    """The high-frequency share of every arm's samples and of the held-out real slices."""
+    from genmed.compare import CompareConfig
+    from genmed.compare.runner import load_splits
+
+    folder = PARTS / f"seed{part['config']['seed']}"
+    _, real, _ = load_splits(CompareConfig(size=64, seed=part["config"]["seed"], out=str(folder)))
+    part["extra"]["real"]["hf_share"] = high_frequency_share(real)
+    with np.load(folder / "samples.npz") as samples:
+        for arm in ARMS:
+            part["extra"][arm]["hf_share"] = high_frequency_share(samples[arm])
+
+
 def merge() -> dict:
     """Pool the seeds: every figure as mean and 95% t-interval over seeds, plus the targets."""
     from genmed.metrics.stats import mean_ci
@@ -80,6 +104,8 @@ def merge() -> dict:
     parts = [json.loads(p.read_text()) for p in sorted(PARTS.glob("seed*/part.json"))]
     if not parts:
         raise SystemExit(f"no parts in {PARTS}")
+    for part in parts:
+        _add_sharpness(part)
 
     def pooled(values: list[float]) -> dict:
         e = mean_ci(values)
@@ -93,6 +119,7 @@ def merge() -> dict:
         row.update({k: pooled([f["diversity"][k]["value"] for f in fam]) for k in DIVERSITY})
         row["intra_ms_ssim"] = pooled([f["diversity"]["intra_ms_ssim_fake"]["ms_ssim"] for f in fam])
         row["artefact_score"] = pooled([e["artefact_score"] for e in ext])
+        row["hf_share"] = pooled([e["hf_share"] for e in ext])
         row["class_tv_vs_real_classifier"] = pooled([e["class_tv_vs_real_classifier"] for e in ext])
         row["class_share_classifier"] = np.mean([e["class_share_classifier"] for e in ext], 0).tolist()
         row["memorisation_share_flagged"] = pooled([f["memorisation"]["share_flagged"] for f in fam])
@@ -103,6 +130,7 @@ def merge() -> dict:
         row["options"] = fam[0]["options"]
         arms[arm] = row
     real = {"artefact_score": pooled([p["extra"]["real"]["artefact_score"] for p in parts]),
+            "hf_share": pooled([p["extra"]["real"]["hf_share"] for p in parts]),
             "class_share_classifier": np.mean([p["extra"]["real"]["class_share_classifier"]
                                                for p in parts], 0).tolist()}
     first = parts[0]
