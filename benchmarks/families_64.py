@@ -73,21 +73,11 @@ def _shares(pred: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(np.asarray(pred, dtype=np.int64), minlength=n) / max(len(pred), 1)
 
 
-def high_frequency_share(images: np.ndarray) -> float:
-    """Share of the mean power spectrum (DC removed) above a quarter cycle per pixel (half the
-    Nyquist frequency): lower than the real slices' for blurry samples, higher for noisy ones."""
-    from genmed.metrics.spectrum import mean_power_spectrum
-
-    power = mean_power_spectrum(np.asarray(images, np.float32))
-    fy = np.fft.fftfreq(power.shape[0])[:, None]
-    fx = np.fft.fftfreq(power.shape[1])[None, :]
-    return float(power[np.hypot(fy, fx) > 0.25].sum() / power.sum())
-
-
 def _add_sharpness(part: dict) -> None:
     """The high-frequency share of every arm's samples and of the held-out real slices."""
     from genmed.compare import CompareConfig
     from genmed.compare.runner import load_splits
+    from genmed.metrics.spectrum import high_frequency_share
 
     folder = PARTS / f"seed{part['config']['seed']}"
     _, real, _ = load_splits(CompareConfig(size=64, seed=part["config"]["seed"], out=str(folder)))

@@ -53,3 +53,21 @@ def test_accepts_tensors_and_refuses_bad_strides() -> None:
         periodic_artefact_score(x, 1)
     with pytest.raises(UserError):
         periodic_artefact_score(x[..., :30], 4)
+
+
+def test_high_frequency_share_orders_blur_real_and_noise() -> None:
+    """Blurring lowers the share, noise raises it; white noise is at 1 - pi/16 (about 0.80)."""
+    from scipy.ndimage import gaussian_filter
+
+    from genmed.metrics.spectrum import high_frequency_share
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :64]
+    discs = np.stack([(np.hypot(yy - 32 - dy, xx - 32 - dx) < 12 + r).astype(np.float32)
+                      for dy, dx, r in rng.integers(-8, 8, (16, 3))])
+    sharp = high_frequency_share(discs)
+    assert high_frequency_share(gaussian_filter(discs, (0, 2, 2))) < 0.2 * sharp
+    assert high_frequency_share(discs + rng.normal(0, 0.3, discs.shape)) > 2 * sharp
+    assert abs(high_frequency_share(rng.normal(size=(8, 64, 64))) - (1 - np.pi / 16)) < 0.02
+    with pytest.raises(UserError, match="cutoff"):
+        high_frequency_share(discs, cutoff=0.6)

@@ -30,7 +30,7 @@ _EXPORTS = {
     ".memorisation": ("MemorisationAudit", "flatten_rms", "memorisation_audit"),
     ".modes": ("ModeMetrics", "mode_metrics", "summarise_seeds"),
     ".prdc": ("PRDC", "prdc_ci"),
-    ".spectrum": ("mean_power_spectrum", "periodic_artefact_score"),
+    ".spectrum": ("mean_power_spectrum", "periodic_artefact_score", "high_frequency_share"),
     ".paired": ("PairedMetrics", "paired_metrics", "paired_per_image", "psnr", "ssim", "window_hu"),
     ".fid": ("fid_ci", "frechet_distance", "kid", "kid_ci"),
 }
