@@ -187,6 +187,31 @@ LABELS = {"diffusion": "diffusion", "gan": "GAN, stabilised", "vae": "VAE",
           "dcgan": "DCGAN (baseline)", "sngan": "SNGAN (baseline)"}
 
 
+def markdown(result: dict) -> str:
+    """The docs tables: quality, diversity, artefacts and cost, mean [95% t-interval] over seeds."""
+    def cell(e: dict, digits: int = 2) -> str:
+        return f"{e['mean']:.{digits}f} [{e['low']:.{digits}f}, {e['high']:.{digits}f}]"
+
+    arms, real = result["arms"], result["real"]
+    lines = ["| arm | FID ↓ | KID ↓ | precision ↑ | density ↑ | recall ↑ | coverage ↑ |",
+             "|---|---|---|---|---|---|---|"]
+    for arm, r in arms.items():
+        lines.append(f"| {LABELS[arm]} | {cell(r['fid'])} | {cell(r['kid'], 3)} | {cell(r['precision'])} "
+                     f"| {cell(r['density'])} | {cell(r['recall'])} | {cell(r['coverage'])} |")
+    lines += ["", "| arm | MS-SSIM within set | high-frequency share | periodic-artefact score "
+              "(stride 8) | class shares (healthy / benign / malignant) | TV to real | train s | ms per sample |",
+              "|---|---|---|---|---|---|---|---|"]
+    for arm, r in arms.items():
+        shares = " / ".join(f"{v:.2f}" for v in r["class_share_classifier"])
+        lines.append(f"| {LABELS[arm]} | {cell(r['intra_ms_ssim'])} | {cell(r['hf_share'], 3)} "
+                     f"| {cell(r['artefact_score'])} | {shares} | {cell(r['class_tv_vs_real_classifier'])} "
+                     f"| {r['train_seconds']['mean']:.0f} | {1000 * r['sampling_seconds_per_image']['mean']:.1f} |")
+    shares = " / ".join(f"{v:.2f}" for v in real["class_share_classifier"])
+    lines.append(f"| real (held-out) | | {cell(real['hf_share'], 3)} | {cell(real['artefact_score'])} "
+                 f"| {shares} | | | |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0,1,2,3,4")
@@ -204,6 +229,7 @@ def main() -> None:
                   f"recall {row['recall']['mean']:.2f} coverage {row['coverage']['mean']:.2f} "
                   f"artefact {row['artefact_score']['mean']:.2f}")
         print(json.dumps(result["targets"], indent=1))
+        print(markdown(result))
         return
     for seed in (int(s) for s in args.seeds.split(",")):
         run_seed(seed, args.budget_images, args.n_samples, args.threads)
