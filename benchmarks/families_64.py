@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +33,10 @@ QUALITY = ("fid", "kid", "precision", "density")
 DIVERSITY = ("recall", "coverage")
 
 
-def run_seed(seed: int, budget: int, n_samples: int, threads: int) -> dict:
-    """One comparison at `seed`; its part JSON (metrics.json plus the added figures)."""
+def run_seed(seed: int, budget: int, n_samples: int, threads: int, arms: tuple[str, ...] = ARMS) -> dict:
+    """One comparison at `seed`; its part JSON (metrics.json plus the added figures). With a
+    subset of `arms` (a recipe changed after the sweep), those arms are trained again into
+    seed<N>/rerun-<arms> and replace their entries (and samples) in the seed's existing part."""
     import torch
 
     from genmed.compare import CompareConfig, compare
@@ -44,28 +45,44 @@ def run_seed(seed: int, budget: int, n_samples: int, threads: int) -> dict:
     from genmed.metrics.spectrum import periodic_artefact_score
 
     torch.set_num_threads(threads)
-    out = PARTS / f"seed{seed}"
-    cfg = CompareConfig(families=ARMS, size=64, budget_images=budget, n_samples=n_samples,
+    folder = PARTS / f"seed{seed}"
+    out = folder if arms == ARMS else folder / f"rerun-{'-'.join(arms)}"
+    cfg = CompareConfig(families=arms, size=64, budget_images=budget, n_samples=n_samples,
                         study=(), seed=seed, out=str(out))
     result = compare(cfg, progress=lambda m: print(f"[seed {seed}] {m}", flush=True))
     samples = dict(np.load(out / "samples.npz"))
     _, real, _ = load_splits(cfg)
     extractor = load_extractor(None)
     real_share = _shares(extractor.predict(real), len(extractor.class_names))
-    extra = {"real": {"artefact_score": periodic_artefact_score(real, STRIDE)}}
+    extra = {"real": {"artefact_score": periodic_artefact_score(real, STRIDE),
+                      "class_share_classifier": real_share.tolist()}}
     for arm, fake in samples.items():
         share = _shares(extractor.predict(fake.astype(np.float32)), len(extractor.class_names))
         extra[arm] = {"artefact_score": periodic_artefact_score(fake.astype(np.float32), STRIDE),
                       "class_share_classifier": share.tolist(),
                       "class_tv_vs_real_classifier": float(0.5 * np.abs(share - real_share).sum())}
-    vae = load_family("vae", out / "runs" / "vae").model
-    with torch.no_grad():
-        gen = torch.Generator().manual_seed(seed)
-        bpd = vae.elbo_bits_per_dim(torch.from_numpy(real), n_draws=4, generator=gen)
-    extra["vae"]["elbo_bits_per_dim_heldout"] = float(bpd.mean())
-    extra["real"]["class_share_classifier"] = real_share.tolist()
+    if "vae" in arms:
+        vae = load_family("vae", out / "runs" / "vae").model
+        with torch.no_grad():
+            gen = torch.Generator().manual_seed(seed)
+            bpd = vae.elbo_bits_per_dim(torch.from_numpy(real), n_draws=4, generator=gen)
+        extra["vae"]["elbo_bits_per_dim_heldout"] = float(bpd.mean())
     result["extra"] = extra
-    write_json(out / "part.json", result)
+    if out != folder:  # fold the re-run arms into the seed's part
+        part = json.loads((folder / "part.json").read_text())
+        old = dict(np.load(folder / "samples.npz"))
+        for arm in arms:
+            part["families"][arm] = result["families"][arm]
+            part["extra"][arm] = extra[arm]
+            part.setdefault("reruns", {})[arm] = {"options": result["families"][arm]["options"],
+                                                  "run_dir": result["families"][arm]["run_dir"]}
+            old[arm] = samples[arm]
+        from genmed.fileio import atomic_path
+
+        with atomic_path(folder / "samples.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **old)
+        result = part
+    write_json(folder / "part.json", result)
     return result
 
 
@@ -179,8 +196,32 @@ def figures(result: dict, n: int = 6) -> None:
                             title=f"64 px phantom, {result['budget']['amount']:.0f} training images "
                                   f"per arm, seed {seed}")
     save_figure(fig, ROOT / "docs" / "img" / "families64_samples.png")
-    shutil.copyfile(folder / "img" / "precision_recall.png",
-                    ROOT / "docs" / "img" / "families64_precision_recall.png")
+    save_figure(precision_recall_figure(result), ROOT / "docs" / "img" / "families64_precision_recall.png")
+
+
+def precision_recall_figure(result: dict):
+    """Precision vs recall of every arm: mean over seeds with its 95% t-interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    for arm, r in result["arms"].items():
+        p, rc = r["precision"], r["recall"]
+        ax.errorbar(rc["mean"], p["mean"], xerr=[[rc["mean"] - rc["low"]], [rc["high"] - rc["mean"]]],
+                    yerr=[[p["mean"] - p["low"]], [p["high"] - p["mean"]]], fmt="o", capsize=3,
+                    label=LABELS[arm])
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("recall (diversity) ↑")
+    ax.set_ylabel("precision (quality) ↑")
+    ax.set_title(f"64 px phantom, {len(result['seeds'])} seeds, mean and 95% t-interval\n"
+                 f"k = 5 neighbours in {result['extractor']['name']} features", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
 
 
 LABELS = {"diffusion": "diffusion", "gan": "GAN, stabilised", "vae": "VAE",
@@ -198,9 +239,9 @@ def markdown(result: dict) -> str:
     for arm, r in arms.items():
         lines.append(f"| {LABELS[arm]} | {cell(r['fid'])} | {cell(r['kid'], 3)} | {cell(r['precision'])} "
                      f"| {cell(r['density'])} | {cell(r['recall'])} | {cell(r['coverage'])} |")
-    lines += ["", "| arm | MS-SSIM within set | high-frequency share | periodic-artefact score "
-              "(stride 8) | class shares (healthy / benign / malignant) | TV to real | train s | ms per sample |",
-              "|---|---|---|---|---|---|---|---|"]
+    header = ("| arm | MS-SSIM within set | high-frequency share | periodic-artefact score (stride 8) "
+              "| class shares (healthy / benign / malignant) | TV to real | train s | ms per sample |")
+    lines += ["", header, "|---|---|---|---|---|---|---|---|"]
     for arm, r in arms.items():
         shares = " / ".join(f"{v:.2f}" for v in r["class_share_classifier"])
         lines.append(f"| {LABELS[arm]} | {cell(r['intra_ms_ssim'])} | {cell(r['hf_share'], 3)} "
@@ -218,6 +259,7 @@ def main() -> None:
     ap.add_argument("--budget-images", type=int, default=12_000)
     ap.add_argument("--n-samples", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--arms", default="", help="re-run only these arms into existing parts")
     ap.add_argument("--merge", action="store_true", help="pool the seed parts into the result")
     args = ap.parse_args()
     if args.merge:
@@ -231,8 +273,9 @@ def main() -> None:
         print(json.dumps(result["targets"], indent=1))
         print(markdown(result))
         return
+    arms = tuple(a for a in args.arms.split(",") if a) or ARMS
     for seed in (int(s) for s in args.seeds.split(",")):
-        run_seed(seed, args.budget_images, args.n_samples, args.threads)
+        run_seed(seed, args.budget_images, args.n_samples, args.threads, arms)
 
 
 if __name__ == "__main__":

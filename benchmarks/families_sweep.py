@@ -33,7 +33,12 @@ def run_arm(arm: str, budget: int, n_samples: int, threads: int) -> dict:
     import torch
 
     from genmed.compare import CompareConfig
-    from genmed.compare.runner import FamilyRun, _train_config, load_splits, sample_family
+    from genmed.compare.runner import (
+        FamilyRun,
+        _train_config,
+        load_splits,
+        sample_family,
+    )
     from genmed.metrics.evaluate import EvalConfig, evaluate_images
     from genmed.metrics.features import load_extractor
     from genmed.train import load_run, train
