@@ -7,8 +7,8 @@ evaluation seeds of `families_64.py`, so the choice is not fitted to the figures
 by). Score: FID on the domain extractor (lower is better), with precision and recall beside it;
 training seconds per trial are recorded so the CPU budget of the sweep is stated too.
 
-    python benchmarks/families_sweep.py --arms diffusion          # one process per core ...
-    python benchmarks/families_sweep.py --arms gan,vae
+    python benchmarks/families_sweep.py --arms diffusion --scales 0.5,1   # one process per core ...
+    python benchmarks/families_sweep.py --arms diffusion --scales 2
     python benchmarks/families_sweep.py --merge                   # -> results/families_sweep.json
 """
 
@@ -28,8 +28,9 @@ SCALES = (0.5, 1.0, 2.0)
 SEED = 100
 
 
-def run_arm(arm: str, budget: int, n_samples: int, threads: int) -> dict:
-    """The three trials of `arm`; its part JSON."""
+def run_arm(arm: str, budget: int, n_samples: int, threads: int,
+            scales: tuple[float, ...] = SCALES) -> dict:
+    """The trials of `arm` (LR scales `scales`); its part JSON, one per arm and scale set."""
     import torch
 
     from genmed.compare import CompareConfig
@@ -49,7 +50,7 @@ def run_arm(arm: str, budget: int, n_samples: int, threads: int) -> dict:
     train_ds, real, _ = load_splits(cfg)
     extractor = load_extractor(None)
     trials = []
-    for scale in SCALES:
+    for scale in scales:
         run_dir = PARTS / arm / f"lr_x{scale:g}"
         shutil.rmtree(run_dir, ignore_errors=True)
         tcfg = _train_config(arm, cfg, budget // cfg.batch_size, run_dir)
@@ -67,22 +68,26 @@ def run_arm(arm: str, budget: int, n_samples: int, threads: int) -> dict:
         print(f"{arm} lr x{scale:g}: FID {m['quality']['fid']['value']:.2f}", flush=True)
     part = {"arm": arm, "trials": trials, "options": dict(tcfg.options), "recipe": "compare",
             "budget_images": budget, "seed": SEED, "size": 64}
-    write_json(PARTS / arm / "part.json", part)
+    write_json(PARTS / arm / f"part-{'-'.join(f'x{v:g}' for v in scales)}.json", part)
     return part
 
 
 def merge() -> dict:
     from genmed.versions import machine
 
-    parts = [json.loads(p.read_text()) for p in sorted(PARTS.glob("*/part.json"))]
+    parts = [json.loads(p.read_text()) for p in sorted(PARTS.glob("*/part*.json"))]
     if not parts:
         raise SystemExit(f"no parts in {PARTS}")
+    by_arm: dict[str, dict] = {}
+    for p in parts:  # an arm's trials may come from several parts (scales run side by side)
+        entry = by_arm.setdefault(p["arm"], {**p, "trials": []})
+        entry["trials"] = sorted(entry["trials"] + p["trials"], key=lambda t: t["lr_scale"])
     arms = {}
-    for p in parts:
+    for arm, p in by_arm.items():
         best = min(p["trials"], key=lambda t: t["fid"]["value"])
-        arms[p["arm"]] = {**p, "best_lr_scale": best["lr_scale"],
-                          "recipe_is_best": best["lr_scale"] == 1.0,
-                          "sweep_seconds": round(sum(t["train_seconds"] for t in p["trials"]), 1)}
+        arms[arm] = {**p, "best_lr_scale": best["lr_scale"],
+                     "recipe_is_best": best["lr_scale"] == 1.0,
+                     "sweep_seconds": round(sum(t["train_seconds"] for t in p["trials"]), 1)}
     return {"arms": arms, "scales": list(SCALES), "seed": SEED, "machine": machine(),
             "rule": "the registry recipe's peak LR x 0.5, 1, 2; score FID (lower is better)"}
 
@@ -93,6 +98,8 @@ def main() -> None:
     ap.add_argument("--budget-images", type=int, default=12_000)
     ap.add_argument("--n-samples", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--scales", default=",".join(f"{v:g}" for v in SCALES),
+                    help="LR multipliers to run here (trials can run side by side)")
     ap.add_argument("--merge", action="store_true")
     args = ap.parse_args()
     if args.merge:
@@ -102,8 +109,9 @@ def main() -> None:
             row = ", ".join(f"x{t['lr_scale']:g}: {t['fid']['value']:.2f}" for t in r["trials"])
             print(f"{arm}: FID {row}; best x{r['best_lr_scale']:g}")
         return
+    scales = tuple(float(v) for v in args.scales.split(","))
     for arm in args.arms.split(","):
-        run_arm(arm, args.budget_images, args.n_samples, args.threads)
+        run_arm(arm, args.budget_images, args.n_samples, args.threads, scales)
 
 
 if __name__ == "__main__":
