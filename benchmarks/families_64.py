@@ -206,11 +206,13 @@ def precision_recall_figure(result: dict):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    def bar(e: dict) -> list[list[float]]:  # the interval, clipped to the metric's [0, 1]
+        return [[e["mean"] - max(e["low"], 0.0)], [min(e["high"], 1.0) - e["mean"]]]
+
+    fig, ax = plt.subplots(figsize=(7.2, 4.2))
     for arm, r in result["arms"].items():
         p, rc = r["precision"], r["recall"]
-        ax.errorbar(rc["mean"], p["mean"], xerr=[[rc["mean"] - rc["low"]], [rc["high"] - rc["mean"]]],
-                    yerr=[[p["mean"] - p["low"]], [p["high"] - p["mean"]]], fmt="o", capsize=3,
+        ax.errorbar(rc["mean"], p["mean"], xerr=bar(rc), yerr=bar(p), fmt="o", capsize=3,
                     label=LABELS[arm])
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
@@ -219,7 +221,7 @@ def precision_recall_figure(result: dict):
     ax.set_title(f"64 px phantom, {len(result['seeds'])} seeds, mean and 95% t-interval\n"
                  f"k = 5 neighbours in {result['extractor']['name']} features", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     return fig
 
