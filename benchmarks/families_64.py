@@ -138,6 +138,8 @@ def merge() -> dict:
         arms[arm] = row
     real = {"artefact_score": pooled([p["extra"]["real"]["artefact_score"] for p in parts]),
             "hf_share": pooled([p["extra"]["real"]["hf_share"] for p in parts]),
+            "intra_ms_ssim": pooled([p["families"]["diffusion"]["diversity"]["intra_ms_ssim_real"]["ms_ssim"]
+                                     for p in parts]),
             "class_share_classifier": np.mean([p["extra"]["real"]["class_share_classifier"]
                                                for p in parts], 0).tolist()}
     first = parts[0]
@@ -250,7 +252,8 @@ def markdown(result: dict) -> str:
                      f"| {cell(r['artefact_score'])} | {shares} | {cell(r['class_tv_vs_real_classifier'])} "
                      f"| {r['train_seconds']['mean']:.0f} | {1000 * r['sampling_seconds_per_image']['mean']:.1f} |")
     shares = " / ".join(f"{v:.2f}" for v in real["class_share_classifier"])
-    lines.append(f"| real (held-out) | | {cell(real['hf_share'], 3)} | {cell(real['artefact_score'])} "
+    lines.append(f"| real (held-out) | {cell(real['intra_ms_ssim'])} | {cell(real['hf_share'], 3)} "
+                 f"| {cell(real['artefact_score'])} "
                  f"| {shares} | | | |")
     return "\n".join(lines)
 
