@@ -7,8 +7,10 @@ residual nets, lazy R1, minibatch std, DiffAugment, its own StyleGAN2-style reci
 source describes; "sngan": hinge + spectral norm, the comparison's GAN before issue 14). Added
 per arm: the periodic-artefact score of the samples (the 2-D power spectrum at the stride-8
 lattice, `genmed.metrics.spectrum`), like-for-like class shares (the extractor's classifier on
-samples vs on held-out real slices), and the VAE's ELBO in bits/dim on held-out slices. Seeds are
-then pooled: mean with a t-interval over seeds for every figure.
+samples vs on held-out real slices), the VAE's ELBO in bits/dim on held-out slices and, at merge,
+the high-frequency share of the power spectrum (`high_frequency_share`, a blur measure). Seeds
+are then pooled: mean with a t-interval over seeds for every figure. `--arms vae` re-runs one
+arm into the existing seed parts after its recipe changed.
 
     python benchmarks/families_64.py --seeds 0,2,4        # one process per core ...
     python benchmarks/families_64.py --seeds 1,3
