@@ -51,8 +51,9 @@ def fit(model: GenerativeModel, dataset: Dataset, *, steps: int, recipe: str = "
         device: str = "auto", precision: str = "fp32", **overrides: Any) -> GenerativeModel:
     """Train `model` on `dataset` for `steps` optimiser steps with `genmed.train.train`.
 
-    Optimiser, schedule and EMA come from the model's registry recipe `recipe`; `overrides`
-    are further `TrainConfig` fields (e.g. lr=...). With a weight EMA (recipe ema_decay > 0)
+    Optimiser, schedule and EMA come from the model's registry recipe `recipe` (of the model's
+    variant where it has one, e.g. the "resnet_r1" GAN); `overrides` are further `TrainConfig`
+    fields (e.g. lr=...). With a weight EMA (recipe ema_decay > 0)
     the EMA weights are loaded into `model` at the end. Returns `model` in eval mode, on the
     training device.
     """
@@ -62,6 +63,9 @@ def fit(model: GenerativeModel, dataset: Dataset, *, steps: int, recipe: str = "
 
     item = dataset[0] if len(dataset) else {}
     spatial = next(iter(item.values())).ndim - 1 if item else 2
+    variant = getattr(model.config, "variant", None)
+    if isinstance(variant, str):  # the recipe is the variant's (`genmed.models.recipe`)
+        overrides["options"] = {"variant": variant, **overrides.get("options", {})}
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(out) if out is not None else Path(tmp) / "run"
         cfg = TrainConfig(family=model.family, recipe=recipe, data="memory",
