@@ -12,6 +12,7 @@ import torch
 from genmed.apps.anomaly_crops import (
     DETECTORS,
     CropAnomalyConfig,
+    _gan_score,
     detect,
     quick_crop_anomaly_config,
     run_crop_anomaly,
@@ -55,10 +56,41 @@ def test_vae_reconstruction_finds_bright_discs():
     assert image_level(res["vae_recon"]["scores"], y, n_boot=8)["auroc"]["value"] > 0.9
 
 
+class _StubGAN(torch.nn.Module):
+    """anomaly_score(x) = scale * f(mean brightness of x): a discriminator with a known scale."""
+
+    def __init__(self, scale: float, square: bool) -> None:
+        super().__init__()
+        self.scale, self.square = scale, square
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def anomaly_score(self, x):
+        m = x.float().mean((1, 2, 3))
+        return self.scale * (m ** 2 if self.square else m)
+
+
+def test_gan_ensemble_is_blind_to_a_discriminators_scale():
+    """Averaged after standardising on the healthy training crops, the ensemble score does not
+    change when one discriminator's logits are 1,000 times larger (a plain mean would follow
+    that discriminator alone)."""
+    rng = np.random.default_rng(0)
+    train_hu = (40 + 30 * rng.standard_normal((64, 16, 16))).astype(np.float32)
+    test_hu = (40 + 60 * rng.standard_normal((32, 16, 16))).astype(np.float32)
+    cfg = quick_crop_anomaly_config(crop=16, detectors=("gan",), gan_models=2)
+    from genmed.apps.common import to_unit
+
+    x_tr, x_te = to_unit(train_hu), to_unit(test_hu)
+    one = _gan_score([_StubGAN(1.0, False), _StubGAN(1.0, True)], cfg, train_hu, test_hu, x_tr, x_te)
+    big = _gan_score([_StubGAN(1e3, False), _StubGAN(1.0, True)], cfg, train_hu, test_hu, x_tr, x_te)
+    np.testing.assert_allclose(big, one, rtol=1e-5, atol=1e-5)
+    alone = _gan_score([_StubGAN(1.0, False)], cfg, train_hu, test_hu, x_tr, x_te)
+    assert np.corrcoef(one, alone)[0, 1] < 0.99  # the second discriminator does count
+
+
 @pytest.mark.parametrize("bad", [
     dict(crop=48), dict(crop=512), dict(t_start=0), dict(detectors=("ssim",)),
     dict(min_lesion_mm=40.0), dict(n_boot=2), dict(simplex_octaves=6),
-    dict(test_lesion_mm=(20.0, 10.0)), dict(vae_steps=0),
+    dict(test_lesion_mm=(20.0, 10.0)), dict(vae_steps=0), dict(gan_models=0),
 ])
 def test_bad_config_raises(bad):
     with pytest.raises(UserError):

@@ -13,7 +13,10 @@ Detectors (one score per crop, higher = more anomalous; maps where one exists):
   `genmed.apps.anomaly`); map |HU - mean| / SD.
 - "vae_recon", "vae_elbo": beta-VAE residual map (x - decode(mu(x)))^2 and the negative ELBO
   (Kingma & Welling 2014; An & Cho 2015).
-- "gan": negative discriminator logit -D(x) (no map).
+- "gan": negative discriminator logit -D(x) (no map); with `gan_models` > 1, the mean over
+  that many GANs (seeds seed, seed + 1, ...) of each one's -D(x) standardised by its mean and
+  SD on the healthy training crops (an ensemble, Lakshminarayanan et al. 2017: a single GAN
+  discriminator's ranking of crops moves with its training run).
 - "gan_inversion": f-AnoGAN-style residual (Schlegl et al. 2019) with the latent found by
   optimisation instead of their trained izif encoder (AnoGAN, Schlegl et al. 2017, sec. 2.2):
   the `inversion_starts` nearest of `inversion_bank` generated crops give starting latents,
@@ -81,6 +84,7 @@ class CropAnomalyConfig:
     vae_steps: int = 3000
     gan_steps: int = 2000
     gan_channels: int = 16  # DCGAN width at full resolution (doubling per level down to 4 px)
+    gan_models: int = 1  # GANs (seeds seed, seed + 1, ...) whose standardised -D(x) is averaged
     diffusion_steps: int = 1500  # each of the two DDPMs (Gaussian and simplex noise)
     diffusion_channels: tuple[int, ...] = (16, 32, 64)  # UNet channels per level
     t_start: int = 150  # AnoDDPM noise level (of T = 1000 steps; 150 > 250 > 400 on validation)
@@ -104,7 +108,7 @@ class CropAnomalyConfig:
             raise UserError("detectors must name at least one detector")
         for name in ("size", "crop", "slices_per_patient", "n_train_patients", "n_test_patients",
                      "batch_size", "vae_steps", "gan_steps", "diffusion_steps", "recon_steps",
-                     "n_draws", "gan_channels", "simplex_octaves", "inversion_steps", "inversion_starts",
+                     "n_draws", "gan_channels", "gan_models", "simplex_octaves", "inversion_steps", "inversion_starts",
                      "inversion_bank"):
             check_positive(name, getattr(self, name))
         if self.crop % 8 or not 16 <= self.crop <= self.size:
@@ -225,15 +229,15 @@ def _smooth(maps: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_filter(maps, sigma=(0, sigma, sigma)) if sigma > 0 else maps
 
 
-def _train(family: str, x: Tensor, cfg: CropAnomalyConfig):
+def _train(family: str, x: Tensor, cfg: CropAnomalyConfig, seed: int):
     """Train `family` ("vae", "gan", "diffusion" or "diffusion_simplex") on healthy crops `x`
     with the registry's "short" recipe of its family (the engine: AdamW, warm-up, cosine,
-    the recipe's EMA, bf16 autocast where fast)."""
+    the recipe's EMA, bf16 autocast where fast), weights and data order from `seed`."""
     from genmed.models import build_model
     from genmed.train import DictDataset
 
     data, c = DictDataset(image=x), cfg.crop
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(seed)
     if family == "vae":
         model = build_model("vae", size=c, channels=(32, 64, 64), latent_dim=64,
                             kl_warmup_steps=cfg.vae_steps // 2, likelihood_sigma=0.1)
@@ -251,7 +255,7 @@ def _train(family: str, x: Tensor, cfg: CropAnomalyConfig):
                                 simplex_octaves=cfg.simplex_octaves,
                                 simplex_persistence=cfg.simplex_persistence, **kw)
         steps = cfg.diffusion_steps
-    return cfg.compute.fit(model, data, steps=steps, seed=cfg.seed, batch_size=cfg.batch_size)
+    return cfg.compute.fit(model, data, steps=steps, seed=seed, batch_size=cfg.batch_size)
 
 
 def _sq_residual(x: Tensor, rec: Tensor, cfg: CropAnomalyConfig) -> np.ndarray:
@@ -333,6 +337,19 @@ def _score_in(d: str, model: Any, cfg: CropAnomalyConfig, train_hu: np.ndarray,
     return None, torch.cat(scores).numpy()
 
 
+def _gan_score(gans: list, cfg: CropAnomalyConfig, train_hu: np.ndarray, test_hu: np.ndarray,
+               x_tr: Tensor, x_te: Tensor) -> np.ndarray:
+    """(N,) -D(x) of one GAN; of several, the mean of each one's -D(x) standardised by its
+    mean and SD on the healthy training crops (so no discriminator's scale dominates)."""
+    if len(gans) == 1:
+        return _score("gan", gans[0], cfg, train_hu, test_hu, x_te)[1]
+    total = np.zeros(len(x_te))
+    for model in gans:
+        ref = _score("gan", model, cfg, train_hu, train_hu, x_tr)[1]
+        total += (_score("gan", model, cfg, train_hu, test_hu, x_te)[1] - ref.mean()) / ref.std()
+    return total / len(gans)
+
+
 def detect(cfg: CropAnomalyConfig, train_hu: np.ndarray, test_hu: np.ndarray,
            log=lambda s: None) -> dict[str, dict]:
     """Train each detector's model on healthy crops `train_hu` (N, c, c) HU and score
@@ -347,10 +364,15 @@ def detect(cfg: CropAnomalyConfig, train_hu: np.ndarray, test_hu: np.ndarray,
         t0 = time.perf_counter()
         family = family_of.get(d, d)
         if family != "intensity" and family not in models:
-            log(f"training {family}")
-            models[family] = _train(family, x_tr, cfg)
+            n = cfg.gan_models if family == "gan" else 1
+            log(f"training {family}" + (f" x {n}" if n > 1 else ""))
+            models[family] = [_train(family, x_tr, cfg, cfg.seed + k) for k in range(n)]
         log(f"scoring {d}")
-        maps, scores = _score(d, models.get(family), cfg, train_hu, test_hu, x_te)
+        if d == "gan":
+            maps, scores = None, _gan_score(models[family], cfg, train_hu, test_hu, x_tr, x_te)
+        else:
+            maps, scores = _score(d, models[family][0] if family in models else None, cfg,
+                                  train_hu, test_hu, x_te)
         if maps is not None:
             maps = maps.astype(np.float32) * body
             scores = maps.reshape(len(maps), -1).max(1)  # the most anomalous spot
