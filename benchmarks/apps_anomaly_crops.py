@@ -3,7 +3,11 @@ intensity / VAE / GAN (discriminator, inversion) / AnoDDPM (Gaussian, simplex) d
 
 Writes benchmarks/results/apps_anomaly_crops.json and docs/img/apps_anomaly_crops.png. Every
 config field is an option (`--help`); the defaults below are the settings of the published run
-(one torch thread, OMP_NUM_THREADS=1, sized for about an hour of one CPU core). Run:
+(one torch thread, OMP_NUM_THREADS=1, sized for about an hour of one CPU core), except the GAN's
+width: that run had `--gan-channels 16`; 32, chosen afterwards on validation patients
+(`apps_anomaly_crops_gan_choice.py`), is the default now, and its GAN rows were rerun with
+`--detectors intensity,gan,gan_inversion --gan-channels 32` (`apps_anomaly_crops_gan32.json`,
+copied by hand from apps_anomaly_crops.json). Run:
 `PYTHONPATH=src python benchmarks/apps_anomaly_crops.py [--field value ...]`.
 """
 
