@@ -8,7 +8,14 @@ with label dropout 0.1 for classifier-free guidance. Samples: SDE-DPM-Solver++(2
 (the default sampler), guidance scale `--guidance`.
 
     PYTHONPATH=src python benchmarks/ldm_quality.py --autoencoder runs/bench_autoencoder_256 \
-        --steps 3000 [--run RUN]
+        --steps 7000 [--run RUN] [--n 240 --fid-extractor EXTRACTOR.safetensors]
+
+Then `--n` samples whose classes follow the held-out slices' are measured: the share that
+looks like a slice (air corners, tissue in the middle: `slice_shape`), the kidney band of
+malignant- and healthy-conditioned ones beside real malignant slices (`--band-figure`) and,
+with `--fid-extractor` (a domain extractor trained at the same size, `genmed eval
+train-extractor --size 256`), FID, KID, precision, recall, density and coverage against the
+held-out slices with bootstrap CIs, named by the extractor and its weights hash.
 """
 
 from __future__ import annotations
@@ -52,13 +59,97 @@ def figure(path: Path, real: dict[int, np.ndarray], fake: dict[int, np.ndarray],
     plt.close(fig)
 
 
+def draw(model, labels: np.ndarray, args) -> tuple[np.ndarray, np.ndarray]:
+    """`args.n` samples (N, 1, H, W) in [-1, 1] with classes drawn in the held-out slices'
+    proportions (seed 1), the grid's sampler and guidance; and those classes."""
+    g = torch.Generator().manual_seed(1)
+    cond = torch.from_numpy(labels)[torch.randint(0, len(labels), (args.n,), generator=g)]
+    with torch.no_grad():
+        fake = torch.cat([model.sample(len(c), cond=c, steps=args.sample_steps, generator=g,
+                                       sampler=args.sampler, guidance=args.guidance).float()
+                          for c in cond.split(16)]).clamp(-1, 1).numpy()
+    return fake, cond.numpy()
+
+
+def slice_shape(hu: np.ndarray) -> dict[str, float]:
+    """Shares of slices (N, H, W) in HU whose two 16-px corners are air (mean < -120 HU, the
+    window's floor is -160) and whose central quarter is tissue (mean > 0 HU; spine and soft
+    tissue put every held-out real slice above 79 HU): a flat grey sample fails the first, a
+    dark empty one the second."""
+    n, h, w = hu.shape
+    corner = np.concatenate([hu[:, :16, :16].reshape(n, -1), hu[:, -16:, -16:].reshape(n, -1)], 1).mean(1)
+    centre = hu[:, 3 * h // 8:5 * h // 8, 3 * w // 8:5 * w // 8].reshape(n, -1).mean(1)
+    return {"air_corners": float((corner < -120).mean()), "tissue_centre": float((centre > 0).mean()),
+            "both": float(((corner < -120) & (centre > 0)).mean())}
+
+
+def band_figure(path: Path, real: np.ndarray, fake: np.ndarray, cond: np.ndarray, title: str) -> None:
+    """The kidney band (rows 100-190, columns 32-224 of a 256-px slice) of four real malignant
+    slices, eight malignant-conditioned and four healthy-conditioned samples, W400/L40."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = 256 / real.shape[-1]
+    band = (slice(int(100 / k), int(190 / k)), slice(int(32 / k), int(224 / k)))
+    mal, healthy = fake[cond == 2], fake[cond == 0]
+    rows = [("real, malignant", real[:4]), ("sample | malignant", mal[:4]),
+            ("sample | malignant", mal[4:8]), ("sample | healthy", healthy[:4])]
+    fig, axes = plt.subplots(4, 4, figsize=(13, 8.2), squeeze=False)
+    for r, (name, imgs) in enumerate(rows):
+        for c in range(4):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(imgs):
+                im = ax.imshow(imgs[c][band], cmap="gray", vmin=-160, vmax=240)
+                ax.set_title(name, fontsize=9, color="tab:blue" if r == 0 else "black")
+    fig.colorbar(im, ax=axes, fraction=0.02, label="HU (window W400/L40)")
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def measure(model, test, args) -> dict:
+    """The drawn set's slice shape (and with `--fid-extractor` its FID/KID/PRDC with bootstrap
+    CIs against the held-out slices) and the kidney-band figure."""
+    from genmed.data.modality import CT_WINDOW
+
+    labels = test.labels.numpy()
+    start = time.perf_counter()
+    fake, cond = draw(model, labels, args)
+    out = {"n_fake": len(fake), "n_real": len(labels), "sample_s": round(time.perf_counter() - start, 1),
+           "classes": "drawn in the held-out slices' proportions (seed 1)",
+           "slice_shape": {"fake": slice_shape(CT_WINDOW.from_unit(fake[:, 0])),
+                           "real": slice_shape(CT_WINDOW.from_unit(test.images.numpy()[:, 0]))}}
+    if args.band_figure is not None:
+        real = CT_WINDOW.from_unit(test.images.numpy()[labels == 2, 0])
+        band_figure(args.band_figure, real, CT_WINDOW.from_unit(fake[:, 0]), cond,
+                    f"Latent diffusion at {args.size} px: the kidney band of class-conditional samples "
+                    f"({args.sampler or model.config.sampler}, guidance {args.guidance}) beside held-out "
+                    "real malignant slices")
+    if args.fid_extractor is not None:
+        from genmed.metrics.evaluate import EvalConfig, evaluate_images
+        from genmed.metrics.features import load_extractor
+
+        real = test.images.numpy()
+        metrics = evaluate_images(real, fake, extractor=load_extractor(args.fid_extractor),
+                                  real_labels=labels,
+                                  cfg=EvalConfig(n_boot=200, kid_subset=min(100, len(real), len(fake))))
+        out.update({"extractor": metrics["extractor"], "quality": metrics["quality"],
+                    "diversity": {k: metrics["diversity"].get(k)
+                                  for k in ("recall", "coverage", "class_coverage")}})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--autoencoder", type=Path, default=ROOT / "runs" / "bench_autoencoder_256")
     ap.add_argument("--run", type=Path, help="a trained ldm run to sample (skip training)")
     ap.add_argument("--out-run", type=Path, default=ROOT / "runs" / "bench_ldm_256")
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=7000)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--precision", default="bf16")
@@ -67,6 +158,9 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=2.0)
     ap.add_argument("--sampler", help="sampler of the grid (default: the model's)")
     ap.add_argument("--sample-steps", type=int, help="its steps (default: the model's)")
+    ap.add_argument("--n", type=int, default=240, help="samples measured (slice shape, FID)")
+    ap.add_argument("--fid-extractor", type=Path, help="domain extractor file for FID/PRDC")
+    ap.add_argument("--band-figure", type=Path, default=ROOT / "docs" / "img" / "ldm_256_kidney_band.png")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ldm_quality.json")
     ap.add_argument("--figure", type=Path, default=ROOT / "docs" / "img" / "ldm_256_samples.png")
     args = ap.parse_args()
@@ -120,6 +214,8 @@ def main() -> None:
         "sample_s_per_image": round(sample_s, 3),
         "figure": str(args.figure.relative_to(ROOT)) if args.figure.is_relative_to(ROOT) else str(args.figure),
     }
+    if args.n > 0:
+        result["measured"] = measure(model, test, args)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=1))
 
