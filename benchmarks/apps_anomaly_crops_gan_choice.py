@@ -81,7 +81,7 @@ def main() -> None:
                                         seed=cfg.seed + k, batch_size=cfg.batch_size,
                                         recipe="default" if gan_options else "short"))
         train_s = time.perf_counter() - t0
-        scores = ac._gan_score(gans, cfg, train.hu, val.hu, x_tr, x_va)
+        scores = ac.gan_score(gans, cfg, train.hu, val.hu, x_tr, x_va)
         result["arms"][arm] = {"changes": {**changes, **gan_options},
                                "auroc": image_level(scores, y, 200, 0)["auroc"],
                                "train_s": round(train_s)}

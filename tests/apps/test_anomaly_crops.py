@@ -12,8 +12,8 @@ import torch
 from genmed.apps.anomaly_crops import (
     DETECTORS,
     CropAnomalyConfig,
-    _gan_score,
     detect,
+    gan_score,
     quick_crop_anomaly_config,
     run_crop_anomaly,
 )
@@ -80,10 +80,10 @@ def test_gan_ensemble_is_blind_to_a_discriminators_scale():
     from genmed.apps.common import to_unit
 
     x_tr, x_te = to_unit(train_hu), to_unit(test_hu)
-    one = _gan_score([_StubGAN(1.0, False), _StubGAN(1.0, True)], cfg, train_hu, test_hu, x_tr, x_te)
-    big = _gan_score([_StubGAN(1e3, False), _StubGAN(1.0, True)], cfg, train_hu, test_hu, x_tr, x_te)
+    one = gan_score([_StubGAN(1.0, False), _StubGAN(1.0, True)], cfg, train_hu, test_hu, x_tr, x_te)
+    big = gan_score([_StubGAN(1e3, False), _StubGAN(1.0, True)], cfg, train_hu, test_hu, x_tr, x_te)
     np.testing.assert_allclose(big, one, rtol=1e-5, atol=1e-5)
-    alone = _gan_score([_StubGAN(1.0, False)], cfg, train_hu, test_hu, x_tr, x_te)
+    alone = gan_score([_StubGAN(1.0, False)], cfg, train_hu, test_hu, x_tr, x_te)
     assert np.corrcoef(one, alone)[0, 1] < 0.99  # the second discriminator does count
 
 

@@ -339,7 +339,7 @@ def _score_in(d: str, model: Any, cfg: CropAnomalyConfig, train_hu: np.ndarray,
     return None, torch.cat(scores).numpy()
 
 
-def _gan_score(gans: list, cfg: CropAnomalyConfig, train_hu: np.ndarray, test_hu: np.ndarray,
+def gan_score(gans: list, cfg: CropAnomalyConfig, train_hu: np.ndarray, test_hu: np.ndarray,
                x_tr: Tensor, x_te: Tensor) -> np.ndarray:
     """(N,) -D(x) of one GAN; of several, the mean of each one's -D(x) standardised by its
     mean and SD on the healthy training crops (so no discriminator's scale dominates)."""
@@ -371,7 +371,7 @@ def detect(cfg: CropAnomalyConfig, train_hu: np.ndarray, test_hu: np.ndarray,
             models[family] = [_train(family, x_tr, cfg, cfg.seed + k) for k in range(n)]
         log(f"scoring {d}")
         if d == "gan":
-            maps, scores = None, _gan_score(models[family], cfg, train_hu, test_hu, x_tr, x_te)
+            maps, scores = None, gan_score(models[family], cfg, train_hu, test_hu, x_tr, x_te)
         else:
             maps, scores = _score(d, models[family][0] if family in models else None, cfg,
                                   train_hu, test_hu, x_te)
