@@ -12,8 +12,9 @@ with label dropout 0.1 for classifier-free guidance. Samples: SDE-DPM-Solver++(2
 
 Then `--n` samples whose classes follow the held-out slices' are measured: the share that
 looks like a slice (air corners, tissue in the middle: `slice_shape`), the kidney band of
-malignant- and healthy-conditioned ones beside real malignant slices (`--band-figure`) and,
-with `--fid-extractor` (a domain extractor trained at the same size, `genmed eval
+malignant- and healthy-conditioned ones beside real malignant slices (`--band-figure`), with
+`--pipeline RUN` how often a trained kidney pipeline classes them as the class they were drawn
+for (against its accuracy on the held-out real slices) and, with `--fid-extractor` (a domain extractor trained at the same size, `genmed eval
 train-extractor --size 256`), FID, KID, precision, recall, density and coverage against the
 held-out slices with bootstrap CIs, named by the extractor and its weights hash.
 """
@@ -111,6 +112,17 @@ def band_figure(path: Path, real: np.ndarray, fake: np.ndarray, cond: np.ndarray
     plt.close(fig)
 
 
+def agreement(pipe, images: np.ndarray, y: np.ndarray) -> dict:
+    """How often a trained kidney pipeline (segmenter, then lesion classifier on kidney crops of
+    the predicted mask) classes slices (N, H, W) in [-1, 1] as `y`: accuracy, recall per class
+    (0 healthy, 1 benign, 2 malignant), balanced accuracy, confusion (rows: requested)."""
+    pred = pipe.classify(images, pipe.segment(images)).argmax(1)
+    recall = {str(c): float((pred[y == c] == c).mean()) for c in range(3) if (y == c).any()}
+    return {"n": len(y), "accuracy": float((pred == y).mean()), "recall": recall,
+            "balanced_accuracy": float(np.mean(list(recall.values()))),
+            "confusion": [[int(((y == a) & (pred == b)).sum()) for b in range(3)] for a in range(3)]}
+
+
 def measure(model, test, args) -> dict:
     """The drawn set's slice shape (and with `--fid-extractor` its FID/KID/PRDC with bootstrap
     CIs against the held-out slices) and the kidney-band figure."""
@@ -129,6 +141,13 @@ def measure(model, test, args) -> dict:
                     f"Latent diffusion at {args.size} px: the kidney band of class-conditional samples "
                     f"({args.sampler or model.config.sampler}, guidance {args.guidance}) beside held-out "
                     "real malignant slices")
+    if args.pipeline is not None:
+        from genmed.pipeline.pipeline import load_pipeline
+
+        pipe = load_pipeline(args.pipeline)
+        out["pipeline_agreement"] = {"pipeline": str(args.pipeline),
+                                     "fake": agreement(pipe, fake[:, 0], cond),
+                                     "real": agreement(pipe, test.images.numpy()[:, 0], labels)}
     if args.fid_extractor is not None:
         from genmed.metrics.evaluate import EvalConfig, evaluate_images
         from genmed.metrics.features import load_extractor
@@ -160,6 +179,8 @@ def main() -> None:
     ap.add_argument("--sample-steps", type=int, help="its steps (default: the model's)")
     ap.add_argument("--n", type=int, default=240, help="samples measured (slice shape, FID)")
     ap.add_argument("--fid-extractor", type=Path, help="domain extractor file for FID/PRDC")
+    ap.add_argument("--pipeline", type=Path, help="a `genmed pipeline train` run at the same size: does "
+                    "its classifier class the samples as the class they were drawn for?")
     ap.add_argument("--band-figure", type=Path, default=ROOT / "docs" / "img" / "ldm_256_kidney_band.png")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ldm_quality.json")
     ap.add_argument("--figure", type=Path, default=ROOT / "docs" / "img" / "ldm_256_samples.png")
