@@ -23,7 +23,6 @@ import json  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,11 +57,7 @@ def main() -> None:
     base = ac.CropAnomalyConfig(detectors=("gan",))
     tr = ac.kidney_crops(base.n_train_patients, base, base.seed)
     train = tr.subset(~tr.lesion.any((1, 2)))
-    va = ac.kidney_crops(N_VAL_PATIENTS, base, base.seed + 2000, lesion_prob=1.0,
-                         lesion_diameter_mm=base.test_lesion_mm)
-    has = va.lesion.any((1, 2))
-    val = va.subset(~has | (va.lesion_mm >= base.min_lesion_mm))
-    y = val.lesion.any((1, 2))
+    val, y = ac.lesion_crop_set(N_VAL_PATIENTS, base, base.seed + 2000)
     x_tr, x_va = to_unit(train.hu), to_unit(val.hu)
     result = json.loads(OUT.read_text()) if OUT.is_file() else {"arms": {}}
     result.update({"benchmark": "apps_anomaly_crops_gan_choice", "machine": machine(),

@@ -116,11 +116,13 @@ def agreement(pipe, images: np.ndarray, y: np.ndarray) -> dict:
     """How often a trained kidney pipeline (segmenter, then lesion classifier on kidney crops of
     the predicted mask) classes slices (N, H, W) in [-1, 1] as `y`: accuracy, recall per class
     (0 healthy, 1 benign, 2 malignant), balanced accuracy, confusion (rows: requested)."""
+    from sklearn.metrics import confusion_matrix
+
     pred = pipe.classify(images, pipe.segment(images)).argmax(1)
-    recall = {str(c): float((pred[y == c] == c).mean()) for c in range(3) if (y == c).any()}
-    return {"n": len(y), "accuracy": float((pred == y).mean()), "recall": recall,
-            "balanced_accuracy": float(np.mean(list(recall.values()))),
-            "confusion": [[int(((y == a) & (pred == b)).sum()) for b in range(3)] for a in range(3)]}
+    cm = confusion_matrix(y, pred, labels=[0, 1, 2])
+    recall = {str(c): float(cm[c, c] / cm[c].sum()) for c in range(3) if cm[c].sum()}
+    return {"n": len(y), "accuracy": float(np.trace(cm) / cm.sum()), "recall": recall,
+            "balanced_accuracy": float(np.mean(list(recall.values()))), "confusion": cm.tolist()}
 
 
 def measure(model, test, args) -> dict:
@@ -128,16 +130,15 @@ def measure(model, test, args) -> dict:
     CIs against the held-out slices) and the kidney-band figure."""
     from genmed.data.modality import CT_WINDOW
 
-    labels = test.labels.numpy()
+    labels, real = test.labels.numpy(), test.images.numpy()
     start = time.perf_counter()
     fake, cond = draw(model, labels, args)
+    fake_hu, real_hu = CT_WINDOW.from_unit(fake[:, 0]), CT_WINDOW.from_unit(real[:, 0])
     out = {"n_fake": len(fake), "n_real": len(labels), "sample_s": round(time.perf_counter() - start, 1),
            "classes": "drawn in the held-out slices' proportions (seed 1)",
-           "slice_shape": {"fake": slice_shape(CT_WINDOW.from_unit(fake[:, 0])),
-                           "real": slice_shape(CT_WINDOW.from_unit(test.images.numpy()[:, 0]))}}
+           "slice_shape": {"fake": slice_shape(fake_hu), "real": slice_shape(real_hu)}}
     if args.band_figure is not None:
-        real = CT_WINDOW.from_unit(test.images.numpy()[labels == 2, 0])
-        band_figure(args.band_figure, real, CT_WINDOW.from_unit(fake[:, 0]), cond,
+        band_figure(args.band_figure, real_hu[labels == 2], fake_hu, cond,
                     f"Latent diffusion at {args.size} px: the kidney band of class-conditional samples "
                     f"({args.sampler or model.config.sampler}, guidance {args.guidance}) beside held-out "
                     "real malignant slices")
@@ -147,12 +148,11 @@ def measure(model, test, args) -> dict:
         pipe = load_pipeline(args.pipeline)
         out["pipeline_agreement"] = {"pipeline": str(args.pipeline),
                                      "fake": agreement(pipe, fake[:, 0], cond),
-                                     "real": agreement(pipe, test.images.numpy()[:, 0], labels)}
+                                     "real": agreement(pipe, real[:, 0], labels)}
     if args.fid_extractor is not None:
         from genmed.metrics.evaluate import EvalConfig, evaluate_images
         from genmed.metrics.features import load_extractor
 
-        real = test.images.numpy()
         metrics = evaluate_images(real, fake, extractor=load_extractor(args.fid_extractor),
                                   real_labels=labels,
                                   cfg=EvalConfig(n_boot=200, kid_subset=min(100, len(real), len(fake))))

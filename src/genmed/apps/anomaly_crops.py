@@ -205,15 +205,21 @@ def kidney_crops(n_patients: int, cfg: CropAnomalyConfig, seed: int, **phantom: 
                        np.asarray(pid), np.asarray(noise, np.float32))
 
 
+def lesion_crop_set(n_patients: int, cfg: CropAnomalyConfig, seed: int) -> tuple[KidneyCrops, np.ndarray]:
+    """(crops of `n_patients` phantom patients who all have a lesion of `test_lesion_mm`,
+    labels: True = lesion >= min_lesion_mm); crops with a smaller visible lesion are left out.
+    The test set (seed + 1000) and the validation set of the GAN choice (seed + 2000)."""
+    crops = kidney_crops(n_patients, cfg, seed, lesion_prob=1.0, lesion_diameter_mm=cfg.test_lesion_mm)
+    has = crops.lesion.any((1, 2))
+    kept = crops.subset(~has | (crops.lesion_mm >= cfg.min_lesion_mm))
+    return kept, kept.lesion.any((1, 2))
+
+
 def crop_sets(cfg: CropAnomalyConfig) -> tuple[KidneyCrops, KidneyCrops, np.ndarray]:
     """(healthy training crops, test crops, test labels: True = lesion >= min_lesion_mm)."""
     tr = kidney_crops(cfg.n_train_patients, cfg, cfg.seed)
     train = tr.subset(~tr.lesion.any((1, 2)))
-    te = kidney_crops(cfg.n_test_patients, cfg, cfg.seed + 1000, lesion_prob=1.0,
-                      lesion_diameter_mm=cfg.test_lesion_mm)
-    has = te.lesion.any((1, 2))
-    test = te.subset(~has | (te.lesion_mm >= cfg.min_lesion_mm))  # small visible lesions: out
-    y = test.lesion.any((1, 2))
+    test, y = lesion_crop_set(cfg.n_test_patients, cfg, cfg.seed + 1000)
     if y.all() or not y.any():
         raise UserError(f"the test set has {int(y.sum())} lesion and {int((~y).sum())} healthy "
                         "crops; it needs both: use more test patients")
