@@ -7,7 +7,8 @@ metrics (95% patient-bootstrap CIs), the analysis summary and wall/CPU seconds p
 Run: `python benchmarks/pipeline_train.py [RUN_DIR]` (default runs/bench_pipeline).
 
 `--clinical` runs `clinical_config()` instead (256-px slices, 1,000 patients, 96-px seg
-patches, bf16 where fast) and writes pipeline_train_256.json.
+patches, bf16 where fast) and writes pipeline_train_256.json; `--patients N` changes the
+number of phantom patients (the split fractions stay) and writes pipeline_train_256_nN.json.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import time
+from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def main(run: Path, clinical: bool = False) -> dict:
+def main(run: Path, clinical: bool = False, patients: int | None = None) -> dict:
     import torch
 
     from genmed.config import to_dict
@@ -32,11 +32,12 @@ def main(run: Path, clinical: bool = False) -> dict:
     from genmed.versions import machine
 
     torch.set_num_threads(1)
-    cfg = clinical_config() if clinical else PipelineConfig()
+    extra = {} if patients is None else {"n_patients": patients}
+    cfg = clinical_config(**extra) if clinical else PipelineConfig(**extra)
     w0, c0 = time.perf_counter(), time.process_time()
     metrics = train_pipeline(cfg, run, log=print)
     w1, c1 = time.perf_counter(), time.process_time()
-    page, summary = analyse(run)
+    _, summary = analyse(run)
     w2, c2 = time.perf_counter(), time.process_time()
     result = {
         "config": to_dict(cfg), "run": str(run), "splits": metrics["splits"],
@@ -48,11 +49,18 @@ def main(run: Path, clinical: bool = False) -> dict:
         "seconds_cpu": {"train_and_predict_total": round(c1 - c0, 1), "analyse": round(c2 - c1, 1)},
         "machine": machine(),
     }
-    write_json(RESULTS / ("pipeline_train_256.json" if clinical else "pipeline_train.json"), result)
+    name = "pipeline_train_256" if clinical else "pipeline_train"
+    write_json(RESULTS / (name + ("" if patients is None else f"_n{patients}") + ".json"), result)
     return result
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--clinical"]
-    out = main(Path(args[0]) if args else Path("runs/bench_pipeline"), clinical="--clinical" in sys.argv)
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", nargs="?", type=Path, default=Path("runs/bench_pipeline"))
+    ap.add_argument("--clinical", action="store_true")
+    ap.add_argument("--patients", type=int)
+    a = ap.parse_args()
+    out = main(a.run, clinical=a.clinical, patients=a.patients)
     print({k: out["test"][k]["value"] for k in ("kidney_dice", "balanced_accuracy", "malignant_recall")})
