@@ -167,3 +167,47 @@ def test_cached_posterior_moments_give_the_loss_of_encoding_each_step() -> None:
     torch.testing.assert_close(from_cache, encoded, rtol=1e-4, atol=1e-6)
     torch.manual_seed(4)  # and the draw matters: another seed gives another loss
     assert not torch.allclose(ldm.loss(batch)["loss"], encoded)
+
+
+def disc_maps(images: torch.Tensor) -> torch.Tensor:
+    """One-hot (N, 2, H, W) maps of the bright discs of `discs` images: 0 background, 1 disc."""
+    disc = (images > 0.5).float()
+    return torch.cat([1 - disc, disc], 1)
+
+
+@pytest.mark.parametrize("kind", ["concat", "spade"])
+def test_mask_conditioned_ldm_area_averages_the_map_onto_the_latent_grid(kind: str) -> None:
+    torch.manual_seed(0)
+    ldm = build_model("ldm", size=16, autoencoder=TINY_AE, cond_channels=2, cond_kind=kind, **UNET)
+    m = torch.zeros(1, 2, 16, 16)
+    m[:, 0] = 1
+    m[0, :, 3, 5] = torch.tensor([0.0, 1.0])  # one map pixel of class 1
+    z = ldm.latent_cond(m, 1)
+    assert z.shape == (1, 2, 8, 8)  # the autoencoder halves the side
+    assert float(z[0, 1, 1, 2]) == 0.25 and float(z[0, 1].sum()) == 0.25  # its 2 x 2 footprint
+    torch.testing.assert_close(z.sum(1), torch.ones(1, 8, 8))
+    x = ldm.sample(1, image_cond=m, steps=2, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (1, 1, 16, 16) and torch.isfinite(x).all()
+    assert ldm.loss({"image": discs(2), "cond": m.repeat(2, 1, 1, 1)})["loss"].shape == (2,)
+    with pytest.raises(UserError, match=r"needs an image condition of shape \(1, 2, 16, 16\); got none"):
+        ldm.sample(1)
+    with pytest.raises(UserError, match="got shape"):
+        ldm.sample(1, image_cond=m[:, :, :8, :8])
+    with pytest.raises(UserError, match="takes none"):
+        build_model("ldm", size=16, autoencoder=TINY_AE, **UNET).sample(1, image_cond=m)
+
+
+def test_mask_conditioned_ldm_puts_the_disc_where_the_map_says(autoencoder) -> None:
+    torch.manual_seed(0)
+    data = discs(128, seed=2)
+    ldm = latent_diffusion(autoencoder, data, cond_channels=2, channels=(16, 32),
+                           attention_levels=(False, False), norm_num_groups=8, sample_steps=10)
+    fit(ldm, DictDataset(image=data, cond=disc_maps(data)), steps=300, recipe="short", lr=2e-3,
+        batch_size=16, precision="fp32", device="cpu")
+    held = discs(16, seed=3)
+    maps = disc_maps(held)
+    x = ldm.sample(16, image_cond=maps, generator=torch.Generator().manual_seed(0))
+    inside = (x * maps[:, 1:]).flatten(1).sum(1) / maps[:, 1].flatten(1).sum(1)
+    elsewhere = maps.roll(6, dims=-1)[:, 1:]  # the same disc moved 6 px: not where the map put it
+    moved = (x * elsewhere).flatten(1).sum(1) / elsewhere.flatten(1).sum(1)
+    assert float(inside.mean()) > float(moved.mean()) + 0.2, (inside.mean(), moved.mean())

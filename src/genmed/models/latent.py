@@ -11,6 +11,13 @@ every sampler, classifier-free guidance), built with `bounded=False` because lat
 in [-1, 1]; only its parameters are optimised. Sampling draws latents with any sampler and
 decodes them: x = D(z / scale_factor).
 
+With `cond_channels` > 0 the model also takes an image condition at pixel resolution, e.g. the
+one-hot label map of generation from a mask (batch["cond"], (B, cond_channels, *[size]*dims)).
+It is area-averaged onto the latent grid (each latent pixel gets the share of each class in its
+downsampling x downsampling footprint, so a lesion smaller than the footprint still shows as a
+fraction) and enters the latent UNet by concatenation (Rombach et al. 2022, semantic synthesis)
+or SPADE normalisation (Park et al. 2019), as `cond_kind` says.
+
 The autoencoder's weights are part of this model's state_dict and its architecture part of
 `LDMConfig`, so a checkpoint of stage two rebuilds both stages on its own.
 """
@@ -20,16 +27,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from genmed.config import from_dict, to_dict
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.models.autoencoder import AutoencoderConfig, AutoencoderModel
-from genmed.models.base import Batch, GenerativeModel, ModelConfig, evaluating
+from genmed.models.base import Batch, GenerativeModel, ModelConfig, batch_labels, evaluating
 from genmed.models.diffusion import DiffusionConfig, DiffusionModel
 from genmed.models.samplers import SamplerName
 from genmed.models.schedules import ScheduleKind, Spacing
@@ -37,7 +45,8 @@ from genmed.models.schedules import ScheduleKind, Spacing
 CACHE_BYTES = 2 * 2**30  # `training_data` caches posterior moments up to this size
 SHARED = ("spatial_dims", "in_channels", "size", "num_classes", "data_kind")  # set on the LDM
 _UNET = ("channels", "attention_levels", "num_res_blocks", "norm_num_groups", "schedule",
-         "num_train_timesteps", "cond_drop_prob", "sampler", "sample_steps", "spacing", "recon_t")
+         "num_train_timesteps", "cond_drop_prob", "sampler", "sample_steps", "spacing", "recon_t",
+         "cond_channels", "cond_kind")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +68,8 @@ class LDMConfig(ModelConfig):
     sample_steps: int = 20  # default number of sampling steps
     spacing: Spacing = "logsnr"  # sampling time grid
     recon_t: int | None = None  # default t_start of reconstruct / anomaly_score (None: T // 4)
+    cond_channels: int = 0  # channels of a pixel-resolution image condition batch["cond"] (0: none)
+    cond_kind: Literal["concat", "spade"] = "concat"  # how it enters the latent UNet
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -148,6 +159,8 @@ class LatentDiffusionModel(GenerativeModel):
         ("latent_mu", "latent_sigma") instead: z is drawn from them, with the same global-RNG
         draw `encode` would make, and the encoder does not run."""
         check_choice("phase", phase, self.phases())
+        if self.config.cond_channels:
+            batch = {**batch, "cond": self.latent_cond(batch.get("cond"), len(batch["image"]))}
         if "latent_mu" in batch:
             mu, sigma = batch["latent_mu"], batch["latent_sigma"]
             z = (mu + sigma * torch.randn(tuple(mu.shape), device=mu.device, dtype=mu.dtype))
@@ -156,14 +169,43 @@ class LatentDiffusionModel(GenerativeModel):
             z = self.encode(batch["image"])
         return self.diffusion.loss({**batch, "image": z})
 
+    def latent_cond(self, image_cond: Tensor | None, n: int) -> Tensor | None:
+        """An image condition (n, cond_channels, *[size]*dims) at pixel resolution, area-averaged
+        onto the latent grid; None for a model without one. UserError for a missing, unexpected
+        or misshapen condition."""
+        cfg = self.config
+        if not cfg.cond_channels:
+            if image_cond is not None:
+                raise UserError("an image condition was given but the model takes none (cond_channels=0)")
+            return None
+        want = (n, cfg.cond_channels, *([cfg.size] * cfg.spatial_dims))
+        if image_cond is None or tuple(image_cond.shape) != want:
+            got = "none" if image_cond is None else f"shape {tuple(image_cond.shape)}"
+            raise UserError(f"the model needs an image condition of shape {want}; got {got}")
+        pool = F.avg_pool2d if cfg.spatial_dims == 2 else F.avg_pool3d
+        k = self.autoencoder.config.downsampling
+        return pool(image_cond.float(), kernel_size=k, stride=k)
+
     def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
                generator: torch.Generator | None = None, *, sampler: str | None = None,
-               guidance: float = 1.0, eta: float = 0.0, progress: bool = False) -> Tensor:
+               guidance: float = 1.0, eta: float = 0.0, progress: bool = False,
+               image_cond: Tensor | None = None) -> Tensor:
         """`n` images (n, *sample_shape) in [-1, 1]: latents from the diffusion model's sampler
-        `sampler` (any of SAMPLERS) in `steps` steps with guidance scale `guidance`, decoded."""
+        `sampler` (any of SAMPLERS) in `steps` steps with guidance scale `guidance`, decoded;
+        `image_cond` (n, cond_channels, *[size]*dims) for a model that takes one."""
         z = self.diffusion.sample(n, cond, steps, generator, sampler=sampler, guidance=guidance,
-                                  eta=eta, progress=progress)
+                                  eta=eta, progress=progress, image_cond=self.latent_cond(image_cond, n))
         return self.decode(z)
+
+    def preview(self, batch: Batch, steps: int | None = None,
+                generator: torch.Generator | None = None) -> Tensor:
+        """Samples for the engine's end-of-run grid; an image-conditioned model draws them for
+        the batch's own conditions (and labels)."""
+        if not self.config.cond_channels:
+            return super().preview(batch, steps, generator)
+        image_cond = batch["cond"]
+        return self.sample(len(image_cond), cond=batch_labels(batch, self.config.num_classes, image_cond.device),
+                           steps=steps, generator=generator, image_cond=image_cond)
 
     def reconstruct(self, x: Tensor, t_start: int | None = None, *, steps: int | None = None,
                     sampler: str | None = None, cond: Tensor | None = None,
