@@ -11,7 +11,9 @@ process so two cores share the work, then the classifiers:
 
 Writes benchmarks/results/pipeline_crop_study.json, docs/img/pipeline_crop_study.png (the
 table) and docs/img/pipeline_crop_samples.png (real and synthetic malignant crops).
-`--gen-steps N` and `--seeds K` change the budget (the JSON records them).
+`--gen-steps N` and `--seeds K` change the budget (the JSON records them); `--ratios 2,4`
+keeps only those synthetic ratios, and `--tag T` writes pipeline_crop_study_T.json and
+docs/img/pipeline_crop_study_T.png instead (the samples figure is left as it is).
 """
 
 from __future__ import annotations
@@ -83,11 +85,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--gan-variant", default="", help="with --train gan: this variant instead of resnet_r1")
     ap.add_argument("--families", default=",".join(CropStudyConfig.families))
+    ap.add_argument("--ratios", default=",".join(map(str, CropStudyConfig.ratios)))
+    ap.add_argument("--tag", default="", help="write pipeline_crop_study_TAG.json and its table figure")
     ap.add_argument("--figure-only", action="store_true", help="redraw the samples figure from RUN")
     args = ap.parse_args()
     torch.set_num_threads(1)
     cfg = CropStudyConfig(gen_steps=args.gen_steps, seeds=tuple(range(args.seeds)),
-                          families=tuple(f for f in args.families.split(",") if f))
+                          families=tuple(f for f in args.families.split(",") if f),
+                          ratios=tuple(float(r) for r in args.ratios.split(",") if r))
     if args.figure_only:
         print(samples_figure(args.run, cfg))
         return
@@ -102,9 +107,11 @@ def main() -> None:
     result["machine"] = machine()
     result["generator_runs"] = {  # what each family really was (engine run configs)
         d.name: yaml.safe_load((d / "config.yaml").read_text()) for d in sorted((args.run / "generators").iterdir())}
-    write_json(ROOT / "benchmarks" / "results" / "pipeline_crop_study.json", result)
-    shutil.copyfile(args.run / "crop_study.png", ROOT / "docs" / "img" / "pipeline_crop_study.png")
-    samples_figure(args.run, cfg)
+    name = "pipeline_crop_study" + (f"_{args.tag}" if args.tag else "")
+    write_json(ROOT / "benchmarks" / "results" / f"{name}.json", result)
+    shutil.copyfile(args.run / "crop_study.png", ROOT / "docs" / "img" / f"{name}.png")
+    if not args.tag:
+        samples_figure(args.run, cfg)
     for row in result["table"]:
         print(f"{row['arm']:<14} malignant recall {row['malignant_recall']:.3f} "
               f"diff {row['recall_diff']:+.3f} [{row['recall_diff_lo']:+.3f}, {row['recall_diff_hi']:+.3f}]")
