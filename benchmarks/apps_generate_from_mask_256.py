@@ -20,6 +20,9 @@ same maps, with a trained 256-px kidney pipeline (`genmed pipeline train --clini
 
     PYTHONPATH=src python benchmarks/apps_generate_from_mask_256.py --autoencoder runs/ae256 \
         --pipeline runs/pipe256 [--run RUN] [--steps 5000]
+
+The trained model's run folder (`--out-run`) then generates from a user's map:
+`genmed apps generate-from-mask --mask MAP.nii.gz --model RUN --attributes '{"kind": "malignant"}'`.
 """
 
 from __future__ import annotations
@@ -142,7 +145,7 @@ def main() -> None:
 
     from genmed.apps.common import to_hu, to_unit
     from genmed.data.conditions import attributes_of, condition_maps, encode
-    from genmed.models import latent_diffusion
+    from genmed.models.mask_generation import mask_ldm
     from genmed.pipeline.pipeline import load_pipeline
     from genmed.train import DictDataset, fit, load_run
     from genmed.versions import machine
@@ -156,9 +159,8 @@ def main() -> None:
         x = to_unit(tr.image)
         ae, _ = load_run(args.autoencoder)
         torch.manual_seed(args.seed)
-        model = latent_diffusion(ae, x[:64], num_classes=6, cond_channels=cond.shape[1],
-                                 cond_kind=args.cond_kind, autoencoder_run=str(args.autoencoder),
-                                 generator=torch.Generator().manual_seed(args.seed))
+        model = mask_ldm(ae, x[:64], cond_kind=args.cond_kind, autoencoder_run=str(args.autoencoder),
+                         generator=torch.Generator().manual_seed(args.seed))
         start = time.perf_counter()
         fit(model, DictDataset(image=x, cond=cond, label=ids), steps=args.steps, batch_size=args.batch,
             lr=args.lr, seed=args.seed, out=args.out_run, device="cpu", precision=args.precision)

@@ -141,3 +141,39 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
     err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--quick", "--mask", str(good),
                                       "--reference", str(ref), "--out", str(out)], out)
     assert "spacing" in err
+
+
+def test_generate_from_mask_reuses_a_trained_model(tmp_path, capsys):
+    """OUT/model of a run is a mask-conditioned model that --model generates from without
+    training; a run of another kind of model, or --model without --mask, is refused."""
+    import torch
+
+    from genmed.data.io import load
+    from genmed.models import build_model
+    from genmed.train import DictDataset, fit
+
+    first = tmp_path / "first"
+    assert run(["apps", "generate-from-mask", "--quick", "--out", str(first)]) == 0
+    mask = _mask_file(tmp_path / "mask.nii.gz", 16, 22.5)
+    second = tmp_path / "second"
+    argv = ["apps", "generate-from-mask", "--quick", "--mask", str(mask), "--model", str(first / "model"),
+            "--attributes", '{"kind": "malignant"}']
+    assert run([*argv, "--out", str(second)]) == 0
+    info = json.loads((second / "generated.json").read_text())
+    assert info["model"] == str(first / "model") and info["attributes"] == {"kind": "malignant"}
+    image = load(second / "generated.nii.gz", ndim=(2, 3)).array
+    assert image.shape[-2:] == (16, 16) and np.isfinite(image).all()
+    assert run([*argv, "--out", str(tmp_path / "again")]) == 0  # same seed, same model: same images
+    assert np.array_equal(load(tmp_path / "again" / "generated.nii.gz", ndim=(2, 3)).array, image)
+
+    out = tmp_path / "refused"
+    err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--model", str(first / "model"),
+                                      "--out", str(out)], out)
+    assert "--mask" in err
+    plain = fit(build_model("diffusion", size=16, channels=(8, 16), attention_levels=(False, False),
+                            norm_num_groups=4), DictDataset(image=torch.zeros(4, 1, 16, 16)), steps=1,
+                out=tmp_path / "plain", device="cpu")
+    assert plain.config.cond_channels == 0
+    err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--mask", str(mask), "--model",
+                                      str(tmp_path / "plain"), "--out", str(out)], out)
+    assert "not a model that generates from a label map" in err

@@ -130,7 +130,10 @@ def generate_from_mask(
     out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: str = DEVICE,
     precision: str = PRECISION,
     mask: Path = typer.Option(None, "--mask", help="Label map file (0 air, 1 body, 2 kidney, "
-                              "3 lesion) to generate from, with a freshly trained model."),
+                              "3 lesion) to generate from, with a freshly trained model or --model."),
+    model_run: Path = typer.Option(None, "--model", help="Run folder of a trained mask-conditioned "
+                                   "model (OUT/model of an earlier run, or the 256-px latent one of "
+                                   "benchmarks/apps_generate_from_mask_256.py) instead of training."),
     reference: Path = typer.Option(None, "--reference", help="Image whose spacing the mask must share."),
     attributes: str = typer.Option("{}", "--attributes", help='JSON, e.g. {"kind": "malignant", '
                                    '"noise": "low-dose", "size_mm": 30}.'),
@@ -142,6 +145,8 @@ def generate_from_mask(
     from genmed.errors import UserError
 
     check_output_dir(out)
+    if model_run is not None and mask is None:
+        raise UserError("--model generates from a label map: give --mask FILE as well")
     cfg = (MaskGenConfig(size=16, n_train_patients=3, n_test_patients=2, diffusion_steps=8,
                          checker_steps=8, sample_steps=2, seed=seed)
            if quick else MaskGenConfig(seed=seed))
@@ -156,11 +161,18 @@ def generate_from_mask(
     if not isinstance(attrs, dict):
         raise UserError("--attributes must be a JSON object")
     masks, spacing = load_mask(mask, reference)
-    encode(masks, [attrs] * len(masks), cfg.size, spacing)  # fail fast, before training
+    model = None
+    if model_run is not None:
+        from genmed.models.mask_generation import check_mask_model
+        from genmed.train import load_run
+        from genmed.train.precision import resolve_device
+
+        model = check_mask_model(load_run(model_run, device=str(resolve_device(device)))[0], str(model_run))
+    encode(masks, [attrs] * len(masks), model.config.size if model else cfg.size, spacing)  # fail fast
     from genmed.data.io import save_nifti
     from genmed.fileio import write_json
 
-    images = generate_pairs(masks, [attrs] * len(masks), train_mask_generator(cfg),
+    images = generate_pairs(masks, [attrs] * len(masks), model or train_mask_generator(cfg),
                             steps=cfg.sample_steps, seed=seed, spacing_mm=spacing)
     save_nifti(out / "generated.nii.gz", images, (1.0, spacing, spacing))
     from genmed.data.transforms import ABDOMEN_RANGE_HU
@@ -169,7 +181,8 @@ def generate_from_mask(
 
     lo, hi = ABDOMEN_RANGE_HU
     write_png(out / "generated.png", image_grid(images, vmin=lo, vmax=hi, upscale=4))
-    write_json(out / "generated.json", {"mask": str(mask), "attributes": attrs, "n": len(images)})
+    write_json(out / "generated.json", {"mask": str(mask), "attributes": attrs, "n": len(images),
+                                        "model": str(model_run) if model_run else "trained by this run"})
     typer.echo(f"wrote {out}")
 
 

@@ -56,15 +56,16 @@ class MaskGenConfig:
             raise UserError(f"size={self.size} must be a multiple of 4")
 
 
-def train_mask_generator(cfg: MaskGenConfig = MaskGenConfig()):
-    """Train the SPADE diffusion model on phantom slices (all kinds and doses)."""
+def train_mask_generator(cfg: MaskGenConfig = MaskGenConfig(), run: str | Path | None = None):
+    """Train the SPADE diffusion model on phantom slices (all kinds and doses); with `run`, keep
+    its engine run folder there (for `genmed apps generate-from-mask --model RUN`)."""
     from genmed.train import DictDataset
 
     tr = _train_slices(cfg)
     cond, ids = encode(condition_maps(tr), attributes_of(tr), cfg.size)
     return cfg.compute.fit(mask_diffusion(cfg.size), DictDataset(image=to_unit(tr.image), cond=cond,
                                                                 label=ids),
-                           steps=cfg.diffusion_steps, seed=cfg.seed)
+                           steps=cfg.diffusion_steps, seed=cfg.seed, out=run)
 
 
 def generate_pairs(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], model, *,
@@ -116,10 +117,10 @@ def check_conditions(images_hu: np.ndarray, masks: np.ndarray, kinds: np.ndarray
 
 def run_generate_from_mask(cfg: MaskGenConfig = MaskGenConfig(), out: str | Path | None = None) -> dict[str, Any]:
     """Train generator and checkers, generate from the held-out maps, run the checks on
-    generated and on real images."""
+    generated and on real images; with `out`, the generator's run folder is kept in out/model."""
     torch.manual_seed(cfg.seed)  # weight initialisation: independent of what ran before
     tr, te = _train_slices(cfg), _train_slices(cfg, test=True)
-    model = train_mask_generator(cfg)
+    model = train_mask_generator(cfg, None if out is None else Path(out) / "model")
     seg, cls = _checkers(cfg, tr)
     masks, attrs = condition_maps(te), attributes_of(te)
     fake = generate_pairs(masks, attrs, model, steps=cfg.sample_steps, seed=cfg.seed)

@@ -4,6 +4,8 @@ The map enters every normalisation layer of MONAI's `SPADEDiffusionModelUNet` (P
 Wang et al. 2022, semantic diffusion) and the attribute pair (kind x noise: 6 classes, plus the
 null class of classifier-free guidance) is a class embedding. Train it like any model, on
 batches {"image", "cond": one-hot map, "label": attribute id} from `genmed.data.conditions.encode`.
+`mask_diffusion` works in pixel space (32-64 px); `mask_ldm` in the latent space of a trained
+autoencoder (256 px and up: the map is area-averaged onto the latent grid, `models/latent.py`).
 """
 
 from __future__ import annotations
@@ -16,21 +18,50 @@ import torch
 
 from genmed.data.conditions import CLASSES, NOISE_LEVELS, encode
 from genmed.data.phantom import LABELS
-from genmed.models.base import device_of
+from genmed.errors import UserError
+from genmed.models.base import GenerativeModel, device_of
 from genmed.models.diffusion import DiffusionModel
+from genmed.models.latent import LatentDiffusionModel
+
+N_ATTRIBUTE_CLASSES = len(LABELS) * len(NOISE_LEVELS)  # kind x noise
 
 
 def mask_diffusion(size: int) -> DiffusionModel:
     """A new SPADE diffusion model for `size`-pixel slices conditioned on map and attributes."""
     from genmed.models.registry import build_model
 
-    return build_model("diffusion", size=size, num_classes=len(LABELS) * len(NOISE_LEVELS),
+    return build_model("diffusion", size=size, num_classes=N_ATTRIBUTE_CLASSES,
                        cond_channels=len(CLASSES), cond_kind="spade", channels=(32, 64, 64),
                        attention_levels=(False, False, False))
 
 
+def mask_ldm(autoencoder, images: torch.Tensor, *, cond_kind: str = "spade", autoencoder_run: str = "",
+             generator: torch.Generator | None = None) -> LatentDiffusionModel:
+    """A new latent diffusion model on a trained `autoencoder` (`AutoencoderModel`), latents
+    scaled on `images` (N, 1, H, W) in [-1, 1], conditioned like `mask_diffusion`: the one-hot
+    map by SPADE (or "concat") on the latent grid, the attribute pair as a class."""
+    from genmed.models.latent import latent_diffusion
+
+    return latent_diffusion(autoencoder, images, num_classes=N_ATTRIBUTE_CLASSES,
+                            cond_channels=len(CLASSES), cond_kind=cond_kind,
+                            autoencoder_run=autoencoder_run, generator=generator)
+
+
+def check_mask_model(model: GenerativeModel, where: str) -> DiffusionModel | LatentDiffusionModel:
+    """`model` if it generates from a label map + attributes (a diffusion or ldm model with
+    4 map channels and 6 attribute classes); else UserError naming `where`."""
+    cfg = model.config
+    if (not isinstance(model, DiffusionModel | LatentDiffusionModel) or cfg.spatial_dims != 2
+            or getattr(cfg, "cond_channels", 0) != len(CLASSES) or cfg.num_classes != N_ATTRIBUTE_CLASSES):
+        raise UserError(f"{where}: not a model that generates from a label map + attributes (needs a "
+                        f"2-D {model.family} model with cond_channels={len(CLASSES)} and "
+                        f"num_classes={N_ATTRIBUTE_CLASSES}; train one with `genmed apps generate-from-mask` "
+                        "or benchmarks/apps_generate_from_mask_256.py)")
+    return model
+
+
 @torch.no_grad()
-def generate_from_maps(model: DiffusionModel, masks: np.ndarray,
+def generate_from_maps(model: DiffusionModel | LatentDiffusionModel, masks: np.ndarray,
                        attributes: Sequence[Mapping[str, Any]], *, steps: int = 20, seed: int = 0,
                        spacing_mm: float | None = None) -> torch.Tensor:
     """Images (N, 1, H, W) in [-1, 1] on the CPU for condition maps `masks` (N, H, W) and
