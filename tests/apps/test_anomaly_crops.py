@@ -11,11 +11,15 @@ import torch
 
 from genmed.apps.anomaly_crops import (
     DETECTORS,
+    _slices,
     CropAnomalyConfig,
     detect,
     gan_score,
+    lesion_crop_set,
+    lesion_slices,
     quick_crop_anomaly_config,
     run_crop_anomaly,
+    slice_scores,
 )
 from genmed.errors import UserError
 from genmed.metrics.anomaly import image_level
@@ -95,3 +99,28 @@ def test_gan_ensemble_is_blind_to_a_discriminators_scale():
 def test_bad_config_raises(bad):
     with pytest.raises(UserError):
         CropAnomalyConfig(**bad)
+
+
+def test_slice_score_is_the_most_anomalous_kidney_crop():
+    scores = np.array([0.2, 0.9, 0.5, -1.0])
+    assert slice_scores(scores, np.array([0, 0, 2, 2]), 4).tolist() == [0.9, -np.inf, 0.5, -np.inf]
+
+
+def test_whole_slices_are_scored_through_the_crops_the_segmenter_places():
+    """Truth-placed crops of `lesion_slices` are the crop set's; every lesion slice (>= 10 mm)
+    has a crop with lesion pixels and no healthy slice has one; the segmenter's masks place the
+    crops, and one that finds no kidney leaves nothing to score."""
+    cfg = quick_crop_anomaly_config(size=128, crop=32, slices_per_patient=4, min_lesion_mm=10.0)
+    crops, y = lesion_slices(4, cfg, 7, lesion_prob=1.0)
+    ref, _ = lesion_crop_set(4, cfg, 7)
+    kept = (y[crops.slice_id] >= 0) & ~(crops.lesion.any((1, 2)) & (crops.lesion_mm < 10.0))
+    np.testing.assert_array_equal(crops.hu[kept], ref.hu)  # same crops, same order
+    crops, y = lesion_slices(6, cfg, 7)
+    assert len(y) == 24 and set(np.unique(y)) <= {-1, 0, 1} and (y == 1).any() and (y == 0).any()
+    for i in range(len(y)):
+        assert crops.lesion[crops.slice_id == i].any() == (y[i] != 0), i
+    truth = _slices(6, cfg, 7, lesion_prob=0.5, lesion_diameter_mm=cfg.test_lesion_mm).kidney_mask
+    one_side, _ = lesion_slices(6, cfg, 7, segment=lambda hu: truth * (np.arange(hu.shape[-1]) < hu.shape[-1] // 2))
+    assert 0 < len(one_side.hu) < len(crops.hu)
+    with pytest.raises(UserError, match="no kidney crops"):
+        lesion_slices(6, cfg, 7, segment=lambda hu: np.zeros(hu.shape, np.uint8))

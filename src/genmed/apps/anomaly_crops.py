@@ -44,6 +44,7 @@ diameter.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,33 +163,49 @@ def reconstruct_from_noise(model: DiffusionModel, x: Tensor, noise: Tensor, t_st
 @dataclass
 class KidneyCrops:
     """N kidney crops in HU (N, c, c), their lesion masks (bool), the in-plane lesion diameter
-    of the source slice (mm, 0 without lesion pixels), patient id and scan noise (HU)."""
+    of the source slice (mm, 0 without lesion pixels), patient id, scan noise (HU) and the index
+    of the source slice among the rendered ones."""
 
     hu: np.ndarray
     lesion: np.ndarray
     lesion_mm: np.ndarray
     patient_id: np.ndarray
     noise_hu: np.ndarray
+    slice_id: np.ndarray
 
     def subset(self, keep: np.ndarray) -> KidneyCrops:
         return KidneyCrops(self.hu[keep], self.lesion[keep], self.lesion_mm[keep],
-                           self.patient_id[keep], self.noise_hu[keep])
+                           self.patient_id[keep], self.noise_hu[keep], self.slice_id[keep])
 
 
-def kidney_crops(n_patients: int, cfg: CropAnomalyConfig, seed: int, **phantom: Any) -> KidneyCrops:
+Segment = Callable[[np.ndarray], np.ndarray]  # HU slices (N, H, W) -> kidney masks (N, H, W)
+
+
+def kidney_crops(n_patients: int, cfg: CropAnomalyConfig, seed: int, segment: Segment | None = None,
+                 **phantom: Any) -> KidneyCrops:
     """One crop per kidney side and slice showing that kidney, from phantom slices at
-    `cfg.size` px (`genmed.data.crops.crop_kidneys`, padded with air, -1000 HU)."""
-    from genmed.data.crops import crop_kidneys
+    `cfg.size` px (`genmed.data.crops.crop_kidneys`, padded with air, -1000 HU), placed by the
+    phantom's kidney masks or, with `segment`, by the masks it predicts from the slices."""
+    return _crops_of(_slices(n_patients, cfg, seed, **phantom), cfg, segment)
+
+
+def _slices(n_patients: int, cfg: CropAnomalyConfig, seed: int, **phantom: Any):
     from genmed.data.phantom import PhantomConfig, make_slices
 
-    pc = PhantomConfig(size=cfg.size, **phantom)
-    s = make_slices(n_patients, cfg.slices_per_patient, pc, seed)
-    k, sp = cfg.slices_per_patient, float(s.spacing_mm[1])
-    hu, les, mm, pid, noise = [], [], [], [], []
-    for p in range(n_patients):
+    return make_slices(n_patients, cfg.slices_per_patient, PhantomConfig(size=cfg.size, **phantom), seed)
+
+
+def _crops_of(s, cfg: CropAnomalyConfig, segment: Segment | None) -> KidneyCrops:
+    from genmed.data.crops import crop_kidneys
+
+    k = cfg.slices_per_patient
+    gap, sp = (float(v) for v in s.spacing_mm)  # (z gap, in-plane) mm
+    kidney = s.kidney_mask if segment is None else segment(s.image)
+    hu, les, mm, pid, noise, sid = [], [], [], [], [], []
+    for p in range(len(s.image) // k):
         sl = slice(p * k, (p + 1) * k)
-        for c in crop_kidneys(s.image[sl], s.kidney_mask[sl], s.lesion_mask[sl],
-                              spacing_mm=(pc.slice_gap_mm, sp, sp), size=cfg.crop, pad_value=-1000.0):
+        for c in crop_kidneys(s.image[sl], kidney[sl], s.lesion_mask[sl],
+                              spacing_mm=(gap, sp, sp), size=cfg.crop, pad_value=-1000.0):
             for j in range(c.image.shape[0]):
                 if not c.kidney_mask[j].any():
                     continue
@@ -199,10 +216,33 @@ def kidney_crops(n_patients: int, cfg: CropAnomalyConfig, seed: int, **phantom: 
                 mm.append(float(s.lesion_diameter_mm[src]) if has else 0.0)
                 pid.append(s.patient_id[src])
                 noise.append(float(s.noise_hu[src]))
+                sid.append(src)
     if not hu:
         raise UserError("no kidney crops: no slice shows a kidney")
     return KidneyCrops(np.stack(hu).astype(np.float32), np.stack(les), np.asarray(mm, np.float32),
-                       np.asarray(pid), np.asarray(noise, np.float32))
+                       np.asarray(pid), np.asarray(noise, np.float32), np.asarray(sid))
+
+
+def lesion_slices(n_patients: int, cfg: CropAnomalyConfig, seed: int, segment: Segment | None = None,
+                  lesion_prob: float = 0.5) -> tuple[KidneyCrops, np.ndarray]:
+    """Whole-slice anomaly detection through kidney crops: the crops of every slice of
+    `n_patients` phantom patients, a share `lesion_prob` of whom have a lesion of
+    `test_lesion_mm` (crops placed by the phantom's masks or `segment`'s), and one label per
+    rendered slice: 1 = a lesion of >= min_lesion_mm in plane, 0 = no lesion pixels, -1 = a
+    smaller lesion (left out). A lesion shows on most slices of its patient, so the healthy
+    slices come mostly from the patients without one."""
+    s = _slices(n_patients, cfg, seed, lesion_prob=lesion_prob, lesion_diameter_mm=cfg.test_lesion_mm)
+    has = s.lesion_mask.reshape(len(s.lesion_mask), -1).any(1)
+    y = np.where(~has, 0, np.where(s.lesion_diameter_mm >= cfg.min_lesion_mm, 1, -1))
+    return _crops_of(s, cfg, segment), y
+
+
+def slice_scores(crop_scores: np.ndarray, slice_id: np.ndarray, n_slices: int) -> np.ndarray:
+    """(n_slices,) the most anomalous crop of each slice (max over its kidney crops); -inf for
+    a slice without crops (no kidney found: nothing flagged)."""
+    out = np.full(n_slices, -np.inf)
+    np.maximum.at(out, slice_id, crop_scores)
+    return out
 
 
 def lesion_crop_set(n_patients: int, cfg: CropAnomalyConfig, seed: int) -> tuple[KidneyCrops, np.ndarray]:
