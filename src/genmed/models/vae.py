@@ -20,6 +20,15 @@ Where `step` comes from: `batch["step"]` (an int or 0-d tensor, the optimiser st
 engine provides it; otherwise the model's own counter buffer `step`, which counts training-mode
 loss calls and is saved in `state_dict()` (so a resumed run continues the warm-up).
 
+Prior for sampling (`prior`): "standard" decodes z ~ N(0, I), the prior the ELBO is trained
+against; its samples are blotches wherever the aggregate posterior q(z) = E_x q(z|x) leaves
+holes in N(0, I) (the "prior hole" problem; Rosca et al. 2018, Dai & Wipf 2019). "fitted" keeps
+running moments of q(z) during training (buffers, like BatchNorm's running statistics: the
+batch's exact E[z] = mean(mu) and E[z z^T] = mean(mu mu^T + diag(sigma^2)), averaged with
+weight max(`prior_momentum`, 1 / updates)) and samples from the full-covariance Gaussian with
+those moments: ex-post density estimation (Ghosh et al. 2020) with one Gaussian, the simplest
+form of Dai & Wipf's second stage. Training and the ELBO are unchanged.
+
 Decoders: `decoder="resize"` (the default since the checkerboard fix) upsamples by nearest
 resize + 3x3 convolution (Odena et al. 2016); `"transposed"` is MONAI's stride-2 transposed
 convolution, which stamps a stride-period checkerboard on samples. A saved config without the
@@ -60,6 +69,8 @@ class VAEConfig(ModelConfig):
     free_bits: float = 0.0  # KL floor per latent dimension and sample, nats (0: off)
     decoder: Literal["resize", "transposed"] = "resize"  # image upsampling (see module doc)
     upsample: Literal["nearest", "linear"] = "nearest"  # resize decoder: nearest or (bi/tri)linear
+    prior: Literal["standard", "fitted"] = "standard"  # sampling prior (see module doc)
+    prior_momentum: float = 0.01  # "fitted": weight of each training batch in the running moments
 
     # values of fields added after runs were saved, for a saved config that lacks them: what
     # those runs were built with (a new model gets the field's default instead)
@@ -75,6 +86,9 @@ class VAEConfig(ModelConfig):
         check_choice("likelihood", self.likelihood, ("fixed", "learned"))
         check_choice("decoder", self.decoder, ("resize", "transposed"))
         check_choice("upsample", self.upsample, ("nearest", "linear"))
+        check_choice("prior", self.prior, ("standard", "fitted"))
+        if not 0 < self.prior_momentum <= 1:
+            raise UserError(f"prior_momentum={self.prior_momentum} must be in (0, 1]")
         if self.likelihood == "learned" and self.likelihood_sigma < 1e-3:
             raise UserError(f"likelihood_sigma={self.likelihood_sigma}: a learned sigma starts at "
                             "or above its floor 1e-3")
@@ -99,6 +113,30 @@ class VAEModel(GenerativeModel):
         if cfg.likelihood == "learned":  # only then: a fixed-sigma state_dict keeps its keys
             self.log_sigma = nn.Parameter(torch.tensor(math.log(cfg.likelihood_sigma)))
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        if cfg.prior == "fitted":  # only then: a standard-prior state_dict keeps its keys
+            d = cfg.latent_dim
+            self.register_buffer("q_mean", torch.zeros(d))
+            self.register_buffer("q_second", torch.eye(d))
+            self.register_buffer("q_updates", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def _track_aggregate(self, mu: Tensor, logvar: Tensor) -> None:
+        """Fold one batch's exact aggregate-posterior moments into the running ones."""
+        mu, var = mu.float(), logvar.float().exp()
+        second = (mu.T @ mu + torch.diag(var.sum(0))) / len(mu)
+        self.q_updates += 1
+        w = max(self.config.prior_momentum, 1.0 / float(self.q_updates))
+        self.q_mean.lerp_(mu.mean(0), w)
+        self.q_second.lerp_(second, w)
+
+    def prior_moments(self) -> tuple[Tensor, Tensor]:
+        """(mean (D,), covariance (D, D)) of the sampling prior: N(0, I), or the running
+        moments of the aggregate posterior for prior="fitted"."""
+        d, device = self.config.latent_dim, self.step.device
+        if self.config.prior == "standard" or int(self.q_updates) == 0:
+            return torch.zeros(d, device=device), torch.eye(d, device=device)
+        cov = self.q_second - torch.outer(self.q_mean, self.q_mean)
+        return self.q_mean.clone(), 0.5 * (cov + cov.T)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(mu, logvar) of q(z|x), each (B, latent_dim)."""
@@ -146,8 +184,11 @@ class VAEModel(GenerativeModel):
 
     def _terms(self, x: Tensor, z_noise: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """(|x - x_hat|^2 (B,), KL per latent dimension (B, latent_dim) in nats, x_hat) for one
-        posterior draw z = mu + sigma_q * noise."""
+        posterior draw z = mu + sigma_q * noise; a training step of a prior="fitted" model also
+        updates the aggregate posterior's running moments."""
         mu, logvar = self.encode(x)
+        if self.config.prior == "fitted" and self.training and torch.is_grad_enabled():
+            self._track_aggregate(mu.detach(), logvar.detach())
         noise = torch.randn_like(mu) if z_noise is None else z_noise
         x_hat = self.decode(mu + (0.5 * logvar).exp() * noise)
         sq = (x.float() - x_hat.float()).pow(2).flatten(1).sum(1)
@@ -194,12 +235,17 @@ class VAEModel(GenerativeModel):
 
     def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
                generator: torch.Generator | None = None) -> Tensor:
-        """`n` decoder means at z ~ N(0, I) (prior sampling); unconditional, `steps` ignored."""
+        """`n` decoder means at z from the sampling prior (N(0, I), or the fitted Gaussian:
+        z = mean + L eps with L L^T = covariance); unconditional, `steps` ignored."""
         check_positive("n", n)
         if cond is not None:
             raise UserError("the vae family is unconditional: do not pass class labels")
         device = self.step.device
         z = randn((n, self.config.latent_dim), generator, device)
+        if self.config.prior == "fitted":
+            mean, cov = self.prior_moments()
+            jitter = 1e-5 * float(cov.diagonal().mean()) * torch.eye(len(mean), device=device)
+            z = mean + z @ torch.linalg.cholesky(cov + jitter).T
         with evaluating(self):
             return self.decode(z)
 
