@@ -35,10 +35,11 @@ QUALITY = ("fid", "kid", "precision", "density")
 DIVERSITY = ("recall", "coverage")
 
 
-def run_seed(seed: int, budget: int, n_samples: int, threads: int, arms: tuple[str, ...] = ARMS) -> dict:
+def run_seed(seed: int, budget: int, n_samples: int, threads: int, arms: tuple[str, ...] = ARMS,
+             tag: str = "") -> dict:
     """One comparison at `seed`; its part JSON (metrics.json plus the added figures). With a
     subset of `arms` (a recipe changed after the sweep), those arms are trained again into
-    seed<N>/rerun-<arms> and replace their entries (and samples) in the seed's existing part."""
+    seed<N>/rerun-<arms><tag> and replace their entries (and samples) in the seed's existing part."""
     import torch
 
     from genmed.compare import CompareConfig, compare
@@ -49,7 +50,7 @@ def run_seed(seed: int, budget: int, n_samples: int, threads: int, arms: tuple[s
 
     torch.set_num_threads(threads)
     folder = PARTS / f"seed{seed}"
-    out = folder if arms == ARMS else folder / f"rerun-{'-'.join(arms)}"
+    out = folder if arms == ARMS else folder / f"rerun-{'-'.join(arms)}{tag}"
     cfg = CompareConfig(families=arms, size=64, budget_images=budget, n_samples=n_samples,
                         study=(), seed=seed, out=str(out))
     result = compare(cfg, progress=lambda m: print(f"[seed {seed}] {m}", flush=True))
@@ -265,6 +266,7 @@ def main() -> None:
     ap.add_argument("--n-samples", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--arms", default="", help="re-run only these arms into existing parts")
+    ap.add_argument("--rerun-tag", default="", help="suffix of the re-run folders (a second re-run)")
     ap.add_argument("--merge", action="store_true", help="pool the seed parts into the result")
     args = ap.parse_args()
     if args.merge:
@@ -280,7 +282,7 @@ def main() -> None:
         return
     arms = tuple(a for a in args.arms.split(",") if a) or ARMS
     for seed in (int(s) for s in args.seeds.split(",")):
-        run_seed(seed, args.budget_images, args.n_samples, args.threads, arms)
+        run_seed(seed, args.budget_images, args.n_samples, args.threads, arms, args.rerun_tag)
 
 
 if __name__ == "__main__":
