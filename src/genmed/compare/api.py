@@ -111,7 +111,10 @@ def _sampler_name(run: FamilyRun) -> str:
     cfg = run.model.config
     if run.family == "diffusion":
         return f"{cfg.sampler}, {cfg.sample_steps} steps"
-    return "decoder at z ~ N(0, I)" if run.family == "vae" else "one forward pass"
+    if run.family == "vae":
+        return ("decoder at z ~ the fitted Gaussian of the aggregate posterior"
+                if getattr(cfg, "prior", "standard") == "fitted" else "decoder at z ~ N(0, I)")
+    return "one forward pass"
 
 
 def _budget_statement(kind: str, amount: float, cfg: CompareConfig) -> str:
