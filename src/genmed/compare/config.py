@@ -45,7 +45,7 @@ QUICK_NETWORKS: dict[str, dict[str, Any]] = {
     "diffusion": dict(channels=(8, 16), attention_levels=(False, False), norm_num_groups=4,
                       num_train_timesteps=200, sampler="dpmpp_2m_sde", sample_steps=10),
     "gan": dict(variant="resnet_r1", base_channels=8, max_channels=16, latent_dim=16),
-    "vae": dict(channels=(8, 16), latent_dim=8, kl_warmup_steps=20),
+    "vae": dict(channels=(8, 16), latent_dim=8, kl_warmup_steps=20, prior="fitted"),
     "dcgan": dict(variant="dcgan", base_channels=8, latent_dim=16),
     "sngan": dict(variant="hinge_sn", base_channels=8, latent_dim=16),
 }
