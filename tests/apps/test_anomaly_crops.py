@@ -11,7 +11,6 @@ import torch
 
 from genmed.apps.anomaly_crops import (
     DETECTORS,
-    _slices,
     CropAnomalyConfig,
     detect,
     gan_score,
@@ -111,16 +110,21 @@ def test_whole_slices_are_scored_through_the_crops_the_segmenter_places():
     has a crop with lesion pixels and no healthy slice has one; the segmenter's masks place the
     crops, and one that finds no kidney leaves nothing to score."""
     cfg = quick_crop_anomaly_config(size=128, crop=32, slices_per_patient=4, min_lesion_mm=10.0)
-    crops, y = lesion_slices(4, cfg, 7, lesion_prob=1.0)
+    crops, y, _ = lesion_slices(4, cfg, 7, lesion_prob=1.0)
     ref, _ = lesion_crop_set(4, cfg, 7)
     kept = (y[crops.slice_id] >= 0) & ~(crops.lesion.any((1, 2)) & (crops.lesion_mm < 10.0))
     np.testing.assert_array_equal(crops.hu[kept], ref.hu)  # same crops, same order
-    crops, y = lesion_slices(6, cfg, 7)
+    crops, y, slices = lesion_slices(6, cfg, 7)
     assert len(y) == 24 and set(np.unique(y)) <= {-1, 0, 1} and (y == 1).any() and (y == 0).any()
     for i in range(len(y)):
         assert crops.lesion[crops.slice_id == i].any() == (y[i] != 0), i
-    truth = _slices(6, cfg, 7, lesion_prob=0.5, lesion_diameter_mm=cfg.test_lesion_mm).kidney_mask
-    one_side, _ = lesion_slices(6, cfg, 7, segment=lambda hu: truth * (np.arange(hu.shape[-1]) < hu.shape[-1] // 2))
+    inside = np.nonzero((crops.origin >= 0).all(1) & (crops.origin + 32 <= 128).all(1))[0]
+    assert len(inside) > 0
+    for k in inside:  # each crop is the window of its slice at its origin
+        r, c = crops.origin[k]
+        np.testing.assert_array_equal(crops.hu[k], slices.image[crops.slice_id[k], r:r + 32, c:c + 32])
+    truth = slices.kidney_mask
+    one_side, _, _ = lesion_slices(6, cfg, 7, segment=lambda hu: truth * (np.arange(hu.shape[-1]) < hu.shape[-1] // 2))
     assert 0 < len(one_side.hu) < len(crops.hu)
     with pytest.raises(UserError, match="no kidney crops"):
         lesion_slices(6, cfg, 7, segment=lambda hu: np.zeros(hu.shape, np.uint8))

@@ -163,8 +163,9 @@ def reconstruct_from_noise(model: DiffusionModel, x: Tensor, noise: Tensor, t_st
 @dataclass
 class KidneyCrops:
     """N kidney crops in HU (N, c, c), their lesion masks (bool), the in-plane lesion diameter
-    of the source slice (mm, 0 without lesion pixels), patient id, scan noise (HU) and the index
-    of the source slice among the rendered ones."""
+    of the source slice (mm, 0 without lesion pixels), patient id, scan noise (HU), the index
+    of the source slice among the rendered ones and the crop's (row, column) origin in it (px;
+    negative where the crop is padded)."""
 
     hu: np.ndarray
     lesion: np.ndarray
@@ -172,10 +173,12 @@ class KidneyCrops:
     patient_id: np.ndarray
     noise_hu: np.ndarray
     slice_id: np.ndarray
+    origin: np.ndarray
 
     def subset(self, keep: np.ndarray) -> KidneyCrops:
         return KidneyCrops(self.hu[keep], self.lesion[keep], self.lesion_mm[keep],
-                           self.patient_id[keep], self.noise_hu[keep], self.slice_id[keep])
+                           self.patient_id[keep], self.noise_hu[keep], self.slice_id[keep],
+                           self.origin[keep])
 
 
 Segment = Callable[[np.ndarray], np.ndarray]  # HU slices (N, H, W) -> kidney masks (N, H, W)
@@ -201,7 +204,7 @@ def _crops_of(s, cfg: CropAnomalyConfig, segment: Segment | None) -> KidneyCrops
     k = cfg.slices_per_patient
     gap, sp = (float(v) for v in s.spacing_mm)  # (z gap, in-plane) mm
     kidney = s.kidney_mask if segment is None else segment(s.image)
-    hu, les, mm, pid, noise, sid = [], [], [], [], [], []
+    hu, les, mm, pid, noise, sid, origin = [], [], [], [], [], [], []
     for p in range(len(s.image) // k):
         sl = slice(p * k, (p + 1) * k)
         for c in crop_kidneys(s.image[sl], kidney[sl], s.lesion_mask[sl],
@@ -217,24 +220,26 @@ def _crops_of(s, cfg: CropAnomalyConfig, segment: Segment | None) -> KidneyCrops
                 pid.append(s.patient_id[src])
                 noise.append(float(s.noise_hu[src]))
                 sid.append(src)
+                origin.append((c.r0, c.c0))
     if not hu:
         raise UserError("no kidney crops: no slice shows a kidney")
     return KidneyCrops(np.stack(hu).astype(np.float32), np.stack(les), np.asarray(mm, np.float32),
-                       np.asarray(pid), np.asarray(noise, np.float32), np.asarray(sid))
+                       np.asarray(pid), np.asarray(noise, np.float32), np.asarray(sid),
+                       np.asarray(origin, np.int64).reshape(-1, 2))
 
 
 def lesion_slices(n_patients: int, cfg: CropAnomalyConfig, seed: int, segment: Segment | None = None,
-                  lesion_prob: float = 0.5) -> tuple[KidneyCrops, np.ndarray]:
+                  lesion_prob: float = 0.5) -> tuple[KidneyCrops, np.ndarray, Any]:
     """Whole-slice anomaly detection through kidney crops: the crops of every slice of
     `n_patients` phantom patients, a share `lesion_prob` of whom have a lesion of
     `test_lesion_mm` (crops placed by the phantom's masks or `segment`'s), and one label per
     rendered slice: 1 = a lesion of >= min_lesion_mm in plane, 0 = no lesion pixels, -1 = a
-    smaller lesion (left out). A lesion shows on most slices of its patient, so the healthy
-    slices come mostly from the patients without one."""
+    smaller lesion (left out); and the rendered slices (`PhantomSlices`). A lesion shows on most
+    slices of its patient, so the healthy slices come mostly from the patients without one."""
     s = _slices(n_patients, cfg, seed, lesion_prob=lesion_prob, lesion_diameter_mm=cfg.test_lesion_mm)
     has = s.lesion_mask.reshape(len(s.lesion_mask), -1).any(1)
     y = np.where(~has, 0, np.where(s.lesion_diameter_mm >= cfg.min_lesion_mm, 1, -1))
-    return _crops_of(s, cfg, segment), y
+    return _crops_of(s, cfg, segment), y, s
 
 
 def slice_scores(crop_scores: np.ndarray, slice_id: np.ndarray, n_slices: int) -> np.ndarray:
