@@ -29,18 +29,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def patient_ci(scores: np.ndarray, y: np.ndarray, patient: np.ndarray, n_boot: int, seed: int) -> list[float]:
-    """95% percentile CI of the AUROC when whole patients are resampled."""
+    """95% percentile CI of the AUROC when whole patients are resampled (a resample with one
+    class only is dropped)."""
     from sklearn.metrics import roc_auc_score
 
-    rng = np.random.default_rng(seed)
-    ids = np.unique(patient)
-    rows = {p: np.nonzero(patient == p)[0] for p in ids}
-    aucs = []
-    for _ in range(n_boot):
-        idx = np.concatenate([rows[p] for p in rng.choice(ids, len(ids))])
-        if 0 < y[idx].sum() < len(idx):
-            aucs.append(roc_auc_score(y[idx], scores[idx]))
-    return [float(np.percentile(aucs, 2.5)), float(np.percentile(aucs, 97.5))]
+    from genmed.metrics.stats import bootstrap_ci
+
+    def auroc(rows: np.ndarray) -> float:
+        return roc_auc_score(y[rows], scores[rows]) if 0 < y[rows].sum() < len(rows) else float("nan")
+
+    e = bootstrap_ci(auroc, np.arange(len(y)), groups=patient, n_boot=n_boot, seed=seed)
+    return [e.low, e.high]
 
 
 def figure(path: Path, slices, y: np.ndarray, crops, crop_scores: np.ndarray, slice_score: np.ndarray,

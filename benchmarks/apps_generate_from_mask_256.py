@@ -49,13 +49,13 @@ def slices(n_patients: int, size: int, seed: int):
 
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Pooled Dice of binary masks (N, H, W) and the mean of per-slice Dice over slices whose
-    truth is not empty."""
-    inter = (pred & truth).sum((1, 2))
-    total = pred.sum((1, 2)) + truth.sum((1, 2))
-    has = truth.sum((1, 2)) > 0
-    return {"pooled": float(2 * inter.sum() / max(total.sum(), 1)),
-            "per_slice_mean": float((2 * inter[has] / np.maximum(total[has], 1)).mean())}
+    """Pooled Dice of binary masks (N, H, W) and the mean of per-slice Dice
+    (`pipeline.segmentation.dice_per_slice`) over slices whose truth is not empty."""
+    from genmed.pipeline.segmentation import dice_per_slice
+
+    has = truth.any((1, 2))
+    return {"pooled": float(2 * (pred & truth).sum() / max(pred.sum() + truth.sum(), 1)),
+            "per_slice_mean": float(dice_per_slice(pred[has], truth[has]).mean())}
 
 
 def check(pipe, images_hu: np.ndarray, maps: np.ndarray, kinds: np.ndarray, noisy: np.ndarray) -> dict:
