@@ -60,6 +60,7 @@ SHARED = ("spatial_dims", "in_channels", "size", "num_classes", "data_kind")  # 
 TEACHERS: dict[str, tuple[type[ModelConfig], type[GenerativeModel]]] = {
     "diffusion": (DiffusionConfig, DiffusionModel), "ldm": (LDMConfig, LatentDiffusionModel)}
 Distance = Literal["l2", "pseudo_huber"]
+Prediction = Literal["eps", "v"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,13 +81,18 @@ class ConsistencyConfig(ModelConfig):
     # clamp x0_hat of bounded images to [-1, 1] inside f: at t near T the eps parameterisation
     # multiplies a student eps error by 1 / sqrt(alpha_bar_T), about 150 (linear schedule)
     clip_x0: bool = True
-    saved_defaults: ClassVar[Mapping[str, Any]] = {"clip_x0": False}  # runs from before it
+    # what the student's network output is read as: "eps" (the teacher's own parameterisation)
+    # or "v" (Salimans & Ho 2022, sec. 4 and App. D: x0 = sqrt(ab) x_t - sqrt(1 - ab) v, no
+    # 1 / sqrt(ab) amplification of the output's error at low SNR, where eps fails)
+    prediction: Prediction = "eps"
+    saved_defaults: ClassVar[Mapping[str, Any]] = {"clip_x0": False, "prediction": "eps"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("teacher_family", self.teacher_family, tuple(TEACHERS))
         check_choice("spacing", self.spacing, SPACINGS)
         check_choice("distance", self.distance, ("l2", "pseudo_huber"))
+        check_choice("prediction", self.prediction, ("eps", "v"))
         if not isinstance(self.teacher, dict):
             raise UserError(f"teacher={self.teacher!r} must be a mapping of options")
         clash = sorted(set(self.teacher) & set(SHARED))
@@ -209,9 +215,12 @@ class ConsistencyModel(GenerativeModel):
                     image_cond: Tensor | None = None) -> Tensor:
         """f(x_t, t) of `net` (student or target) at integer times t (B,), see module doc."""
         ab = self.student.alpha_bar[t]
-        eps = net.denoiser(clip_x0=False, image_cond=image_cond)(x, t, cond=labels)
+        out = net.denoiser(clip_x0=False, image_cond=image_cond)(x, t, cond=labels)
         c_skip, c_out = consistency_scalings(ab, self.ab_min, self.config.sigma_data)
-        x0 = eps_to_x0(x, eps, ab)
+        if self.config.prediction == "v":
+            x0 = broadcast(ab.sqrt(), x) * x - broadcast((1 - ab).sqrt(), x) * out
+        else:
+            x0 = eps_to_x0(x, out, ab)
         if self.config.clip_x0 and self.student.bounded_images:
             x0 = x0.clamp(-1, 1)
         return broadcast(c_skip, x) * x / broadcast(ab.sqrt(), x) + broadcast(c_out, x) * x0
