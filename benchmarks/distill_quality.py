@@ -84,6 +84,22 @@ def figure(path: Path, rows: dict[str, np.ndarray], title: str) -> None:
     plt.close(fig)
 
 
+def kidney_areas(pipe, images: np.ndarray) -> np.ndarray:
+    """(N,) kidney pixels the checker pipeline's segmenter finds in each image, at the
+    checker's own size (images bilinearly resized to it first, real and generated alike)."""
+    x = torch.as_tensor(images, dtype=torch.float32)
+    if x.shape[-1] != pipe.cfg.size:
+        x = F.interpolate(x, size=(pipe.cfg.size, pipe.cfg.size), mode="bilinear", align_corners=False)
+    masks = np.concatenate([pipe.segment(x[i : i + 50, 0].numpy()) for i in range(0, len(x), 50)])
+    return (masks > 0).reshape(len(masks), -1).sum(1)
+
+
+def visible_share(areas: np.ndarray, real_median: float) -> float:
+    """Share of images whose segmented kidney area is within [0.5, 2] x the real median: an
+    anatomy check that a feature space trained on tissue shares and noise level can miss."""
+    return float(((areas >= 0.5 * real_median) & (areas <= 2.0 * real_median)).mean())
+
+
 def gan_img_per_s(size: int, variant: str, n: int = 256, repeats: int = 3) -> float:
     """Sampling throughput of a GAN `variant`'s generator at `size` (untrained: speed only)."""
     from genmed.models import build_model
@@ -110,11 +126,19 @@ def main() -> None:
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--n", type=int, default=1000, help="samples per row (and reference slices)")
     ap.add_argument("--student-steps", default="1,2,4")
+    ap.add_argument("--student", type=Path, help="a distilled run (skip distilling one)")
+    ap.add_argument("--student-options", default="{}",
+                    help='ConsistencyConfig options as JSON, e.g. \'{"prediction": "v"}\'')
+    ap.add_argument("--checker", type=Path, help="a kidney pipeline run (`genmed pipeline train`): "
+                    "adds the share of samples in which its segmenter finds kidneys of real size")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--n-boot", type=int, default=50)
     ap.add_argument("--fp32-teacher", action="store_true",
                     help="also sample the teacher in fp32 (does bf16 sampling change FID?)")
     ap.add_argument("--teacher-only", action="store_true", help="no student rows")
+    ap.add_argument("--teacher-ode", default="ddim:16",
+                    help="SAMPLER:STEPS rows of the teacher's deterministic (probability-flow ODE) "
+                    "samplers, comma-separated: the trajectories consistency distillation copies")
     ap.add_argument("--figure", type=Path, help="draw 6 samples per row beside real slices here "
                     "and stop (no FID)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "distill_quality.json")
@@ -131,7 +155,7 @@ def main() -> None:
     from genmed.versions import machine
 
     teacher_run = args.teacher or args.workdir / f"teacher-{args.size}"
-    student_run = args.workdir / f"student-{args.size}"
+    student_run = args.student or args.workdir / f"student-{args.size}"
     timing: dict[str, dict] = {}
     if args.teacher is None and not (teacher_run / "checkpoints").exists():
         cfg = TrainConfig(family="diffusion", size=args.size, n_patients=args.n_patients,
@@ -143,7 +167,7 @@ def main() -> None:
     if not (student_run / "checkpoints").exists():
         start = time.perf_counter()
         res = distill(teacher_run, student_run, steps=args.distill_steps, batch_size=args.batch,
-                      precision=args.precision)
+                      precision=args.precision, options=json.loads(args.student_options))
         timing["student"] = {"wall_s": round(time.perf_counter() - start, 1), "img_per_s": round(res.img_per_s, 2)}
 
     extractor = load_extractor()
@@ -154,9 +178,21 @@ def main() -> None:
                               seed=REFERENCE_SEED)
     if len(real) < args.n:
         raise SystemExit(f"only {len(real)} reference slices for --n {args.n}")
-    real_feats = extractor.features(to_extractor(real.images[: args.n].numpy()))
+    real_images = real.images[: args.n].numpy()
+    real_feats = extractor.features(to_extractor(real_images))
+    checker = None
+    if args.checker:
+        from genmed.metrics.spectrum import high_frequency_share
+        from genmed.pipeline.pipeline import load_pipeline
+
+        checker = load_pipeline(args.checker)
+        real_areas = kidney_areas(checker, real_images)
+        real_median = float(np.median(real_areas))
+        anatomy = {"checker": str(args.checker), "real_median_kidney_px": real_median,
+                   "real_kidney_visible": visible_share(real_areas, real_median),
+                   "real_hf_share": high_frequency_share(real_images)}
     teacher, teacher_cfg = load_run(teacher_run)
-    student, _ = load_run(student_run)
+    student, student_cfg = load_run(student_run)
     rows: dict[str, dict] = {}
     # a class-conditional teacher draws each sample in the class of its reference slice
     labels = real.labels[: args.n].long() if teacher.config.num_classes else None
@@ -166,6 +202,9 @@ def main() -> None:
         est = fid_ci(real_feats, extractor.features(to_extractor(images)), n_boot=args.n_boot)
         rows[name] = {"fid": round(est.value, 3), "ci95": [round(est.low, 3), round(est.high, 3)],
                       "img_per_s": round(1.0 / s_per_img, 2), "precision": precision, **kw}
+        if checker is not None:
+            rows[name]["kidney_visible"] = visible_share(kidney_areas(checker, images), real_median)
+            rows[name]["hf_share"] = round(high_frequency_share(images), 4)
         print(name, rows[name], flush=True)
 
     tcfg = teacher.config
@@ -186,6 +225,9 @@ def main() -> None:
     row(f"teacher {tcfg.sampler}-{tcfg.sample_steps}", teacher)
     if args.fp32_teacher:
         row(f"teacher {tcfg.sampler}-{tcfg.sample_steps} fp32", teacher, precision="fp32")
+    for spec in filter(None, args.teacher_ode.split(",")):
+        sampler, steps = spec.split(":")
+        row(f"teacher {sampler}-{steps} (ODE)", teacher, sampler=sampler, steps=int(steps))
     for k in () if args.teacher_only else (int(s) for s in args.student_steps.split(",")):
         row(f"student {k}-step", student, steps=k)
     teacher_fid = next(iter(rows.values()))["fid"]
@@ -198,15 +240,17 @@ def main() -> None:
         "machine": machine() | {"torch_threads": args.threads},
         "settings": {"size": args.size, "teacher_run": str(teacher_run), "student_run": str(student_run),
                      "teacher_steps": teacher_cfg.steps,
-                     "teacher_batch": teacher_cfg.batch_size, "distill_steps": args.distill_steps,
+                     "teacher_batch": teacher_cfg.batch_size, "distill_steps": student_cfg.steps,
                      "batch": args.batch, "n_patients": args.n_patients, "precision": args.precision,
                      "n_samples": args.n, "reference": f"phantom seed {REFERENCE_SEED} (not the "
                      f"teacher's), {n_ref_patients} patients, first {args.n} slices", "n_boot": args.n_boot,
                      "student": student.config.__class__.__name__, "num_scales": student.config.num_scales,
+                     "prediction": student.config.prediction, "distance": student.config.distance,
                      "teacher_family": student.config.teacher_family,
                      "classes": "the reference slices' labels" if labels is not None else None},
         "extractor": extractor.info() | {"resized_to_px": EXTRACTOR_PX},
         "training": timing,
+        "anatomy": anatomy if checker is not None else None,
         "rows": rows,
         "gan_sampling_img_per_s": gan,
         "gan_speed_over_student_1step": {v: round(g / student_1, 2) for v, g in gan.items()}

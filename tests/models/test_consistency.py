@@ -170,3 +170,48 @@ def test_clip_x0_bounds_f_of_bounded_images_at_high_noise() -> None:
             ends[clip] = model.consistency(model.student, x, t, None).abs().max().item()
     assert ends[False] > 5.0  # the untrained net's eps error, amplified
     assert ends[True] < 1.05
+
+
+class Oracle(nn.Module):
+    """Returns the exact eps or v of a known (x0, eps) pair, plus a constant error."""
+
+    def __init__(self, x0, eps, ab, kind: str, error: float) -> None:
+        super().__init__()
+        self.x0, self.eps, self.ab, self.kind, self.error = x0, eps, ab, kind, error
+
+    def forward(self, x, timesteps, class_labels=None, **_):
+        a = self.ab[timesteps].float().sqrt().view(-1, 1, 1, 1)
+        s = (1 - self.ab[timesteps].float()).sqrt().view(-1, 1, 1, 1)
+        exact = self.eps if self.kind == "eps" else a * self.eps - s * self.x0
+        return exact + self.error
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_v_prediction_does_not_amplify_the_output_error_at_high_noise(prediction) -> None:
+    """Salimans & Ho 2022, sec. 4: the same 0.01 output error becomes an x0 error of
+    0.01 / sqrt(alpha_bar) (about 157 at t = T - 1, linear schedule) read as eps, and of
+    0.01 sqrt(1 - alpha_bar) read as v; exact outputs give x0 either way."""
+    from genmed.models import consistency_from_teacher
+
+    teacher = build_model("diffusion", size=8, channels=(8, 8), attention_levels=(False, False),
+                          norm_num_groups=8)
+    model = consistency_from_teacher(teacher, num_scales=8, clip_x0=False, prediction=prediction)
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.rand(2, 1, 8, 8, generator=g) * 2 - 1, torch.randn(2, 1, 8, 8, generator=g)
+    ab = model.student.alpha_bar
+    t = torch.full((2,), 999)
+    xt = ab[999].sqrt() * x0 + (1 - ab[999]).sqrt() * eps
+    errors = {}
+    for error in (0.0, 0.01):
+        model.student.net = Oracle(x0, eps, ab, prediction, error)
+        with torch.no_grad():
+            f = model.consistency(model.student, xt, t, None)
+        # f = c_skip x_t / sqrt(ab) + c_out x0_hat; c_out -> 1, c_skip x_t / sqrt(ab) small
+        c_skip, c_out = consistency_scalings(ab[t].double(), float(ab[0]), 0.5)
+        x0_hat = (f - c_skip[0].float() * xt / ab[999].sqrt()) / c_out[0].float()
+        errors[error] = float((x0_hat - x0).abs().max())
+    assert errors[0.0] < 1e-3
+    if prediction == "eps":
+        assert errors[0.01] > 1.0  # amplified about 157x
+    else:
+        assert errors[0.01] < 0.011

@@ -152,6 +152,8 @@ def distill(
     guidance: float = typer.Option(None, help="Teacher classifier-free guidance scale the "
                                    "student learns (class-conditional teachers; default 1)."),
     num_scales: int = typer.Option(None, help="N, teacher ODE grid points (default 40)."),
+    prediction: str = typer.Option(None, help="What the student's network output is read as: "
+                                   "eps or v (Salimans & Ho 2022; default: the method's)."),
     device: str = typer.Option(None, help="auto, cpu or cuda (default: the teacher run's)."),
     seed: int = typer.Option(None, help="Seed (default: the teacher run's)."),
 ) -> None:
@@ -159,8 +161,8 @@ def distill(
     sample it with `genmed sample STUDENT_RUN --steps 1`."""
     from genmed.train import distill as api
 
-    options = {k: v for k, v in dict(guidance=guidance, num_scales=num_scales).items()
-               if v is not None}
+    options = {k: v for k, v in dict(guidance=guidance, num_scales=num_scales,
+                                     prediction=prediction).items() if v is not None}
     result = api(teacher_run, out, method=method, steps=steps, batch_size=batch_size, lr=lr,
                  device=device, seed=seed, options=options)
     typer.echo(f"distilled {result.step} steps ({result.precision} on {result.device}) -> "
