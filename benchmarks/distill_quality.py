@@ -208,6 +208,8 @@ def main() -> None:
         print(name, rows[name], flush=True)
 
     tcfg = teacher.config
+    ode = [(sampler, int(steps)) for sampler, steps in
+           (spec.split(":") for spec in filter(None, args.teacher_ode.split(",")))]
     if args.figure:
         k = 6
         pick = torch.arange(k) * (args.n // k)  # slices of different patients
@@ -216,6 +218,9 @@ def main() -> None:
             grid = {"real (held out)": real.images[pick].numpy(),
                     f"teacher\n{tcfg.sampler}, {tcfg.sample_steps} steps":
                         timed_samples(teacher.eval(), k, k, seed=1, labels=lab)[0]}
+            for sampler, steps in ode:
+                grid[f"teacher\n{sampler}, {steps} steps (ODE)"] = timed_samples(
+                    teacher.eval(), k, k, seed=1, labels=lab, sampler=sampler, steps=steps)[0]
             for steps in (int(s) for s in args.student_steps.split(",")):
                 grid[f"student\n{steps} step{'s' if steps > 1 else ''}"] = timed_samples(
                     student.eval(), k, k, seed=1, labels=lab, steps=steps)[0]
@@ -225,9 +230,8 @@ def main() -> None:
     row(f"teacher {tcfg.sampler}-{tcfg.sample_steps}", teacher)
     if args.fp32_teacher:
         row(f"teacher {tcfg.sampler}-{tcfg.sample_steps} fp32", teacher, precision="fp32")
-    for spec in filter(None, args.teacher_ode.split(",")):
-        sampler, steps = spec.split(":")
-        row(f"teacher {sampler}-{steps} (ODE)", teacher, sampler=sampler, steps=int(steps))
+    for sampler, steps in ode:
+        row(f"teacher {sampler}-{steps} (ODE)", teacher, sampler=sampler, steps=steps)
     for k in () if args.teacher_only else (int(s) for s in args.student_steps.split(",")):
         row(f"student {k}-step", student, steps=k)
     teacher_fid = next(iter(rows.values()))["fid"]
