@@ -225,7 +225,9 @@ def main() -> None:
                 grid[f"student\n{steps} step{'s' if steps > 1 else ''}"] = timed_samples(
                     student.eval(), k, k, seed=1, labels=lab, steps=steps)[0]
         figure(args.figure, grid, f"Consistency distillation at {args.size} px "
-               f"({360 / args.size:.2f} mm/px): one teacher, its student at 1, 2, 4 steps; same seeds")
+               f"({360 / args.size:.2f} mm/px): a {tcfg.family} teacher ({teacher_cfg.steps} steps), "
+               f"its {student.config.prediction}-prediction student ({student_cfg.steps} steps) "
+               f"at 1, 2, 4 evaluations; same seeds")
         return
     row(f"teacher {tcfg.sampler}-{tcfg.sample_steps}", teacher)
     if args.fp32_teacher:
@@ -245,7 +247,7 @@ def main() -> None:
         "settings": {"size": args.size, "teacher_run": str(teacher_run), "student_run": str(student_run),
                      "teacher_steps": teacher_cfg.steps,
                      "teacher_batch": teacher_cfg.batch_size, "distill_steps": student_cfg.steps,
-                     "batch": args.batch, "n_patients": args.n_patients, "precision": args.precision,
+                     "batch": args.batch, "n_patients": teacher_cfg.n_patients, "precision": args.precision,
                      "n_samples": args.n, "reference": f"phantom seed {REFERENCE_SEED} (not the "
                      f"teacher's), {n_ref_patients} patients, first {args.n} slices", "n_boot": args.n_boot,
                      "student": student.config.__class__.__name__, "num_scales": student.config.num_scales,

@@ -68,7 +68,7 @@ class Points(Dataset):
 
 def distilled_pair() -> ConsistencyModel:
     model = build_model("consistency", data_kind="vector", size=1,
-                        teacher=dict(hidden=8, depth=1), num_scales=20)
+                        teacher=dict(hidden=8, depth=1), num_scales=20, prediction="eps")
     ab = model.student.alpha_bar64
     model.teacher.net, model.student.net = MixtureEps(ab), Student(ab)
     return model
@@ -165,7 +165,8 @@ def test_clip_x0_bounds_f_of_bounded_images_at_high_noise() -> None:
     t = torch.full((4,), 999)
     ends = {}
     for clip in (False, True):
-        model = consistency_from_teacher(teacher, num_scales=8, clip_x0=clip).eval()
+        model = consistency_from_teacher(teacher, num_scales=8, clip_x0=clip,
+                                         prediction="eps").eval()
         with torch.no_grad():
             ends[clip] = model.consistency(model.student, x, t, None).abs().max().item()
     assert ends[False] > 5.0  # the untrained net's eps error, amplified
@@ -215,3 +216,14 @@ def test_v_prediction_does_not_amplify_the_output_error_at_high_noise(prediction
         assert errors[0.01] > 1.0  # amplified about 157x
     else:
         assert errors[0.01] < 0.011
+
+
+def test_new_students_read_v_and_runs_saved_before_the_option_rebuild_as_eps() -> None:
+    from genmed.models import build_model_from_config, consistency_from_teacher, model_config_dict
+
+    teacher = build_model("diffusion", size=8, channels=(8, 8), attention_levels=(False, False),
+                          norm_num_groups=8)
+    saved = model_config_dict(consistency_from_teacher(teacher, num_scales=8))
+    assert saved["config"]["prediction"] == "v"
+    old = {k: v for k, v in saved["config"].items() if k != "prediction"}
+    assert build_model_from_config("consistency", old).config.prediction == "eps"

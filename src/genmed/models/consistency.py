@@ -81,10 +81,11 @@ class ConsistencyConfig(ModelConfig):
     # clamp x0_hat of bounded images to [-1, 1] inside f: at t near T the eps parameterisation
     # multiplies a student eps error by 1 / sqrt(alpha_bar_T), about 150 (linear schedule)
     clip_x0: bool = True
-    # what the student's network output is read as: "eps" (the teacher's own parameterisation)
-    # or "v" (Salimans & Ho 2022, sec. 4 and App. D: x0 = sqrt(ab) x_t - sqrt(1 - ab) v, no
-    # 1 / sqrt(ab) amplification of the output's error at low SNR, where eps fails)
-    prediction: Prediction = "eps"
+    # what the student's network output is read as: "v" (Salimans & Ho 2022, sec. 4 and App. D:
+    # x0 = sqrt(ab) x_t - sqrt(1 - ab) v, no 1 / sqrt(ab) amplification of the output's error
+    # at low SNR; the 256-px ldm student that diverged as "eps" samples kidneys as "v") or
+    # "eps" (the teacher's own parameterisation: the student starts exactly as the teacher)
+    prediction: Prediction = "v"
     saved_defaults: ClassVar[Mapping[str, Any]] = {"clip_x0": False, "prediction": "eps"}
 
     def __post_init__(self) -> None:
