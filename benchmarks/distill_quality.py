@@ -225,9 +225,9 @@ def main() -> None:
                 grid[f"student\n{steps} step{'s' if steps > 1 else ''}"] = timed_samples(
                     student.eval(), k, k, seed=1, labels=lab, steps=steps)[0]
         figure(args.figure, grid, f"Consistency distillation at {args.size} px "
-               f"({360 / args.size:.2f} mm/px): a {teacher.family} teacher ({teacher_cfg.steps} steps), "
-               f"its {student.config.prediction}-prediction student ({student_cfg.steps} steps) "
-               f"at 1, 2, 4 evaluations; same seeds")
+               f"({360 / args.size:.2f} mm/px), same seeds in every row\nteacher: {teacher.family}, "
+               f"{teacher_cfg.steps} training steps; student: {student.config.prediction}-prediction, "
+               f"{student_cfg.steps} distillation steps, sampled in 1, 2, 4 evaluations")
         return
     row(f"teacher {tcfg.sampler}-{tcfg.sample_steps}", teacher)
     if args.fp32_teacher:
