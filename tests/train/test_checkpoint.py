@@ -27,7 +27,10 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    """The child's environment: our sources, and this process's torch thread count (another
+    count changes the order of float reductions, and bit-exact resume tests compare weights)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+            "OMP_NUM_THREADS": str(torch.get_num_threads())}
 
 
 def _final_weights(run: Path, step: int) -> dict[str, dict[str, torch.Tensor]]:
