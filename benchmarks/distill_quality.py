@@ -158,6 +158,8 @@ def main() -> None:
     from genmed.data.datasets import load_training_data
     from genmed.metrics.features import load_extractor
     from genmed.metrics.fid import fid_ci
+    from genmed.metrics.spectrum import high_frequency_share
+    from genmed.pipeline.pipeline import load_pipeline
     from genmed.train import TrainConfig, train
     from genmed.train.distill import distill
     from genmed.train.precision import resolve_numerics
@@ -192,9 +194,6 @@ def main() -> None:
     real_feats = extractor.features(to_extractor(real_images))
     checker = None
     if args.checker:
-        from genmed.metrics.spectrum import high_frequency_share
-        from genmed.pipeline.pipeline import load_pipeline
-
         checker = load_pipeline(args.checker)
         real_areas = kidney_areas(checker, real_images)
         real_median = float(np.median(real_areas))

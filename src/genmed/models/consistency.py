@@ -55,7 +55,7 @@ from genmed.config import from_dict, to_dict
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.models.base import (Batch, GenerativeModel, ModelConfig, batch_labels, check_labels,
                                 evaluating, randn)
-from genmed.models.denoiser import eps_to_x0, x0_to_eps
+from genmed.models.denoiser import eps_to_x0, v_to_x0, x0_to_eps
 from genmed.models.diffusion import DiffusionConfig, DiffusionModel
 from genmed.models.latent import LatentDiffusionModel, LDMConfig
 from genmed.models.samplers import sample_consistency
@@ -223,10 +223,7 @@ class ConsistencyModel(GenerativeModel):
         ab = self.student.alpha_bar[t]
         out = net.denoiser(clip_x0=False, image_cond=image_cond)(x, t, cond=labels)
         c_skip, c_out = consistency_scalings(ab, self.ab_min, self.config.sigma_data)
-        if self.config.prediction == "v":
-            x0 = broadcast(ab.sqrt(), x) * x - broadcast((1 - ab).sqrt(), x) * out
-        else:
-            x0 = eps_to_x0(x, out, ab)
+        x0 = (v_to_x0 if self.config.prediction == "v" else eps_to_x0)(x, out, ab)
         if self.config.clip_x0 and self.student.bounded_images:
             x0 = x0.clamp(-1, 1)
         return broadcast(c_skip, x) * x / broadcast(ab.sqrt(), x) + broadcast(c_out, x) * x0

@@ -36,6 +36,13 @@ def x0_to_eps(x: Tensor, x0: Tensor, ab: Tensor | float) -> Tensor:
     return (x - ab.sqrt() * x0) / (1 - ab).sqrt()
 
 
+def v_to_x0(x: Tensor, v: Tensor, ab: Tensor | float) -> Tensor:
+    """x0_hat = sqrt(alpha_bar) x_t - sqrt(1 - alpha_bar) v, with v = sqrt(alpha_bar) eps -
+    sqrt(1 - alpha_bar) x0 (Salimans & Ho 2022, sec. 4 and App. D)."""
+    ab = broadcast(ab, x)
+    return ab.sqrt() * x - (1 - ab).sqrt() * v
+
+
 def eps_to_score(x: Tensor, eps: Tensor, ab: Tensor | float) -> Tensor:
     """grad_x log p_t(x) = -eps / sqrt(1 - alpha_bar)   (Song et al. 2021 SDE paper, eq. 4 / DSM)."""
     return -eps / broadcast(ab, x).mul(-1).add(1).sqrt()
