@@ -3,7 +3,10 @@
 `auto` precision picks bf16 only where the hardware runs it fast:
 - CPU: bf16 autocast when the CPU has AMX (`amx_bf16`) or AVX-512 BF16 (`avx512_bf16`);
   without them oneDNN emulates bf16 and fp32 is faster. benchmarks/train_throughput.py
-  measures the ratio (2.0x for the MONAI diffusion UNet on an AMX Xeon).
+  measures the ratio (2.0x for the MONAI diffusion UNet on an AMX Xeon). Asked for bf16
+  explicitly on a CPU without them, convolutions fall to PyTorch's reference kernel
+  (aten::_slow_conv2d): a 64-px autoencoder step took 23x as long as in fp32 on an AVX2-only
+  AMD EPYC, so that request gets a one-line warning.
 - CUDA: bf16 autocast when the GPU supports bf16 (Ampere and later), else fp32.
 `fp16` (CUDA only) is autocast plus a `torch.amp.GradScaler` against gradient underflow.
 """
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from genmed.errors import UserError
+from genmed.errors import UserError, warn
 from genmed.versions import cpu_flags
 
 
@@ -66,4 +69,7 @@ def resolve_numerics(device: str, precision: str, local_rank: int = 0) -> Numeri
         raise UserError("precision='fp16' needs a CUDA GPU; use bf16 or fp32 on CPU")
     if precision == "auto":
         precision = "bf16" if bf16_is_fast(dev) else "fp32"
+    elif precision == "bf16" and dev.type == "cpu" and not bf16_is_fast(dev):
+        warn("precision='bf16' on a CPU without AVX-512 BF16 or AMX: convolutions run on "
+             "PyTorch's slow reference kernel (up to 20x slower than fp32); use fp32 or auto")
     return Numerics(device=dev, precision=precision)
