@@ -7,6 +7,7 @@ import pytest
 
 from genmed.errors import UserError
 from genmed.metrics import flatten_rms, memorisation_audit
+from genmed.metrics.memorisation import nearest_train
 
 
 def test_duplicated_training_images_are_flagged(ellipses):
@@ -40,3 +41,15 @@ def test_bad_input():
         memorisation_audit(z, z, z, quantile=1.5)
     with pytest.raises(UserError, match="threshold"):
         memorisation_audit(z, z, z, threshold=-1.0)
+
+
+def test_an_exact_copy_is_at_distance_exactly_zero():
+    """Large-valued rows: the search's |a|^2 + |b|^2 - 2 a.b leaves about 3e-4 for a copy
+    (seen on an AVX2 CPU); the recomputed distance is 0, and a non-copy keeps its distance."""
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(50, 4096)) * 100 + 300
+    queries = np.concatenate([train[[3, 7, 11]], train[[5]] + 1.0])
+    dist, idx = nearest_train(queries, train)
+    assert idx.tolist() == [3, 7, 11, 5]
+    assert dist[:3].tolist() == [0.0, 0.0, 0.0]
+    assert dist[3] == pytest.approx(64.0)  # sqrt(4096 * 1^2)
