@@ -19,12 +19,23 @@ area-resized to 64 px first, the same for every row, stated in the JSON). Look a
         --workdir DIR --distill-steps 500 --batch 16 --student-options '{"prediction": "v"}' \
         --checker runs/pipe256 --teacher-ode ddim:16,dpmpp_2m:8 \
         --out benchmarks/results/distill_quality_256.json
+    echo "n_patients: 300" > p300.yaml   # the teacher's data: 300 phantom patients
+    genmed train --family autoencoder --size 64 --steps 1200 --batch-size 16 --config p300.yaml \
+        --out runs/ae64
+    genmed train --family ldm --size 64 --autoencoder runs/ae64 --steps 4000 --config p300.yaml \
+        --out runs/ldm64
+    genmed distill runs/ldm64 --out runs/ldm64-cd --steps 800 --batch-size 32
+    genmed pipeline train --size 64 --patients 240 --out runs/pipe64
+    PYTHONPATH=src python benchmarks/distill_quality.py --size 64 --teacher runs/ldm64 \
+        --student runs/ldm64-cd --checker runs/pipe64 --teacher-ode ddim:16,dpmpp_2m:8 \
+        --out benchmarks/results/distill_quality_64_ldm.json
 
 `--teacher-ode` adds rows of the teacher's deterministic samplers: its probability-flow ODE,
-which is what consistency distillation copies. `--checker` (a 256-px kidney pipeline run) adds
+which is what consistency distillation copies. `--checker` (a kidney pipeline run) adds
 to every row the share of samples in which its segmenter finds kidneys of 0.5-2x the real
-median area, and the high-frequency share of the power spectrum: two checks of anatomy and
-noise that the phantom CNN's features miss.
+median area ("kidney_visible"; "kidney_placed" also asks that 90% of those pixels lie where
+kidneys occur in real slices), and the high-frequency share of the power spectrum: checks of
+anatomy and noise that the phantom CNN's features miss.
 """
 
 from __future__ import annotations
