@@ -175,9 +175,6 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "distill_quality.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from genmed.train.precision import resolve_numerics
-
-    args.precision = resolve_numerics("cpu", args.precision).precision
 
     from genmed.data.datasets import load_training_data
     from genmed.metrics.features import load_extractor
@@ -186,8 +183,11 @@ def main() -> None:
     from genmed.pipeline.pipeline import load_pipeline
     from genmed.train import TrainConfig, train
     from genmed.train.distill import distill
+    from genmed.train.precision import resolve_numerics
     from genmed.train.run import load_run
     from genmed.versions import machine
+
+    args.precision = resolve_numerics("cpu", args.precision).precision  # "auto" resolved, recorded
 
     teacher_run = args.teacher or args.workdir / f"teacher-{args.size}"
     student_run = args.student or args.workdir / f"student-{args.size}"
