@@ -114,21 +114,29 @@ def kidney_masks(pipe, images: np.ndarray) -> np.ndarray:
     return np.concatenate([pipe.segment(x[i : i + 50, 0].numpy()) for i in range(0, len(x), 50)]) > 0
 
 
+def kidney_areas(masks: np.ndarray) -> np.ndarray:
+    """(N,) kidney pixels of each mask."""
+    return masks.reshape(len(masks), -1).sum(1)
+
+
+def real_sized(masks: np.ndarray, real_median: float) -> np.ndarray:
+    """(N,) whether each mask's kidney area is within [0.5, 2] x the real median."""
+    areas = kidney_areas(masks)
+    return (areas >= 0.5 * real_median) & (areas <= 2.0 * real_median)
+
+
 def visible_share(masks: np.ndarray, real_median: float) -> float:
     """Share of images whose segmented kidney area is within [0.5, 2] x the real median: an
     anatomy check that a feature space trained on tissue shares and noise level can miss."""
-    areas = masks.reshape(len(masks), -1).sum(1)
-    return float(((areas >= 0.5 * real_median) & (areas <= 2.0 * real_median)).mean())
+    return float(real_sized(masks, real_median).mean())
 
 
 def placed_share(masks: np.ndarray, real_median: float, where: np.ndarray) -> float:
     """`visible_share` with a place too: at least 90% of the segmented kidney pixels lie where
-    kidneys occur in real slices (`where`, the union of the real masks). A 64-px segmenter
-    finds kidney-sized blobs in pure noise; it does not find them in the kidneys' place."""
-    areas = masks.reshape(len(masks), -1).sum(1)
-    inside = (masks & where).reshape(len(masks), -1).sum(1)
-    ok = (areas >= 0.5 * real_median) & (areas <= 2.0 * real_median) & (inside >= 0.9 * areas)
-    return float(ok.mean())
+    kidneys occur in real slices (`where`, the union of real masks). A 64-px segmenter finds
+    kidney-sized blobs in pure noise; it does not find them in the kidneys' place."""
+    inside = kidney_areas(masks & where) >= 0.9 * kidney_areas(masks)
+    return float((real_sized(masks, real_median) & inside).mean())
 
 
 def gan_img_per_s(size: int, variant: str, n: int = 256, repeats: int = 3) -> float:
@@ -219,7 +227,7 @@ def main() -> None:
     if args.checker:
         checker = load_pipeline(args.checker)
         real_masks = kidney_masks(checker, real_images)
-        real_median = float(np.median(real_masks.reshape(len(real_masks), -1).sum(1)))
+        real_median = float(np.median(kidney_areas(real_masks)))
         # where kidneys occur in real slices: half of the reference's masks (the other half
         # gives the real row's own placed share, not scored against itself)
         where = real_masks[::2].any(0)
