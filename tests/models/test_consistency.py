@@ -227,3 +227,37 @@ def test_new_students_read_v_and_runs_saved_before_the_option_rebuild_as_eps() -
     assert saved["config"]["prediction"] == "v"
     old = {k: v for k, v in saved["config"].items() if k != "prediction"}
     assert build_model_from_config("consistency", old).config.prediction == "eps"
+
+
+def test_ict_weights_are_the_inverse_sigma_gaps_with_mean_one() -> None:
+    from genmed.models.consistency import interval_weights
+
+    ab = torch.tensor([0.99, 0.9, 0.5, 0.1], dtype=torch.float64)  # ascending times
+    sigma = ((1 - ab) / ab).sqrt()  # 0.1005, 0.3333, 1.0, 3.0
+    w = interval_weights(ab, "ict")
+    raw = 1 / (sigma[1:] - sigma[:-1])
+    assert torch.allclose(w, raw / raw.mean()) and abs(float(w.mean()) - 1) < 1e-12
+    assert bool((w[:-1] > w[1:]).all())  # the low-noise intervals weigh most
+    assert torch.equal(interval_weights(ab, "uniform"), torch.ones(3, dtype=torch.float64))
+
+
+def test_ict_weighting_scales_each_sample_by_its_interval_weight() -> None:
+    def loss_of(weighting: str) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = build_model("consistency", data_kind="vector", size=1, weighting=weighting,
+                            teacher=dict(hidden=8, depth=1), num_scales=20)
+        torch.manual_seed(1)
+        with torch.no_grad():
+            return model.loss({"image": torch.randn(64, 1)})["loss"]
+
+    model = build_model("consistency", data_kind="vector", size=1, weighting="ict",
+                        teacher=dict(hidden=8, depth=1), num_scales=20)
+    torch.manual_seed(1)
+    torch.randn(64, 1)
+    n = torch.randint(0, 19, (64,))  # the loss's draw of grid intervals
+    ratio = loss_of("ict") / loss_of("uniform")
+    assert torch.allclose(ratio, model.weights[n], rtol=1e-4)
+    assert float(ratio.max() / ratio.min()) > 10  # the weighting is not uniform
+    with pytest.raises(UserError, match="weighting"):
+        build_model("consistency", data_kind="vector", size=1, weighting="snr",
+                    teacher=dict(hidden=8, depth=1))

@@ -40,14 +40,16 @@ def test_distill_save_load_sample_resume(capsys, tmp_path, teacher, cli_refuses)
     student = tmp_path / "student"
     out, _ = _ok(capsys, ["distill", str(teacher), "--out", str(student), "--steps", "3",
                           "--batch-size", "4", "--num-scales", "10", "--guidance", "2",
-                          "--lr", "3e-5", "--prediction", "v"])
+                          "--lr", "3e-5", "--prediction", "v",
+                          "--distance", "pseudo_huber", "--weighting", "ict"])
     assert "distilled 3 steps" in out
     saved = yaml.safe_load((student / "config.yaml").read_text())
     assert saved["family"] == "consistency" and saved["cond"] == "label" and saved["lr"] == 3e-5
     assert saved["ema_decay"] == 0.999  # the recipe fills what --lr leaves unset
     model, _ = load_run(student)
     assert isinstance(model, ConsistencyModel) and model.config.guidance == 2.0
-    assert model.config.prediction == "v"
+    assert model.config.prediction == "v" and model.config.distance == "pseudo_huber"
+    assert model.config.weighting == "ict"
     teacher_model, _ = load_run(teacher)
     for name, value in teacher_model.state_dict().items():  # the frozen teacher is the run's
         assert torch.equal(model.teacher.state_dict()[name], value), name
@@ -86,6 +88,8 @@ def test_bad_distill_requests_are_one_line(cli_refuses, tmp_path, teacher):
                     "progressive"], "--method='progressive'")
     cli_refuses(["distill", str(teacher), "--out", str(tmp_path / "s"), "--prediction", "x0"],
                 "prediction='x0'")
+    cli_refuses(["distill", str(teacher), "--out", str(tmp_path / "s"), "--weighting", "snr"],
+                "weighting='snr'")
     cli_refuses(["distill", str(tmp_path / "nowhere"), "--out", str(tmp_path / "s")],
            "run directory not found")
     cli_refuses(["distill", str(teacher), "--out", str(teacher)], "a run folder of its own")

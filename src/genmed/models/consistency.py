@@ -25,7 +25,8 @@ Training (Algorithm 2): N times 0 = t_1 < ... < t_N = T-1 (`num_scales`, on the 
 grid `spacing`); per sample n ~ U{1..N-1}, x_{t_{n+1}} = q(x_0, t_{n+1}), one step of the
 teacher's deterministic DDIM solver (Song, Meng & Ermon 2021, eq. 12; the exact first-order
 probability-flow ODE step in these variables) to x_hat_{t_n}, and the per-sample distance
-d(f_theta(x_{t_{n+1}}, t_{n+1}), f_theta-(x_hat_{t_n}, t_n)) with lambda = 1. The target
+lambda(t_n) d(f_theta(x_{t_{n+1}}, t_{n+1}), f_theta-(x_hat_{t_n}, t_n)), lambda = 1 or
+(`weighting="ict"`) the 1 / (sigma_{n+1} - sigma_n) of improved consistency training. The target
 network theta- is an EMA of the student with decay mu (`target_decay`; Song et al. 2023,
 Table 3: mu = 0 for CD on CIFAR-10, which makes theta- = stopgrad(theta), 0.95 for ImageNet),
 held in the model and updated from the student's current weights at the start of each
@@ -65,6 +66,7 @@ SHARED = ("spatial_dims", "in_channels", "size", "num_classes", "data_kind")  # 
 TEACHERS: dict[str, tuple[type[ModelConfig], type[GenerativeModel]]] = {
     "diffusion": (DiffusionConfig, DiffusionModel), "ldm": (LDMConfig, LatentDiffusionModel)}
 Distance = Literal["l2", "pseudo_huber"]
+Weighting = Literal["uniform", "ict"]
 Prediction = Literal["eps", "v"]
 
 
@@ -79,6 +81,11 @@ class ConsistencyConfig(ModelConfig):
     spacing: Spacing = "logsnr"  # where the N times lie (and the sampling times)
     target_decay: float = 0.0  # mu, EMA decay of the target network (0: stopgrad(student))
     distance: Distance = "l2"  # "l2": mean squared error; "pseudo_huber": Song & Dhariwal 2023
+    # lambda(t_n) of each grid interval: "uniform" (Song et al. 2023, lambda = 1) or "ict"
+    # (Song & Dhariwal 2023, sec. 3.4: 1 / (sigma_{n+1} - sigma_n), here divided by its mean
+    # over the grid), which keeps the low-noise intervals from being drowned by the high-noise
+    # ones; `interval_weights`
+    weighting: Weighting = "uniform"
     sigma_data: float = 0.5  # data std in c_skip / c_out (EDM, Karras et al. 2022; Song 2023)
     guidance: float = 1.0  # teacher classifier-free guidance scale the student learns
     sample_steps: int = 2  # default sampling steps (Song et al. 2023 CD: 2 steps beat 1)
@@ -98,6 +105,7 @@ class ConsistencyConfig(ModelConfig):
         check_choice("teacher_family", self.teacher_family, tuple(TEACHERS))
         check_choice("spacing", self.spacing, SPACINGS)
         check_choice("distance", self.distance, ("l2", "pseudo_huber"))
+        check_choice("weighting", self.weighting, ("uniform", "ict"))
         check_choice("prediction", self.prediction, ("eps", "v"))
         if not isinstance(self.teacher, dict):
             raise UserError(f"teacher={self.teacher!r} must be a mapping of options")
@@ -144,6 +152,17 @@ def consistency_scalings(ab: Tensor, ab_min: float, sigma_data: float) -> tuple[
     return c_skip, c_out
 
 
+def interval_weights(ab: Tensor, kind: Weighting) -> Tensor:
+    """lambda per grid interval (N - 1,) from alpha_bar at the N ascending grid times `ab`:
+    ones ("uniform"), or 1 / (sigma_{n+1} - sigma_n) with sigma = sqrt((1 - ab) / ab) divided by
+    its mean ("ict", Song & Dhariwal 2023, sec. 3.4), so the mean weight is 1 either way."""
+    if kind == "uniform":
+        return torch.ones(len(ab) - 1, dtype=ab.dtype)
+    sigma = ((1 - ab) / ab).sqrt()
+    w = 1.0 / (sigma[1:] - sigma[:-1])
+    return w / w.mean()
+
+
 def consistency_distance(a: Tensor, b: Tensor, kind: Distance) -> Tensor:
     """Per-sample distance (B,): "l2" mean squared error over elements; "pseudo_huber"
     sqrt(|a - b|^2 + c^2) - c, c = 0.00054 sqrt(d) (Song & Dhariwal 2023, sec. 3.3)."""
@@ -186,6 +205,7 @@ class ConsistencyModel(GenerativeModel):
         ab = self.student.alpha_bar64
         self.grid = timestep_grid(ab, config.num_scales, config.spacing).flip(0)  # (N,) ascending, CPU
         self.ab_min = float(ab[0])
+        self.weights = interval_weights(ab[self.grid], config.weighting).float()  # (N - 1,), CPU
         self.teacher.eval()
 
     @property
@@ -238,7 +258,7 @@ class ConsistencyModel(GenerativeModel):
             p_t.lerp_(p_s.detach(), 1 - mu)
 
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
-        """Per-sample consistency distillation loss (B,) (Algorithm 2, lambda = 1)."""
+        """Per-sample consistency distillation loss (B,) (Algorithm 2, lambda from `weighting`)."""
         check_choice("phase", phase, self.phases())
         if self.training:
             self.update_target()
@@ -262,7 +282,8 @@ class ConsistencyModel(GenerativeModel):
                      + broadcast((1 - ab_cur).sqrt(), x0) * eps)
             target = self.consistency(self.target or self.student, x_cur, t_cur, labels, image_cond)
         pred = self.consistency(self.student, x_next, t_next, labels, image_cond)
-        return {"loss": consistency_distance(pred, target, self.config.distance)}
+        weight = self.weights.to(dev)[n]
+        return {"loss": weight * consistency_distance(pred, target, self.config.distance)}
 
     # -- sampling ------------------------------------------------------------------------------
     def sample_times(self, steps: int | None = None) -> Tensor:

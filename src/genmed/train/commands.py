@@ -154,6 +154,10 @@ def distill(
     num_scales: int = typer.Option(None, help="N, teacher ODE grid points (default 40)."),
     prediction: str = typer.Option(None, help="What the student's network output is read as: "
                                    "eps or v (Salimans & Ho 2022; default: the method's)."),
+    distance: str = typer.Option(None, help="Consistency distance: l2 or pseudo_huber "
+                                 "(Song & Dhariwal 2023; default l2)."),
+    weighting: str = typer.Option(None, help="Weight of each ODE grid interval: uniform or ict "
+                                  "(1 / sigma gap, Song & Dhariwal 2023; default uniform)."),
     device: str = typer.Option(None, help="auto, cpu or cuda (default: the teacher run's)."),
     seed: int = typer.Option(None, help="Seed (default: the teacher run's)."),
 ) -> None:
@@ -162,7 +166,8 @@ def distill(
     from genmed.train import distill as api
 
     options = {k: v for k, v in dict(guidance=guidance, num_scales=num_scales,
-                                     prediction=prediction).items() if v is not None}
+                                     prediction=prediction, distance=distance,
+                                     weighting=weighting).items() if v is not None}
     result = api(teacher_run, out, method=method, steps=steps, batch_size=batch_size, lr=lr,
                  device=device, seed=seed, options=options)
     typer.echo(f"distilled {result.step} steps ({result.precision} on {result.device}) -> "
