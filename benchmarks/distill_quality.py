@@ -273,6 +273,7 @@ def main() -> None:
         figure(args.figure, grid, f"Consistency distillation at {args.size} px "
                f"({360 / args.size:.2f} mm/px), same seeds in every row\nteacher: {teacher.family}, "
                f"{teacher_cfg.steps} training steps; student: {student.config.prediction}-prediction, "
+               f"{student.config.distance}, {student.config.weighting} weights, "
                f"{student_cfg.steps} distillation steps, sampled in 1, 2, 4 evaluations")
         return
     row(f"teacher {tcfg.sampler}-{tcfg.sample_steps}", teacher)
@@ -298,6 +299,7 @@ def main() -> None:
                      f"teacher's), {n_ref_patients} patients, first {args.n} slices", "n_boot": args.n_boot,
                      "student": student.config.__class__.__name__, "num_scales": student.config.num_scales,
                      "prediction": student.config.prediction, "distance": student.config.distance,
+                     "weighting": student.config.weighting,
                      "teacher_family": student.config.teacher_family,
                      "classes": "the reference slices' labels" if labels is not None else None},
         "extractor": extractor.info() | {"resized_to_px": EXTRACTOR_PX},
