@@ -29,6 +29,8 @@ area-resized to 64 px first, the same for every row, stated in the JSON). Look a
     PYTHONPATH=src python benchmarks/distill_quality.py --size 64 --teacher runs/ldm64 \
         --student runs/ldm64-cd --checker runs/pipe64 --teacher-ode ddim:16,dpmpp_2m:8 \
         --out benchmarks/results/distill_quality_64_ldm.json
+    genmed distill runs/ldm64 --out runs/ldm64-ict --steps 4400 --batch-size 32 \
+        --weighting ict --distance pseudo_huber       # results/distill_quality_64_ldm_ict.json
 
 `--teacher-ode` adds rows of the teacher's deterministic samplers: its probability-flow ODE,
 which is what consistency distillation copies. `--checker` (a kidney pipeline run) adds
