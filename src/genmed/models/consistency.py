@@ -47,7 +47,7 @@ import copy
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -104,9 +104,9 @@ class ConsistencyConfig(ModelConfig):
         super().__post_init__()
         check_choice("teacher_family", self.teacher_family, tuple(TEACHERS))
         check_choice("spacing", self.spacing, SPACINGS)
-        check_choice("distance", self.distance, ("l2", "pseudo_huber"))
-        check_choice("weighting", self.weighting, ("uniform", "ict"))
-        check_choice("prediction", self.prediction, ("eps", "v"))
+        check_choice("distance", self.distance, get_args(Distance))
+        check_choice("weighting", self.weighting, get_args(Weighting))
+        check_choice("prediction", self.prediction, get_args(Prediction))
         if not isinstance(self.teacher, dict):
             raise UserError(f"teacher={self.teacher!r} must be a mapping of options")
         clash = sorted(set(self.teacher) & set(SHARED))
