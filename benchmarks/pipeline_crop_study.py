@@ -11,7 +11,8 @@ process so two cores share the work, then the classifiers:
 
 Writes benchmarks/results/pipeline_crop_study.json, docs/img/pipeline_crop_study.png (the
 table) and docs/img/pipeline_crop_samples.png (real and synthetic malignant crops).
-`--gen-steps N` and `--seeds K` change the budget (the JSON records them); `--ratios 2,4`
+`--gen-steps N` and `--seeds K` change the budget (the JSON records them); `--malignant-crops M`
+sets the scarcity level (8, 16, 32, 64 in docs/pipeline.md; generators trained per level); `--ratios 2,4`
 keeps only those synthetic ratios, and `--tag T` writes pipeline_crop_study_T.json and
 docs/img/pipeline_crop_study_T.png instead (the samples figure is left as it is).
 """
@@ -83,6 +84,8 @@ def main() -> None:
     ap.add_argument("--train", default="", help="train this generator family only, then stop")
     ap.add_argument("--gen-steps", type=int, default=CropStudyConfig.gen_steps)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--malignant-crops", type=int, default=CropStudyConfig.malignant_crops,
+                    help="malignant training crops kept (the scarcity level)")
     ap.add_argument("--gan-variant", default="", help="with --train gan: this variant instead of resnet_r1")
     ap.add_argument("--families", default=",".join(CropStudyConfig.families))
     ap.add_argument("--ratios", default=",".join(map(str, CropStudyConfig.ratios)))
@@ -91,6 +94,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     cfg = CropStudyConfig(gen_steps=args.gen_steps, seeds=tuple(range(args.seeds)),
+                          malignant_crops=args.malignant_crops,
                           families=tuple(f for f in args.families.split(",") if f),
                           ratios=tuple(float(r) for r in args.ratios.split(",") if r))
     if args.figure_only:

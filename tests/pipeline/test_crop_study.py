@@ -70,6 +70,8 @@ def test_bad_config_is_a_user_error():
         CropStudyConfig(size=64, crop=96)
     with pytest.raises(UserError, match="ratios"):
         CropStudyConfig(ratios=(0.0,))
+    with pytest.raises(UserError, match="oracle_width"):
+        CropStudyConfig(oracle_width=(32, 0))
 
 
 def test_quick_study_with_a_copying_generator(tmp_path):

@@ -22,8 +22,9 @@ and 95% t-interval over seeds; and the difference in malignant recall from "real
 percentile-bootstrap CI over test patients (of the mean over seeds), whose half-width gives
 the smallest effect the study can detect (`mde`, 80% power: 2.8 x the bootstrap SE). Each
 generator's samples are audited for memorisation against the malignant training crops and
-scored by an "oracle" classifier trained on all real training crops (no scarcity): the share
-it classes malignant says whether the synthetic crops look malignant at all.
+scored by an "oracle" classifier trained on all real training crops (no scarcity; a DenseNet
+twice as wide as the arms', which took test balanced accuracy from 0.78 to 0.84-0.86 in a
+probe): the share it classes malignant says whether the synthetic crops look malignant at all.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class CropStudyConfig:
     gen_batch: int = 32
     sample_steps: int | None = 50  # diffusion sampling steps (None: the model's default)
     data_seed: int = 200  # training phantom seed; the test phantom uses data_seed + 1
+    oracle_width: tuple[int, int] = (32, 16)  # oracle DenseNet: stem features, growth rate
     compute: Compute = field(default_factory=lambda: Compute(precision="auto"))
 
     def __post_init__(self) -> None:
@@ -85,6 +87,8 @@ class CropStudyConfig:
             raise UserError("the crop study needs >= 2 malignant crops, >= 1 seed and >= 1 epoch")
         if any(r <= 0 for r in self.ratios):
             raise UserError(f"ratios {self.ratios} must be > 0")
+        if len(self.oracle_width) != 2 or min(self.oracle_width) < 1:
+            raise UserError(f"oracle_width={self.oracle_width} must be (stem features, growth rate) >= 1")
         if self.n_patients < 2 or self.n_test_patients < 2:
             raise UserError("the crop study needs >= 2 training and >= 2 test patients")
 
@@ -93,7 +97,7 @@ def quick_crop_study_config(**overrides) -> CropStudyConfig:
     """Test-suite settings: 64-px slices, 24-px crops, 2 seeds, tiny generators."""
     base = dict(size=64, crop=24, n_patients=24, n_test_patients=12, slices_per_patient=6,
                 malignant_crops=6, seeds=(0, 1), ratios=(1.0,), epochs=3, gen_steps=4, gen_batch=8,
-                sample_steps=4, compute=Compute(precision="fp32"))
+                sample_steps=4, oracle_width=(16, 8), compute=Compute(precision="fp32"))
     return CropStudyConfig(**{**base, **overrides})
 
 
@@ -175,15 +179,16 @@ def study_crops(cfg: CropStudyConfig) -> tuple[CropSet, CropSet, CropSet]:
 
 
 def train_crop_classifier(x: np.ndarray, y: np.ndarray, cfg: CropStudyConfig, seed: int, *,
-                          balanced: bool = False, augment: AugmentKind = "flip"):
-    """The registry's DenseNet classifier on (N, c, c) crops, trained by the engine."""
+                          balanced: bool = False, augment: AugmentKind = "flip", width: tuple[int, int] = (16, 8)):
+    """The registry's DenseNet classifier on (N, c, c) crops, trained by the engine; `width` =
+    (stem features, growth rate): the arms' (16, 8) default, or the oracle's wider net."""
     from genmed.models import balanced_weights, build_model
     from genmed.train import DictDataset
 
     torch.manual_seed(seed)
     weights = balanced_weights(y, len(LABELS)) if balanced else ()
     model = build_model("classifier", size=cfg.crop, in_channels=1, classes=len(LABELS), backbone="densenet",
-                        class_weights=weights, augment=augment)
+                        class_weights=weights, augment=augment, init_features=width[0], growth_rate=width[1])
     batch = min(cfg.batch_size, len(x))
     data = DictDataset(image=torch.from_numpy(x[:, None]), label=torch.from_numpy(np.asarray(y, np.int64)))
     return cfg.compute.fit(model, data, steps=cfg.epochs * max(1, len(x) // batch), seed=seed,
@@ -297,7 +302,7 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
     diffs = [recall_difference(test.label, np.stack(preds[a]), base, test.patient_id, seed=cfg.data_seed)
              for a in table["arm"]]
     table = pd.concat([table, pd.DataFrame(diffs)], axis=1)
-    oracle = train_crop_classifier(full.image, full.label, cfg, cfg.seeds[0], balanced=True)
+    oracle = train_crop_classifier(full.image, full.label, cfg, cfg.seeds[0], balanced=True, width=cfg.oracle_width)
     oracle_test = class_metrics(test.label, _proba(oracle, test.image))
     audit = {fam: float((_proba(oracle, s).argmax(1) == MALIGNANT).mean()) for fam, s in synth.items()}
     mal_train, mal_test = scarce.image[scarce.label == MALIGNANT], test.image[test.label == MALIGNANT]
@@ -309,7 +314,8 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
               "test_patients": int(len(np.unique(test.patient_id))),
               "table": table.to_dict("records"), "memorisation": mem,
               "oracle": {"test": oracle_test, "synthetic_classed_malignant": audit,
-                         "note": "classifier on all real training crops (no scarcity), balanced weights"},
+                         "note": "classifier on all real training crops (no scarcity), balanced weights, "
+                                 f"DenseNet stem {cfg.oracle_width[0]}, growth {cfg.oracle_width[1]}"},
               "metrics": list(METRICS),
               "seconds": {**{k: round(v, 1) for k, v in seconds.items()}, "total": round(time.perf_counter() - t0, 1)}}
     write_json(out / "crop_study.json", result)
