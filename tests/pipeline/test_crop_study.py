@@ -31,6 +31,24 @@ def test_one_lesion_crop_per_slice_showing_a_lesion(cases, crops):
         assert (crops.label == k).sum() == (cases.label == k).sum() > 0
 
 
+def test_crop_masks_and_lesion_areas(crops):
+    """The kidney mask covers the crop's lesion, and the lesion area is > 0 exactly on lesion crops
+    (pixels x the 5.6 mm spacing of 64-px slices, squared)."""
+    from genmed.pipeline.crop_study import crop_inputs
+
+    assert ((crops.lesion_mm2 > 0) == (crops.label > 0)).all()
+    assert crops.kidney.any((1, 2)).all() and set(np.unique(crops.kidney)) <= {0, 1}
+    px_mm2 = (360.0 / 64) ** 2
+    np.testing.assert_allclose(crops.lesion_mm2 / px_mm2, np.round(crops.lesion_mm2 / px_mm2))
+    x = crop_inputs(crops, mask_channel=True)
+    assert x.shape == (len(crops), 2, 24, 24)
+    np.testing.assert_array_equal(x[:, 0], crops.image)
+    np.testing.assert_array_equal(x[:, 1] > 0, crops.kidney > 0)
+    sub = crops.subset(np.array([3, 1]))
+    np.testing.assert_array_equal(sub.kidney, crops.kidney[[3, 1]])
+    np.testing.assert_array_equal(sub.lesion_mm2, crops.lesion_mm2[[3, 1]])
+
+
 def test_crops_are_unresampled_windows_of_their_slices(cases, crops):
     """Native spacing: every crop is a pixel-exact window of one of its patient's slices."""
     for i in range(0, len(crops), 7):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -103,19 +103,22 @@ def quick_crop_study_config(**overrides) -> CropStudyConfig:
 
 @dataclass
 class CropSet:
-    """N single-kidney crops: images (N, c, c) in [-1, 1], label (N,), patient id and side (N,)."""
+    """N single-kidney crops: images (N, c, c) in [-1, 1], label (N,), patient id and side (N,),
+    the crop's kidney mask (N, c, c; uint8, lesion included) and its lesion area (N,; mm^2)."""
 
     image: np.ndarray
     label: np.ndarray
     patient_id: np.ndarray
     side: np.ndarray
+    kidney: np.ndarray
+    lesion_mm2: np.ndarray
 
     def __len__(self) -> int:
         return len(self.label)
 
     def subset(self, index: np.ndarray) -> CropSet:
         i = np.asarray(index, np.int64)
-        return CropSet(self.image[i], self.label[i], self.patient_id[i], self.side[i])
+        return CropSet(**{f.name: getattr(self, f.name)[i] for f in fields(self)})
 
     def counts(self) -> dict[str, int]:
         return {name: int((self.label == k).sum()) for k, name in enumerate(LABELS)}
@@ -127,7 +130,7 @@ def kidney_crop_set(cases: Cases, crop: int, slice_gap_mm: float) -> CropSet:
     lesion kind when the lesion shows on that side of that slice, else healthy."""
     from genmed.data.crops import crop_kidneys
 
-    images, labels, pids, sides = [], [], [], []
+    images, labels, pids, sides, kidneys, areas = [], [], [], [], [], []
     for pid in dict.fromkeys(cases.patient_id):  # patients in order of appearance
         idx = np.nonzero(cases.patient_id == pid)[0]
         for c in crop_kidneys(cases.image[idx], cases.kidney[idx], cases.lesion[idx],
@@ -136,15 +139,18 @@ def kidney_crop_set(cases: Cases, crop: int, slice_gap_mm: float) -> CropSet:
             for j in range(c.image.shape[0]):
                 if not c.kidney_mask[j].any():
                     continue
-                src = idx[c.z0 + j]
+                src, lesion_px = idx[c.z0 + j], int(c.lesion_mask[j].sum())
                 images.append(c.image[j])
-                labels.append(int(cases.label[src]) if c.lesion_mask[j].any() else 0)
+                labels.append(int(cases.label[src]) if lesion_px else 0)
                 pids.append(pid)
                 sides.append(c.side)
+                kidneys.append(c.kidney_mask[j] | c.lesion_mask[j])
+                areas.append(lesion_px * cases.spacing_mm ** 2)
     if not images:
         raise UserError("no kidney crops: no slice shows a kidney")
     return CropSet(np.stack(images).astype(np.float32), np.asarray(labels, np.int64),
-                   np.asarray(pids), np.asarray(sides))
+                   np.asarray(pids), np.asarray(sides), np.stack(kidneys).astype(np.uint8),
+                   np.asarray(areas, np.float64))
 
 
 def make_scarce(crops: CropSet, n_malignant: int, seed: int) -> CropSet:
@@ -178,25 +184,37 @@ def study_crops(cfg: CropStudyConfig) -> tuple[CropSet, CropSet, CropSet]:
         kidney_crop_set(test, cfg.crop, phantom.slice_gap_mm)
 
 
+def crop_inputs(crops: CropSet, mask_channel: bool = False) -> np.ndarray:
+    """Classifier input (N, 1, c, c): the image; with `mask_channel`, (N, 2, c, c) with the
+    kidney mask in {-1, 1} as the second channel (the 256-px pipeline's window classifier does
+    the same)."""
+    x = crops.image[:, None].astype(np.float32)
+    if mask_channel:
+        x = np.concatenate([x, crops.kidney[:, None].astype(np.float32) * 2 - 1], axis=1)
+    return x
+
+
 def train_crop_classifier(x: np.ndarray, y: np.ndarray, cfg: CropStudyConfig, seed: int, *,
                           balanced: bool = False, augment: AugmentKind = "flip", width: tuple[int, int] = (16, 8)):
-    """The registry's DenseNet classifier on (N, c, c) crops, trained by the engine; `width` =
-    (stem features, growth rate): the arms' (16, 8) default, or the oracle's wider net."""
+    """The registry's DenseNet classifier on (N, c, c) crops or (N, k, c, c) inputs, trained by
+    the engine; `width` = (stem features, growth rate): the arms' (16, 8) default, or wider."""
     from genmed.models import balanced_weights, build_model
     from genmed.train import DictDataset
 
     torch.manual_seed(seed)
+    x = x[:, None] if x.ndim == 3 else x
     weights = balanced_weights(y, len(LABELS)) if balanced else ()
-    model = build_model("classifier", size=cfg.crop, in_channels=1, classes=len(LABELS), backbone="densenet",
-                        class_weights=weights, augment=augment, init_features=width[0], growth_rate=width[1])
+    model = build_model("classifier", size=cfg.crop, in_channels=x.shape[1], classes=len(LABELS),
+                        backbone="densenet", class_weights=weights, augment=augment,
+                        init_features=width[0], growth_rate=width[1])
     batch = min(cfg.batch_size, len(x))
-    data = DictDataset(image=torch.from_numpy(x[:, None]), label=torch.from_numpy(np.asarray(y, np.int64)))
+    data = DictDataset(image=torch.from_numpy(x), label=torch.from_numpy(np.asarray(y, np.int64)))
     return cfg.compute.fit(model, data, steps=cfg.epochs * max(1, len(x) // batch), seed=seed,
                            recipe="default", batch_size=batch)
 
 
 def _proba(net, x: np.ndarray) -> np.ndarray:
-    return net.predict_proba(torch.from_numpy(x[:, None])).numpy()
+    return net.predict_proba(torch.from_numpy(x[:, None] if x.ndim == 3 else x)).numpy()
 
 
 def train_crop_generators(cfg: CropStudyConfig, scarce: CropSet, out: Path,
