@@ -11,7 +11,7 @@ process so two cores share the work, then the classifiers:
 
 Writes benchmarks/results/pipeline_crop_study.json, docs/img/pipeline_crop_study.png (the
 table) and docs/img/pipeline_crop_samples.png (real and synthetic malignant crops).
-`--gen-steps N` and `--seeds K` change the budget (the JSON records them); `--malignant-crops M`
+`--families ""` runs the baselines only (real, reweight, classic, and the oracle). `--gen-steps N` and `--seeds K` change the budget (the JSON records them); `--malignant-crops M`
 sets the scarcity level (8, 16, 32, 64 in docs/pipeline.md; generators trained per level); `--ratios 2,4`
 keeps only those synthetic ratios, and `--tag T` writes pipeline_crop_study_T.json and
 docs/img/pipeline_crop_study_T.png instead (the samples figure is left as it is).
@@ -109,8 +109,9 @@ def main() -> None:
         return
     result = crop_study(cfg, args.run, load_crop_generators(args.run, cfg), log=print)
     result["machine"] = machine()
+    gens = args.run / "generators"
     result["generator_runs"] = {  # what each family really was (engine run configs)
-        d.name: yaml.safe_load((d / "config.yaml").read_text()) for d in sorted((args.run / "generators").iterdir())}
+        d.name: yaml.safe_load((d / "config.yaml").read_text()) for d in sorted(gens.iterdir())} if gens.is_dir() else {}
     name = "pipeline_crop_study" + (f"_{args.tag}" if args.tag else "")
     write_json(ROOT / "benchmarks" / "results" / f"{name}.json", result)
     shutil.copyfile(args.run / "crop_study.png", ROOT / "docs" / "img" / f"{name}.png")
