@@ -11,9 +11,10 @@ process so two cores share the work, then the classifiers:
 
 Writes benchmarks/results/pipeline_crop_study.json, docs/img/pipeline_crop_study.png (the
 table) and docs/img/pipeline_crop_samples.png (real and synthetic malignant crops).
-`--families ""` runs the baselines only (real, reweight, classic, and the oracle). `--gen-steps N` and `--seeds K` change the budget (the JSON records them); `--malignant-crops M`
-sets the scarcity level (8, 16, 32, 64 in docs/pipeline.md; generators trained per level); `--ratios 2,4`
-keeps only those synthetic ratios, and `--tag T` writes pipeline_crop_study_T.json and
+`--families ""` runs the baselines only (real, reweight, classic, and the oracle).
+`--gen-steps N` and `--seeds K` change the budget (the JSON records them); `--malignant-crops M`
+sets the scarcity level (8, 16, 32, 64 in docs/pipeline.md; generators are trained per level);
+`--ratios 2,4` keeps only those synthetic ratios, and `--tag T` writes pipeline_crop_study_T.json and
 docs/img/pipeline_crop_study_T.png instead (the samples figure is left as it is).
 """
 
