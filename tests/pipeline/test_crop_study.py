@@ -103,7 +103,11 @@ def test_quick_study_with_a_copying_generator(tmp_path):
     copy = lambda cls, n, seed: mal[np.arange(n) % len(mal)]  # noqa: E731
     result = crop_study(cfg, tmp_path, generators={"copy": copy})
     arms = [row["arm"] for row in result["table"]]
-    assert arms == ["real", "reweight", "classic", "copy x1"]
+    assert arms == ["real", "reweight", "classic", "oversample x1", "copy x1"]
+    # oversampling IS training on copies: the same crops in the same order, so the same classifiers
+    rows = {row["arm"]: row for row in result["table"]}
+    assert rows["oversample x1"]["malignant_recall"] == rows["copy x1"]["malignant_recall"]
+    assert rows["oversample x1"]["auroc_malignant"] == rows["copy x1"]["auroc_malignant"]
     memo = result["memorisation"][0]
     assert memo["median_nn_dist"] == 0 and memo["ratio"] == 0
     assert result["oracle"]["synthetic_classed_malignant"]["copy"] >= result["oracle"]["test"]["malignant_recall"] - 0.5
@@ -120,7 +124,7 @@ def test_cli_quick_study_trains_a_generator(cli, tmp_path):
     assert code == 0, err
     assert "vae x1" in out and (tmp_path / "s" / "generators" / "gen_vae_class2").is_dir()
     table = (tmp_path / "s" / "crop_table.csv").read_text().splitlines()
-    assert len(table) == 1 + 4  # header, real, reweight, classic, vae x1
+    assert len(table) == 1 + 5  # header, real, reweight, classic, oversample x1, vae x1
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -13,6 +13,9 @@ test patients (default class mix, another phantom seed):
 - real: plain cross-entropy, flips;
 - reweight: class-balanced cross-entropy (weights n / (K n_k), sklearn's "balanced");
 - classic: plain cross-entropy + MONAI random affine, intensity shift and noise;
+- oversample x<r>: real + r x `malignant_crops` copies of the real malignant crops (cycled;
+  flipped at random like every batch), plain cross-entropy: the control that tells new
+  images from a heavier malignant label;
 - <family> x<r>: real + r x `malignant_crops` synthetic malignant crops from a generator
   trained on the same scarce crops (class-conditional diffusion and GAN; the VAE is
   unconditional and trained on the malignant crops alone), plain cross-entropy.
@@ -78,6 +81,7 @@ class CropStudyConfig:
     sample_steps: int | None = 50  # diffusion sampling steps (None: the model's default)
     data_seed: int = 200  # training phantom seed; the test phantom uses data_seed + 1
     oracle_width: tuple[int, int] = (32, 16)  # oracle DenseNet: stem features, growth rate
+    oversample: bool = True  # also arms of real + r x copies of the real malignant crops
     compute: Compute = field(default_factory=lambda: Compute(precision="auto"))
 
     def __post_init__(self) -> None:
@@ -296,7 +300,9 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
         "reweight": (scarce.image, scarce.label, True, "flip", "none", 0.0),
         "classic": (scarce.image, scarce.label, False, "classic", "none", 0.0),
     }
-    for fam, s in synth.items():
+    mal = scarce.image[scarce.label == MALIGNANT]
+    sources = {"oversample": mal[np.arange(n_max) % len(mal)]} if cfg.oversample else {}
+    for fam, s in {**sources, **synth}.items():
         for r in cfg.ratios:
             n = int(round(r * cfg.malignant_crops))
             arms[f"{fam} x{r:g}"] = (np.concatenate([scarce.image, s[:n]]),
