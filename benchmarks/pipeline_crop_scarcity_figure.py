@@ -19,7 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = {"real": "real only", "reweight": "class re-weighting", "classic": "classic augmentation (MONAI)",
-        "diffusion x2": "real + 2x synthetic (diffusion)", "diffusion x4": "real + 4x synthetic (diffusion)"}
+        "oversample x4": "real + 4x copies of the real malignant crops",
+        "diffusion x4": "real + 4x synthetic (diffusion)"}
 
 
 def main() -> None:
@@ -43,7 +44,7 @@ def main() -> None:
         pts = sorted((m, row) for m, r in runs.items() for row in r["table"] if row["arm"] == arm)
         if not pts:
             continue
-        xs = [m * (1 + 0.03 * (k - 2)) for m, _ in pts]  # small offsets so the bars do not overlap
+        xs = [m * (1 + 0.04 * (k - 2)) for m, _ in pts]  # small offsets so the bars do not overlap
         ys = [row["malignant_recall"] for _, row in pts]
         err = [[y - row["malignant_recall_lo"] for y, (_, row) in zip(ys, pts)],
                [row["malignant_recall_hi"] - y for y, (_, row) in zip(ys, pts)]]
