@@ -48,9 +48,13 @@ def main() -> None:
         ys = [row["malignant_recall"] for _, row in pts]
         err = [[y - row["malignant_recall_lo"] for y, (_, row) in zip(ys, pts)],
                [row["malignant_recall_hi"] - y for y, (_, row) in zip(ys, pts)]]
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
-        print(f"{arm:<14}" + "".join(f"{row['malignant_recall']:>8.3f} ({row['malignant_recall_lo']:.2f}-"
-                                     f"{row['malignant_recall_hi']:.2f})" for _, row in pts))
+        every = len(pts) == len(runs)  # lines only where no level is missing, so none is implied
+        ax.errorbar(xs, ys, yerr=err, marker="o" if every else "s", ls="-" if every else "none", capsize=3,
+                    label=label + ("" if every else " (not run at every level)"))
+        have = dict(pts)
+        print(f"{arm:<14}" + "".join(f"{have[m]['malignant_recall']:>8.3f} ({have[m]['malignant_recall_lo']:.2f}-"
+                                     f"{have[m]['malignant_recall_hi']:.2f})" if m in have else f"{'-':>22}"
+                                     for m in sorted(runs)))
     oracles = [r["oracle"] for r in runs.values() if "DenseNet stem" in r.get("oracle", {}).get("note", "")]
     if oracles:  # the same oracle in every run (all training crops, same seed); its width is in the note
         rec = oracles[0]["test"]["malignant_recall"]
