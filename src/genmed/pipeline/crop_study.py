@@ -26,8 +26,8 @@ percentile-bootstrap CI over test patients (of the mean over seeds), whose half-
 the smallest effect the study can detect (`mde`, 80% power: 2.8 x the bootstrap SE). Each
 generator's samples are audited for memorisation against the malignant training crops and
 scored by an "oracle" classifier trained on all real training crops (no scarcity; a DenseNet
-twice as wide as the arms', which took test balanced accuracy from 0.78 to 0.84-0.86 in a
-probe): the share it classes malignant says whether the synthetic crops look malignant at all.
+twice as wide as the arms': test balanced accuracy 0.84 against their 0.78,
+`benchmarks/pipeline_crop_classifier.py`): the share it classes malignant says whether the synthetic crops look malignant at all.
 """
 
 from __future__ import annotations
