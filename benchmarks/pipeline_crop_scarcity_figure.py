@@ -5,7 +5,7 @@ Reads the crop-study JSONs of each scarcity level (`benchmarks/pipeline_crop_stu
 (mean over classifier seeds, 95% t-interval) against M, beside the oracle trained on all
 173 malignant crops:
 
-    python benchmarks/pipeline_crop_scarcity_figure.py 8=m8 16=m16_baselines 32=seeds5 64=m64_baselines
+    python benchmarks/pipeline_crop_scarcity_figure.py 8=m8 16=m16_oversample 32=seeds5 64=m64_baselines
 
 Each argument is LEVEL=TAG for benchmarks/results/pipeline_crop_study_TAG.json. Writes
 docs/img/pipeline_crop_scarcity.png and prints the table it draws.
