@@ -53,7 +53,7 @@ def main() -> None:
     from genmed.metrics.classification import balanced_accuracy, class_recall
     from genmed.metrics.stats import bootstrap_ci
     from genmed.pipeline.augment import class_metrics
-    from genmed.pipeline.crop_study import (MALIGNANT, CropStudyConfig, _proba, crop_inputs, study_crops,
+    from genmed.pipeline.crop_study import (MALIGNANT, CropStudyConfig, crop_inputs, crop_proba, study_crops,
                                             train_crop_classifier)
     from genmed.versions import machine
 
@@ -72,7 +72,7 @@ def main() -> None:
         t = time.perf_counter()
         net = train_crop_classifier(crop_inputs(full, mask), full.label, cfg, args.seed, balanced=True, width=width)
         train_s = time.perf_counter() - t
-        proba = _proba(net, crop_inputs(test, mask))
+        proba = crop_proba(net, crop_inputs(test, mask))
         pred, y = proba.argmax(1), test.label
         ci = {key: bootstrap_ci(fn, y, pred, groups=test.patient_id, n_boot=1000, seed=args.seed)
               for key, fn in (("balanced_accuracy", balanced_accuracy),

@@ -217,7 +217,8 @@ def train_crop_classifier(x: np.ndarray, y: np.ndarray, cfg: CropStudyConfig, se
                            recipe="default", batch_size=batch)
 
 
-def _proba(net, x: np.ndarray) -> np.ndarray:
+def crop_proba(net, x: np.ndarray) -> np.ndarray:
+    """Class probabilities (N, 3) of (N, c, c) crops or (N, k, c, c) inputs."""
     return net.predict_proba(torch.from_numpy(x[:, None] if x.ndim == 3 else x)).numpy()
 
 
@@ -313,7 +314,7 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
         preds[arm] = []
         for seed in cfg.seeds:
             ts = time.perf_counter()
-            proba = _proba(train_crop_classifier(x, y, cfg, seed, balanced=balanced, augment=aug), test.image)
+            proba = crop_proba(train_crop_classifier(x, y, cfg, seed, balanced=balanced, augment=aug), test.image)
             preds[arm].append(proba.argmax(1))
             m = class_metrics(test.label, proba)
             rows.append({"arm": arm, "family": fam, "ratio": ratio, "seed": seed, "n_train": len(y), **m,
@@ -327,10 +328,9 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
              for a in table["arm"]]
     table = pd.concat([table, pd.DataFrame(diffs)], axis=1)
     oracle = train_crop_classifier(full.image, full.label, cfg, cfg.seeds[0], balanced=True, width=cfg.oracle_width)
-    oracle_test = class_metrics(test.label, _proba(oracle, test.image))
-    audit = {fam: float((_proba(oracle, s).argmax(1) == MALIGNANT).mean()) for fam, s in synth.items()}
-    mal_train, mal_test = scarce.image[scarce.label == MALIGNANT], test.image[test.label == MALIGNANT]
-    mem = memorisation(synth, mal_train, mal_test) if synth else []
+    oracle_test = class_metrics(test.label, crop_proba(oracle, test.image))
+    audit = {fam: float((crop_proba(oracle, s).argmax(1) == MALIGNANT).mean()) for fam, s in synth.items()}
+    mem = memorisation(synth, mal, test.image[test.label == MALIGNANT]) if synth else []
     write_tables(out, per_seed, table, mem, prefix="crop")
     plot_table(table, out / "crop_study.png")
     result = {"config": to_dict(cfg), "crop_counts": {"train_all": full.counts(), "train_scarce": scarce.counts(),
