@@ -8,7 +8,9 @@ Run: `python benchmarks/pipeline_train.py [RUN_DIR]` (default runs/bench_pipelin
 
 `--clinical` runs `clinical_config()` instead (256-px slices, 1,000 patients, 96-px seg
 patches, bf16 where fast) and writes pipeline_train_256.json; `--patients N` changes the
-number of phantom patients (the split fractions stay) and writes pipeline_train_256_nN.json.
+number of phantom patients (the split fractions stay) and writes pipeline_train_256_nN.json;
+`--seed S` draws another phantom, split and initialisation (adds `_sS`), and `--tag T` names a
+variant (adds `_T`), so replicate runs do not overwrite each other.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def main(run: Path, clinical: bool = False, patients: int | None = None) -> dict:
+def main(run: Path, clinical: bool = False, patients: int | None = None, seed: int | None = None,
+         tag: str = "") -> dict:
     import torch
 
     from genmed.config import to_dict
@@ -32,7 +35,7 @@ def main(run: Path, clinical: bool = False, patients: int | None = None) -> dict
     from genmed.versions import machine
 
     torch.set_num_threads(1)
-    extra = {} if patients is None else {"n_patients": patients}
+    extra = {k: v for k, v in (("n_patients", patients), ("seed", seed)) if v is not None}
     cfg = clinical_config(**extra) if clinical else PipelineConfig(**extra)
     w0, c0 = time.perf_counter(), time.process_time()
     metrics = train_pipeline(cfg, run, log=print)
@@ -50,7 +53,10 @@ def main(run: Path, clinical: bool = False, patients: int | None = None) -> dict
         "machine": machine(),
     }
     name = "pipeline_train_256" if clinical else "pipeline_train"
-    write_json(RESULTS / (name + ("" if patients is None else f"_n{patients}") + ".json"), result)
+    name += "" if patients is None else f"_n{patients}"
+    name += f"_{tag}" if tag else ""
+    name += "" if seed is None else f"_s{seed}"
+    write_json(RESULTS / (name + ".json"), result)
     return result
 
 
@@ -61,6 +67,8 @@ if __name__ == "__main__":
     ap.add_argument("run", nargs="?", type=Path, default=Path("runs/bench_pipeline"))
     ap.add_argument("--clinical", action="store_true")
     ap.add_argument("--patients", type=int)
+    ap.add_argument("--seed", type=int)
+    ap.add_argument("--tag", default="", help="variant name for the result file")
     a = ap.parse_args()
-    out = main(a.run, clinical=a.clinical, patients=a.patients)
+    out = main(a.run, clinical=a.clinical, patients=a.patients, seed=a.seed, tag=a.tag)
     print({k: out["test"][k]["value"] for k in ("kidney_dice", "balanced_accuracy", "malignant_recall")})

@@ -118,6 +118,31 @@ def test_quick_study_with_a_copying_generator(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "synthetic.npz")["copy"], copy(2, len(mal) * 1, 0))
 
 
+def test_quick_study_with_latent_diffusion(tmp_path):
+    """The ldm arm trains its two stages on the scarce crops, with the study's recipe (the
+    autoencoder on 32-px random crops), and its synthetic crops have the crop size."""
+    import yaml
+
+    cfg = quick_crop_study_config(families=("ldm",), crop=32, seeds=(0,))
+    result = crop_study(cfg, tmp_path)
+    assert [row["arm"] for row in result["table"]][-1] == "ldm x1"
+    run = tmp_path / "generators" / "gen_ldm"
+    stage_two, stage_one = (yaml.safe_load((d / "config.yaml").read_text()) for d in (run, run / "autoencoder"))
+    assert (stage_two["family"], stage_two["recipe"], stage_two["cond"]) == ("ldm", "augment", "label")
+    assert stage_one["family"] == "autoencoder" and stage_one["options"]["train_crop"] == 32
+    assert stage_one["lr"] == stage_two["lr"] == 2e-4
+    assert np.load(tmp_path / "synthetic.npz")["ldm"].shape == (cfg.malignant_crops, 32, 32)
+
+
+def test_ldm_crop_must_fit_the_latent_unet():
+    with pytest.raises(UserError, match="ldm generator does not fit crop=24"):
+        quick_crop_study_config(families=("ldm",), crop=24)
+    with pytest.raises(UserError, match="divisible by 16"):
+        quick_crop_study_config(families=("ldm",), crop=40)
+    with pytest.raises(UserError, match="generator family 'flow'"):
+        quick_crop_study_config(families=("flow",))
+
+
 def test_cli_quick_study_trains_a_generator(cli, tmp_path):
     code, out, err = cli(["pipeline", "crop-study", "--quick", "--seeds", "1", "--families", "vae",
                           "--precision", "fp32", "--out", str(tmp_path / "s")])
@@ -129,6 +154,7 @@ def test_cli_quick_study_trains_a_generator(cli, tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["--families", "flow"], "--families"),
+    (["--families", "ldm"], "does not fit crop=24"),  # the quick crops (24 px) do not fit its latent UNet
     (["--malignant-crops", "1"], "--malignant-crops"),
     (["--seeds", "0"], "--seeds"),
 ])

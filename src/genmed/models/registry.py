@@ -129,6 +129,8 @@ REGISTRY: dict[str, ModelSpec] = {
     "autoencoder": ModelSpec(
         AutoencoderConfig, AutoencoderModel, Capabilities(data_kinds=("image",)),
         {"default": Recipe(lr=1e-4, ema_decay=0.0, warmup=0, grad_clip=0.0, schedule="constant"),
+         # a first stage of ~1,000 steps for a small set (the 256-px autoencoder benchmark's lr)
+         "augment": Recipe(lr=2e-4, ema_decay=0.0, warmup=0, grad_clip=0.0, schedule="constant"),
          "short": Recipe(lr=1e-3, ema_decay=0.0, **_SHORT)}),
     # stage two: the diffusion UNet on frozen latents (MONAI 2d_ldm tutorial: Adam lr 1e-4)
     "ldm": ModelSpec(
@@ -136,6 +138,7 @@ REGISTRY: dict[str, ModelSpec] = {
         Capabilities(conditioning=("none", "label"), samplers=SAMPLERS, guidance=True,
                      data_kinds=("image",), builds_on="autoencoder"),
         {"default": Recipe(lr=1e-4),
+         "augment": Recipe(lr=2e-4, ema_decay=0.995, warmup_fraction=0.1),  # as pixel diffusion's
          "short": Recipe(lr=2e-3, **_SHORT)}),
     # distilled from a trained diffusion or ldm run (`genmed distill`). Song et al. 2023,
     # Table 3, CD: Adam, constant LR (4e-4 at batch 512 on CIFAR-10, 8e-6 at 2048 on

@@ -207,14 +207,15 @@ def crop_study(
     out: Path = typer.Option(..., "--out", help="Folder for generators, tables, plot and JSON."),
     malignant_crops: Optional[int] = typer.Option(None, "--malignant-crops", help="Malignant training crops kept, the scarce class (default 32; 6 with --quick)."),
     seeds: int = typer.Option(5, "--seeds", help="Classifier seeds per arm."),
-    families: str = typer.Option("diffusion,gan,vae", "--families", help="Generators trained on the scarce crops."),
+    families: str = typer.Option("diffusion,gan,vae", "--families", help="Generators trained on the scarce crops: diffusion, ldm, gan, vae."),
     gen_steps: int = typer.Option(1000, "--gen-steps", help="Training steps per generator."),
     quick: bool = typer.Option(False, "--quick", help="Tiny settings (test suite)."),
     device: str = DEVICE,
     precision: str = typer.Option("auto", "--precision", help="Training numerics: auto, bf16, fp16 (CUDA) or fp32."),
 ) -> None:
     """Scarce malignant class on native 64-px kidney crops: real vs re-weighting vs classic vs synthetic."""
-    from genmed.pipeline.crop_study import CropStudyConfig, crop_study as run_study, quick_crop_study_config
+    from genmed.pipeline.crop_study import (GENERATOR_OPTIONS, CropStudyConfig, crop_study as run_study,
+                                            quick_crop_study_config)
 
     _check_out(out, "study folder")
     if malignant_crops is not None:
@@ -223,7 +224,7 @@ def crop_study(
     check_range("--gen-steps", gen_steps, 1, 10**6)
     fams = tuple(f.strip() for f in families.split(",") if f.strip())
     for fam in fams:
-        check_choice("--families", fam, ("diffusion", "gan", "vae"))
+        check_choice("--families", fam, tuple(GENERATOR_OPTIONS))
     make = quick_crop_study_config if quick else CropStudyConfig
     given = {"malignant_crops": malignant_crops} if malignant_crops is not None else {}
     if not quick:

@@ -56,6 +56,10 @@ from genmed.train.fitting import Compute
 MALIGNANT = LABELS.index("malignant")
 GENERATOR_OPTIONS: dict[str, dict] = {  # each family's recipe for small medical sets (issue 14)
     "diffusion": {"sampler": "ddim"},
+    # latent diffusion (Rombach et al. 2022): its autoencoder trained on 32-px random crops
+    # (4x fewer pixels per step; convolutional, so it encodes whole crops), then the UNet on
+    # the 4x-downsampled latents; sampled like the pixel model
+    "ldm": {"sampler": "ddim", "autoencoder": {"train_crop": 32}},
     "gan": {"variant": "resnet_r1"},
     "vae": {"likelihood": "learned"},
 }
@@ -95,6 +99,16 @@ class CropStudyConfig:
             raise UserError(f"oracle_width={self.oracle_width} must be (stem features, growth rate) >= 1")
         if self.n_patients < 2 or self.n_test_patients < 2:
             raise UserError("the crop study needs >= 2 training and >= 2 test patients")
+        for fam in self.families:
+            if fam not in GENERATOR_OPTIONS:
+                raise UserError(f"generator family {fam!r}: choose from {', '.join(GENERATOR_OPTIONS)}")
+        if "ldm" in self.families:  # the crop must fit the autoencoder and the latent UNet
+            from genmed.models.latent import LDMConfig
+
+            try:
+                LDMConfig(size=self.crop, num_classes=len(LABELS), **GENERATOR_OPTIONS["ldm"])
+            except UserError as e:
+                raise UserError(f"the ldm generator does not fit crop={self.crop} px: {e}") from None
 
 
 def quick_crop_study_config(**overrides) -> CropStudyConfig:
