@@ -215,3 +215,18 @@ def test_clinical_resolution_lesions_span_many_pixels_and_are_heterogeneous():
     spread = [s.clean[i][ndimage.binary_erosion(s.lesion_mask[i].astype(bool), iterations=3)].std()
               for i in np.nonzero(les)[0] if s.lesion_diameter_mm[i] > 20]
     assert spread and np.median(spread) > 8  # heterogeneous enhancement survives the point spread
+
+
+@pytest.mark.parametrize("noise_model", ["gaussian", "radon"])
+def test_make_slices_keeps_only_the_arrays_asked_for(noise_model):
+    """`keep` drops arrays without changing the kept ones (the random streams are the same)."""
+    from genmed.data.phantom import make_slices
+
+    cfg = PhantomConfig(size=32, noise_model=noise_model)
+    full = make_slices(3, 4, cfg, seed=1)
+    lean = make_slices(3, 4, cfg, seed=1, keep=("image_nc",))
+    assert lean.image is None and lean.clean is None and lean.clean_nc is None
+    np.testing.assert_array_equal(lean.image_nc, full.image_nc)
+    np.testing.assert_array_equal(lean.noise_hu, full.noise_hu)
+    with pytest.raises(UserError, match="keep"):
+        make_slices(1, 1, cfg, keep=("sinogram",))

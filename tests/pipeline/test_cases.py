@@ -30,3 +30,22 @@ def test_manifest_without_masks_is_a_user_error(tmp_path):
     bad.write_text("path,label,patient_id\nimg.nii.gz,healthy,p1\n")
     with pytest.raises(UserError, match="mask_path"):
         load_cases(bad, size=32, n_patients=0, slices_per_patient=0, phantom=PhantomConfig(), seed=0)
+
+
+def test_phantom_cases_render_one_phase_in_place():
+    """The pipeline's cases are the full rendering's contrast phase, windowed, and cost about
+    two image arrays at peak (the old path rendered all four phases and copied twice: 6.8x)."""
+    import tracemalloc
+
+    from genmed.data.phantom import make_slices
+    from genmed.data.transforms import hu_to_unit
+
+    cfg = PhantomConfig(size=64, chunk=32)
+    tracemalloc.start()
+    cases = phantom_cases(64, 8, cfg, seed=3)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 3.5 * cases.image.nbytes
+    full = make_slices(64, 8, cfg, seed=3)
+    np.testing.assert_array_equal(cases.image, hu_to_unit(full.image).astype(np.float32))
+    np.testing.assert_array_equal(cases.kidney, full.kidney_mask)

@@ -121,10 +121,10 @@ class PhantomConfig:
 class PhantomSlices:
     """2D slices, N = patients x slices_per_patient, patient-major. Images (N, H, W)."""
 
-    image: np.ndarray  # float32 HU, contrast-enhanced, with scan noise
-    clean: np.ndarray  # float32 HU, contrast-enhanced, noise-free
-    image_nc: np.ndarray  # float32 HU, non-contrast, with scan noise
-    clean_nc: np.ndarray  # float32 HU, non-contrast, noise-free
+    image: np.ndarray | None  # float32 HU, contrast-enhanced, with scan noise
+    clean: np.ndarray | None  # float32 HU, contrast-enhanced, noise-free
+    image_nc: np.ndarray | None  # float32 HU, non-contrast, with scan noise
+    clean_nc: np.ndarray | None  # float32 HU, non-contrast, noise-free (each None if not kept)
     kidney_mask: np.ndarray  # uint8, kidney outline (incl. sinus) plus lesion
     lesion_mask: np.ndarray  # uint8
     tissue: np.ndarray  # uint8 label map, values of TISSUES
@@ -168,8 +168,18 @@ class PhantomVolumes:
         return len(self.label)
 
 
-def _render_stack(n_patients: int, z_rel: np.ndarray, cfg: PhantomConfig, seed: int) -> dict:
-    """Render `len(z_rel)` slices at heights `z_rel` (mm) for every patient; noisy + clean."""
+IMAGE_FIELDS = ("image", "clean", "image_nc", "clean_nc")  # the float32 HU arrays of a rendering
+
+
+def _render_stack(n_patients: int, z_rel: np.ndarray, cfg: PhantomConfig, seed: int,
+                  keep: tuple[str, ...] = IMAGE_FIELDS) -> dict:
+    """Render `len(z_rel)` slices at heights `z_rel` (mm) for every patient; noisy + clean.
+    Only the image arrays named in `keep` are allocated (radon noise: all four, dropped at the
+    end); the random streams are drawn as for all four, so a kept array never changes."""
+    bad = sorted(set(keep) - set(IMAGE_FIELDS))
+    if bad:
+        raise UserError(f"keep={bad}: choose from {', '.join(IMAGE_FIELDS)}")
+    alloc = IMAGE_FIELDS if cfg.noise_model == "radon" else keep
     k, s = len(z_rel), cfg.size
     span = float(z_rel.max() - z_rel.min()) if k > 1 else 0.0
     p, rngs = sample_patients(n_patients, seed, span_mm=span, cfg=cfg)
@@ -179,9 +189,8 @@ def _render_stack(n_patients: int, z_rel: np.ndarray, cfg: PhantomConfig, seed: 
     pidx = np.repeat(np.arange(n_patients), k)
     z = np.tile(z_rel.astype(np.float32), n_patients)
     out = {name: np.empty((n, s, s), dt) for name, dt in (
-        ("tissue", np.uint8), ("kidney_mask", np.uint8), ("lesion_mask", np.uint8),
-        ("clean_nc", np.float32), ("clean", np.float32), ("image_nc", np.float32),
-        ("image", np.float32))}
+        ("tissue", np.uint8), ("kidney_mask", np.uint8), ("lesion_mask", np.uint8))}
+    out.update({name: np.empty((n, s, s), np.float32) for name in alloc})
     visible = np.zeros(n, bool)
     diam = np.zeros(n, np.float32)
     per_chunk = max(1, cfg.chunk // k)  # whole patients per chunk
@@ -192,7 +201,9 @@ def _render_stack(n_patients: int, z_rel: np.ndarray, cfg: PhantomConfig, seed: 
         r = render(q, z[sl], coord, coord, cfg)
         out["tissue"][sl], out["kidney_mask"][sl], out["lesion_mask"][sl] = (
             r.tissue, r.kidney_mask, r.lesion_mask)
-        out["clean_nc"][sl], out["clean"][sl] = r.clean_nc, r.clean_ce
+        for name, clean in (("clean_nc", r.clean_nc), ("clean", r.clean_ce)):
+            if name in out:
+                out[name][sl] = clean
         visible[sl], diam[sl] = r.visible, r.lesion_diameter_mm
         if cfg.noise_model == "radon":
             _radon_noise(out, sl, r, pats, k, rngs, p, z_rel, cfg, seed)
@@ -200,12 +211,15 @@ def _render_stack(n_patients: int, z_rel: np.ndarray, cfg: PhantomConfig, seed: 
         # scan noise: each patient's own stream, independent draws for the two phases
         noise = np.concatenate([rngs[i].standard_normal((2, k, s, s), np.float32) for i in pats], 1)
         noise *= p["noise_hu"][pidx[sl]].astype(np.float32)[None, :, None, None]
-        np.add(r.clean_ce, noise[0], out=out["image"][sl])
-        np.add(r.clean_nc, noise[1], out=out["image_nc"][sl])
+        for name, clean, j in (("image", r.clean_ce, 0), ("image_nc", r.clean_nc, 1)):
+            if name in out:
+                np.add(clean, noise[j], out=out[name][sl])
     if cfg.noise_model == "radon":  # noise SD measured inside the body (contrast phase)
         body = out["tissue"] != TISSUES["air"]
         resid = np.where(body, out["image"] - out["clean"], np.nan).reshape(n, -1)
         out["noise_sd"] = np.sqrt(np.nanmean(resid**2, axis=1)).astype(np.float32)
+        for name in set(IMAGE_FIELDS) - set(keep):
+            del out[name]
     kind = np.where(p["malignant"], 2, 1)[pidx]
     out["label"] = np.where(visible, kind, 0).astype(np.int64)
     out["lesion_diameter_mm"] = diam
@@ -259,17 +273,19 @@ def _patient_ids(n: int, seed: int) -> np.ndarray:
 
 
 def make_slices(n_patients: int, slices_per_patient: int = 8, cfg: PhantomConfig = PhantomConfig(),
-                seed: int = 0) -> PhantomSlices:
-    """`n_patients` x `slices_per_patient` axial slices (HU), `cfg.slice_gap_mm` apart."""
+                seed: int = 0, keep: tuple[str, ...] = IMAGE_FIELDS) -> PhantomSlices:
+    """`n_patients` x `slices_per_patient` axial slices (HU), `cfg.slice_gap_mm` apart. Image
+    arrays not named in `keep` are None (not rendered into memory: at 256 px each is 256 KiB
+    per slice); the kept ones are the same as in a full rendering."""
     if n_patients < 0 or slices_per_patient < 1:
         raise UserError(f"n_patients={n_patients} must be >= 0 and slices_per_patient="
                         f"{slices_per_patient} >= 1")
     k = slices_per_patient
     z_rel = (np.arange(k) - (k - 1) / 2.0) * cfg.slice_gap_mm
-    o = _render_stack(n_patients, z_rel, cfg, seed)
+    o = _render_stack(n_patients, z_rel, cfg, seed, keep)
     p, pidx = o["p"], o["pidx"]
     return PhantomSlices(
-        image=o["image"], clean=o["clean"], image_nc=o["image_nc"], clean_nc=o["clean_nc"],
+        **{name: o.get(name) for name in IMAGE_FIELDS},
         kidney_mask=o["kidney_mask"], lesion_mask=o["lesion_mask"], tissue=o["tissue"],
         label=o["label"],
         noise_hu=o["noise_sd"] if "noise_sd" in o else p["noise_hu"][pidx].astype(np.float32),

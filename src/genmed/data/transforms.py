@@ -36,6 +36,14 @@ def hu_to_unit(hu: Any, level: float = ABDOMEN_LEVEL_HU, width: float = ABDOMEN_
     return out
 
 
+def hu_to_unit_(hu: np.ndarray, level: float = ABDOMEN_LEVEL_HU, width: float = ABDOMEN_WIDTH_HU) -> np.ndarray:
+    """`hu_to_unit` (clipped) in place on a float numpy array, for arrays of gigabytes."""
+    _check_width(width)
+    hu -= level
+    hu *= 2.0 / width
+    return np.clip(hu, -1.0, 1.0, out=hu)
+
+
 def unit_to_hu(x: Any, level: float = ABDOMEN_LEVEL_HU, width: float = ABDOMEN_WIDTH_HU) -> Any:
     """Inverse of `hu_to_unit` (without clipping): [-1, 1] -> HU."""
     _check_width(width)
