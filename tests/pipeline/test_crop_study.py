@@ -116,6 +116,11 @@ def test_quick_study_with_a_copying_generator(tmp_path):
     for name in ("crop_table.csv", "crop_per_seed.csv", "crop_memorisation.csv", "crop_study.png"):
         assert (tmp_path / name).is_file()
     np.testing.assert_array_equal(np.load(tmp_path / "synthetic.npz")["copy"], copy(2, len(mal) * 1, 0))
+    with np.load(tmp_path / "crop_test_proba.npz") as saved_proba:  # the table is recomputable from it
+        proba = saved_proba["arm:copy x1"]
+        assert proba.shape == (len(cfg.seeds), len(saved_proba["label"]), 3)
+        recall = (proba.argmax(2)[:, saved_proba["label"] == MALIGNANT] == MALIGNANT).mean()
+        assert recall == pytest.approx(rows["copy x1"]["malignant_recall"], abs=1e-9)
 
 
 def test_quick_study_with_latent_diffusion(tmp_path):

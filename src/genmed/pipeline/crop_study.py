@@ -289,8 +289,10 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
                generators: Mapping[str, SyntheticSource] | None = None,
                log: Callable[[str], None] = lambda s: None) -> dict:
     """Run the study (training the generators unless `generators` is given); write
-    crop_table.csv, crop_per_seed.csv, crop_memorisation.csv, crop_study.png, crop_study.json and
-    synthetic.npz (each generator's malignant crops, in [-1, 1])."""
+    crop_table.csv, crop_per_seed.csv, crop_memorisation.csv, crop_study.png, crop_study.json,
+    synthetic.npz (each generator's malignant crops, in [-1, 1]) and crop_test_proba.npz (the
+    test labels, patients and lesion areas, and each arm's class probabilities as
+    "arm:<arm>", (seeds, N, 3))."""
     out = Path(out)
     t0 = time.perf_counter()
     full, scarce, test = study_crops(cfg)
@@ -322,19 +324,23 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
             n = int(round(r * cfg.malignant_crops))
             arms[f"{fam} x{r:g}"] = (np.concatenate([scarce.image, s[:n]]),
                                      np.concatenate([scarce.label, np.full(n, MALIGNANT)]), False, "flip", fam, r)
-    rows, preds = [], {}
+    rows, preds, probas = [], {}, {}
     t = time.perf_counter()
     for arm, (x, y, balanced, aug, fam, ratio) in arms.items():
-        preds[arm] = []
+        preds[arm], probas[arm] = [], []
         for seed in cfg.seeds:
             ts = time.perf_counter()
             proba = crop_proba(train_crop_classifier(x, y, cfg, seed, balanced=balanced, augment=aug), test.image)
             preds[arm].append(proba.argmax(1))
+            probas[arm].append(proba.astype(np.float32))
             m = class_metrics(test.label, proba)
             rows.append({"arm": arm, "family": fam, "ratio": ratio, "seed": seed, "n_train": len(y), **m,
                          "seconds": round(time.perf_counter() - ts, 2)})
             log(f"{arm} seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items()))
     seconds["train_classifiers"] = time.perf_counter() - t
+    with atomic_path(out / "crop_test_proba.npz") as tmp, open(tmp, "wb") as f:  # for threshold / ranking analyses
+        np.savez_compressed(f, label=test.label, patient_id=test.patient_id.astype(str),
+                            lesion_mm2=test.lesion_mm2, **{f"arm:{a}": np.stack(p) for a, p in probas.items()})
     per_seed = pd.DataFrame(rows)
     table = summarise(per_seed)
     base = np.stack(preds["real"])
