@@ -165,6 +165,19 @@ def test_generate_from_mask_reuses_a_trained_model(tmp_path, capsys):
     assert image.shape[-2:] == (16, 16) and np.isfinite(image).all()
     assert run([*argv, "--out", str(tmp_path / "again")]) == 0  # same seed, same model: same images
     assert np.array_equal(load(tmp_path / "again" / "generated.nii.gz", ndim=(2, 3)).array, image)
+    # a scan-noise texture in the run folder is used: the same draw plus noise of the level's SD
+    from genmed.models.noise_texture import NoiseTexture
+
+    NoiseTexture({"standard": np.full((16, 16), 30.0**2)}).save(first / "model" / "noise_texture.npz")
+    assert run([*argv, "--out", str(tmp_path / "textured")]) == 0
+    assert json.loads((tmp_path / "textured" / "generated.json").read_text())["scan_noise"].endswith("noise_texture.npz")
+    added = load(tmp_path / "textured" / "generated.nii.gz", ndim=(2, 3)).array - image
+    assert np.abs(added).max() > 1.0  # (the quick model's images are mostly clamped; the noise's SD is
+    # checked in tests/models/test_mask_generation.py)
+    NoiseTexture({"standard": np.ones((32, 32))}).save(first / "model" / "noise_texture.npz")
+    out = tmp_path / "wrong_texture"
+    assert "do not match" in _expect_user_error(capsys, [*argv, "--out", str(out)], out)
+    (first / "model" / "noise_texture.npz").unlink()
 
     out = tmp_path / "refused"
     err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--model", str(first / "model"),

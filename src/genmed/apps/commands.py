@@ -140,7 +140,7 @@ def generate_from_mask(
 ) -> None:
     """Generate CT slices from a label map + attributes (SPADE diffusion); check they obey."""
     from genmed.apps.generate_from_mask import (
-        MaskGenConfig, encode, generate_pairs, load_mask, run_generate_from_mask,
+        NOISE_TEXTURE, MaskGenConfig, encode, generate_pairs, load_mask, run_generate_from_mask,
         train_mask_generator)
     from genmed.errors import UserError
 
@@ -168,12 +168,17 @@ def generate_from_mask(
         from genmed.train.precision import resolve_device
 
         model = check_mask_model(load_run(model_run, device=str(resolve_device(device)))[0], str(model_run))
+    texture = None  # scan noise per dose level, fitted by benchmarks/apps_generate_from_mask_256.py
+    if model_run is not None and (model_run / NOISE_TEXTURE).is_file():
+        from genmed.models.noise_texture import NoiseTexture
+
+        texture = NoiseTexture.load(model_run / NOISE_TEXTURE)
     encode(masks, [attrs] * len(masks), model.config.size if model else cfg.size, spacing)  # fail fast
     from genmed.data.io import save_nifti
     from genmed.fileio import write_json
 
     images = generate_pairs(masks, [attrs] * len(masks), model or train_mask_generator(cfg),
-                            steps=cfg.sample_steps, seed=seed, spacing_mm=spacing)
+                            steps=cfg.sample_steps, seed=seed, spacing_mm=spacing, texture=texture)
     save_nifti(out / "generated.nii.gz", images, (1.0, spacing, spacing))
     from genmed.data.transforms import ABDOMEN_RANGE_HU
     from genmed.fileio import write_png
@@ -182,7 +187,8 @@ def generate_from_mask(
     lo, hi = ABDOMEN_RANGE_HU
     write_png(out / "generated.png", image_grid(images, vmin=lo, vmax=hi, upscale=4))
     write_json(out / "generated.json", {"mask": str(mask), "attributes": attrs, "n": len(images),
-                                        "model": str(model_run) if model_run else "trained by this run"})
+                                        "model": str(model_run) if model_run else "trained by this run",
+                                        "scan_noise": str(model_run / NOISE_TEXTURE) if texture else None})
     typer.echo(f"wrote {out}")
 
 

@@ -33,7 +33,10 @@ from genmed.data.transforms import ABDOMEN_RANGE_HU, ABDOMEN_WINDOW_HU
 from genmed.errors import UserError, check_positive
 from genmed.fileio import save_figure, write_json
 from genmed.models.mask_generation import generate_from_maps, mask_diffusion
+from genmed.models.noise_texture import NoiseTexture
 from genmed.train.fitting import Compute
+
+NOISE_TEXTURE = "noise_texture.npz"  # scan noise spectra kept in a mask model's run folder
 
 @dataclass(frozen=True)
 class MaskGenConfig:
@@ -69,10 +72,12 @@ def train_mask_generator(cfg: MaskGenConfig = MaskGenConfig(), run: str | Path |
 
 
 def generate_pairs(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], model, *,
-                   steps: int = 20, seed: int = 0, spacing_mm: float | None = None) -> np.ndarray:
-    """Images (N, H, W) in HU for condition maps `masks` (N, H, W) and `attributes` (N dicts)."""
+                   steps: int = 20, seed: int = 0, spacing_mm: float | None = None,
+                   texture: NoiseTexture | None = None) -> np.ndarray:
+    """Images (N, H, W) in HU for condition maps `masks` (N, H, W) and `attributes` (N dicts);
+    with `texture`, each requested level's scan noise added after decoding."""
     return to_hu(generate_from_maps(model, masks, attributes, steps=steps, seed=seed,
-                                    spacing_mm=spacing_mm))
+                                    spacing_mm=spacing_mm, texture=texture))
 
 
 def _train_slices(cfg: MaskGenConfig, test: bool = False):

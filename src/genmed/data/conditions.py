@@ -37,6 +37,11 @@ def attributes_of(slices) -> list[dict[str, Any]]:
             for k, n in zip(slices.label, slices.noisy)]
 
 
+def noise_level(attributes: Mapping[str, Any]) -> str:
+    """The requested noise level of one attribute dict ("standard" when not given)."""
+    return attributes.get("noise", NOISE_LEVELS[0])
+
+
 def encode(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], size: int,
            spacing_mm: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate maps + attributes; return one-hot maps (N, 4, H, W) and class ids (N,) =
@@ -55,7 +60,7 @@ def encode(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], size: int
         unknown = sorted(set(a) - set(ATTRIBUTES))
         if unknown:
             raise UserError(f"unknown attribute(s) {', '.join(unknown)}; known: {', '.join(ATTRIBUTES)}")
-        kind, noise = a.get("kind", "healthy"), a.get("noise", "standard")
+        kind, noise = a.get("kind", "healthy"), noise_level(a)
         if kind not in LABELS:
             raise UserError(f"kind={kind!r} is not one of {', '.join(LABELS)}")
         if noise not in NOISE_LEVELS:

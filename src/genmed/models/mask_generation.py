@@ -16,12 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from genmed.data.conditions import CLASSES, NOISE_LEVELS, encode
+from genmed.data.conditions import CLASSES, NOISE_LEVELS, encode, noise_level
 from genmed.data.phantom import LABELS
+from genmed.data.transforms import ABDOMEN_WIDTH_HU
 from genmed.errors import UserError
 from genmed.models.base import GenerativeModel, device_of
 from genmed.models.diffusion import DiffusionModel
 from genmed.models.latent import LatentDiffusionModel
+from genmed.models.noise_texture import NoiseTexture
 
 N_ATTRIBUTE_CLASSES = len(LABELS) * len(NOISE_LEVELS)  # kind x noise
 
@@ -65,10 +67,32 @@ def check_mask_model(model: GenerativeModel, where: str) -> DiffusionModel | Lat
 @torch.no_grad()
 def generate_from_maps(model: DiffusionModel | LatentDiffusionModel, masks: np.ndarray,
                        attributes: Sequence[Mapping[str, Any]], *, steps: int = 20, seed: int = 0,
-                       spacing_mm: float | None = None) -> torch.Tensor:
+                       spacing_mm: float | None = None, texture: NoiseTexture | None = None) -> torch.Tensor:
     """Images (N, 1, H, W) in [-1, 1] on the CPU for condition maps `masks` (N, H, W) and
-    `attributes` (N dicts), by DDIM in `steps` steps from seeded noise."""
+    `attributes` (N dicts), by DDIM in `steps` steps from seeded noise. With `texture`, scan
+    noise of each attribute's "noise" level is drawn from it and added after decoding
+    (`genmed.models.noise_texture`; a latent model cannot draw it itself)."""
     cond, ids = encode(masks, attributes, model.config.size, spacing_mm)
+    if texture is not None:
+        shapes = {p.shape for p in texture.nps.values()}
+        if shapes != {tuple(cond.shape[-2:])}:
+            raise UserError(f"the noise texture's spectra {sorted(shapes)} do not match the model's "
+                            f"{tuple(cond.shape[-2:])} images")
     dev = device_of(model)
-    return model.sample(len(cond), cond=ids.to(dev), image_cond=cond.to(dev), steps=steps,
-                        sampler="ddim", generator=torch.Generator(dev).manual_seed(int(seed))).cpu()
+    x = model.sample(len(cond), cond=ids.to(dev), image_cond=cond.to(dev), steps=steps,
+                     sampler="ddim", generator=torch.Generator(dev).manual_seed(int(seed))).cpu()
+    if texture is None:
+        return x
+    noise_hu = texture.draw([noise_level(a) for a in attributes], np.random.default_rng(int(seed)))
+    return (x + torch.from_numpy(noise_hu)[:, None] * (2.0 / ABDOMEN_WIDTH_HU)).clamp(-1, 1)
+
+
+@torch.no_grad()
+def fit_scan_noise(model: LatentDiffusionModel, images: torch.Tensor, levels: Sequence[str],
+                   body: np.ndarray, batch: int = 16) -> NoiseTexture:
+    """The scan noise a latent model's autoencoder drops: the NPS, per noise level, of the
+    residual (HU) of `images` (N, 1, H, W) in [-1, 1] minus their reconstructions, inside the
+    `body` masks (N, H, W). Fit it on scans of each level (not necessarily the training set)."""
+    recon = torch.cat([model.decode(model.encode(x, sample=False)) for x in images.split(batch)])
+    residual = ((images - recon)[:, 0] * (ABDOMEN_WIDTH_HU / 2.0)).double().numpy()
+    return NoiseTexture.fit(residual, levels, mask=body)
