@@ -81,10 +81,15 @@ def generate_from_maps(model: DiffusionModel | LatentDiffusionModel, masks: np.n
     dev = device_of(model)
     x = model.sample(len(cond), cond=ids.to(dev), image_cond=cond.to(dev), steps=steps,
                      sampler="ddim", generator=torch.Generator(dev).manual_seed(int(seed))).cpu()
-    if texture is None:
-        return x
+    return x if texture is None else add_scan_noise(x, attributes, texture, seed)
+
+
+def add_scan_noise(images: torch.Tensor, attributes: Sequence[Mapping[str, Any]], texture: NoiseTexture,
+                   seed: int = 0) -> torch.Tensor:
+    """`images` (N, 1, H, W) in [-1, 1] plus scan noise of each attribute dict's "noise" level
+    drawn from `texture` (HU, through the abdomen window), clamped to [-1, 1] like the data."""
     noise_hu = texture.draw([noise_level(a) for a in attributes], np.random.default_rng(int(seed)))
-    return (x + torch.from_numpy(noise_hu)[:, None] * (2.0 / ABDOMEN_WIDTH_HU)).clamp(-1, 1)
+    return (images + torch.from_numpy(noise_hu)[:, None] * (2.0 / ABDOMEN_WIDTH_HU)).clamp(-1, 1)
 
 
 @torch.no_grad()
