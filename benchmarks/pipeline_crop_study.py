@@ -14,7 +14,8 @@ table) and docs/img/pipeline_crop_samples.png (real and synthetic malignant crop
 `--families ""` runs the baselines only (real, reweight, classic, and the oracle).
 `--gen-steps N` and `--seeds K` change the budget (the JSON records them); `--malignant-crops M`
 sets the scarcity level (8, 16, 32, 64 in docs/pipeline.md; generators are trained per level);
-`--ratios 2,4` keeps only those synthetic ratios, and `--tag T` writes pipeline_crop_study_T.json and
+`--ratios 2,4` keeps only those synthetic ratios, `--baselines ""` runs no baseline arm but
+"real" (the reference of every difference), and `--tag T` writes pipeline_crop_study_T.json and
 docs/img/pipeline_crop_study_T.png instead (the samples figure is left as it is).
 """
 
@@ -90,6 +91,8 @@ def main() -> None:
     ap.add_argument("--gan-variant", default="", help="with --train gan: this variant instead of resnet_r1")
     ap.add_argument("--families", default=",".join(CropStudyConfig.families))
     ap.add_argument("--ratios", default=",".join(map(str, CropStudyConfig.ratios)))
+    ap.add_argument("--baselines", default=",".join(CropStudyConfig.baselines),
+                    help='baseline arms besides "real" ("" for none: rerun only what is new)')
     ap.add_argument("--tag", default="", help="write pipeline_crop_study_TAG.json and its table figure")
     ap.add_argument("--figure-only", action="store_true", help="redraw the samples figure from RUN")
     args = ap.parse_args()
@@ -97,7 +100,8 @@ def main() -> None:
     cfg = CropStudyConfig(gen_steps=args.gen_steps, seeds=tuple(range(args.seeds)),
                           malignant_crops=args.malignant_crops,
                           families=tuple(f for f in args.families.split(",") if f),
-                          ratios=tuple(float(r) for r in args.ratios.split(",") if r))
+                          ratios=tuple(float(r) for r in args.ratios.split(",") if r),
+                          baselines=tuple(b for b in args.baselines.split(",") if b))
     if args.figure_only:
         print(samples_figure(args.run, cfg))
         return

@@ -128,9 +128,9 @@ def test_quick_study_with_latent_diffusion(tmp_path):
     autoencoder on 32-px random crops), and its synthetic crops have the crop size."""
     import yaml
 
-    cfg = quick_crop_study_config(families=("ldm",), crop=32, seeds=(0,))
+    cfg = quick_crop_study_config(families=("ldm",), crop=32, seeds=(0,), baselines=())
     result = crop_study(cfg, tmp_path)
-    assert [row["arm"] for row in result["table"]][-1] == "ldm x1"
+    assert [row["arm"] for row in result["table"]] == ["real", "oversample x1", "ldm x1"]
     run = tmp_path / "generators" / "gen_ldm"
     stage_two, stage_one = (yaml.safe_load((d / "config.yaml").read_text()) for d in (run, run / "autoencoder"))
     assert (stage_two["family"], stage_two["recipe"], stage_two["cond"]) == ("ldm", "augment", "label")
@@ -146,6 +146,8 @@ def test_ldm_crop_must_fit_the_latent_unet():
         quick_crop_study_config(families=("ldm",), crop=40)
     with pytest.raises(UserError, match="generator family 'flow'"):
         quick_crop_study_config(families=("flow",))
+    with pytest.raises(UserError, match="baseline arm 'real'"):
+        quick_crop_study_config(baselines=("real",))
 
 
 def test_cli_quick_study_trains_a_generator(cli, tmp_path):

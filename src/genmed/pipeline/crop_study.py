@@ -86,6 +86,7 @@ class CropStudyConfig:
     data_seed: int = 200  # training phantom seed; the test phantom uses data_seed + 1
     oracle_width: tuple[int, int] = (32, 16)  # oracle DenseNet: stem features, growth rate
     oversample: bool = True  # also arms of real + r x copies of the real malignant crops
+    baselines: tuple[str, ...] = ("reweight", "classic")  # besides "real" (always run: the reference)
     compute: Compute = field(default_factory=lambda: Compute(precision="auto"))
 
     def __post_init__(self) -> None:
@@ -99,6 +100,9 @@ class CropStudyConfig:
             raise UserError(f"oracle_width={self.oracle_width} must be (stem features, growth rate) >= 1")
         if self.n_patients < 2 or self.n_test_patients < 2:
             raise UserError("the crop study needs >= 2 training and >= 2 test patients")
+        for arm in self.baselines:
+            if arm not in ("reweight", "classic"):
+                raise UserError(f"baseline arm {arm!r}: choose from reweight, classic")
         for fam in self.families:
             if fam not in GENERATOR_OPTIONS:
                 raise UserError(f"generator family {fam!r}: choose from {', '.join(GENERATOR_OPTIONS)}")
@@ -317,6 +321,7 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
         "reweight": (scarce.image, scarce.label, True, "flip", "none", 0.0),
         "classic": (scarce.image, scarce.label, False, "classic", "none", 0.0),
     }
+    arms = {a: v for a, v in arms.items() if a == "real" or a in cfg.baselines}
     mal = scarce.image[scarce.label == MALIGNANT]
     sources = {"oversample": mal[np.arange(n_max) % len(mal)]} if cfg.oversample else {}
     for fam, s in {**sources, **synth}.items():
