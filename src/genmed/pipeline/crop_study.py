@@ -17,8 +17,9 @@ test patients (default class mix, another phantom seed):
   flipped at random like every batch), plain cross-entropy: the control that tells new
   images from a heavier malignant label;
 - <family> x<r>: real + r x `malignant_crops` synthetic malignant crops from a generator
-  trained on the same scarce crops (class-conditional diffusion and GAN; the VAE is
-  unconditional and trained on the malignant crops alone), plain cross-entropy.
+  trained on the same scarce crops (class-conditional pixel and latent diffusion and GAN; the
+  VAE is unconditional and trained on the malignant crops alone), plain cross-entropy.
+`baselines` drops reweight and/or classic (real always runs: every difference is against it).
 
 Reported per arm: malignant recall, balanced accuracy and AUROC (malignant vs rest), mean
 and 95% t-interval over seeds; and the difference in malignant recall from "real" with a 95%
