@@ -38,6 +38,7 @@ from genmed.train.fitting import Compute
 
 NOISE_TEXTURE = "noise_texture.npz"  # scan noise spectra kept in a mask model's run folder
 
+
 @dataclass(frozen=True)
 class MaskGenConfig:
     """Settings of the mask-conditioned generation benchmark."""
