@@ -73,11 +73,9 @@ def generate_from_maps(model: DiffusionModel | LatentDiffusionModel, masks: np.n
     noise of each attribute's "noise" level is drawn from it and added after decoding
     (`genmed.models.noise_texture`; a latent model cannot draw it itself)."""
     cond, ids = encode(masks, attributes, model.config.size, spacing_mm)
-    if texture is not None:
-        shapes = {p.shape for p in texture.nps.values()}
-        if shapes != {tuple(cond.shape[-2:])}:
-            raise UserError(f"the noise texture's spectra {sorted(shapes)} do not match the model's "
-                            f"{tuple(cond.shape[-2:])} images")
+    if texture is not None and texture.shape != tuple(cond.shape[-2:]):
+        raise UserError(f"the noise texture's spectra {texture.shape} do not match the model's "
+                        f"{tuple(cond.shape[-2:])} images")
     dev = device_of(model)
     x = model.sample(len(cond), cond=ids.to(dev), image_cond=cond.to(dev), steps=steps,
                      sampler="ddim", generator=torch.Generator(dev).manual_seed(int(seed))).cpu()

@@ -82,6 +82,11 @@ class NoiseTexture:
         return cls({str(lv): fit_nps(residuals[levels == lv], None if mask is None else mask[levels == lv])
                     for lv in dict.fromkeys(levels)})
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The (H, W) of the fields it draws."""
+        return next(iter(self.nps.values())).shape
+
     def sd_hu(self) -> dict[str, float]:
         """Noise SD (HU) of each level: the square root of the NPS's mean."""
         return {lv: float(np.sqrt(p.mean())) for lv, p in self.nps.items()}
@@ -91,8 +96,7 @@ class NoiseTexture:
         unknown = sorted(set(levels) - set(self.nps))
         if unknown:
             raise UserError(f"noise level(s) {unknown} not in the texture (has {sorted(self.nps)})")
-        shape = next(iter(self.nps.values())).shape
-        out = np.empty((len(levels), *shape), np.float32)
+        out = np.empty((len(levels), *self.shape), np.float32)
         for lv, p in self.nps.items():
             idx = [i for i, name in enumerate(levels) if name == lv]
             if idx:
@@ -114,6 +118,6 @@ class NoiseTexture:
                 nps = {k.removeprefix("nps:"): z[k] for k in z.files if k.startswith("nps:")}
         except (OSError, ValueError) as e:
             raise UserError(f"{path}: not a noise texture file ({e})") from None
-        if not nps:
-            raise UserError(f"{path}: holds no noise spectra")
+        if not nps or len({p.shape for p in nps.values()}) != 1:
+            raise UserError(f"{path}: holds no noise spectra, or spectra of different sizes")
         return cls(nps)
