@@ -193,13 +193,15 @@ def plot_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 0.45 * len(table) + 1.5), sharey=True)
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 0.45 * len(table) + 1.5), sharey=True,
+                             layout="constrained")
     ypos = np.arange(len(table))
     for ax, m in zip(axes, METRICS, strict=True):
         mean = table[m].to_numpy()
         err = np.abs(np.stack([mean - table[f"{m}_lo"].to_numpy(), table[f"{m}_hi"].to_numpy() - mean]))
         ax.errorbar(mean, ypos, xerr=np.nan_to_num(err), fmt="o", capsize=3)
         ax.set_title(m.replace("_", " "))
+        ax.set_xlabel(f"{m.replace('_', ' ')} (test crops or slices)")
         ax.set_xlim(0, 1.02)
         ax.grid(alpha=0.3)
     axes[0].set_yticks(ypos, table["arm"])
