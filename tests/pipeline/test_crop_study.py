@@ -121,6 +121,15 @@ def test_quick_study_with_a_copying_generator(tmp_path):
         assert proba.shape == (len(cfg.seeds), len(saved_proba["label"]), 3)
         recall = (proba.argmax(2)[:, saved_proba["label"] == MALIGNANT] == MALIGNANT).mean()
         assert recall == pytest.approx(rows["copy x1"]["malignant_recall"], abs=1e-9)
+        n_mal = cfg.malignant_crops
+        assert saved_proba["prior:real"][MALIGNANT] == pytest.approx(n_mal / len(scarce))
+        assert saved_proba["prior:copy x1"][MALIGNANT] == pytest.approx(2 * n_mal / (len(scarce) + n_mal))
+        np.testing.assert_allclose(saved_proba["prior:reweight"], 1 / 3)
+    corrected = {row["arm"]: row for row in result["prior_corrected"]}
+    assert list(corrected) == arms and (tmp_path / "crop_prior_corrected.csv").is_file()
+    # re-weighting already trains for a uniform prior: the correction leaves it as it was
+    assert corrected["reweight"]["malignant_recall"] == pytest.approx(rows["reweight"]["malignant_recall"])
+    assert corrected["real"]["recall_diff"] == 0
 
 
 def test_quick_study_with_latent_diffusion(tmp_path):

@@ -24,7 +24,9 @@ test patients (default class mix, another phantom seed):
 Reported per arm: malignant recall, balanced accuracy and AUROC (malignant vs rest), mean
 and 95% t-interval over seeds; and the difference in malignant recall from "real" with a 95%
 percentile-bootstrap CI over test patients (of the mean over seeds), whose half-width gives
-the smallest effect the study can detect (`mde`, 80% power: 2.8 x the bootstrap SE). Each
+the smallest effect the study can detect (`mde`, 80% power: 2.8 x the bootstrap SE). The
+same figures after moving each arm's classifier to a uniform class prior
+(`prior_corrected_table`, Saerens et al. 2002) tell new images from a heavier label. Each
 generator's samples are audited for memorisation against the malignant training crops and
 scored by an "oracle" classifier trained on all real training crops (no scarcity; a DenseNet
 twice as wide as the arms': test balanced accuracy 0.84 against their 0.78,
@@ -51,6 +53,7 @@ from genmed.fileio import atomic_path, write_json
 from genmed.metrics.stats import bootstrap_ci
 from genmed.pipeline.augment import METRICS, class_metrics, plot_table, summarise, write_tables
 from genmed.pipeline.cases import Cases, phantom_cases
+from genmed.pipeline.prior_shift import class_prior, prior_corrected
 from genmed.pipeline.synthetic import SyntheticSource, memorisation
 from genmed.train.fitting import Compute
 
@@ -290,14 +293,31 @@ def recall_difference(y: np.ndarray, preds: np.ndarray, base: np.ndarray, groups
     return {"recall_diff": est.value, "recall_diff_lo": est.low, "recall_diff_hi": est.high, "mde": 2.8 * se}
 
 
+def prior_corrected_table(label: np.ndarray, patient_id: np.ndarray, probas: Mapping[str, np.ndarray],
+                          priors: Mapping[str, np.ndarray], seed: int = 0) -> pd.DataFrame:
+    """Every arm's metrics after moving its classifier to a uniform class prior
+    (`prior_shift.prior_corrected`; `probas[arm]` (seeds, N, K), `priors[arm]` its training
+    prior): mean and 95% t-interval over seeds, and the malignant-recall difference from the
+    corrected "real" arm with its patient-bootstrap CI. It asks whether an arm's images add
+    anything beyond the heavier malignant label that a post-hoc correction also gives."""
+    adjusted = {a: prior_corrected(p, priors[a]) for a, p in probas.items()}
+    rows = [{"arm": a, "family": "", "ratio": 0.0, "seed": s, "n_train": 0, **class_metrics(label, p)}
+            for a, ps in adjusted.items() for s, p in enumerate(ps)]
+    table = summarise(pd.DataFrame(rows)).drop(columns=["family", "ratio", "n_train"])
+    base = adjusted["real"].argmax(-1)
+    diffs = [recall_difference(label, adjusted[a].argmax(-1), base, patient_id, seed=seed) for a in table["arm"]]
+    return pd.concat([table, pd.DataFrame(diffs)], axis=1)
+
+
 def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
                generators: Mapping[str, SyntheticSource] | None = None,
                log: Callable[[str], None] = lambda s: None) -> dict:
     """Run the study (training the generators unless `generators` is given); write
     crop_table.csv, crop_per_seed.csv, crop_memorisation.csv, crop_study.png, crop_study.json,
     synthetic.npz (each generator's malignant crops, in [-1, 1]) and crop_test_proba.npz (the
-    test labels, patients and lesion areas, and each arm's class probabilities as
-    "arm:<arm>", (seeds, N, 3))."""
+    test labels, patients and lesion areas, each arm's class probabilities as "arm:<arm>",
+    (seeds, N, 3), and its training class prior as "prior:<arm>"), and crop_prior_corrected.csv
+    (`prior_corrected_table`)."""
     out = Path(out)
     t0 = time.perf_counter()
     full, scarce, test = study_crops(cfg)
@@ -330,10 +350,12 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
             n = int(round(r * cfg.malignant_crops))
             arms[f"{fam} x{r:g}"] = (np.concatenate([scarce.image, s[:n]]),
                                      np.concatenate([scarce.label, np.full(n, MALIGNANT)]), False, "flip", fam, r)
-    rows, preds, probas = [], {}, {}
+    rows, preds, probas, priors = [], {}, {}, {}
     t = time.perf_counter()
     for arm, (x, y, balanced, aug, fam, ratio) in arms.items():
         preds[arm], probas[arm] = [], []
+        # class-balanced weights make the effective training prior uniform
+        priors[arm] = np.full(len(LABELS), 1.0 / len(LABELS)) if balanced else class_prior(y, len(LABELS))
         for seed in cfg.seeds:
             ts = time.perf_counter()
             proba = crop_proba(train_crop_classifier(x, y, cfg, seed, balanced=balanced, augment=aug), test.image)
@@ -346,7 +368,8 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
     seconds["train_classifiers"] = time.perf_counter() - t
     with atomic_path(out / "crop_test_proba.npz") as tmp, open(tmp, "wb") as f:  # for threshold / ranking analyses
         np.savez_compressed(f, label=test.label, patient_id=test.patient_id.astype(str),
-                            lesion_mm2=test.lesion_mm2, **{f"arm:{a}": np.stack(p) for a, p in probas.items()})
+                            lesion_mm2=test.lesion_mm2, **{f"arm:{a}": np.stack(p) for a, p in probas.items()},
+                            **{f"prior:{a}": p for a, p in priors.items()})
     per_seed = pd.DataFrame(rows)
     table = summarise(per_seed)
     base = np.stack(preds["real"])
@@ -358,11 +381,16 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
     audit = {fam: float((crop_proba(oracle, s).argmax(1) == MALIGNANT).mean()) for fam, s in synth.items()}
     mem = memorisation(synth, mal, test.image[test.label == MALIGNANT]) if synth else []
     write_tables(out, per_seed, table, mem, prefix="crop")
+    corrected = prior_corrected_table(test.label, test.patient_id, {a: np.stack(p) for a, p in probas.items()},
+                                      priors, seed=cfg.data_seed)
+    with atomic_path(out / "crop_prior_corrected.csv") as tmp:
+        corrected.to_csv(tmp, index=False, float_format="%.4f")
     plot_table(table, out / "crop_study.png")
     result = {"config": to_dict(cfg), "crop_counts": {"train_all": full.counts(), "train_scarce": scarce.counts(),
                                                           "test": test.counts()},
               "test_patients": int(len(np.unique(test.patient_id))),
-              "table": table.to_dict("records"), "memorisation": mem,
+              "table": table.to_dict("records"), "prior_corrected": corrected.to_dict("records"),
+              "memorisation": mem,
               "oracle": {"test": oracle_test, "synthetic_classed_malignant": audit,
                          "note": "classifier on all real training crops (no scarcity), balanced weights, "
                                  f"DenseNet stem {cfg.oracle_width[0]}, growth {cfg.oracle_width[1]}"},
