@@ -163,7 +163,7 @@ def test_cli_quick_study_trains_a_generator(cli, tmp_path):
     code, out, err = cli(["pipeline", "crop-study", "--quick", "--seeds", "1", "--families", "vae",
                           "--precision", "fp32", "--out", str(tmp_path / "s")])
     assert code == 0, err
-    assert "vae x1" in out and (tmp_path / "s" / "generators" / "gen_vae_class2").is_dir()
+    assert "vae x1" in out and "prior-corrected" in out and (tmp_path / "s" / "generators" / "gen_vae_class2").is_dir()
     table = (tmp_path / "s" / "crop_table.csv").read_text().splitlines()
     assert len(table) == 1 + 5  # header, real, reweight, classic, oversample x1, vae x1
 

@@ -231,9 +231,11 @@ def crop_study(
         given["gen_steps"] = gen_steps
     cfg = make(seeds=tuple(range(seeds)), families=fams, compute=_compute(device, precision), **given)
     result = run_study(cfg, out, log=_log)
+    corrected = {row["arm"]: row for row in result["prior_corrected"]}
     for row in result["table"]:
         typer.echo(f"{row['arm']:<14} malignant recall {row['malignant_recall']:.3f} "
-                   f"(vs real {row['recall_diff']:+.3f}, 95% CI {row['recall_diff_lo']:+.3f} to {row['recall_diff_hi']:+.3f})")
+                   f"(vs real {row['recall_diff']:+.3f}, 95% CI {row['recall_diff_lo']:+.3f} to {row['recall_diff_hi']:+.3f}); "
+                   f"prior-corrected {corrected[row['arm']]['malignant_recall']:.3f}")
     typer.echo(str(out / "crop_table.csv"))
 
 
