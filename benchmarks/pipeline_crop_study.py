@@ -16,7 +16,7 @@ table) and docs/img/pipeline_crop_samples.png (real and synthetic malignant crop
 sets the scarcity level (8, 16, 32, 64 in docs/pipeline.md; generators are trained per level);
 `--ratios 2,4` keeps only those synthetic ratios, `--baselines ""` runs no baseline arm but
 "real" (the reference of every difference), and `--tag T` writes pipeline_crop_study_T.json and
-docs/img/pipeline_crop_study_T.png instead (the samples figure is left as it is).
+docs/img/pipeline_crop_study_T.png and pipeline_crop_samples_T.png instead.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def samples_figure(run: Path, cfg, n: int = 8) -> Path:
-    """Rows: scarce real malignant training crops, held-out real ones, then each generator's."""
+def samples_figure(run: Path, cfg, n: int = 8, tag: str = "") -> Path:
+    """Rows: scarce real malignant training crops, held-out real ones, then each generator's;
+    docs/img/pipeline_crop_samples[_TAG].png."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,10 +66,11 @@ def samples_figure(run: Path, cfg, n: int = 8) -> Path:
     for ax in axes[-1]:
         ax.set_xlabel("mm", fontsize=7)
     fig.colorbar(im, ax=axes, shrink=0.5, label="HU (window W400/L40)")
+    vae = f"; the VAE on its {cfg.malignant_crops} malignant crops alone" if "vae" in cfg.families else ""
     fig.suptitle(f"Malignant kidney crops, {cfg.crop} px at {360.0 / cfg.size:.2f} mm/px "
-                 f"(generators: {cfg.gen_steps} steps on the scarce training set; the VAE on its "
-                 f"{cfg.malignant_crops} malignant crops alone)", fontsize=9)
-    return save_figure(fig, ROOT / "docs" / "img" / "pipeline_crop_samples.png", dpi=130)
+                 f"(generators: {cfg.gen_steps} steps on the scarce training set{vae})", fontsize=9)
+    name = "pipeline_crop_samples" + (f"_{tag}" if tag else "")
+    return save_figure(fig, ROOT / "docs" / "img" / f"{name}.png", dpi=130)
 
 
 def main() -> None:
@@ -103,7 +105,7 @@ def main() -> None:
                           ratios=tuple(float(r) for r in args.ratios.split(",") if r),
                           baselines=tuple(b for b in args.baselines.split(",") if b))
     if args.figure_only:
-        print(samples_figure(args.run, cfg))
+        print(samples_figure(args.run, cfg, tag=args.tag))
         return
     if args.train:
         _, scarce, _ = study_crops(cfg)
@@ -120,8 +122,8 @@ def main() -> None:
     name = "pipeline_crop_study" + (f"_{args.tag}" if args.tag else "")
     write_json(ROOT / "benchmarks" / "results" / f"{name}.json", result)
     shutil.copyfile(args.run / "crop_study.png", ROOT / "docs" / "img" / f"{name}.png")
-    if not args.tag:
-        samples_figure(args.run, cfg)
+    if cfg.families:
+        samples_figure(args.run, cfg, tag=args.tag)
     for row in result["table"]:
         print(f"{row['arm']:<14} malignant recall {row['malignant_recall']:.3f} "
               f"diff {row['recall_diff']:+.3f} [{row['recall_diff_lo']:+.3f}, {row['recall_diff_hi']:+.3f}]")
