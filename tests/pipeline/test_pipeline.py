@@ -50,7 +50,8 @@ def test_analyse_outputs_and_workbench_summary(run, cli):
     assert code == 0, err
     folder = run / "analysis"
     html = (folder / "index.html").read_text()
-    for text in ("Confusion matrix", "Category table", "AUTOMATIC", "by parts", "Recommendation"):
+    for text in ("Confusion matrix", "Category table", "AUTOMATIC", "by parts", "Recommendation",
+                 "ceiling 95% CI"):
         assert text in html
     tags = pd.read_csv(folder / "tags_auto.csv", keep_default_na=False)
     assert set(tags["reviewer"]) == {"automatic"}

@@ -149,7 +149,8 @@ def _page(run: Path, src: Path, out: Path, preds: pd.DataFrame, cm: pd.DataFrame
               f"{src / 'preds.csv'} --split {out / 'split.csv'} --db tags.sqlite, after "
               f"genmed errors import --tags {out / 'tags_auto.csv'} --db tags.sqlite.", "note")
     page.table([{"tag": c.tag, "count": c.count, "share": f"{c.share:.1%}",
-                 "share 95% CI": f"{c.share_ci[0]:.1%}-{c.share_ci[1]:.1%}", "ceiling": f"{c.ceiling:.2%}"}
+                 "share 95% CI": f"{c.share_ci[0]:.1%}-{c.share_ci[1]:.1%}", "ceiling": f"{c.ceiling:.2%}",
+                 "ceiling 95% CI": f"{c.ceiling_ci[0]:.2%}-{c.ceiling_ci[1]:.2%}"}
                 for c in table.categories])
     page.text(table.recommendation())
     page.heading("Error analysis by parts (eyeball errors)")
