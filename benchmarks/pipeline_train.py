@@ -6,7 +6,7 @@ epochs), one torch thread. Writes benchmarks/results/pipeline_train.json with th
 metrics (95% patient-bootstrap CIs), the analysis summary and wall/CPU seconds per step.
 Run: `python benchmarks/pipeline_train.py [RUN_DIR]` (default runs/bench_pipeline).
 
-`--clinical` runs `clinical_config()` instead (256-px slices, 1,000 patients, 96-px seg
+`--clinical` runs `clinical_config()` instead (256-px slices, 1,250 patients, 96-px seg
 patches, bf16 where fast) and writes pipeline_train_256.json; `--patients N` changes the
 number of phantom patients (the split fractions stay) and writes pipeline_train_256_nN.json;
 `--seed S` draws another phantom, split and initialisation (adds `_sS`), and `--tag T` names a

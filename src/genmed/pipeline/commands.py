@@ -49,7 +49,7 @@ def train(
     seed: int = typer.Option(0, "--seed", min=0),
     seg_patch: int = typer.Option(48, "--seg-patch", help="Segmenter training patch and sliding-window roi (pixels)."),
     quick: bool = typer.Option(False, "--quick", help="Small settings (tests, demo)."),
-    clinical: bool = typer.Option(False, "--clinical", help="Clinical resolution: 256-px slices, 1000 patients, "
+    clinical: bool = typer.Option(False, "--clinical", help="Clinical resolution: 256-px slices, 1,250 patients, "
                                   "96-px seg patches (--size, --seg-* and --cls-epochs are ignored)."),
     device: str = DEVICE,
     precision: Optional[str] = typer.Option(None, "--precision", help="Training numerics: auto, bf16, fp16 (CUDA) "
