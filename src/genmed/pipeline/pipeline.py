@@ -84,9 +84,9 @@ def clinical_config(**overrides) -> PipelineConfig:
     1,250 patients: 350 train, 50 validation, 600 dev, 250 test. The dev set is that large so
     that its eyeball set still holds about the source's 100 errors from a classifier that errs
     on about 4% of slices (1,000 patients and 400 dev patients left 66-68); 250 test patients
-    give the CIs. The
-    DenseNet is twice the default width (stem 32, growth 16): on single-kidney crops that width
-    added 5 points of balanced accuracy (`benchmarks/pipeline_crop_classifier.py`). Precision
+    give the CIs. The DenseNet is twice the default width (stem 32, growth 16): on single-kidney
+    crops that width added 5 points of balanced accuracy
+    (`benchmarks/pipeline_crop_classifier.py`). Precision
     "auto": bf16 autocast where the device runs it fast (CUDA, CPUs with AVX-512 BF16 or AMX).
     """
     base = dict(size=256, n_patients=1250, fractions=(0.28, 0.04, 0.48, 0.2),

@@ -3,13 +3,14 @@
 A classifier trained on a set where the malignant class is 1% of the crops learns
 p(y | x) under that prior, and its arg-max rarely says "malignant" even when it ranks the
 malignant crops well. Bayes' rule moves it to another prior without retraining (Saerens,
-Latinne & Decaestecker 2002, Eq. 2.4):
+Latinne & Decaestecker 2002, "Adjusting the outputs of a classifier to new a priori
+probabilities"):
 
     p'(y | x) = p(y | x) q(y) / pi(y), renormalised over y,
 
 with pi the training prior and q the target prior. With q uniform the arg-max minimises the
 balanced error; this is the post-hoc logit adjustment of Menon et al. 2021 ("Long-tail
-learning via logit adjustment", Eq. 4, tau = 1). It is the cheap baseline any
+learning via logit adjustment", with tau = 1). It is the cheap baseline any
 class-imbalance remedy (re-weighting, oversampling, synthetic data) has to beat.
 """
 
@@ -36,7 +37,8 @@ def class_prior(labels: np.ndarray, n_classes: int, weights: np.ndarray | None =
 
 def prior_corrected(proba: np.ndarray, train_prior: np.ndarray, target_prior: np.ndarray | None = None) -> np.ndarray:
     """Class probabilities (..., K) moved from `train_prior` to `target_prior` (uniform when
-    None) by Bayes' rule; a class absent from training (prior 0) keeps probability 0."""
+    None) by Bayes' rule. A class absent from training (prior 0) gets probability 0; a row whose
+    whole mass sat on such classes becomes uniform."""
     proba = np.asarray(proba, np.float64)
     k = proba.shape[-1]
     pi = np.asarray(train_prior, np.float64)
