@@ -23,21 +23,18 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def priors_from_json(study: dict, arms: list[str]) -> dict[str, np.ndarray]:
-    """Each arm's training prior from the study's crop counts and training-set sizes."""
+    """Each arm's training prior from the study's crop counts and training-set sizes: the
+    scarce set's counts plus the malignant crops the arm added; uniform for "reweight"."""
     from genmed.data.phantom import LABELS
-    from genmed.pipeline.prior_shift import class_prior
 
     scarce = study["crop_counts"]["train_scarce"]
     counts = np.array([scarce[name] for name in LABELS], np.float64)
     n_train = {row["arm"]: row["n_train"] for row in study["table"]}
     out = {}
     for arm in arms:
-        if arm == "reweight":
-            out[arm] = np.full(len(LABELS), 1.0 / len(LABELS))
-            continue
-        extra = n_train[arm] - counts.sum()  # every non-baseline arm adds malignant crops only
-        labels = np.repeat(np.arange(len(LABELS)), (counts + np.eye(len(LABELS))[-1] * extra).astype(int))
-        out[arm] = class_prior(labels, len(LABELS))
+        added = np.eye(len(LABELS))[-1] * (n_train[arm] - counts.sum())  # malignant crops only
+        c = np.ones(len(LABELS)) if arm == "reweight" else counts + added
+        out[arm] = c / c.sum()
     return out
 
 

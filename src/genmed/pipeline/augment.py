@@ -167,8 +167,8 @@ def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
     """Mean and 95% t-interval over seeds of every metric (clipped to [0, 1]), one row per arm."""
     rows = []
     for arm, g in per_seed.groupby("arm", sort=False):
-        row = {"arm": arm, "family": g["family"].iloc[0], "ratio": g["ratio"].iloc[0], "n_seeds": len(g),
-               "n_train": int(g["n_train"].iloc[0])}
+        row = {"arm": arm, **{c: g[c].iloc[0] for c in ("family", "ratio") if c in g}, "n_seeds": len(g),
+               **({"n_train": int(g["n_train"].iloc[0])} if "n_train" in g else {})}
         for m in METRICS:
             e = mean_ci(g[m].to_numpy())
             row.update({m: e.value, f"{m}_lo": max(e.low, 0.0), f"{m}_hi": min(e.high, 1.0)})

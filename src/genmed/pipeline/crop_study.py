@@ -51,6 +51,7 @@ from genmed.data.phantom import LABELS, PhantomConfig
 from genmed.errors import UserError
 from genmed.fileio import atomic_path, write_json
 from genmed.metrics.stats import bootstrap_ci
+from genmed.models.classifier import balanced_weights
 from genmed.pipeline.augment import METRICS, class_metrics, plot_table, summarise, write_tables
 from genmed.pipeline.cases import Cases, phantom_cases
 from genmed.pipeline.prior_shift import class_prior, prior_corrected
@@ -301,9 +302,8 @@ def prior_corrected_table(label: np.ndarray, patient_id: np.ndarray, probas: Map
     corrected "real" arm with its patient-bootstrap CI. It asks whether an arm's images add
     anything beyond the heavier malignant label that a post-hoc correction also gives."""
     adjusted = {a: prior_corrected(p, priors[a]) for a, p in probas.items()}
-    rows = [{"arm": a, "family": "", "ratio": 0.0, "seed": s, "n_train": 0, **class_metrics(label, p)}
-            for a, ps in adjusted.items() for s, p in enumerate(ps)]
-    table = summarise(pd.DataFrame(rows)).drop(columns=["family", "ratio", "n_train"])
+    rows = [{"arm": a, "seed": s, **class_metrics(label, p)} for a, ps in adjusted.items() for s, p in enumerate(ps)]
+    table = summarise(pd.DataFrame(rows))
     base = adjusted["real"].argmax(-1)
     diffs = [recall_difference(label, adjusted[a].argmax(-1), base, patient_id, seed=seed) for a in table["arm"]]
     return pd.concat([table, pd.DataFrame(diffs)], axis=1)
@@ -354,8 +354,8 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
     t = time.perf_counter()
     for arm, (x, y, balanced, aug, fam, ratio) in arms.items():
         preds[arm], probas[arm] = [], []
-        # class-balanced weights make the effective training prior uniform
-        priors[arm] = np.full(len(LABELS), 1.0 / len(LABELS)) if balanced else class_prior(y, len(LABELS))
+        # the prior the loss sees: class-balanced weights make it uniform
+        priors[arm] = class_prior(y, len(LABELS), balanced_weights(y, len(LABELS)) if balanced else None)
         for seed in cfg.seeds:
             ts = time.perf_counter()
             proba = crop_proba(train_crop_classifier(x, y, cfg, seed, balanced=balanced, augment=aug), test.image)
