@@ -27,9 +27,9 @@ whole model, so `sample` after `load_run(ema=True)` uses the averaged generator 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +62,7 @@ from genmed.models.nets import (
 GANVariant = Literal["dcgan", "hinge_sn", "resnet_r1"]
 GAN_VARIANTS = ("dcgan", "hinge_sn", "resnet_r1")
 FULL_DIFFAUG = "color,translation,cutout"  # Zhao et al. 2020, sec. 4: the policy for small data
+STANDING_STATS = 2048  # latent draws that re-estimate the sampled generator's BatchNorm statistics
 
 
 def variant_defaults(variant: str, data_kind: str, size: int) -> dict[str, Any]:
@@ -71,11 +72,11 @@ def variant_defaults(variant: str, data_kind: str, size: int) -> dict[str, Any]:
     min(4096 // size, 32) of one GPU, minibatch-std group 4, lazy R1 every 16 steps) and
     DiffAugment's full policy for images; vector data (2-D mixtures): gamma 0.1, no DiffAugment."""
     if variant != "resnet_r1":
-        return dict(r1_gamma=0.0, r1_every=1, mbstd_group=0, diffaug="")
+        return dict(r1_gamma=0.0, r1_every=1, mbstd_group=0, diffaug="", standing_stats=0)
     if data_kind == "vector":
-        return dict(r1_gamma=0.1, r1_every=16, mbstd_group=4, diffaug="")
+        return dict(r1_gamma=0.1, r1_every=16, mbstd_group=4, diffaug="", standing_stats=0)
     return dict(r1_gamma=0.0002 * size ** 2 / min(4096 // size, 32), r1_every=16, mbstd_group=4,
-                diffaug=FULL_DIFFAUG)
+                diffaug=FULL_DIFFAUG, standing_stats=STANDING_STATS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +97,10 @@ class GANConfig(ModelConfig):
     mbstd_group: int | None = None  # minibatch-std feature in D over groups of this size (0: off)
     diffaug: str | None = None  # DiffAugment policy for D's inputs, e.g. "color,translation,cutout"
     residual_mlp: bool = False  # vector data: residual MLPs (`nets.ResidualMLP`) for G and D
+    standing_stats: int | None = None  # draws that re-estimate G's BatchNorm statistics before sampling (0: off)
+
+    # runs saved before `standing_stats` existed sample with the running statistics, as then
+    saved_defaults: ClassVar[Mapping[str, Any]] = {"standing_stats": 0}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -108,6 +113,7 @@ class GANConfig(ModelConfig):
             check_positive(name, getattr(self, name))
         check_positive("r1_gamma", self.r1_gamma, allow_zero=True)
         check_positive("mbstd_group", self.mbstd_group, allow_zero=True)
+        check_positive("standing_stats", self.standing_stats, allow_zero=True)
         object.__setattr__(self, "diffaug", ",".join(check_diffaug_policy(self.diffaug)))
         if self.diffaug and self.data_kind == "vector":
             raise UserError(f"diffaug={self.diffaug!r} augments images; vector data take diffaug=''")
@@ -153,6 +159,7 @@ class GANModel(GenerativeModel):
             self.discriminator = DCGANDiscriminator(cfg.spatial_dims, cfg.in_channels * cfg.pack,
                                                     cfg.size, cfg.base_channels, cfg.num_classes,
                                                     spectral, cfg.mbstd_group)
+        self._standing_key: list[float] | None = None  # G's weights the statistics were taken at
 
     def phases(self) -> tuple[str, ...]:
         return ("discriminator", "generator")
@@ -234,10 +241,47 @@ class GANModel(GenerativeModel):
         out["loss"] = loss
         return out
 
+    def standing_statistics(self, n: int, batch: int = 64, seed: int = 0) -> None:
+        """Re-estimate G's BatchNorm running statistics at its current weights ("standing
+        statistics", Brock et al. 2019, BigGAN): reset them, then average (momentum None: the
+        cumulative mean) over ceil(n / batch) training-mode passes of `batch` fresh latents (and
+        uniform labels, conditional G) from a generator seeded with `seed`, so the statistics
+        depend on the weights alone. The engine's EMA generator otherwise samples with an
+        average of the raw generator's statistics, taken at other weights."""
+        check_positive("n", n)
+        norms = [m for m in self.generator.modules()
+                 if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))]
+        device = next(self.generator.parameters()).device
+        gen = torch.Generator().manual_seed(seed)
+        k, momenta, was_training = self.config.num_classes, [m.momentum for m in norms], self.generator.training
+        try:
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None
+            self.generator.train()
+            with torch.no_grad():
+                for _ in range(-(-n // batch)):
+                    z = torch.randn(batch, self.config.latent_dim, generator=gen).to(device)
+                    y = torch.randint(0, k, (batch,), generator=gen).to(device) if k else None
+                    self.generator(z, y)
+        finally:
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+            self.generator.train(was_training)
+
+    def _weights_key(self) -> list[float]:
+        """A fingerprint of G's weights: one sum per parameter tensor."""
+        return torch.stack([p.detach().float().sum() for p in self.generator.parameters()]).tolist()
+
     def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
                generator: torch.Generator | None = None) -> Tensor:
-        """`n` samples G(z), z ~ N(0, I) from `generator`; `steps` is ignored (one pass)."""
+        """`n` samples G(z), z ~ N(0, I) from `generator`; `steps` is ignored (one pass). With
+        `standing_stats` > 0, G's BatchNorm statistics are first re-estimated from that many
+        draws (`standing_statistics`), once per set of weights."""
         check_positive("n", n)
+        if self.config.standing_stats and self._standing_key != (key := self._weights_key()):
+            self.standing_statistics(self.config.standing_stats)
+            self._standing_key = key
         cond = check_labels(cond, self.config.num_classes, n)
         if self.config.num_classes and cond is None:
             cond = torch.randint(0, self.config.num_classes, (n,), generator=generator,
