@@ -1,15 +1,13 @@
 """Standing statistics of the GAN generator's BatchNorm (Brock et al. 2019): exact cumulative
 batch moments, samples that follow the weights rather than stale running statistics, computed
-once per set of weights, and old runs that keep sampling as they were saved."""
+once per set of weights, and off unless asked for."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from genmed.models import build_model, build_model_from_config
-from genmed.models.gan import STANDING_STATS
-from genmed.config import to_dict
+from genmed.models import build_model
 
 
 def _generator(**kw):
@@ -71,9 +69,12 @@ def test_statistics_are_taken_once_per_set_of_weights() -> None:
     assert not torch.equal(a, b)
 
 
-def test_defaults_and_old_runs() -> None:
-    assert _generator().config.standing_stats == STANDING_STATS
-    assert build_model("gan", size=32).config.standing_stats == 0  # the DCGAN baseline: as published
-    saved = to_dict(_generator().config)
-    del saved["standing_stats"]  # a run saved before the option
-    assert build_model_from_config("gan", saved).config.standing_stats == 0
+def test_off_by_default_sampling_keeps_the_running_statistics() -> None:
+    """Measured to lower precision and recall on the 64-px phantom, so not the default."""
+    model = _generator()
+    assert model.config.standing_stats == 0
+    bn = _norms(model)[0]
+    with torch.no_grad():
+        bn.running_mean.fill_(0.5)
+    model.sample(4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(bn.running_mean, torch.full_like(bn.running_mean, 0.5))

@@ -27,9 +27,9 @@ whole model, so `sample` after `load_run(ema=True)` uses the averaged generator 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -62,7 +62,6 @@ from genmed.models.nets import (
 GANVariant = Literal["dcgan", "hinge_sn", "resnet_r1"]
 GAN_VARIANTS = ("dcgan", "hinge_sn", "resnet_r1")
 FULL_DIFFAUG = "color,translation,cutout"  # Zhao et al. 2020, sec. 4: the policy for small data
-STANDING_STATS = 2048  # latent draws that re-estimate the sampled generator's BatchNorm statistics
 
 
 def variant_defaults(variant: str, data_kind: str, size: int) -> dict[str, Any]:
@@ -72,11 +71,11 @@ def variant_defaults(variant: str, data_kind: str, size: int) -> dict[str, Any]:
     min(4096 // size, 32) of one GPU, minibatch-std group 4, lazy R1 every 16 steps) and
     DiffAugment's full policy for images; vector data (2-D mixtures): gamma 0.1, no DiffAugment."""
     if variant != "resnet_r1":
-        return dict(r1_gamma=0.0, r1_every=1, mbstd_group=0, diffaug="", standing_stats=0)
+        return dict(r1_gamma=0.0, r1_every=1, mbstd_group=0, diffaug="")
     if data_kind == "vector":
-        return dict(r1_gamma=0.1, r1_every=16, mbstd_group=4, diffaug="", standing_stats=0)
+        return dict(r1_gamma=0.1, r1_every=16, mbstd_group=4, diffaug="")
     return dict(r1_gamma=0.0002 * size ** 2 / min(4096 // size, 32), r1_every=16, mbstd_group=4,
-                diffaug=FULL_DIFFAUG, standing_stats=STANDING_STATS)
+                diffaug=FULL_DIFFAUG)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,10 +96,10 @@ class GANConfig(ModelConfig):
     mbstd_group: int | None = None  # minibatch-std feature in D over groups of this size (0: off)
     diffaug: str | None = None  # DiffAugment policy for D's inputs, e.g. "color,translation,cutout"
     residual_mlp: bool = False  # vector data: residual MLPs (`nets.ResidualMLP`) for G and D
-    standing_stats: int | None = None  # draws that re-estimate G's BatchNorm statistics before sampling (0: off)
-
-    # runs saved before `standing_stats` existed sample with the running statistics, as then
-    saved_defaults: ClassVar[Mapping[str, Any]] = {"standing_stats": 0}
+    # draws that re-estimate G's BatchNorm statistics before sampling (0: off, the running
+    # statistics; on the 64-px phantom standing statistics lowered precision and recall:
+    # benchmarks/results/gan_standing_stats.json)
+    standing_stats: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
