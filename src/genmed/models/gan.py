@@ -252,7 +252,8 @@ class GANModel(GenerativeModel):
                  if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))]
         device = next(self.generator.parameters()).device
         gen = torch.Generator().manual_seed(seed)
-        k, momenta, was_training = self.config.num_classes, [m.momentum for m in norms], self.generator.training
+        k, was_training = self.config.num_classes, self.generator.training
+        momenta = [m.momentum for m in norms]
         try:
             for m in norms:
                 m.reset_running_stats()
