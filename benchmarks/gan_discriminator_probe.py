@@ -66,9 +66,10 @@ def probe(x: torch.Tensor, y: torch.Tensor, steps: int, seed: int = 0) -> dict:
                         "d_real": out["d_real"].item(), "d_fake": out["d_fake"].item()})
     with torch.no_grad():
         fake = model.generate(torch.randn(256, model.config.latent_dim), torch.randint(0, 3, (256,)))
+    lap_real, lap_fake = laplacian_energy(x), laplacian_energy(fake)
     return {"log": log, "seconds": round(time.perf_counter() - t0, 1),
-            "laplacian_real": [laplacian_energy(x).mean().item(), laplacian_energy(x).std().item()],
-            "laplacian_fake": [laplacian_energy(fake).mean().item(), laplacian_energy(fake).std().item()]}
+            "laplacian_real": [lap_real.mean().item(), lap_real.std().item()],
+            "laplacian_fake": [lap_fake.mean().item(), lap_fake.std().item()]}
 
 
 def main() -> None:
