@@ -54,6 +54,7 @@ class TranslateConfig:
     diffusion_channels: tuple[int, ...] = (32, 64, 64)  # diffusion UNets (no attention: fully convolutional)
     test_lesion_prob: float = 0.6  # fraction of test patients with a renal lesion
     lesion_crop_fraction: float = 0.0  # UNet / pix2pix: share of training patches centred on a lesion
+    lesion_weight: float = 0.0  # UNet / pix2pix: extra L1 weight on lesion pixels (1 + this there)
 
     def __post_init__(self) -> None:
         for m in self.methods:
@@ -69,6 +70,7 @@ class TranslateConfig:
         if not 0 <= self.lesion_crop_fraction <= 1 or (self.lesion_crop_fraction and not self.patch):
             raise UserError(f"lesion_crop_fraction={self.lesion_crop_fraction} must be in [0, 1] "
                             "and needs patch > 0")
+        check_positive("lesion_weight", self.lesion_weight, allow_zero=True)
         if self.patch and not (16 <= self.patch <= self.size and self.patch % stride == 0):
             raise UserError(f"patch={self.patch} must be 0 or a multiple of {stride} between 16 and size={self.size}")
 
@@ -86,14 +88,16 @@ def clinical_translate_config(**overrides: Any) -> TranslateConfig:
 def translate_models(cfg: TranslateConfig, src: torch.Tensor, tgt: torch.Tensor,
                      lesion: torch.Tensor | None = None) -> dict[str, Any]:
     """Train the learned methods of `cfg` on paired (src, tgt) (N, 1, H, W) in [-1, 1];
-    `lesion` masks (N, 1, H, W) centre `lesion_crop_fraction` of the UNets' patches."""
+    `lesion` masks (N, 1, H, W) centre `lesion_crop_fraction` of the UNets' patches and weigh
+    their pixels by 1 + `lesion_weight` in the L1 terms."""
     from genmed.models import build_model
     from genmed.train import DictDataset
 
     unet = dict(channels=cfg.diffusion_channels, attention_levels=(False,) * len(cfg.diffusion_channels))
     reg = dict(size=cfg.size, channels=cfg.unet_channels, residual=cfg.residual, patch=cfg.patch,
-               focus_fraction=cfg.lesion_crop_fraction)
-    focus = {"focus": lesion} if cfg.lesion_crop_fraction and lesion is not None else {}
+               focus_fraction=cfg.lesion_crop_fraction, focus_weight=cfg.lesion_weight)
+    wanted = cfg.lesion_crop_fraction or cfg.lesion_weight
+    focus = {"focus": lesion} if wanted and lesion is not None else {}
     pairs = DictDataset(image=src, target=tgt, **focus)
     d_src, d_tgt = src, tgt  # diffusion: fixed patch crops (4 per slice), sampled at full size
     if cfg.patch:

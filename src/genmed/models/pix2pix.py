@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from genmed.errors import UserError, check_choice
 from genmed.models.base import Batch
 from genmed.models.nets import patch_discriminator
-from genmed.models.supervised import Regressor, RegressorConfig
+from genmed.models.supervised import Regressor, RegressorConfig, pixel_mean
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +64,7 @@ class Pix2Pix(Regressor):
     def loss(self, batch: Batch, phase: str = "generator") -> dict[str, Tensor]:
         """Per-sample losses (B,) of `phase`; logged: the L1 term and D's mean logits."""
         check_choice("phase", phase, self.phases())
-        x, target = self.training_pair(batch)
+        x, target, weight = self.training_pair(batch)
         fake = self._forward(x)
         if phase == "discriminator":
             real_logits = self._logits(x, target)
@@ -72,6 +72,6 @@ class Pix2Pix(Regressor):
             loss = (F.softplus(-real_logits) + F.softplus(fake_logits)).mean(1)
             return {"loss": loss, "d_real": real_logits.mean(1).detach(),
                     "d_fake": fake_logits.mean(1).detach()}
-        l1 = (fake.float() - target.float()).abs().flatten(1).mean(1)
+        l1 = pixel_mean((fake.float() - target.float()).abs(), weight)
         adv = F.softplus(-self._logits(x, fake)).mean(1)
         return {"loss": adv + self.config.l1_weight * l1, "l1": l1.detach()}

@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from genmed.errors import UserError, check_choice
+from genmed.errors import UserError, check_choice, check_positive
 from genmed.models.base import Batch, GenerativeModel, ModelConfig, device_of, evaluating
 
 Norm = Literal["instance", "batch"]
@@ -65,6 +65,15 @@ def random_crops(patch: int, *tensors: Tensor, focus: Tensor | None = None,
         for out, t in zip(crops, tensors, strict=True):
             out.append(t[(i, ...) + index])
     return [torch.stack(c) for c in crops]
+
+
+def pixel_mean(per_pixel: Tensor, weight: Tensor | None = None) -> Tensor:
+    """(B,) mean of a per-pixel loss (B, C, *spatial) per image; with `weight` (B, 1 or C,
+    *spatial), the weighted mean sum(w * l) / sum(w)."""
+    if weight is None:
+        return per_pixel.flatten(1).mean(1)
+    weight = weight.expand_as(per_pixel)
+    return (weight * per_pixel).flatten(1).sum(1) / weight.flatten(1).sum(1)
 
 
 class SupervisedModel(GenerativeModel):
@@ -123,12 +132,16 @@ class RegressorConfig(ModelConfig):
     overlap: float = 0.25  # sliding-window overlap fraction
     # fraction of training crops centred on a pixel of batch["focus"] (e.g. lesion masks)
     focus_fraction: float = 0.0
+    # extra per-pixel loss weight on batch["focus"] pixels: weights 1 + focus_weight there, 1
+    # elsewhere, a weighted mean per image (the weight map of Ronneberger et al. 2015, eq. 1)
+    focus_weight: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("loss", self.loss, ("l1", "mse"))
         if not 0 <= self.focus_fraction <= 1:
             raise UserError(f"focus_fraction={self.focus_fraction} must be in [0, 1]")
+        check_positive("focus_weight", self.focus_weight, allow_zero=True)
         check_choice("norm", self.norm, ("instance", "batch"))
         if self.patch and self.patch < 16:
             raise UserError(f"patch={self.patch} must be 0 (whole image) or >= 16 pixels")
@@ -152,23 +165,28 @@ class Regressor(SupervisedModel):
         self.net = monai_unet(config.spatial_dims, config.in_channels, config.out_channels,
                               config.channels, config.num_res_units, config.norm)
 
-    def training_pair(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """(input, target) of a training batch: random patches (focus-centred in part) or whole."""
-        x, target = batch["image"], batch["target"]
+    def training_pair(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(input, target, per-pixel loss weights or None) of a training batch: random patches
+        (focus-centred in part) or whole images; weights 1 + focus_weight on batch["focus"]."""
+        x, target, focus = batch["image"], batch["target"], batch.get("focus")
         if self.config.patch:
-            x, target = random_crops(self.config.patch, x, target, focus=batch.get("focus"),
-                                     focus_fraction=self.config.focus_fraction)
-        return x, target
+            crops = random_crops(self.config.patch, x, target,
+                                 *([focus] if focus is not None else []), focus=focus,
+                                 focus_fraction=self.config.focus_fraction)
+            x, target, focus = crops[0], crops[1], (crops[2] if focus is not None else None)
+        if focus is None or not self.config.focus_weight:
+            return x, target, None
+        return x, target, 1 + self.config.focus_weight * (focus > 0).float()
 
     def _forward(self, x: Tensor) -> Tensor:
         out = self.net(x)
         return out + x[:, :self.config.out_channels] if self.config.residual else out
 
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
-        x, target = self.training_pair(batch)
+        x, target, weight = self.training_pair(batch)
         diff = self._forward(x).float() - target.float()
         per_pixel = diff.abs() if self.config.loss == "l1" else diff.pow(2)
-        return {"loss": per_pixel.flatten(1).mean(1)}
+        return {"loss": pixel_mean(per_pixel, weight)}
 
     def output(self, x: Tensor) -> Tensor:
         if not self.config.patch:
