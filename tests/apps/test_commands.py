@@ -76,7 +76,8 @@ def test_quick_clinical_translate_scores_kidneys_and_lesions_for_every_method(tm
     assert list(data["methods"]) == methods and data["config"]["size"] == 64
     # the non-contrast source misses the kidneys' enhancement by tens of HU
     assert data["kidney_mae_hu"]["identity"]["kidney"]["value"] > 30
-    assert set(data["lesion_bias_hu"]["pix2pix"]) == {"malignant", "benign"}
+    assert set(data["lesion_bias_hu"]["pix2pix"]) == {"malignant", "benign", "malignant core",
+                                                       "benign core"}
     assert (tmp_path / "translate.png").stat().st_size > 0
 
 
