@@ -19,6 +19,7 @@ from genmed.apps.anomaly_crops import (
     quick_crop_anomaly_config,
     run_crop_anomaly,
     slice_scores,
+    standardised_mean,
 )
 from genmed.errors import UserError
 from genmed.metrics.anomaly import image_level
@@ -90,10 +91,31 @@ def test_gan_ensemble_is_blind_to_a_discriminators_scale():
     assert np.corrcoef(one, alone)[0, 1] < 0.99  # the second discriminator does count
 
 
+def test_standardised_ensemble_beats_each_member_and_ignores_their_scales():
+    """Two detectors with independent errors, one on a 1,000 times larger scale: their mean
+    after standardising on healthy reference scores ranks lesions better than either alone
+    and does not change with the scale, where a plain mean follows the large detector alone."""
+    rng = np.random.default_rng(0)
+    y = np.arange(400) % 4 == 0
+    a = y + rng.standard_normal(400)
+    b = 1e3 * (y + rng.standard_normal(400))
+    refs = [rng.standard_normal(200), 1e3 * rng.standard_normal(200)]
+    auroc = {name: image_level(s, y, n_boot=8)["auroc"]["value"] for name, s in
+             (("a", a), ("b", b), ("ensemble", standardised_mean([a, b], refs)),
+              ("plain mean", (a + b) / 2))}
+    assert auroc["ensemble"] > max(auroc["a"], auroc["b"]) + 0.03, auroc
+    assert abs(auroc["plain mean"] - auroc["b"]) < 0.01, auroc
+    np.testing.assert_allclose(standardised_mean([a, b / 1e3], [refs[0], refs[1] / 1e3]),
+                               standardised_mean([a, b], refs))
+
+
 @pytest.mark.parametrize("bad", [
     dict(crop=48), dict(crop=512), dict(t_start=0), dict(detectors=("ssim",)),
     dict(min_lesion_mm=40.0), dict(n_boot=2), dict(simplex_octaves=6),
     dict(test_lesion_mm=(20.0, 10.0)), dict(vae_steps=0), dict(gan_models=0),
+    dict(detectors=("ensemble", "vae_recon", "gan", "diffusion")),  # members after it
+    dict(detectors=("vae_recon", "ensemble"), ensemble_of=("vae_recon", "gan")),
+    dict(ensemble_ref_patients=0),
 ])
 def test_bad_config_raises(bad):
     with pytest.raises(UserError):

@@ -31,6 +31,13 @@ Detectors (one score per crop, higher = more anomalous; maps where one exists):
   `t_start` = 150 was chosen on validation patients (phantom seed + 2000, 46 lesion / 203
   healthy crops; DDPMs of 500 steps): image AUROC at t_start 150 / 250 / 400 was 0.75 / 0.68 /
   0.54 with Gaussian and 0.59 / 0.43 / 0.33 with simplex noise.
+- "ensemble": the mean of the `ensemble_of` detectors' crop scores (one per family by
+  default: VAE reconstruction, GAN discriminator, AnoDDPM), each standardised by its mean and
+  SD on the healthy crops of `ensemble_ref_patients` further lesion-free patients (phantom seed
+  + 3000), which no model trains on, so each detector's scale counts alike and a score needs no
+  other test crop (an ensemble of detectors: Aggarwal 2013, "Outlier ensembles", sec. 3;
+  z-score normalisation before averaging). It reuses its members' models and test scores, so
+  they must come before it in `detectors`.
 Maps: the signed residual x - x_hat in HU of the abdomen window W400/L40 (HU clipped to
 [-160, 240]) is Gaussian-smoothed (`smooth_px`) and then squared (HU^2); the baseline's map is
 |smoothed (HU - mean) / SD|. Smoothing the signed residual before squaring averages the white
@@ -63,7 +70,7 @@ from genmed.models.diffusion import DiffusionModel
 from genmed.train.fitting import Compute
 
 DETECTORS: tuple[str, ...] = ("intensity", "vae_recon", "vae_elbo", "gan", "gan_inversion",
-                              "diffusion", "diffusion_simplex")
+                              "diffusion", "diffusion_simplex", "ensemble")
 BODY_HU = -400.0  # pixels above this (after smoothing) are inside the body
 MAP_UNITS = {"intensity": "|smoothed (HU - mean) / SD|"}  # every other map: HU^2
 SIZE_EDGES_MM = (15.0, 20.0)  # lesion diameter bins: [min, 15), [15, 20), >= 20 mm
@@ -100,6 +107,8 @@ class CropAnomalyConfig:
     inversion_starts: int = 2  # starting latents per crop: nearest crops of the bank
     inversion_bank: int = 1024  # generated crops the starts are chosen from
     smooth_px: float = 2.0  # Gaussian SD of the map smoothing (px)
+    ensemble_of: tuple[str, ...] = ("vae_recon", "gan", "diffusion")  # the ensemble's members
+    ensemble_ref_patients: int = 10  # lesion-free patients whose crops standardise each member
     n_boot: int = 1000
     seed: int = 0
     compute: Compute = field(default_factory=lambda: Compute(precision="auto"))
@@ -109,10 +118,16 @@ class CropAnomalyConfig:
             check_choice("detector", d, DETECTORS)
         if not self.detectors:
             raise UserError("detectors must name at least one detector")
+        if "ensemble" in self.detectors:
+            before = self.detectors[:self.detectors.index("ensemble")]
+            missing = [d for d in self.ensemble_of if d not in before or d == "ensemble"]
+            if not self.ensemble_of or missing:
+                raise UserError(f"the ensemble's members {list(self.ensemble_of)} must be listed in "
+                                f"detectors before 'ensemble' (missing: {missing})")
         for name in ("size", "crop", "slices_per_patient", "n_train_patients", "n_test_patients",
                      "batch_size", "vae_steps", "gan_steps", "diffusion_steps", "recon_steps",
                      "n_draws", "gan_channels", "gan_models", "simplex_octaves", "inversion_steps", "inversion_starts",
-                     "inversion_bank"):
+                     "inversion_bank", "ensemble_ref_patients"):
             check_positive(name, getattr(self, name))
         if self.crop % 8 or not 16 <= self.crop <= self.size:
             raise UserError(f"crop={self.crop} must be a multiple of 8 between 16 and size={self.size}")
@@ -144,7 +159,7 @@ def quick_crop_anomaly_config(**overrides) -> CropAnomalyConfig:
                 batch_size=8, vae_steps=3, gan_steps=2, diffusion_steps=2,
                 diffusion_channels=(16, 16, 32), recon_steps=2, n_draws=1, simplex_cell_px=8.0,
                 simplex_octaves=3, inversion_steps=2, inversion_bank=16, n_boot=8,
-                compute=Compute(precision="fp32"))
+                ensemble_ref_patients=3, compute=Compute(precision="fp32"))
     return CropAnomalyConfig(**{**base, **overrides})
 
 
@@ -396,11 +411,8 @@ def gan_score(gans: list, cfg: CropAnomalyConfig, train_hu: np.ndarray, test_hu:
     mean and SD on the healthy training crops (so no discriminator's scale dominates)."""
     if len(gans) == 1:
         return _score("gan", gans[0], cfg, train_hu, test_hu, x_te)[1]
-    total = np.zeros(len(x_te))
-    for model in gans:
-        ref = _score("gan", model, cfg, train_hu, train_hu, x_tr)[1]
-        total += (_score("gan", model, cfg, train_hu, test_hu, x_te)[1] - ref.mean()) / ref.std()
-    return total / len(gans)
+    return standardised_mean([_score("gan", m, cfg, train_hu, test_hu, x_te)[1] for m in gans],
+                             [_score("gan", m, cfg, train_hu, train_hu, x_tr)[1] for m in gans])
 
 
 def detect(cfg: CropAnomalyConfig, train_hu: np.ndarray, test_hu: np.ndarray,
@@ -408,31 +420,58 @@ def detect(cfg: CropAnomalyConfig, train_hu: np.ndarray, test_hu: np.ndarray,
     """Train each detector's model on healthy crops `train_hu` (N, c, c) HU and score
     `test_hu`. Returns {detector: {"scores": (M,), "maps": (M, c, c) or None, "seconds"}};
     a model's training time is counted in the first detector that uses it."""
-    x_tr, x_te = to_unit(train_hu), to_unit(test_hu)
-    body = _smooth(test_hu.astype(np.float32), 1.0) > BODY_HU
+    x_tr = to_unit(train_hu)
     family_of = {"vae_recon": "vae", "vae_elbo": "vae", "gan_inversion": "gan"}
     models: dict[str, Any] = {}
     out: dict[str, dict] = {}
     for d in cfg.detectors:
         t0 = time.perf_counter()
         family = family_of.get(d, d)
-        if family != "intensity" and family not in models:
+        if family not in ("intensity", "ensemble") and family not in models:
             n = cfg.gan_models if family == "gan" else 1
             log(f"training {family}" + (f" x {n}" if n > 1 else ""))
             models[family] = [_train(family, x_tr, cfg, cfg.seed + k) for k in range(n)]
         log(f"scoring {d}")
-        if d == "gan":
-            maps, scores = None, gan_score(models[family], cfg, train_hu, test_hu, x_tr, x_te)
+        if d == "ensemble":
+            maps, scores = None, _ensemble(cfg, out, models, family_of, train_hu, x_tr)
         else:
-            maps, scores = _score(d, models[family][0] if family in models else None, cfg,
-                                  train_hu, test_hu, x_te)
-        if maps is not None:
-            maps = maps.astype(np.float32) * body
-            scores = maps.reshape(len(maps), -1).max(1)  # the most anomalous spot
+            maps, scores = _crop_scores(d, models.get(family), cfg, train_hu, test_hu, x_tr)
         out[d] = {"scores": np.asarray(scores, np.float64), "maps": maps,
                   "seconds": time.perf_counter() - t0}
         log(f"{d}: {out[d]['seconds']:.0f} s")
     return out
+
+
+def _crop_scores(d: str, models: list | None, cfg: CropAnomalyConfig, train_hu: np.ndarray,
+                 hu: np.ndarray, x_tr: Tensor) -> tuple[np.ndarray | None, np.ndarray]:
+    """(map (N, c, c) zeroed outside the body or None, crop score (N,)) of detector `d` on
+    crops `hu` (N, c, c) HU; a map's crop score is its maximum."""
+    x = to_unit(hu)
+    if d == "gan":
+        return None, gan_score(models, cfg, train_hu, hu, x_tr, x)
+    maps, scores = _score(d, models[0] if models else None, cfg, train_hu, hu, x)
+    if maps is None:
+        return None, scores
+    maps = maps.astype(np.float32) * (_smooth(hu.astype(np.float32), 1.0) > BODY_HU)
+    return maps, maps.reshape(len(maps), -1).max(1)  # the most anomalous spot
+
+
+def _ensemble(cfg: CropAnomalyConfig, out: dict[str, dict], models: dict[str, Any],
+              family_of: dict[str, str], train_hu: np.ndarray, x_tr: Tensor) -> np.ndarray:
+    """(M,) the `ensemble_of` members' test scores, standardised on the healthy crops of
+    `ensemble_ref_patients` lesion-free patients (seed + 3000), averaged."""
+    ref = kidney_crops(cfg.ensemble_ref_patients, cfg, cfg.seed + 3000, lesion_prob=0.0).hu
+    refs = [_crop_scores(d, models.get(family_of.get(d, d)), cfg, train_hu, ref, x_tr)[1]
+            for d in cfg.ensemble_of]
+    return standardised_mean([out[d]["scores"] for d in cfg.ensemble_of], refs)
+
+
+def standardised_mean(scores: list[np.ndarray], refs: list[np.ndarray]) -> np.ndarray:
+    """Mean over detectors of (scores - mean(ref)) / SD(ref): each detector's (M,) scores in
+    units of its SD on reference (healthy) crops, so no detector's scale dominates."""
+    z = [(np.asarray(s, np.float64) - r.mean()) / max(float(r.std()), 1e-12)
+         for s, r in zip(scores, refs, strict=True)]
+    return np.mean(z, axis=0)
 
 
 def run_crop_anomaly(cfg: CropAnomalyConfig = CropAnomalyConfig(), out: str | Path | None = None,
