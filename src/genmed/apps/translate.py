@@ -55,6 +55,7 @@ class TranslateConfig:
     residual: bool = False  # UNet and pix2pix predict the change to the source (the enhancement)
     diffusion_channels: tuple[int, ...] = (32, 64, 64)  # diffusion UNets (no attention: fully convolutional)
     test_lesion_prob: float = 0.6  # fraction of test patients with a renal lesion
+    train_lesion_prob: float = 0.6  # fraction of training patients with one (the phantom's default)
     lesion_crop_fraction: float = 0.0  # UNet / pix2pix: share of training patches centred on a lesion
     lesion_weight: float = 0.0  # UNet / pix2pix: extra L1 weight on lesion pixels (1 + this there)
 
@@ -73,6 +74,9 @@ class TranslateConfig:
             raise UserError(f"lesion_crop_fraction={self.lesion_crop_fraction} must be in [0, 1] "
                             "and needs patch > 0")
         check_positive("lesion_weight", self.lesion_weight, allow_zero=True)
+        for name in ("test_lesion_prob", "train_lesion_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UserError(f"{name}={getattr(self, name)} must be in [0, 1]")
         if self.patch and not (16 <= self.patch <= self.size and self.patch % stride == 0):
             raise UserError(f"patch={self.patch} must be 0 or a multiple of {stride} between 16 and size={self.size}")
 
@@ -150,7 +154,7 @@ def run_translate(cfg: TranslateConfig = TranslateConfig(), out: str | Path | No
     error in malignant and in benign lesions (does the method get their enhancement right?).
     """
     torch.manual_seed(cfg.seed)  # weight initialisation: independent of what ran before
-    tr = phantom(cfg.n_train_patients, cfg.size, cfg.seed)
+    tr = phantom(cfg.n_train_patients, cfg.size, cfg.seed, lesion_prob=cfg.train_lesion_prob)
     te = phantom(cfg.n_test_patients, cfg.size, cfg.seed + 1000, slices=4, lesion_prob=cfg.test_lesion_prob)
     models = translate_models(cfg, to_unit(tr.image_nc), to_unit(tr.image),
                               torch.from_numpy(tr.lesion_mask.astype(np.float32))[:, None])
