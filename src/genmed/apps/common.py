@@ -105,10 +105,12 @@ def kidney_view(kidney_mask: np.ndarray, spacing_mm: float, stacks: dict[str, np
 
 
 def hu_columns_figure(cols: dict[str, np.ndarray], n: int = 4, stride: int = 1, title: str = "",
-                      row_labels: list[str] | None = None, panel_in: float = 1.6):
+                      row_labels: list[str] | None = None, panel_in: float = 1.6,
+                      outlines: np.ndarray | None = None):
     """A matplotlib grid: one column per named (N, H, W) HU stack, `n` rows (every `stride`-th
     slice, labelled `row_labels`), panels `panel_in` inches wide, all shown in the abdomen
-    window `ABDOMEN_WINDOW_HU`."""
+    window `ABDOMEN_WINDOW_HU`; `outlines` (N, H, W) bool, e.g. lesion masks, are drawn in red
+    on every panel of their row."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,6 +122,9 @@ def hu_columns_figure(cols: dict[str, np.ndarray], n: int = 4, stride: int = 1, 
     for j, (name, arr) in enumerate(cols.items()):
         for i in range(n):
             im = axes[i, j].imshow(arr[i * stride], cmap="gray", vmin=lo, vmax=hi)
+            if outlines is not None and outlines[i * stride].any():
+                axes[i, j].contour(outlines[i * stride].astype(float), levels=[0.5], colors="red",
+                                   linewidths=0.8)
             axes[i, j].set_xticks([])
             axes[i, j].set_yticks([])
             if j == 0 and row_labels:

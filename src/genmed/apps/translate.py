@@ -198,13 +198,20 @@ def _figure(src: np.ndarray, truth: np.ndarray, outputs: dict[str, np.ndarray], 
 
 def _kidney_figure(te, outputs: dict[str, np.ndarray]):
     """Rows: the test slices with the largest malignant and benign lesion, cut around the
-    kidneys; columns: source, truth, each learned method."""
-    area = te.lesion_mask.reshape(len(te), -1).sum(1)
+    lesion (20 mm margins) with its outline in red; columns: source, truth, each learned method."""
+    area = (te.lesion_mask > 0).reshape(len(te), -1).sum(1).astype(np.int64)  # signed: -1 below
     stacks = {"source (NC)": te.image_nc, "truth (CE)": te.clean,
               **{k: v for k, v in outputs.items() if k != "identity"}}
     picks = [(int(np.argmax(np.where(te.label == k, area, -1))), f"{name} lesion")
-             for k, name in ((2, "malignant"), (1, "benign")) if np.any(te.label == k)]
-    picks = picks or [(0, "slice 0")]
-    cols = kidney_view(te.kidney_mask, te.spacing_mm[1], stacks, [i for i, _ in picks])
+             for k, name in ((2, "malignant"), (1, "benign")) if np.any((te.label == k) & (area > 0))]
+    if not picks:  # no lesion in the test slices: cut around the kidneys of slice 0
+        cols = kidney_view(te.kidney_mask, te.spacing_mm[1], stacks, [0])
+        return hu_columns_figure(cols, 1, title="Non-contrast to contrast-enhanced translation",
+                                 row_labels=["slice 0"], panel_in=2.0)
+    cols = kidney_view(te.lesion_mask, te.spacing_mm[1], {**stacks, "outline": te.lesion_mask > 0},
+                       [i for i, _ in picks], margin_mm=20.0)
+    outline = cols.pop("outline")
+    side_mm = outline.shape[-1] * te.spacing_mm[1]
     return hu_columns_figure(cols, len(picks), title="Non-contrast to contrast-enhanced translation, "
-                             "cut around the kidneys", row_labels=[n for _, n in picks], panel_in=2.0)
+                             f"{side_mm:.0f} mm around the lesion (red)",
+                             row_labels=[n for _, n in picks], panel_in=2.0, outlines=outline)
