@@ -39,9 +39,9 @@ def test_quick_command_writes_metrics_and_figures(tmp_path, command, files):
         assert 0.0 <= data["detectors"]["diffusion"]["pixel"]["aupro"] <= 1.0
     elif command == "anomaly-crops":
         assert list(data["detectors"]) == ["intensity", "vae_recon", "vae_elbo", "gan", "gan_inversion",
-                                           "diffusion", "diffusion_simplex"]
+                                           "diffusion", "diffusion_simplex", "ensemble"]
         assert data["test"]["n_lesion"] > 0 and data["test"]["n_healthy"] > 0
-        assert data["detectors"]["gan"]["pixel"] is None
+        assert data["detectors"]["gan"]["pixel"] is None and data["detectors"]["ensemble"]["pixel"] is None
     elif command in ("denoise", "translate"):
         for m in data["methods"].values():
             assert m["psnr_db"]["low"] <= m["psnr_db"]["value"] <= m["psnr_db"]["high"]
