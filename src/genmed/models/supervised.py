@@ -170,10 +170,10 @@ class Regressor(SupervisedModel):
         (focus-centred in part) or whole images; weights 1 + focus_weight on batch["focus"]."""
         x, target, focus = batch["image"], batch["target"], batch.get("focus")
         if self.config.patch:
-            crops = random_crops(self.config.patch, x, target,
-                                 *([focus] if focus is not None else []), focus=focus,
-                                 focus_fraction=self.config.focus_fraction)
-            x, target, focus = crops[0], crops[1], (crops[2] if focus is not None else None)
+            tensors = [x, target] if focus is None else [x, target, focus]
+            x, target, *rest = random_crops(self.config.patch, *tensors, focus=focus,
+                                            focus_fraction=self.config.focus_fraction)
+            focus = rest[0] if rest else None
         if focus is None or not self.config.focus_weight:
             return x, target, None
         return x, target, 1 + self.config.focus_weight * (focus > 0).float()
