@@ -191,3 +191,39 @@ def test_generate_from_mask_reuses_a_trained_model(tmp_path, capsys):
     err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--mask", str(mask), "--model",
                                       str(tmp_path / "plain"), "--out", str(out)], out)
     assert "not a model that generates from a label map" in err
+
+
+def test_generate_from_mask_with_a_3d_model_writes_a_volume(tmp_path, capsys):
+    """A 3-D mask-conditioned ldm run folder generates one volume from a 3-D map file, saved with
+    the map's spacing and shown in three planes; a 2-D map for it is refused in one line."""
+    import torch
+
+    from genmed.data.conditions import encode
+    from genmed.data.io import load, save_nifti
+    from genmed.models import build_model
+    from genmed.models.mask_generation import mask_ldm
+    from genmed.train import DictDataset, fit
+
+    torch.manual_seed(0)
+    ae = build_model("autoencoder", spatial_dims=3, size=16, channels=(4, 4), norm_num_groups=4,
+                     latent_channels=2, adv_weight=0.0)
+    x = torch.zeros(2, 1, 16, 16, 16)
+    m = np.ones((16, 16, 16), np.uint8)
+    m[4:12, 4:12, 4:12] = 2
+    m[7:9, 7:9, 7:9] = 3
+    cond, ids = encode(np.stack([m, m]), [{"kind": "malignant"}] * 2, 16, spatial_dims=3)
+    fit(mask_ldm(ae, x, generator=torch.Generator().manual_seed(0)), DictDataset(image=x, cond=cond, label=ids),
+        steps=1, out=tmp_path / "model3d", device="cpu")
+    mask = save_nifti(tmp_path / "map3d.nii.gz", m, (4.0, 2.0, 2.0))
+    out = tmp_path / "vol"
+    assert run(["apps", "generate-from-mask", "--quick", "--mask", str(mask), "--model", str(tmp_path / "model3d"),
+                "--attributes", '{"kind": "malignant", "size_mm": 5}', "--out", str(out)]) == 0
+    vol = load(out / "generated.nii.gz", ndim=3)
+    assert vol.array.shape == (16, 16, 16) and np.isfinite(vol.array).all()
+    assert np.allclose(vol.spacing, (4.0, 2.0, 2.0))
+    assert (out / "generated.png").stat().st_size > 0
+    flat = _mask_file(tmp_path / "map2d.nii.gz", 16, 2.0)
+    bad = tmp_path / "bad"
+    err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--mask", str(flat), "--model",
+                                      str(tmp_path / "model3d"), "--out", str(bad)], bad)
+    assert "map2d.nii.gz" in err

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from genmed.data.conditions import condition_maps
+from genmed.errors import UserError
 from genmed.models.mask_generation import fit_scan_noise, generate_from_maps, mask_ldm
 from genmed.models.noise_texture import NoiseTexture
 
@@ -52,3 +53,47 @@ def test_generation_adds_the_requested_levels_noise():
     sd = [diff_hu[i][inside[i]].std() for i in range(4)]
     assert sd[0] == pytest.approx(5.0, rel=0.15) and sd[2] == pytest.approx(5.0, rel=0.15)
     assert sd[1] == pytest.approx(40.0, rel=0.15) and sd[3] == pytest.approx(40.0, rel=0.15)
+
+
+def test_volumes_from_maps_get_each_axial_slice_its_levels_noise():
+    """A 3-D mask ldm draws (N, 1, D, H, W) volumes from (N, D, H, W) maps; a 2-D texture adds
+    noise of the requested level's SD to every axial slice, a fresh draw in each slice."""
+    from genmed.models import build_model
+
+    torch.manual_seed(0)
+    ae = build_model("autoencoder", spatial_dims=3, size=16, channels=(4, 4), norm_num_groups=4,
+                     latent_channels=2, adv_weight=0.0)
+    model = mask_ldm(ae, torch.zeros(2, 1, 16, 16, 16), generator=torch.Generator().manual_seed(0)).eval()
+    maps = np.ones((2, 16, 16, 16), np.uint8)
+    maps[:, 4:12, 4:12, 4:12] = 2
+    attrs = [{"kind": "healthy", "noise": "standard"}, {"kind": "healthy", "noise": "low-dose"}]
+    tex = NoiseTexture({"standard": np.full((16, 16), 5.0**2), "low-dose": np.full((16, 16), 40.0**2)})
+    plain = generate_from_maps(model, maps, attrs, steps=2, seed=3)
+    noisy = generate_from_maps(model, maps, attrs, steps=2, seed=3, texture=tex)
+    assert plain.shape == (2, 1, 16, 16, 16)
+    diff_hu = ((noisy - plain)[:, 0] * 200.0).numpy()
+    inside = (plain[:, 0].abs() < 0.5).numpy()
+    assert diff_hu[0][inside[0]].std() == pytest.approx(5.0, rel=0.15)
+    assert diff_hu[1][inside[1]].std() == pytest.approx(40.0, rel=0.15)
+    assert not np.allclose(diff_hu[1, 0], diff_hu[1, 1])  # slices are independent draws
+    with pytest.raises(UserError, match=r"expected \(N, 16, 16, 16\)"):
+        generate_from_maps(model, maps[:, 0], attrs, steps=2)  # slices for a volume model
+
+
+def test_fit_scan_noise_on_volumes_counts_axial_slices():
+    rng = np.random.default_rng(1)
+    sd = np.array([10.0, 60.0])
+    hu = 40.0 + rng.standard_normal((2, 8, 32, 32)) * sd[:, None, None, None]
+    images = torch.from_numpy((hu - 40.0) / 200.0)[:, None]
+
+    class _Mean3d(_MeanAutoencoder):
+        def encode(self, x, sample=True):
+            return x.mean(dim=(2, 3, 4), keepdim=True)
+
+        def decode(self, z):
+            return z.expand(-1, -1, 8, 32, 32)
+
+    tex = fit_scan_noise(_Mean3d(), images, ["standard", "low-dose"], body=np.ones((2, 8, 32, 32), bool))
+    assert tex.shape == (32, 32)
+    assert tex.sd_hu()["standard"] == pytest.approx(10.0, rel=0.05)
+    assert tex.sd_hu()["low-dose"] == pytest.approx(60.0, rel=0.05)

@@ -160,7 +160,6 @@ def generate_from_mask(
         raise UserError(f"--attributes is not valid JSON ({exc.msg})") from None
     if not isinstance(attrs, dict):
         raise UserError("--attributes must be a JSON object")
-    masks, spacing = load_mask(mask, reference)
     model = None
     if model_run is not None:
         from genmed.models.mask_generation import check_mask_model
@@ -168,24 +167,32 @@ def generate_from_mask(
         from genmed.train.precision import resolve_device
 
         model = check_mask_model(load_run(model_run, device=str(resolve_device(device)))[0], str(model_run))
+    dims = model.config.spatial_dims if model else 2
+    masks, spacing = load_mask(mask, reference, dims)
     texture = None  # scan noise per dose level, fitted by benchmarks/apps_generate_from_mask_256.py
     if model_run is not None and (model_run / NOISE_TEXTURE).is_file():
         from genmed.models.noise_texture import NoiseTexture
 
         texture = NoiseTexture.load(model_run / NOISE_TEXTURE)
-    encode(masks, [attrs] * len(masks), model.config.size if model else cfg.size, spacing)  # fail fast
+    encode(masks, [attrs] * len(masks), model.config.size if model else cfg.size, spacing, dims)  # fail fast
     from genmed.data.io import save_nifti
     from genmed.fileio import write_json
 
     images = generate_pairs(masks, [attrs] * len(masks), model or train_mask_generator(cfg),
                             steps=cfg.sample_steps, seed=seed, spacing_mm=spacing, texture=texture)
-    save_nifti(out / "generated.nii.gz", images, (1.0, spacing, spacing))
-    from genmed.data.transforms import ABDOMEN_RANGE_HU
-    from genmed.fileio import write_png
-    from genmed.report import image_grid
+    save_nifti(out / "generated.nii.gz", images if dims == 2 else images[0], (1.0, *spacing)[-3:])
+    if dims == 2:
+        from genmed.data.transforms import ABDOMEN_RANGE_HU
+        from genmed.fileio import write_png
+        from genmed.report import image_grid
 
-    lo, hi = ABDOMEN_RANGE_HU
-    write_png(out / "generated.png", image_grid(images, vmin=lo, vmax=hi, upscale=4))
+        lo, hi = ABDOMEN_RANGE_HU
+        write_png(out / "generated.png", image_grid(images, vmin=lo, vmax=hi, upscale=4))
+    else:
+        from genmed.apps.volumes3d import orthogonal_figure
+        from genmed.fileio import save_figure
+
+        save_figure(orthogonal_figure(images, spacing), out / "generated.png")
     write_json(out / "generated.json", {"mask": str(mask), "attributes": attrs, "n": len(images),
                                         "model": str(model_run) if model_run else "trained by this run",
                                         "scan_noise": str(model_run / NOISE_TEXTURE) if texture else None})

@@ -174,18 +174,22 @@ def _figure(masks: np.ndarray, real: np.ndarray, fake: np.ndarray, attrs, n: int
     return fig
 
 
-def load_mask(path: str | Path, reference: str | Path | None = None) -> tuple[np.ndarray, float]:
-    """Read a condition map (NIfTI / PNG / DICOM label image, values 0..3) and its in-plane
-    spacing (mm); with `reference` (an image file), its spacing must match the mask's."""
+def load_mask(path: str | Path, reference: str | Path | None = None,
+              spatial_dims: int = 2) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Read a condition map (NIfTI / PNG / DICOM label image, values 0..3) and its spacing (mm,
+    one per image axis). For a 2-D model: maps (N, H, W), one per slice of the file, and (row,
+    column) spacing; for a 3-D model: the file's volume as (1, D, H, W) and (slice, row, column)
+    spacing. With `reference` (an image file), its spacing and shape must match the mask's."""
     from genmed.data.io import load
 
-    m = load(path, ndim=(2, 3))
+    m = load(path, ndim=(2, 3) if spatial_dims == 2 else 3)
     if reference is not None:
         r = load(reference, ndim=(2, 3))
-        if not np.allclose(r.spacing[-2:], m.spacing[-2:], rtol=1e-3):
-            raise UserError(f"{reference}: spacing {tuple(r.spacing[-2:])} mm differs from the "
-                            f"mask's {tuple(m.spacing[-2:])} mm ({path})")
-        if r.array.shape[-2:] != m.array.shape[-2:]:
+        axes = spatial_dims  # the axes that must agree: in-plane, or all three
+        if not np.allclose(r.spacing[-axes:], m.spacing[-axes:], rtol=1e-3):
+            raise UserError(f"{reference}: spacing {tuple(r.spacing[-axes:])} mm differs from the "
+                            f"mask's {tuple(m.spacing[-axes:])} mm ({path})")
+        if r.array.shape[-axes:] != m.array.shape[-axes:]:
             raise UserError(f"{reference}: shape {r.array.shape} differs from the mask's {m.array.shape}")
-    arr = m.array if m.ndim == 3 else m.array[None]
-    return arr, float(m.spacing[-1])
+    arr = m.array if m.ndim == 3 and spatial_dims == 2 else m.array[None]
+    return arr, tuple(float(v) for v in m.spacing[-spatial_dims:])

@@ -52,6 +52,16 @@ def peak_memory_mib(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def volume_spacing_mm(size: int) -> tuple[float, float, float]:
+    """(z, y, x) voxel spacing (mm) of the phantom volumes `load_training_data(spatial_dims=3)`
+    gives at `size`: rendered at max(size, 64) voxels per side, then area-resized to `size`."""
+    from genmed.data.phantom import PhantomConfig
+
+    ph = PhantomConfig(size=max(size, 64))
+    extent_z = (ph.depth or ph.size) * ph.z_spacing_mm
+    return (extent_z / size, ph.fov_mm / size, ph.fov_mm / size)
+
+
 def run_volumes3d(cfg: Volumes3DConfig = Volumes3DConfig(), out: str | Path = "runs/apps_volumes3d") -> dict[str, Any]:
     """Train the 3D DDPM into out/run, sample volumes, write volumes3d.json / volumes3d.png and
     the samples as NIfTI (out/sample_k.nii.gz, HU)."""
@@ -82,8 +92,9 @@ def run_volumes3d(cfg: Volumes3DConfig = Volumes3DConfig(), out: str | Path = "r
         vols = model.sample(cfg.n_samples, steps=cfg.sample_steps,
                             generator=torch.Generator(res.device).manual_seed(cfg.seed)).cpu()
     hu = unit_to_hu(vols[:, 0].float().numpy())
+    spacing = volume_spacing_mm(cfg.size)
     for k, v in enumerate(hu):
-        save_nifti(out / f"sample_{k}.nii.gz", v.astype(np.float32), (1.0, 1.0, 1.0),
+        save_nifti(out / f"sample_{k}.nii.gz", v.astype(np.float32), spacing,
                    description="genmed 3D diffusion sample")
     result = {"config": asdict(cfg), "train_volumes_per_s": res.img_per_s,
               "train_voxels_per_s": res.img_per_s * cfg.size**3, "precision": res.precision,
@@ -92,12 +103,14 @@ def run_volumes3d(cfg: Volumes3DConfig = Volumes3DConfig(), out: str | Path = "r
               "final_loss": res.metrics.get("main/loss"),
               "sample_mean_hu": float(hu.mean()), "sample_shape": list(hu.shape)}
     write_json(out / "volumes3d.json", result)
-    save_figure(orthogonal_figure(hu), out / "volumes3d.png")
+    save_figure(orthogonal_figure(hu, spacing), out / "volumes3d.png")
     return result
 
 
-def orthogonal_figure(volumes_hu: np.ndarray):
-    """Axial, coronal and sagittal middle slices of each (D, H, W) volume (abdomen window)."""
+def orthogonal_figure(volumes_hu: np.ndarray, spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0)):
+    """Axial, coronal and sagittal middle slices of each (D, H, W) volume (abdomen window), at
+    the true aspect of `spacing_mm` (z, y, x); in the coronal and sagittal planes superior is up
+    (slice 0 is the most caudal) and the axes are in mm."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,16 +118,22 @@ def orthogonal_figure(volumes_hu: np.ndarray):
 
     n = len(volumes_hu)
     lo, hi = ABDOMEN_RANGE_HU
-    fig, ax = plt.subplots(n, 3, figsize=(5.8, 1.7 * n + 0.5), squeeze=False)
+    sz, sy, sx = spacing_mm
+    fig, ax = plt.subplots(n, 3, figsize=(7.5, 2.4 * n + 0.6), squeeze=False, layout="constrained")
     for i, v in enumerate(volumes_hu):
         d, h, w = v.shape
-        for j, (img, name) in enumerate(((v[d // 2], "axial"), (v[:, h // 2], "coronal"),
-                                         (v[:, :, w // 2], "sagittal"))):
-            im = ax[i, j].imshow(img, cmap="gray", vmin=lo, vmax=hi, origin="upper")
-            ax[i, j].axis("off")
+        planes = ((v[d // 2], "axial", (0, w * sx, h * sy, 0), "upper"),
+                  (v[:, h // 2], "coronal", (0, w * sx, 0, d * sz), "lower"),
+                  (v[:, :, w // 2], "sagittal", (0, h * sy, 0, d * sz), "lower"))
+        for j, (img, name, extent, origin) in enumerate(planes):
+            im = ax[i, j].imshow(img, cmap="gray", vmin=lo, vmax=hi, origin=origin, extent=extent)
+            ax[i, j].tick_params(labelsize=6)
             if i == 0:
                 ax[i, j].set_title(name, fontsize=8)
+            if i == n - 1:
+                ax[i, j].set_xlabel("mm", fontsize=7)
+        ax[i, 0].set_ylabel("mm", fontsize=7)
     fig.colorbar(im, ax=ax.ravel().tolist(), fraction=0.04).set_label("HU", fontsize=8)
-    fig.suptitle(f"Middle slices of sampled volumes, W{hi - lo:.0f}/L{(hi + lo) / 2:.0f} HU",
-                 fontsize=9)
+    fig.suptitle(f"Middle slices of the volumes, W{hi - lo:.0f}/L{(hi + lo) / 2:.0f} HU "
+                 "(coronal and sagittal: superior up)", fontsize=9)
     return fig

@@ -1,6 +1,7 @@
 """Condition maps and clinical attributes for mask-conditioned generation, encoded for a model.
 
-Condition map (uint8, H x W): 0 outside the body, 1 body, 2 kidney, 3 lesion (`CLASSES`).
+Condition map (uint8, H x W, or D x H x W for volumes): 0 outside the body, 1 body, 2 kidney,
+3 lesion (`CLASSES`).
 Attributes: "kind" (healthy | benign | malignant; a lesion kind needs lesion pixels in the map,
 "healthy" none), "noise" (standard | low-dose) and optionally "size_mm" (lesion diameter; the map
 sets the size, so a given size must agree with the map's lesion within 1.5 pixels). `encode`
@@ -24,7 +25,8 @@ ATTRIBUTES: tuple[str, ...] = ("kind", "noise", "size_mm")
 
 
 def condition_maps(slices) -> np.ndarray:
-    """(N, H, W) uint8 condition maps of phantom slices (body from the clean image > -500 HU)."""
+    """(N, H, W) uint8 condition maps of phantom slices, or (N, D, H, W) of phantom volumes (body
+    from the clean image > -500 HU)."""
     m = (slices.clean > -500).astype(np.uint8)
     m[slices.kidney_mask > 0] = 2
     m[slices.lesion_mask > 0] = 3
@@ -42,15 +44,32 @@ def noise_level(attributes: Mapping[str, Any]) -> str:
     return attributes.get("noise", NOISE_LEVELS[0])
 
 
+def lesion_diameter_mm(n_lesion: int, spacing_mm: float | Sequence[float], spatial_dims: int = 2) -> float:
+    """Equivalent diameter (mm) of a lesion of `n_lesion` pixels (a disc) or voxels (a ball) at
+    `spacing_mm` (one number: isotropic; else one per axis, (z,) y, x)."""
+    spacing = np.broadcast_to(np.asarray(spacing_mm, np.float64), (spatial_dims,))
+    size = n_lesion * float(np.prod(spacing))  # mm^2 or mm^3
+    if spatial_dims == 2:
+        return float(2.0 * np.sqrt(size / np.pi))
+    return float(np.cbrt(6.0 * size / np.pi))
+
+
 def encode(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], size: int,
-           spacing_mm: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate maps + attributes; return one-hot maps (N, 4, H, W) and class ids (N,) =
-    kind * 2 + noise. UserError for a wrong shape, unknown value/attribute or a contradiction."""
+           spacing_mm: float | Sequence[float] | None = None,
+           spatial_dims: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate maps + attributes; return one-hot maps (N, 4, *[size] * spatial_dims) and class
+    ids (N,) = kind * 2 + noise. `masks` is (N, H, W), or (N, D, H, W) for volumes (one map
+    without the N axis is taken as N = 1). UserError for a wrong shape, unknown value/attribute
+    or a contradiction (a lesion kind without lesion pixels; a size_mm more than 1.5 pixels
+    from the map's equivalent lesion diameter, when `spacing_mm` is given)."""
+    if spatial_dims not in (2, 3):
+        raise UserError(f"spatial_dims={spatial_dims} must be 2 or 3")
     masks = np.asarray(masks)
-    if masks.ndim == 2:
+    if masks.ndim == spatial_dims:
         masks = masks[None]
-    if masks.ndim != 3 or masks.shape[1:] != (size, size):
-        raise UserError(f"mask of shape {masks.shape} does not fit the model: expected (N, {size}, {size})")
+    want = (size,) * spatial_dims
+    if masks.ndim != spatial_dims + 1 or masks.shape[1:] != want:
+        raise UserError(f"mask of shape {masks.shape} does not fit the model: expected (N, {', '.join(map(str, want))})")
     if masks.min() < 0 or masks.max() >= len(CLASSES) or not np.array_equal(masks, np.round(masks)):
         raise UserError(f"mask values must be integers 0..{len(CLASSES) - 1} ({', '.join(CLASSES)})")
     if len(attributes) != len(masks):
@@ -73,10 +92,10 @@ def encode(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], size: int
                 raise UserError(f"size_mm={a['size_mm']!r} must be a number (mm)")
             check_range("size_mm", a["size_mm"], 0, 1000)
         if "size_mm" in a and spacing_mm is not None:
-            d_mask = 2.0 * np.sqrt(n_les / np.pi) * spacing_mm
-            if abs(float(a["size_mm"]) - d_mask) > 1.5 * spacing_mm:
+            d_mask = lesion_diameter_mm(n_les, spacing_mm, spatial_dims)
+            if abs(float(a["size_mm"]) - d_mask) > 1.5 * float(np.max(spacing_mm)):
                 raise UserError(f"mask {i}: size_mm={a['size_mm']} but the mask's lesion is "
                                 f"{d_mask:.1f} mm across")
         ids.append(LABELS.index(kind) * 2 + NOISE_LEVELS.index(noise))
     onehot = torch.nn.functional.one_hot(torch.from_numpy(masks.astype(np.int64)), len(CLASSES))
-    return onehot.permute(0, 3, 1, 2).float(), torch.tensor(ids, dtype=torch.long)
+    return onehot.movedim(-1, 1).float(), torch.tensor(ids, dtype=torch.long)

@@ -5,7 +5,9 @@ Wang et al. 2022, semantic diffusion) and the attribute pair (kind x noise: 6 cl
 null class of classifier-free guidance) is a class embedding. Train it like any model, on
 batches {"image", "cond": one-hot map, "label": attribute id} from `genmed.data.conditions.encode`.
 `mask_diffusion` works in pixel space (32-64 px); `mask_ldm` in the latent space of a trained
-autoencoder (256 px and up: the map is area-averaged onto the latent grid, `models/latent.py`).
+autoencoder (256 px and up, and 3D volumes: the map is area-averaged onto the latent grid,
+`models/latent.py`). Scan noise the autoencoder drops is added after decoding, drawn per axial
+slice from one noise power spectrum per dose level (`fit_scan_noise`, `add_scan_noise`).
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ def mask_diffusion(size: int) -> DiffusionModel:
 
 def mask_ldm(autoencoder, images: torch.Tensor, *, cond_kind: str = "concat", autoencoder_run: str = "",
              generator: torch.Generator | None = None) -> LatentDiffusionModel:
-    """A new latent diffusion model on a trained `autoencoder` (`AutoencoderModel`), latents
-    scaled on `images` (N, 1, H, W) in [-1, 1], conditioned on the one-hot map, area-averaged
+    """A new latent diffusion model on a trained `autoencoder` (`AutoencoderModel`, 2D or 3D),
+    latents scaled on `images` (N, 1, *spatial) in [-1, 1], conditioned on the one-hot map, area-averaged
     onto the latent grid and concatenated with the latents (Rombach et al. 2022; "spade": SPADE
     normalisation, about 1.75x the CPU time per training step), and on the attribute pair as a
     class."""
@@ -55,10 +57,10 @@ def check_mask_model(model: GenerativeModel, where: str) -> DiffusionModel | Lat
     """`model` if it generates from a label map + attributes (a diffusion or ldm model with
     4 map channels and 6 attribute classes); else UserError naming `where`."""
     cfg = model.config
-    if (not isinstance(model, DiffusionModel | LatentDiffusionModel) or cfg.spatial_dims != 2
+    if (not isinstance(model, DiffusionModel | LatentDiffusionModel) or cfg.spatial_dims not in (2, 3)
             or getattr(cfg, "cond_channels", 0) != len(CLASSES) or cfg.num_classes != N_ATTRIBUTE_CLASSES):
         raise UserError(f"{where}: not a model that generates from a label map + attributes (needs a "
-                        f"2-D {model.family} model with cond_channels={len(CLASSES)} and "
+                        f"2-D or 3-D diffusion or ldm model with cond_channels={len(CLASSES)} and "
                         f"num_classes={N_ATTRIBUTE_CLASSES}; train one with `genmed apps generate-from-mask` "
                         "or benchmarks/apps_generate_from_mask_256.py)")
     return model
@@ -67,12 +69,13 @@ def check_mask_model(model: GenerativeModel, where: str) -> DiffusionModel | Lat
 @torch.no_grad()
 def generate_from_maps(model: DiffusionModel | LatentDiffusionModel, masks: np.ndarray,
                        attributes: Sequence[Mapping[str, Any]], *, steps: int = 20, seed: int = 0,
-                       spacing_mm: float | None = None, texture: NoiseTexture | None = None) -> torch.Tensor:
-    """Images (N, 1, H, W) in [-1, 1] on the CPU for condition maps `masks` (N, H, W) and
-    `attributes` (N dicts), by DDIM in `steps` steps from seeded noise. With `texture`, scan
-    noise of each attribute's "noise" level is drawn from it and added after decoding
-    (`genmed.models.noise_texture`; a latent model cannot draw it itself)."""
-    cond, ids = encode(masks, attributes, model.config.size, spacing_mm)
+                       spacing_mm: float | Sequence[float] | None = None,
+                       texture: NoiseTexture | None = None) -> torch.Tensor:
+    """Images (N, 1, *spatial) in [-1, 1] on the CPU for condition maps `masks` (N, *spatial:
+    H, W or D, H, W as the model) and `attributes` (N dicts), by DDIM in `steps` steps from
+    seeded noise. With `texture`, scan noise of each attribute's "noise" level is drawn from it
+    and added after decoding (`genmed.models.noise_texture`; a latent model cannot draw it itself)."""
+    cond, ids = encode(masks, attributes, model.config.size, spacing_mm, model.config.spatial_dims)
     if texture is not None and texture.shape != tuple(cond.shape[-2:]):
         raise UserError(f"the noise texture's spectra {texture.shape} do not match the model's "
                         f"{tuple(cond.shape[-2:])} images")
@@ -84,9 +87,14 @@ def generate_from_maps(model: DiffusionModel | LatentDiffusionModel, masks: np.n
 
 def add_scan_noise(images: torch.Tensor, attributes: Sequence[Mapping[str, Any]], texture: NoiseTexture,
                    seed: int = 0) -> torch.Tensor:
-    """`images` (N, 1, H, W) in [-1, 1] plus scan noise of each attribute dict's "noise" level
-    drawn from `texture` (HU, through the abdomen window), clamped to [-1, 1] like the data."""
-    noise_hu = texture.draw([noise_level(a) for a in attributes], np.random.default_rng(int(seed)))
+    """`images` (N, 1, H, W) or (N, 1, D, H, W) in [-1, 1] plus scan noise of each attribute
+    dict's "noise" level drawn from `texture` (HU, through the abdomen window), clamped to
+    [-1, 1] like the data. A volume gets an independent draw in each axial slice: the texture
+    is the in-plane NPS, and its slices are uncorrelated (as for slices thicker than the
+    reconstruction kernel)."""
+    per_image = int(np.prod(images.shape[2:-2]))  # axial slices per image: 1 in 2D, D in 3D
+    levels = [noise_level(a) for a in attributes for _ in range(per_image)]
+    noise_hu = texture.draw(levels, np.random.default_rng(int(seed))).reshape(images.shape[:1] + images.shape[2:])
     return (images + torch.from_numpy(noise_hu)[:, None] * (2.0 / ABDOMEN_WIDTH_HU)).clamp(-1, 1)
 
 
@@ -94,8 +102,12 @@ def add_scan_noise(images: torch.Tensor, attributes: Sequence[Mapping[str, Any]]
 def fit_scan_noise(model: LatentDiffusionModel, images: torch.Tensor, levels: Sequence[str],
                    body: np.ndarray, batch: int = 16) -> NoiseTexture:
     """The scan noise a latent model's autoencoder drops: the NPS, per noise level, of the
-    residual (HU) of `images` (N, 1, H, W) in [-1, 1] minus their reconstructions, inside the
-    `body` masks (N, H, W). Fit it on scans of each level (not necessarily the training set)."""
+    residual (HU) of `images` (N, 1, *spatial) in [-1, 1] minus their reconstructions, inside
+    the `body` masks (N, *spatial). Fit it on scans of each level (not necessarily the training
+    set); volumes count each axial slice as one field."""
     recon = torch.cat([model.decode(model.encode(x, sample=False)) for x in images.split(batch)])
     residual = ((images - recon)[:, 0] * (ABDOMEN_WIDTH_HU / 2.0)).double().numpy()
-    return NoiseTexture.fit(residual, levels, mask=body)
+    per_image = int(np.prod(residual.shape[1:-2]))
+    hw = residual.shape[-2:]
+    return NoiseTexture.fit(residual.reshape(-1, *hw), np.repeat(np.asarray(levels, dtype=str), per_image),
+                            mask=np.asarray(body).reshape(-1, *hw))
