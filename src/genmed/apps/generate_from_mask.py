@@ -89,17 +89,25 @@ def _train_slices(cfg: MaskGenConfig, test: bool = False):
 
 def _checkers(cfg: MaskGenConfig, tr):
     """A segmenter of the condition map and a lesion-kind classifier, trained on real slices."""
+    return train_checkers(tr.image, condition_maps(tr), tr.label, cfg.checker_steps, cfg.compute, cfg.seed)
+
+
+def train_checkers(images_hu: np.ndarray, maps: np.ndarray, kinds: np.ndarray, steps: int,
+                   compute: Compute = Compute(), seed: int = 0):
+    """A segmenter of the condition map and a lesion-kind classifier (index into LABELS),
+    trained for `steps` steps on real slices `images_hu` (N, H, W) with their `maps` and
+    `kinds`: the readers of `check_conditions`."""
     from genmed.models import build_model
     from genmed.train import DictDataset
 
-    x = to_unit(tr.image)
-    target = torch.from_numpy(condition_maps(tr)[:, None].astype(np.int64))
-    seg = cfg.compute.fit(build_model("segmenter", size=cfg.size, out_channels=len(CLASSES)),
-                          DictDataset(image=x, target=target), steps=cfg.checker_steps, seed=cfg.seed)
-    cls = cfg.compute.fit(build_model("classifier", size=cfg.size, classes=len(LABELS),
-                                      backbone="classifier"),
-                          DictDataset(image=x, label=torch.from_numpy(tr.label)),
-                          steps=cfg.checker_steps, seed=cfg.seed)
+    size = images_hu.shape[-1]
+    x = to_unit(images_hu)
+    target = torch.from_numpy(maps[:, None].astype(np.int64))
+    seg = compute.fit(build_model("segmenter", size=size, out_channels=len(CLASSES)),
+                      DictDataset(image=x, target=target), steps=steps, seed=seed)
+    cls = compute.fit(build_model("classifier", size=size, classes=len(LABELS), backbone="classifier"),
+                      DictDataset(image=x, label=torch.from_numpy(np.asarray(kinds, np.int64))),
+                      steps=steps, seed=seed)
     return seg, cls
 
 

@@ -40,17 +40,17 @@ def mask_diffusion(size: int) -> DiffusionModel:
 
 
 def mask_ldm(autoencoder, images: torch.Tensor, *, cond_kind: str = "concat", autoencoder_run: str = "",
-             generator: torch.Generator | None = None) -> LatentDiffusionModel:
+             generator: torch.Generator | None = None, **options: Any) -> LatentDiffusionModel:
     """A new latent diffusion model on a trained `autoencoder` (`AutoencoderModel`, 2D or 3D),
     latents scaled on `images` (N, 1, *spatial) in [-1, 1], conditioned on the one-hot map, area-averaged
     onto the latent grid and concatenated with the latents (Rombach et al. 2022; "spade": SPADE
     normalisation, about 1.75x the CPU time per training step), and on the attribute pair as a
-    class."""
+    class. `options` are further latent UNet fields (`LDMConfig`, e.g. channels)."""
     from genmed.models.latent import latent_diffusion
 
     return latent_diffusion(autoencoder, images, num_classes=N_ATTRIBUTE_CLASSES,
                             cond_channels=len(CLASSES), cond_kind=cond_kind,
-                            autoencoder_run=autoencoder_run, generator=generator)
+                            autoencoder_run=autoencoder_run, generator=generator, **options)
 
 
 def check_mask_model(model: GenerativeModel, where: str) -> DiffusionModel | LatentDiffusionModel:
@@ -105,7 +105,8 @@ def fit_scan_noise(model: LatentDiffusionModel, images: torch.Tensor, levels: Se
     residual (HU) of `images` (N, 1, *spatial) in [-1, 1] minus their reconstructions, inside
     the `body` masks (N, *spatial). Fit it on scans of each level (not necessarily the training
     set); volumes count each axial slice as one field."""
-    recon = torch.cat([model.decode(model.encode(x, sample=False)) for x in images.split(batch)])
+    dev = device_of(model) if isinstance(model, GenerativeModel) else torch.device("cpu")
+    recon = torch.cat([model.decode(model.encode(x.to(dev), sample=False)).cpu() for x in images.split(batch)])
     residual = ((images - recon)[:, 0] * (ABDOMEN_WIDTH_HU / 2.0)).double().numpy()
     per_image = int(np.prod(residual.shape[1:-2]))
     hw = residual.shape[-2:]
