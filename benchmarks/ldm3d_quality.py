@@ -50,11 +50,13 @@ def figure(path: Path, vols: list[tuple[np.ndarray, str]], spacing: list[float],
                              layout="constrained")
     for r, (vol, name) in enumerate(vols):
         d, h, w = vol.shape
-        extents = {"axial": (0, w * sx, h * sy, 0), "coronal": (0, w * sx, d * sz, 0),
-                   "sagittal": (0, h * sy, d * sz, 0)}
+        # slice 0 is the most caudal: coronal and sagittal planes are drawn superior up
+        extents = {"axial": ((0, w * sx, h * sy, 0), "upper"), "coronal": ((0, w * sx, 0, d * sz), "lower"),
+                   "sagittal": ((0, h * sy, 0, d * sz), "lower")}
         for c, (img, plane) in enumerate(planes(vol)):
             ax = axes[r, c]
-            im = ax.imshow(img, cmap="gray", vmin=-160, vmax=240, extent=extents[plane])
+            extent, origin = extents[plane]
+            im = ax.imshow(img, cmap="gray", vmin=-160, vmax=240, extent=extent, origin=origin)
             ax.set_title(f"{name}: {plane}", fontsize=9)
             ax.set_xlabel("mm")
             ax.set_ylabel("mm")
