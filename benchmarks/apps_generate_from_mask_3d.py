@@ -60,12 +60,6 @@ def as_slices(v) -> dict[str, np.ndarray]:
             "kinds": v.slice_label.reshape(-1), "noisy": np.repeat(v.noisy, d)}
 
 
-def through(vol: np.ndarray, centre: tuple[int, int, int]) -> list[tuple[np.ndarray, str]]:
-    """Axial, coronal and sagittal planes of a (D, H, W) volume through voxel `centre`."""
-    z, y, x = centre
-    return [(vol[z], "axial"), (vol[:, y], "coronal"), (vol[:, :, x], "sagittal")]
-
-
 def figure(path: Path, maps: np.ndarray, real: np.ndarray, fake: np.ndarray, attrs: list[dict],
            spacing: tuple[float, float, float]) -> None:
     """For the two test volumes with the largest lesions: condition map, real and generated,
@@ -80,11 +74,11 @@ def figure(path: Path, maps: np.ndarray, real: np.ndarray, fake: np.ndarray, att
     from genmed.data.transforms import ABDOMEN_RANGE_HU
     from genmed.fileio import save_figure
 
+    from genmed.report.planes import orthogonal_planes
+
     lo, hi = ABDOMEN_RANGE_HU
     sz, sy, sx = spacing
     d, h, w = maps.shape[1:]
-    extent = {"axial": ((0, w * sx, h * sy, 0), "upper"), "coronal": ((0, w * sx, 0, d * sz), "lower"),
-              "sagittal": ((0, h * sy, 0, d * sz), "lower")}
     cmap = ListedColormap(["black", "#4c72b0", "#55a868", "#e8c547"])
     norm = BoundaryNorm(np.arange(-0.5, len(CLASSES)), cmap.N)
     picks = np.argsort(-(maps == 3).sum((1, 2, 3)))[:2]
@@ -96,8 +90,7 @@ def figure(path: Path, maps: np.ndarray, real: np.ndarray, fake: np.ndarray, att
         for r, (vol, what) in enumerate(((maps[k], "condition map"), (real[k], "real (held out)"),
                                          (fake[k], "generated"))):
             row = 3 * i + r
-            for c, (img, plane) in enumerate(through(vol, centre)):
-                ext, origin = extent[plane]
+            for c, (img, plane, ext, origin) in enumerate(orthogonal_planes(vol, spacing, centre)):
                 if r == 0:
                     im_map = ax[row, c].imshow(img, cmap=cmap, norm=norm, interpolation="nearest",
                                                extent=ext, origin=origin)

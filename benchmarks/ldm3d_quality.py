@@ -32,12 +32,6 @@ def cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def planes(vol: np.ndarray) -> list[tuple[np.ndarray, str]]:
-    """Middle axial, coronal and sagittal planes of a (D, H, W) volume (z, y, x)."""
-    d, h, w = vol.shape
-    return [(vol[d // 2], "axial"), (vol[:, h // 2, :], "coronal"), (vol[:, :, w // 2], "sagittal")]
-
-
 def figure(path: Path, vols: list[tuple[np.ndarray, str]], spacing: list[float], title: str) -> None:
     """One row per volume, three planes each, W400/L40 HU colour bar; axes in mm."""
     import matplotlib
@@ -45,17 +39,13 @@ def figure(path: Path, vols: list[tuple[np.ndarray, str]], spacing: list[float],
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sz, sy, sx = spacing
+    from genmed.report.planes import orthogonal_planes
+
     fig, axes = plt.subplots(len(vols), 3, figsize=(12, 4.0 * len(vols)), squeeze=False,
                              layout="constrained")
     for r, (vol, name) in enumerate(vols):
-        d, h, w = vol.shape
-        # slice 0 is the most caudal: coronal and sagittal planes are drawn superior up
-        extents = {"axial": ((0, w * sx, h * sy, 0), "upper"), "coronal": ((0, w * sx, 0, d * sz), "lower"),
-                   "sagittal": ((0, h * sy, 0, d * sz), "lower")}
-        for c, (img, plane) in enumerate(planes(vol)):
+        for c, (img, plane, extent, origin) in enumerate(orthogonal_planes(vol, tuple(spacing))):
             ax = axes[r, c]
-            extent, origin = extents[plane]
             im = ax.imshow(img, cmap="gray", vmin=-160, vmax=240, extent=extent, origin=origin)
             ax.set_title(f"{name}: {plane}", fontsize=9)
             ax.set_xlabel("mm")

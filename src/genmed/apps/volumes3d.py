@@ -116,16 +116,13 @@ def orthogonal_figure(volumes_hu: np.ndarray, spacing_mm: tuple[float, float, fl
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from genmed.report.planes import orthogonal_planes
+
     n = len(volumes_hu)
     lo, hi = ABDOMEN_RANGE_HU
-    sz, sy, sx = spacing_mm
     fig, ax = plt.subplots(n, 3, figsize=(7.5, 2.4 * n + 0.6), squeeze=False, layout="constrained")
     for i, v in enumerate(volumes_hu):
-        d, h, w = v.shape
-        planes = ((v[d // 2], "axial", (0, w * sx, h * sy, 0), "upper"),
-                  (v[:, h // 2], "coronal", (0, w * sx, 0, d * sz), "lower"),
-                  (v[:, :, w // 2], "sagittal", (0, h * sy, 0, d * sz), "lower"))
-        for j, (img, name, extent, origin) in enumerate(planes):
+        for j, (img, name, extent, origin) in enumerate(orthogonal_planes(v, spacing_mm)):
             im = ax[i, j].imshow(img, cmap="gray", vmin=lo, vmax=hi, origin=origin, extent=extent)
             ax[i, j].tick_params(labelsize=6)
             if i == 0:
