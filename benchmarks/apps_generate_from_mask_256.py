@@ -84,16 +84,14 @@ def figure(path: Path, maps: np.ndarray, real: np.ndarray, fake: np.ndarray, att
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import BoundaryNorm, ListedColormap
 
-    from genmed.data.conditions import CLASSES
+    from genmed.apps.generate_from_mask import map_and_hu_colorbars, map_style
     from genmed.data.transforms import ABDOMEN_RANGE_HU
     from genmed.fileio import save_figure
 
     lo, hi = ABDOMEN_RANGE_HU
     idx = np.argsort(-(maps == 3).sum((1, 2)))[:4]
-    cmap = ListedColormap(["black", "#4c72b0", "#55a868", "#e8c547"])
-    norm = BoundaryNorm(np.arange(-0.5, len(CLASSES)), cmap.N)
+    cmap, norm = map_style()
     rows, cols = np.nonzero((maps[idx] >= 2).any(0))
     r0, r1 = max(rows.min() - 12, 0), min(rows.max() + 13, maps.shape[1])
     c0, c1 = max(cols.min() - 12, 0), min(cols.max() + 13, maps.shape[2])
@@ -115,10 +113,7 @@ def figure(path: Path, maps: np.ndarray, real: np.ndarray, fake: np.ndarray, att
     for row, label in enumerate(("condition map", "real (held out)", "generated", "real: kidneys",
                                  "generated: kidneys")):
         ax[row, 0].set_ylabel(label, fontsize=10)
-    bar = fig.colorbar(im_map, ax=ax[0].tolist(), ticks=range(len(CLASSES)), fraction=0.02)
-    bar.ax.set_yticklabels(CLASSES, fontsize=8)
-    fig.colorbar(im_hu, ax=ax[1:].ravel().tolist(), fraction=0.02).set_label(
-        f"HU (window W{hi - lo:.0f}/L{(hi + lo) / 2:.0f})")
+    map_and_hu_colorbars(fig, im_map, ax[0], im_hu, ax[1:].ravel(), fraction=0.02)
     mm = 360 / maps.shape[-1]
     fig.suptitle(f"Latent diffusion at {maps.shape[-1]} px ({mm:.2f} mm/px) from a label map + attributes; "
                  f"kidneys: rows {r0}-{r1}, columns {c0}-{c1} ({(r1 - r0) * mm:.0f} x {(c1 - c0) * mm:.0f} mm)",

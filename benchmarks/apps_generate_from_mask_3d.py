@@ -68,9 +68,8 @@ def figure(path: Path, maps: np.ndarray, real: np.ndarray, fake: np.ndarray, att
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import BoundaryNorm, ListedColormap
 
-    from genmed.data.conditions import CLASSES
+    from genmed.apps.generate_from_mask import map_and_hu_colorbars, map_style
     from genmed.data.transforms import ABDOMEN_RANGE_HU
     from genmed.fileio import save_figure
 
@@ -79,8 +78,7 @@ def figure(path: Path, maps: np.ndarray, real: np.ndarray, fake: np.ndarray, att
     lo, hi = ABDOMEN_RANGE_HU
     sz, sy, sx = spacing
     d, h, w = maps.shape[1:]
-    cmap = ListedColormap(["black", "#4c72b0", "#55a868", "#e8c547"])
-    norm = BoundaryNorm(np.arange(-0.5, len(CLASSES)), cmap.N)
+    cmap, norm = map_style()
     picks = np.argsort(-(maps == 3).sum((1, 2, 3)))[:2]
     fig, ax = plt.subplots(3 * len(picks), 3, figsize=(11, 3.3 * 3 * len(picks)), squeeze=False,
                            layout="constrained")
@@ -101,10 +99,7 @@ def figure(path: Path, maps: np.ndarray, real: np.ndarray, fake: np.ndarray, att
                 ax[row, c].set_xlabel("mm", fontsize=8)
                 ax[row, c].set_ylabel("mm", fontsize=8)
                 ax[row, c].tick_params(labelsize=7)
-    bar = fig.colorbar(im_map, ax=ax[0].tolist(), ticks=range(len(CLASSES)), fraction=0.03)
-    bar.ax.set_yticklabels(CLASSES, fontsize=8)
-    fig.colorbar(im_hu, ax=ax[1:].ravel().tolist(), fraction=0.02).set_label(
-        f"HU (window W{hi - lo:.0f}/L{(hi + lo) / 2:.0f})")
+    map_and_hu_colorbars(fig, im_map, ax[0], im_hu, ax[1:].ravel(), fraction=0.03)
     fig.suptitle(f"3-D latent diffusion from a label map + attributes, {d} x {h} x {w} voxels "
                  f"({sz:.2f} x {sy:.2f} x {sx:.2f} mm); planes through the lesion centre, superior up",
                  fontsize=11)

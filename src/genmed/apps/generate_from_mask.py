@@ -149,6 +149,25 @@ def run_generate_from_mask(cfg: MaskGenConfig = MaskGenConfig(), out: str | Path
     return result
 
 
+def map_style():
+    """(cmap, norm) that draw a condition map in four fixed colours, one per class of CLASSES."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    cmap = ListedColormap(["black", "#4c72b0", "#55a868", "#e8c547"])
+    return cmap, BoundaryNorm(np.arange(-0.5, len(CLASSES)), cmap.N)
+
+
+def map_and_hu_colorbars(fig, im_map, map_axes, im_hu, hu_axes, fraction: float = 0.03,
+                         fontsize: int = 8) -> None:
+    """A class colour bar beside the condition-map axes and an HU bar (naming the abdomen
+    window) beside the image axes."""
+    lo, hi = ABDOMEN_RANGE_HU
+    bar = fig.colorbar(im_map, ax=list(map_axes), ticks=range(len(CLASSES)), fraction=fraction)
+    bar.ax.set_yticklabels(CLASSES, fontsize=fontsize)
+    fig.colorbar(im_hu, ax=list(hu_axes), fraction=fraction).set_label(
+        f"HU (window W{hi - lo:.0f}/L{(hi + lo) / 2:.0f})", fontsize=fontsize)
+
+
 def _figure(masks: np.ndarray, real: np.ndarray, fake: np.ndarray, attrs, n: int = 6):
     """Condition maps (with a class colour bar), real and generated slices (HU colour bar, the
     abdomen window stated)."""
@@ -156,12 +175,10 @@ def _figure(masks: np.ndarray, real: np.ndarray, fake: np.ndarray, attrs, n: int
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import BoundaryNorm, ListedColormap
 
     idx = np.argsort(-(masks == 3).sum((1, 2)))[:n]
     lo, hi = ABDOMEN_RANGE_HU
-    cmap = ListedColormap(["black", "#4c72b0", "#55a868", "#e8c547"])
-    norm = BoundaryNorm(np.arange(-0.5, len(CLASSES)), cmap.N)
+    cmap, norm = map_style()
     fig, ax = plt.subplots(3, len(idx), figsize=(1.7 * len(idx) + 1.2, 5.4), squeeze=False)
     for j, k in enumerate(idx):
         im_map = ax[0, j].imshow(masks[k], cmap=cmap, norm=norm)
@@ -173,10 +190,7 @@ def _figure(masks: np.ndarray, real: np.ndarray, fake: np.ndarray, attrs, n: int
         a.set_yticks([])
     for row, label in enumerate(("condition map", "real", "generated")):
         ax[row, 0].set_ylabel(label, fontsize=8)
-    bar = fig.colorbar(im_map, ax=ax[0].tolist(), ticks=range(len(CLASSES)), fraction=0.03)
-    bar.ax.set_yticklabels(CLASSES, fontsize=7)
-    hu_bar = fig.colorbar(im_hu, ax=ax[1:].ravel().tolist(), fraction=0.03)
-    hu_bar.set_label("HU", fontsize=8)
+    map_and_hu_colorbars(fig, im_map, ax[0], im_hu, ax[1:].ravel(), fontsize=7)
     fig.suptitle(f"Generation from a label map + attributes (window W{hi - lo:.0f}/L{(hi + lo) / 2:.0f} HU)",
                  fontsize=9)
     return fig
