@@ -51,6 +51,10 @@ def test_quick_command_writes_metrics_and_figures(tmp_path, command, files):
     else:
         assert data["train_volumes_per_s"] > 0 and data["sample_shape"] == [1, 16, 16, 16]
         assert data["peak_memory_mib"] > 0
+        from genmed.data.io import load
+
+        # 16^3 from volumes rendered at 64 px (360 mm) with 64 slices 3 mm apart
+        assert np.allclose(load(tmp_path / "sample_0.nii.gz", ndim=3).spacing, (12.0, 22.5, 22.5))
 
 
 def test_quick_clinical_denoise_scores_each_dose_with_a_matched_noise_estimate(tmp_path):
