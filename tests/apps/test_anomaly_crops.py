@@ -3,6 +3,7 @@ chance on an easy case, and bad settings (simplex noise itself: tests/models/tes
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -150,3 +151,25 @@ def test_whole_slices_are_scored_through_the_crops_the_segmenter_places():
     assert 0 < len(one_side.hu) < len(crops.hu)
     with pytest.raises(UserError, match="no kidney crops"):
         lesion_slices(6, cfg, 7, segment=lambda hu: np.zeros(hu.shape, np.uint8))
+
+
+def test_a_rerun_reuses_the_trained_models_and_scores_the_same(tmp_path, monkeypatch):
+    """Models kept under OUT/models are loaded, not retrained, by a rerun with the same config
+    (a killed benchmark resumes), and give the same scores; a changed config retrains."""
+    from genmed.train.fitting import Compute
+
+    cfg = quick_crop_anomaly_config(detectors=("vae_recon", "gan", "diffusion"))
+    first = run_crop_anomaly(cfg, tmp_path)
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["diffusion_0", "gan_0", "vae_0"]
+    trained = []
+    real_fit = Compute.fit
+    monkeypatch.setattr(Compute, "fit", lambda self, model, *a, **k: trained.append(model) or real_fit(self, model, *a, **k))
+    again = run_crop_anomaly(cfg, tmp_path)
+    assert trained == []
+    for det in cfg.detectors:
+        assert again["detectors"][det]["image"]["auroc"] == first["detectors"][det]["image"]["auroc"], det
+    (tmp_path / "models" / "gan_0" / "done.json").unlink()  # as if killed while training the GAN
+    run_crop_anomaly(dataclasses.replace(cfg, detectors=("gan",)), tmp_path)
+    assert len(trained) == 1
+    run_crop_anomaly(dataclasses.replace(cfg, detectors=("vae_recon",), vae_steps=cfg.vae_steps + 1), tmp_path)
+    assert len(trained) == 2

@@ -297,10 +297,20 @@ def _smooth(maps: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_filter(maps, sigma=(0, sigma, sigma)) if sigma > 0 else maps
 
 
-def _train(family: str, x: Tensor, cfg: CropAnomalyConfig, seed: int):
+def _model_key(cfg: CropAnomalyConfig) -> dict[str, Any]:
+    """The config fields a trained detector model depends on (not which detectors score)."""
+    skip = ("detectors", "ensemble_of", "ensemble_ref_patients", "n_boot")
+    return {k: v for k, v in asdict(cfg).items() if k not in skip}
+
+
+def _train(family: str, x: Tensor, cfg: CropAnomalyConfig, seed: int, run: Path | None = None):
     """Train `family` ("vae", "gan", "diffusion" or "diffusion_simplex") on healthy crops `x`
     with the registry's "short" recipe of its family (the engine: AdamW, warm-up, cosine,
-    the recipe's EMA, bf16 autocast where fast), weights and data order from `seed`."""
+    the recipe's EMA, bf16 autocast where fast), weights and data order from `seed`.
+
+    With `run`, the trained model is kept there (an engine run folder plus `done.json`
+    naming the config) and a later call with the same config loads it instead of training,
+    so a benchmark killed part-way resumes at the first model it had not finished."""
     from genmed.models import build_model
     from genmed.train import DictDataset
 
@@ -323,7 +333,22 @@ def _train(family: str, x: Tensor, cfg: CropAnomalyConfig, seed: int):
                                 simplex_octaves=cfg.simplex_octaves,
                                 simplex_persistence=cfg.simplex_persistence, **kw)
         steps = cfg.diffusion_steps
-    return cfg.compute.fit(model, data, steps=steps, seed=seed, batch_size=cfg.batch_size)
+    if run is None:
+        return cfg.compute.fit(model, data, steps=steps, seed=seed, batch_size=cfg.batch_size)
+    import json
+    import shutil
+
+    from genmed.train import load_run
+    from genmed.train.precision import resolve_device
+
+    done, key = run / "done.json", json.loads(json.dumps({"seed": seed, **_model_key(cfg)}))
+    if done.is_file() and json.loads(done.read_text()) == key:
+        return load_run(run, model=model, device=str(resolve_device(cfg.compute.device)))[0].eval()
+    if run.exists():
+        shutil.rmtree(run)  # an unfinished or outdated training run of this detector
+    trained = cfg.compute.fit(model, data, steps=steps, seed=seed, batch_size=cfg.batch_size, out=run)
+    write_json(done, key)
+    return trained
 
 
 def _sq_residual(x: Tensor, rec: Tensor, cfg: CropAnomalyConfig) -> np.ndarray:
@@ -416,10 +441,11 @@ def gan_score(gans: list, cfg: CropAnomalyConfig, train_hu: np.ndarray, test_hu:
 
 
 def detect(cfg: CropAnomalyConfig, train_hu: np.ndarray, test_hu: np.ndarray,
-           log=lambda s: None) -> dict[str, dict]:
+           log=lambda s: None, models_dir: Path | None = None) -> dict[str, dict]:
     """Train each detector's model on healthy crops `train_hu` (N, c, c) HU and score
     `test_hu`. Returns {detector: {"scores": (M,), "maps": (M, c, c) or None, "seconds"}};
-    a model's training time is counted in the first detector that uses it."""
+    a model's training time is counted in the first detector that uses it. With `models_dir`,
+    trained models are kept there and reused (`_train`)."""
     x_tr = to_unit(train_hu)
     family_of = {"vae_recon": "vae", "vae_elbo": "vae", "gan_inversion": "gan"}
     models: dict[str, Any] = {}
@@ -430,7 +456,9 @@ def detect(cfg: CropAnomalyConfig, train_hu: np.ndarray, test_hu: np.ndarray,
         if family not in ("intensity", "ensemble") and family not in models:
             n = cfg.gan_models if family == "gan" else 1
             log(f"training {family}" + (f" x {n}" if n > 1 else ""))
-            models[family] = [_train(family, x_tr, cfg, cfg.seed + k) for k in range(n)]
+            models[family] = [_train(family, x_tr, cfg, cfg.seed + k,
+                                     None if models_dir is None else models_dir / f"{family}_{k}")
+                              for k in range(n)]
         log(f"scoring {d}")
         if d == "ensemble":
             maps, scores = None, _ensemble(cfg, out, models, family_of, train_hu, x_tr)
@@ -480,10 +508,11 @@ def run_crop_anomaly(cfg: CropAnomalyConfig = CropAnomalyConfig(), out: str | Pa
 
     Returns {"config", "train_healthy_crops", "test": counts, "size_bins_mm", "detectors":
     {name: {"image": AUROC/AUPRC with CIs, "pixel": best Dice/AUPRO or None, "by_size": [...],
-    "seconds"}}}; with `out` writes anomaly_crops.json and anomaly_crops.png."""
+    "seconds"}}}; with `out` writes anomaly_crops.json and anomaly_crops.png, and keeps the
+    trained models in out/models, which a rerun with the same config reuses."""
     train, test, y = crop_sets(cfg)
     log(f"{len(train.hu)} healthy training crops; test {int(y.sum())} lesion / {int((~y).sum())} healthy")
-    res = detect(cfg, train.hu, test.hu, log)
+    res = detect(cfg, train.hu, test.hu, log, None if out is None else Path(out) / "models")
     lo = cfg.min_lesion_mm
     edges = [e for e in SIZE_EDGES_MM if e > lo]
     names = [f"{a:g}-{b:g}" for a, b in zip([lo, *edges], edges, strict=False)] + [f">={([lo, *edges])[-1]:g}"]
