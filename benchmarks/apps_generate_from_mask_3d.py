@@ -205,11 +205,10 @@ def main() -> None:
     fake = to_hu(add_scan_noise(plain, attrs, texture, args.seed))
 
     n, d = te.slice_label.shape
-    flat = {"masks": maps.reshape(n * d, *maps.shape[-2:]), "kinds": te.slice_label.reshape(-1),
-            "noisy": np.repeat(te.noisy, d)}
+    flat = as_slices(te)
 
     def checks(images_hu: np.ndarray) -> dict:
-        return check_conditions(images_hu.reshape(n * d, *images_hu.shape[-2:]), flat["masks"], flat["kinds"],
+        return check_conditions(images_hu.reshape(n * d, *images_hu.shape[-2:]), flat["maps"], flat["kinds"],
                                 flat["noisy"], seg, cls)
 
     gen, real, without = checks(fake), checks(te.image), checks(to_hu(plain))

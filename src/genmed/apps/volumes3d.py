@@ -52,16 +52,6 @@ def peak_memory_mib(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def volume_spacing_mm(size: int) -> tuple[float, float, float]:
-    """(z, y, x) voxel spacing (mm) of the phantom volumes `load_training_data(spatial_dims=3)`
-    gives at `size`: rendered at max(size, 64) voxels per side, then area-resized to `size`."""
-    from genmed.data.phantom import PhantomConfig
-
-    ph = PhantomConfig(size=max(size, 64))
-    extent_z = (ph.depth or ph.size) * ph.z_spacing_mm
-    return (extent_z / size, ph.fov_mm / size, ph.fov_mm / size)
-
-
 def run_volumes3d(cfg: Volumes3DConfig = Volumes3DConfig(), out: str | Path = "runs/apps_volumes3d") -> dict[str, Any]:
     """Train the 3D DDPM into out/run, sample volumes, write volumes3d.json / volumes3d.png and
     the samples as NIfTI (out/sample_k.nii.gz, HU)."""
@@ -92,7 +82,9 @@ def run_volumes3d(cfg: Volumes3DConfig = Volumes3DConfig(), out: str | Path = "r
         vols = model.sample(cfg.n_samples, steps=cfg.sample_steps,
                             generator=torch.Generator(res.device).manual_seed(cfg.seed)).cpu()
     hu = unit_to_hu(vols[:, 0].float().numpy())
-    spacing = volume_spacing_mm(cfg.size)
+    from genmed.train.data import read_data_record
+
+    spacing = tuple(read_data_record(out / "run")["spacing_mm"])  # (z, y, x) mm of the training volumes
     for k, v in enumerate(hu):
         save_nifti(out / f"sample_{k}.nii.gz", v.astype(np.float32), spacing,
                    description="genmed 3D diffusion sample")
