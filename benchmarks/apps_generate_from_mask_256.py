@@ -189,7 +189,7 @@ def main() -> None:
                              body=condition_maps(scans) > 0)
     texture.save((args.run or args.out_run) / "noise_texture.npz")
     plain = fake
-    fake = to_hu(add_scan_noise(to_unit(plain), attrs, texture, args.seed))
+    fake = to_hu(add_scan_noise(to_unit(plain), attrs, texture, args.seed, body=maps > 0))
     kinds, noisy = te.label.astype(int), te.noisy.astype(bool)
     gen, real = check(pipe, fake, maps, kinds, noisy), check(pipe, te.image, maps, kinds, noisy)
     without_noise = check(pipe, plain, maps, kinds, noisy)

@@ -60,6 +60,42 @@ def as_slices(v) -> dict[str, np.ndarray]:
             "kinds": v.slice_label.reshape(-1), "noisy": np.repeat(v.noisy, d)}
 
 
+def train_stages(args, tr, x: np.ndarray, device: str, precision: str) -> dict[str, float]:
+    """Stage one (or the autoencoder of `--autoencoder`) and stage two into `--out-run`, on the
+    training volumes `tr` (images `x` in [-1, 1]); their wall times (s)."""
+    from genmed.data.conditions import attributes_of, condition_maps, encode
+    from genmed.models import build_model
+    from genmed.models.mask_generation import mask_ldm
+    from genmed.train import DictDataset, fit, load_run
+
+    def ints(text: str) -> tuple[int, ...]:
+        return tuple(int(v) for v in text.split(","))
+
+    timing: dict[str, float] = {}
+    torch.manual_seed(args.seed)
+    if args.autoencoder is None:
+        t0 = time.perf_counter()
+        ae = build_model("autoencoder", spatial_dims=3, size=x.shape[-1], channels=ints(args.ae_channels),
+                         train_crop=args.crop, adv_warmup_steps=args.ae_steps // 5)
+        ae = fit(ae, DictDataset(image=x), steps=args.ae_steps, batch_size=args.batch, seed=args.seed,
+                 out=args.out_run / "autoencoder", device=device, precision=precision)
+        timing["stage_one_s"] = round(time.perf_counter() - t0, 1)
+        ae_run = str(args.out_run / "autoencoder")
+    else:
+        ae, ae_run = load_run(args.autoencoder, device=device)[0], str(args.autoencoder)
+    ae.eval()
+
+    cond, ids = encode(condition_maps(tr), attributes_of(tr), x.shape[-1], spatial_dims=3)
+    t0 = time.perf_counter()
+    model = mask_ldm(ae, x[:8], autoencoder_run=ae_run, generator=torch.Generator().manual_seed(args.seed),
+                     channels=ints(args.unet_channels), prediction=args.prediction)
+    fit(model, DictDataset(image=x, cond=cond, label=ids), steps=args.steps, batch_size=args.batch,
+        lr=args.lr, seed=args.seed, out=args.out_run, device=device, precision=precision)
+    timing["stage_two_s"] = round(time.perf_counter() - t0, 1)
+    timing["stage_two_volumes_per_s"] = round(args.steps * args.batch / timing["stage_two_s"], 3)
+    return timing
+
+
 def figure(path: Path, maps: np.ndarray, real: np.ndarray, fake: np.ndarray, attrs: list[dict],
            spacing: tuple[float, float, float]) -> None:
     """For the two test volumes with the largest lesions: condition map, real and generated,
@@ -118,6 +154,8 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=0, help="stage one trains on random crops of this side (0: whole)")
     ap.add_argument("--steps", type=int, default=2000, help="stage-two steps")
     ap.add_argument("--unet-channels", default="32,64,64")
+    ap.add_argument("--prediction", default="v", choices=("eps", "v"),
+                    help="latent UNet target (Salimans & Ho 2022; eps samples leave the latent manifold)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--checker-steps", type=int, default=600)
@@ -127,6 +165,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out-run", type=Path, default=ROOT / "runs" / "bench_mask_ldm_3d")
+    ap.add_argument("--run", type=Path, help="a trained 3-D mask ldm's run folder (skip both stages)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "apps_generate_from_mask_3d.json")
     ap.add_argument("--figure", type=Path, default=ROOT / "docs" / "img" / "generate_from_mask_3d.png")
     args = ap.parse_args()
@@ -135,15 +174,11 @@ def main() -> None:
     from genmed.apps.common import to_hu, to_unit
     from genmed.apps.generate_from_mask import check_conditions, train_checkers
     from genmed.data.conditions import attributes_of, condition_maps, encode
-    from genmed.models import build_model
-    from genmed.models.mask_generation import add_scan_noise, fit_scan_noise, mask_ldm
-    from genmed.train import DictDataset, fit, load_run
+    from genmed.models.mask_generation import add_scan_noise, fit_scan_noise
+    from genmed.train import load_run
     from genmed.train.fitting import Compute
     from genmed.train.precision import resolve_numerics
     from genmed.versions import machine
-
-    def ints(text: str) -> tuple[int, ...]:
-        return tuple(int(v) for v in text.split(","))
 
     def peak_rss_mb() -> int:
         return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -156,28 +191,10 @@ def main() -> None:
     x = to_unit(tr.image)
     timing: dict[str, float] = {"render_s": round(time.perf_counter() - start, 1)}
 
-    torch.manual_seed(args.seed)
-    if args.autoencoder is None:
-        t0 = time.perf_counter()
-        ae = build_model("autoencoder", spatial_dims=3, size=x.shape[-1], channels=ints(args.ae_channels),
-                         train_crop=args.crop, adv_warmup_steps=args.ae_steps // 5)
-        ae = fit(ae, DictDataset(image=x), steps=args.ae_steps, batch_size=args.batch, seed=args.seed,
-                 out=args.out_run / "autoencoder", device=device, precision=precision)
-        timing["stage_one_s"] = round(time.perf_counter() - t0, 1)
-        ae_run = str(args.out_run / "autoencoder")
-    else:
-        ae, ae_run = load_run(args.autoencoder, device=device)[0], str(args.autoencoder)
-    ae.eval()
-
-    cond, ids = encode(condition_maps(tr), attributes_of(tr), x.shape[-1], spatial_dims=3)
-    t0 = time.perf_counter()
-    model = mask_ldm(ae, x[:8], autoencoder_run=ae_run, generator=torch.Generator().manual_seed(args.seed),
-                     channels=ints(args.unet_channels))
-    fit(model, DictDataset(image=x, cond=cond, label=ids), steps=args.steps, batch_size=args.batch,
-        lr=args.lr, seed=args.seed, out=args.out_run, device=device, precision=precision)
-    timing["stage_two_s"] = round(time.perf_counter() - t0, 1)
-    timing["stage_two_volumes_per_s"] = round(args.steps * args.batch / timing["stage_two_s"], 3)
-    model, _ = load_run(args.out_run, device=device)
+    run_dir = args.run or args.out_run
+    if args.run is None:
+        timing |= train_stages(args, tr, x, device, precision)
+    model, _ = load_run(run_dir, device=device)
     model.eval()
 
     # readers: 2-D segmenter and kind classifier on the real training volumes' axial slices
@@ -186,7 +203,7 @@ def main() -> None:
     seg, cls = train_checkers(s["image"], s["maps"], s["kinds"], args.checker_steps,
                               Compute(device=device, precision=precision), args.seed)
     timing["checkers_s"] = round(time.perf_counter() - t0, 1)
-    del tr, x, cond, s
+    del tr, x, s
 
     te = volumes(args.test_patients, args.size, args.seed + 1000)
     maps, attrs = condition_maps(te), attributes_of(te)
@@ -201,8 +218,8 @@ def main() -> None:
     noise = volumes(args.noise_patients, args.size, args.seed + 2000)
     texture = fit_scan_noise(model, to_unit(noise.image), [a["noise"] for a in attributes_of(noise)],
                              body=condition_maps(noise) > 0, batch=1)
-    texture.save(args.out_run / "noise_texture.npz")
-    fake = to_hu(add_scan_noise(plain, attrs, texture, args.seed))
+    texture.save(run_dir / "noise_texture.npz")
+    fake = to_hu(add_scan_noise(plain, attrs, texture, args.seed, body=maps > 0))
 
     n, d = te.slice_label.shape
     flat = as_slices(te)

@@ -8,7 +8,7 @@ import torch
 
 from genmed.data.conditions import condition_maps
 from genmed.errors import UserError
-from genmed.models.mask_generation import fit_scan_noise, generate_from_maps, mask_ldm
+from genmed.models.mask_generation import add_scan_noise, fit_scan_noise, generate_from_maps, mask_ldm
 from genmed.models.noise_texture import NoiseTexture
 
 
@@ -49,10 +49,12 @@ def test_generation_adds_the_requested_levels_noise():
     plain = generate_from_maps(model, maps, attrs, steps=2, seed=3)
     noisy = generate_from_maps(model, maps, attrs, steps=2, seed=3, texture=tex)
     diff_hu = ((noisy - plain)[:, 0] * 200.0).numpy()
-    inside = (plain[:, 0].abs() < 0.5).numpy()  # away from the [-1, 1] clamp
+    body = maps > 0
+    inside = (plain[:, 0].abs() < 0.5).numpy() & body  # in the body, away from the [-1, 1] clamp
     sd = [diff_hu[i][inside[i]].std() for i in range(4)]
     assert sd[0] == pytest.approx(5.0, rel=0.15) and sd[2] == pytest.approx(5.0, rel=0.15)
     assert sd[1] == pytest.approx(40.0, rel=0.15) and sd[3] == pytest.approx(40.0, rel=0.15)
+    assert (~body).any() and np.all(diff_hu[~body] == 0)  # the air around the patient stays clean
 
 
 def test_volumes_from_maps_get_each_axial_slice_its_levels_noise():
@@ -97,3 +99,16 @@ def test_fit_scan_noise_on_volumes_counts_axial_slices():
     assert tex.shape == (32, 32)
     assert tex.sd_hu()["standard"] == pytest.approx(10.0, rel=0.05)
     assert tex.sd_hu()["low-dose"] == pytest.approx(60.0, rel=0.05)
+
+
+def test_scan_noise_stays_inside_the_body_mask():
+
+    tex = NoiseTexture({"standard": np.full((16, 16), 20.0**2)})
+    images = torch.zeros(2, 1, 16, 16)
+    body = np.zeros((2, 16, 16), bool)
+    body[:, 4:12, 4:12] = True
+    out = add_scan_noise(images, [{"noise": "standard"}] * 2, tex, seed=0, body=body)
+    hu = out[:, 0].numpy() * 200.0
+    assert np.all(hu[~body] == 0) and hu[body].std() == pytest.approx(20.0, rel=0.2)
+    with pytest.raises(UserError, match="body mask"):
+        add_scan_noise(images, [{"noise": "standard"}] * 2, tex, body=body[:1])

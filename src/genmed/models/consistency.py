@@ -17,7 +17,7 @@ Song et al. 2023 (eq. 5 and Appendix C), with sigma_min = sigma_0 (t = 0, our t_
 so f(x, t_min) = x exactly. The network's output is read as v (`prediction="v"`, default;
 Salimans & Ho 2022, sec. 4): x0_hat = sqrt(ab_t) x_t - sqrt(1 - ab_t) v, which bounds the x0
 error by the output's error at every t. Read as eps (eq. 15 of Ho et al. 2020), the student
-starts exactly as the teacher's one-step x0 estimate, but x0_hat = (x_t - sqrt(1 - ab_t) eps) /
+of an eps teacher starts exactly as the teacher's one-step x0 estimate, but x0_hat = (x_t - sqrt(1 - ab_t) eps) /
 sqrt(ab_t) multiplies an output error by up to 157 at t = T-1 (linear schedule), which drove
 image students to noise.
 
@@ -56,7 +56,7 @@ from genmed.config import from_dict, to_dict
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.models.base import (Batch, GenerativeModel, ModelConfig, batch_labels, check_labels,
                                 evaluating, randn)
-from genmed.models.denoiser import eps_to_x0, v_to_x0, x0_to_eps
+from genmed.models.denoiser import Prediction, eps_to_x0, v_to_x0, x0_to_eps
 from genmed.models.diffusion import DiffusionConfig, DiffusionModel
 from genmed.models.latent import LatentDiffusionModel, LDMConfig
 from genmed.models.samplers import sample_consistency
@@ -67,7 +67,6 @@ TEACHERS: dict[str, tuple[type[ModelConfig], type[GenerativeModel]]] = {
     "diffusion": (DiffusionConfig, DiffusionModel), "ldm": (LDMConfig, LatentDiffusionModel)}
 Distance = Literal["l2", "pseudo_huber"]
 Weighting = Literal["uniform", "ict"]
-Prediction = Literal["eps", "v"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,7 +95,7 @@ class ConsistencyConfig(ModelConfig):
     # what the student's network output is read as: "v" (Salimans & Ho 2022, sec. 4 and App. D:
     # x0 = sqrt(ab) x_t - sqrt(1 - ab) v, no 1 / sqrt(ab) amplification of the output's error
     # at low SNR; the 256-px ldm student that diverged as "eps" samples kidneys as "v") or
-    # "eps" (the teacher's own parameterisation: the student starts exactly as the teacher)
+    # "eps"; a student read as its teacher's own `prediction` starts exactly as the teacher
     prediction: Prediction = "v"
     saved_defaults: ClassVar[Mapping[str, Any]] = {"clip_x0": False, "prediction": "eps"}
 
@@ -131,7 +130,8 @@ class ConsistencyConfig(ModelConfig):
     @property
     def teacher_config(self) -> ModelConfig:
         shared = {name: getattr(self, name) for name in SHARED}
-        return from_dict(TEACHERS[self.teacher_family][0], {**self.teacher, **shared},
+        cls = TEACHERS[self.teacher_family][0]  # a record from before a field: saved_defaults
+        return from_dict(cls, {**cls.saved_defaults, **self.teacher, **shared},
                          where=f"consistency teacher ({self.teacher_family})")
 
     @property

@@ -9,12 +9,14 @@ and score estimates follow from eps by the pure functions below, so a network pr
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from genmed.models.schedules import broadcast
+
+Prediction = Literal["eps", "v"]  # what a network outputs: the noise, or v (Salimans & Ho 2022)
 
 
 class Denoiser(Protocol):
@@ -43,13 +45,28 @@ def v_to_x0(x: Tensor, v: Tensor, ab: Tensor | float) -> Tensor:
     return ab.sqrt() * x - (1 - ab).sqrt() * v
 
 
+def v_to_eps(x: Tensor, v: Tensor, ab: Tensor | float) -> Tensor:
+    """eps_hat = sqrt(1 - alpha_bar) x_t + sqrt(alpha_bar) v: the noise implied by a
+    v-prediction (Salimans & Ho 2022, App. D), so a v-network serves every eps sampler."""
+    ab = broadcast(ab, x)
+    return (1 - ab).sqrt() * x + ab.sqrt() * v
+
+
+def v_target(x0: Tensor, eps: Tensor, ab: Tensor | float) -> Tensor:
+    """v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x0, the regression target of a
+    v-prediction network (Salimans & Ho 2022, sec. 4)."""
+    ab = broadcast(ab, x0)
+    return ab.sqrt() * eps - (1 - ab).sqrt() * x0
+
+
 def eps_to_score(x: Tensor, eps: Tensor, ab: Tensor | float) -> Tensor:
     """grad_x log p_t(x) = -eps / sqrt(1 - alpha_bar)   (Song et al. 2021 SDE paper, eq. 4 / DSM)."""
     return -eps / broadcast(ab, x).mul(-1).add(1).sqrt()
 
 
 class EpsDenoiser:
-    """Wrap an eps-predicting backbone `net(x, timesteps, class_labels=...)` as a `Denoiser`.
+    """Wrap a backbone `net(x, timesteps, class_labels=...)` that predicts eps, or v with
+    `prediction="v"` (converted to eps by `v_to_eps` after guidance), as a `Denoiser`.
 
     Classifier-free guidance (Ho & Salimans 2022, eq. 6, written with scale s = 1 + w):
     eps = eps(x, null) + s * (eps(x, c) - eps(x, null)); s = 1 is plain conditional sampling,
@@ -60,8 +77,10 @@ class EpsDenoiser:
     """
 
     def __init__(self, net: nn.Module, alpha_bar: Tensor, *, null_class: int | None = None,
-                 clip_x0: bool = False, image_cond: Tensor | None = None) -> None:
+                 clip_x0: bool = False, image_cond: Tensor | None = None,
+                 prediction: Prediction = "eps") -> None:
         self.net = net
+        self.prediction = prediction  # what the network outputs: "eps" or "v"
         self.alpha_bar = alpha_bar
         self.null_class = null_class
         self.clip_x0 = clip_x0
@@ -88,7 +107,9 @@ class EpsDenoiser:
             else:  # one batched pass for conditional and unconditional estimates
                 both = self._net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond.long(), null]))
                 eps_c, eps_u = both.chunk(2)
-                eps = eps_u + guidance * (eps_c - eps_u)
+                eps = eps_u + guidance * (eps_c - eps_u)  # affine in the output: same for v
+        if self.prediction == "v":
+            eps = v_to_eps(x, eps, self.alpha_bar.to(x.device, x.dtype)[t])
         if self.clip_x0:
             ab = self.alpha_bar.to(x.device, x.dtype)[t]
             eps = x0_to_eps(x, eps_to_x0(x, eps, ab).clamp(-1, 1), ab)

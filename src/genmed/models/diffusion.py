@@ -16,7 +16,7 @@ AnoDDPM, Wyatt et al. 2022).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
@@ -31,7 +31,7 @@ from genmed.models.base import (
     evaluating,
     randn,
 )
-from genmed.models.denoiser import EpsDenoiser
+from genmed.models.denoiser import EpsDenoiser, Prediction, v_target
 from genmed.models.nets import VectorDenoiserMLP, diffusion_unet
 from genmed.models.samplers import SAMPLERS, SamplerName, get_sampler
 from genmed.models.schedules import (
@@ -58,6 +58,11 @@ class DiffusionConfig(ModelConfig):
     schedule: ScheduleKind = "linear"  # beta schedule: "linear" (Ho 2020) or "cosine" (Nichol 2021)
     num_train_timesteps: int = 1000  # T
     cond_drop_prob: float = 0.1  # label dropout for classifier-free guidance
+    # what the network predicts: the noise "eps" (Ho et al. 2020) or "v" = sqrt(ab) eps -
+    # sqrt(1 - ab) x0 (Salimans & Ho 2022). With eps, x0 = (x_t - sqrt(1 - ab) eps) / sqrt(ab)
+    # multiplies the network's error by up to 1 / sqrt(ab_T) ~ 160 at high noise; pixel models
+    # clip x0 to [-1, 1], unbounded latents cannot, and v keeps x0's error at the network's
+    prediction: Prediction = "eps"
     # default sampler and steps: the sampler study (benchmarks/results/sampler_study.json, FID
     # 0.71 vs DDIM-50's 1.10 at a third of its time) and real brain MR (3 % vs 42 % of samples
     # noise-dominated) both favour SDE-DPM-Solver++(2M) at 20 steps (Lu et al. 2022)
@@ -83,6 +88,7 @@ class DiffusionConfig(ModelConfig):
         check_choice("sampler", self.sampler, SAMPLERS)
         check_choice("spacing", self.spacing, SPACINGS)
         check_choice("noise", self.noise, ("gaussian", "simplex"))
+        check_choice("prediction", self.prediction, get_args(Prediction))
         if self.noise == "simplex" and (self.data_kind != "image" or self.spatial_dims != 2):
             raise UserError("noise='simplex' is for 2-D images")
         if self.simplex_cell_px <= 0 or self.simplex_octaves < 1:
@@ -110,7 +116,7 @@ class DiffusionConfig(ModelConfig):
 
 
 class DiffusionModel(GenerativeModel):
-    """DDPM eps-prediction model; one phase ("main")."""
+    """DDPM eps- or v-prediction model; one phase ("main")."""
 
     family = "diffusion"
 
@@ -144,7 +150,7 @@ class DiffusionModel(GenerativeModel):
         to the image condition `image_cond` when the model takes one."""
         clip = self.config.clip_x0 and self.bounded_images if clip_x0 is None else clip_x0
         return EpsDenoiser(self.net, self.alpha_bar, null_class=self.null_class, clip_x0=clip,
-                           image_cond=image_cond)
+                           image_cond=image_cond, prediction=self.config.prediction)
 
     @property
     def fully_convolutional(self) -> bool:
@@ -193,7 +199,8 @@ class DiffusionModel(GenerativeModel):
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
-        """Per-sample eps-MSE (B,) at uniformly drawn t (Algorithm 1), with label dropout."""
+        """Per-sample MSE (B,) of the eps (Algorithm 1) or v target (`config.prediction`) at
+        uniformly drawn t, with label dropout."""
         x0 = batch["image"]
         b = x0.shape[0]
         t = torch.randint(0, self.config.num_train_timesteps, (b,), device=x0.device)
@@ -203,8 +210,9 @@ class DiffusionModel(GenerativeModel):
             drop = torch.rand(b, device=x0.device) < self.config.cond_drop_prob
             labels = torch.where(drop, torch.full_like(labels, self.null_class), labels)
         seg = {"seg": batch["cond"].to(x0.dtype)} if self.config.cond_channels else {}
-        eps = self.net(self.q_sample(x0, t, noise), timesteps=t, class_labels=labels, **seg)
-        return {"loss": (eps.float() - noise.float()).pow(2).flatten(1).mean(1)}
+        out = self.net(self.q_sample(x0, t, noise), timesteps=t, class_labels=labels, **seg)
+        target = noise if self.config.prediction == "eps" else v_target(x0, noise, self.alpha_bar[t])
+        return {"loss": (out.float() - target.float()).pow(2).flatten(1).mean(1)}
 
     def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
                generator: torch.Generator | None = None, *, sampler: str | None = None,

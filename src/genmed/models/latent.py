@@ -25,9 +25,9 @@ The autoencoder's weights are part of this model's state_dict and its architectu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,7 @@ from genmed.config import from_dict, to_dict
 from genmed.errors import UserError, check_choice, check_positive
 from genmed.models.autoencoder import AutoencoderConfig, AutoencoderModel
 from genmed.models.base import Batch, GenerativeModel, ModelConfig, batch_labels, evaluating
+from genmed.models.denoiser import Prediction
 from genmed.models.diffusion import DiffusionConfig, DiffusionModel
 from genmed.models.samplers import SamplerName
 from genmed.models.schedules import ScheduleKind, Spacing
@@ -46,7 +47,7 @@ CACHE_BYTES = 2 * 2**30  # `training_data` caches posterior moments up to this s
 SHARED = ("spatial_dims", "in_channels", "size", "num_classes", "data_kind")  # set on the LDM
 _UNET = ("channels", "attention_levels", "num_res_blocks", "norm_num_groups", "schedule",
          "num_train_timesteps", "cond_drop_prob", "sampler", "sample_steps", "spacing", "recon_t",
-         "cond_channels", "cond_kind")
+         "cond_channels", "cond_kind", "prediction")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +65,12 @@ class LDMConfig(ModelConfig):
     schedule: ScheduleKind = "linear"  # beta schedule: "linear" (Ho 2020) or "cosine" (Nichol 2021)
     num_train_timesteps: int = 1000  # T
     cond_drop_prob: float = 0.1  # label dropout for classifier-free guidance
+    # the latent UNet's target: "v" (Salimans & Ho 2022). With "eps", x0 = (z_t - sqrt(1 - ab)
+    # eps) / sqrt(ab) multiplies the network's error by up to 1 / sqrt(ab_T) ~ 160, and unlike
+    # pixels latents cannot be clipped: the 32^3 mask ldm's eps samples had latent SD 4.4 (data
+    # 1.0), its v samples 1.01 (docs/applications.md). Runs saved before the field were "eps".
+    prediction: Prediction = "v"
+    saved_defaults: ClassVar[Mapping[str, Any]] = {"prediction": "eps"}
     sampler: SamplerName = "dpmpp_2m_sde"  # default sampler (as DiffusionConfig: the sampler study)
     sample_steps: int = 20  # default number of sampling steps
     spacing: Spacing = "logsnr"  # sampling time grid

@@ -74,7 +74,8 @@ def generate_from_maps(model: DiffusionModel | LatentDiffusionModel, masks: np.n
     """Images (N, 1, *spatial) in [-1, 1] on the CPU for condition maps `masks` (N, *spatial:
     H, W or D, H, W as the model) and `attributes` (N dicts), by DDIM in `steps` steps from
     seeded noise. With `texture`, scan noise of each attribute's "noise" level is drawn from it
-    and added after decoding (`genmed.models.noise_texture`; a latent model cannot draw it itself)."""
+    and added after decoding inside the map's body (`genmed.models.noise_texture`; a latent
+    model cannot draw it itself)."""
     cond, ids = encode(masks, attributes, model.config.size, spacing_mm, model.config.spatial_dims)
     if texture is not None and texture.shape != tuple(cond.shape[-2:]):
         raise UserError(f"the noise texture's spectra {texture.shape} do not match the model's "
@@ -82,20 +83,31 @@ def generate_from_maps(model: DiffusionModel | LatentDiffusionModel, masks: np.n
     dev = device_of(model)
     x = model.sample(len(cond), cond=ids.to(dev), image_cond=cond.to(dev), steps=steps,
                      sampler="ddim", generator=torch.Generator(dev).manual_seed(int(seed))).cpu()
-    return x if texture is None else add_scan_noise(x, attributes, texture, seed)
+    if texture is None:
+        return x
+    return add_scan_noise(x, attributes, texture, seed, body=(cond[:, 0] < 0.5).numpy())  # channel 0: air
 
 
 def add_scan_noise(images: torch.Tensor, attributes: Sequence[Mapping[str, Any]], texture: NoiseTexture,
-                   seed: int = 0) -> torch.Tensor:
+                   seed: int = 0, body: np.ndarray | torch.Tensor | None = None) -> torch.Tensor:
     """`images` (N, 1, H, W) or (N, 1, D, H, W) in [-1, 1] plus scan noise of each attribute
     dict's "noise" level drawn from `texture` (HU, through the abdomen window), clamped to
     [-1, 1] like the data. A volume gets an independent draw in each axial slice: the texture
     is the in-plane NPS, and its slices are uncorrelated (as for slices thicker than the
-    reconstruction kernel)."""
+    reconstruction kernel). With `body` (N, *spatial, bool: the map's body, kidneys and
+    lesions) the noise goes inside it only: the air around a patient is -1000 HU, so its noise
+    stays far below the window's floor (-160 HU) and a real windowed scan shows none there."""
     per_image = int(np.prod(images.shape[2:-2]))  # axial slices per image: 1 in 2D, D in 3D
     levels = [noise_level(a) for a in attributes for _ in range(per_image)]
-    noise_hu = texture.draw(levels, np.random.default_rng(int(seed))).reshape(images.shape[:1] + images.shape[2:])
-    return (images + torch.from_numpy(noise_hu)[:, None] * (2.0 / ABDOMEN_WIDTH_HU)).clamp(-1, 1)
+    noise_hu = torch.from_numpy(texture.draw(levels, np.random.default_rng(int(seed)))
+                                .reshape(images.shape[:1] + images.shape[2:]))
+    if body is not None:
+        inside = torch.as_tensor(np.asarray(body, dtype=bool))
+        if tuple(inside.shape) != tuple(noise_hu.shape):
+            raise UserError(f"body mask of shape {tuple(inside.shape)} does not match the images' "
+                            f"{tuple(noise_hu.shape)}")
+        noise_hu = noise_hu * inside
+    return (images + noise_hu[:, None] * (2.0 / ABDOMEN_WIDTH_HU)).clamp(-1, 1)
 
 
 @torch.no_grad()
