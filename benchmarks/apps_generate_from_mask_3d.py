@@ -226,7 +226,7 @@ def main() -> None:
 
     def checks(images_hu: np.ndarray) -> dict:
         return check_conditions(images_hu.reshape(n * d, *images_hu.shape[-2:]), flat["maps"], flat["kinds"],
-                                flat["noisy"], seg, cls)
+                                flat["noisy"], seg, cls, spacing_mm=spacing[-1])
 
     gen, real, without = checks(fake), checks(te.image), checks(to_hu(plain))
     def ratio(g: float | None, r: float | None) -> float | None:  # None where the real reading is ~0

@@ -90,6 +90,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--malignant-crops", type=int, default=CropStudyConfig.malignant_crops,
                     help="malignant training crops kept (the scarcity level)")
+    ap.add_argument("--autoencoder", default=None,
+                    help="with --train ldm: reuse this autoencoder run (outside RUN/generators/gen_ldm)")
     ap.add_argument("--gan-variant", default="", help="with --train gan: this variant instead of resnet_r1")
     ap.add_argument("--families", default=",".join(CropStudyConfig.families))
     ap.add_argument("--ratios", default=",".join(map(str, CropStudyConfig.ratios)))
@@ -112,7 +114,10 @@ def main() -> None:
         options = dict(GENERATOR_OPTIONS)
         if args.gan_variant:
             options["gan"] = {**options["gan"], "variant": args.gan_variant}
-        train_crop_generators(dataclasses.replace(cfg, families=(args.train,)), scarce, args.run, options)
+        if args.autoencoder:  # its options come with the trained autoencoder
+            options["ldm"] = {k: v for k, v in options["ldm"].items() if k != "autoencoder"}
+        train_crop_generators(dataclasses.replace(cfg, families=(args.train,)), scarce, args.run, options,
+                              autoencoder=args.autoencoder)
         return
     result = crop_study(cfg, args.run, load_crop_generators(args.run, cfg), log=print)
     result["machine"] = machine()

@@ -246,14 +246,16 @@ def crop_proba(net, x: np.ndarray) -> np.ndarray:
 
 
 def train_crop_generators(cfg: CropStudyConfig, scarce: CropSet, out: Path,
-                          options: Mapping[str, dict] = GENERATOR_OPTIONS) -> dict[str, SyntheticSource]:
-    """Each family in `cfg.families` trained on the scarce crops with its `options`."""
+                          options: Mapping[str, dict] = GENERATOR_OPTIONS,
+                          autoencoder: str | None = None) -> dict[str, SyntheticSource]:
+    """Each family in `cfg.families` trained on the scarce crops with its `options` (the ldm
+    on the autoencoder run `autoencoder` when given)."""
     from genmed.pipeline.synthetic import train_generators
 
     return train_generators(cfg.families, scarce.image, scarce.label, scarce.patient_id, out / "generators",
                             size=cfg.crop, steps=cfg.gen_steps, classes=(MALIGNANT,), seed=cfg.data_seed,
                             sample_steps=cfg.sample_steps, batch_size=cfg.gen_batch, device=cfg.compute.device,
-                            precision=cfg.compute.precision, options=options)
+                            precision=cfg.compute.precision, options=options, autoencoder=autoencoder)
 
 
 def load_crop_generators(folder: str | os.PathLike, cfg: CropStudyConfig) -> dict[str, SyntheticSource]:

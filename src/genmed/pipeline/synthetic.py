@@ -90,9 +90,11 @@ def train_generators(families: Sequence[str], images: np.ndarray, labels: np.nda
                      out: str | os.PathLike, *, size: int, steps: int, classes: Sequence[int] = (1, 2),
                      seed: int = 0, sample_steps: int | None = None,
                      batch_size: int = 32, device: str = "auto", precision: str = "auto",
-                     options: Mapping[str, dict] | None = None) -> dict[str, SyntheticSource]:
+                     options: Mapping[str, dict] | None = None,
+                     autoencoder: str | None = None) -> dict[str, SyntheticSource]:
     """Train generators on (N, H, W) slices with `genmed.train.train` (each family's registry
-    recipe "augment"); {family: source}.
+    recipe "augment"); {family: source}. `autoencoder`: a trained autoencoder run the ldm
+    family reuses instead of training its own stage one.
 
     Families that take labels get one class-conditional model; the others (the VAE samples
     unconditionally) get one model per class in `classes`, trained on that class's slices.
@@ -117,7 +119,7 @@ def train_generators(families: Sequence[str], images: np.ndarray, labels: np.nda
                               steps=steps, batch_size=min(batch_size, len(idx)), seed=seed,
                               ckpt_every=steps, sample_n=16, log_every=max(1, steps // 20),
                               out=str(run_dir), sample_steps=sample_steps, device=device,
-                              precision=precision,
+                              precision=precision, autoencoder=autoencoder if fam == "ldm" else None,
                               options=dict((options or DEFAULT_OPTIONS).get(fam, {})))
             if run_dir.exists():
                 import shutil
