@@ -142,6 +142,32 @@ def figure(path: Path, maps: np.ndarray, real: np.ndarray, fake: np.ndarray, att
     save_figure(fig, path, dpi=72)
 
 
+@torch.no_grad()
+def latent_checks(model, x: torch.Tensor, cond: torch.Tensor, ids: torch.Tensor, seed: int,
+                  times=(10, 100, 400, 600, 800, 950, 999)) -> dict:
+    """Whether stage two stays on the autoencoder's latent manifold, on held-out volumes `x`
+    (N, 1, D, H, W) in [-1, 1] with their maps and attribute ids: the RMS error of the latent
+    x0 the network implies at each noise level t (eps: x0 = (z_t - sqrt(1 - ab) eps) /
+    sqrt(ab); v: sqrt(ab) z_t - sqrt(1 - ab) v), and the SD of sampled latents (the default
+    sampler) against that of the encoded volumes (1 by the scale factor)."""
+    from genmed.models.denoiser import eps_to_x0
+
+    d, dev = model.diffusion, next(model.parameters()).device
+    z = model.encode(x.to(dev), sample=False)
+    lc = model.latent_cond(cond.to(dev), len(x))
+    den, g = d.denoiser(image_cond=lc), torch.Generator(dev).manual_seed(seed)
+    rmse = {}
+    for t in times:
+        tt = torch.full((len(z),), t, device=dev)
+        noise = torch.randn(z.shape, generator=g, device=dev)
+        zt = d.q_sample(z, tt, noise)
+        x0 = eps_to_x0(zt, den(zt, tt, cond=ids.to(dev)), d.alpha_bar[t])
+        rmse[str(t)] = round(float((x0 - z).pow(2).mean().sqrt()), 4)
+    sampled = d.sample(len(z), cond=ids.to(dev), generator=g, image_cond=lc)
+    return {"prediction": model.config.prediction, "x0_rmse_by_t": rmse,
+            "encoded_latent_sd": round(float(z.std()), 3), "sampled_latent_sd": round(float(sampled.std()), 3)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=64, help="voxels per in-plane side (360 mm)")
@@ -198,6 +224,7 @@ def main() -> None:
     model.eval()
 
     # readers: 2-D segmenter and kind classifier on the real training volumes' axial slices
+    torch.manual_seed(args.seed)  # their initialisation: the same with or without --run
     t0 = time.perf_counter()
     s = as_slices(tr)
     seg, cls = train_checkers(s["image"], s["maps"], s["kinds"], args.checker_steps,
@@ -215,6 +242,7 @@ def main() -> None:
                                         guidance=args.guidance).cpu()
                            for c, i in zip(tcond.split(1), tids.split(1))])
     timing["sample_s_per_volume"] = round((time.perf_counter() - t0) / len(plain), 2)
+    latent = latent_checks(model, to_unit(te.image), tcond, tids, args.seed)
     noise = volumes(args.noise_patients, args.size, args.seed + 2000)
     texture = fit_scan_noise(model, to_unit(noise.image), [a["noise"] for a in attributes_of(noise)],
                              body=condition_maps(noise) > 0, batch=1)
@@ -247,7 +275,7 @@ def main() -> None:
         "test": {"volumes": n, "axial_slices": n * d,
                  "kinds": {k: int((te.label == i).sum()) for i, k in enumerate(("healthy", "benign", "malignant"))},
                  "low_dose": int(te.noisy.sum())},
-        "timing": timing, "peak_rss_mb": peak_rss_mb(),
+        "timing": timing, "peak_rss_mb": peak_rss_mb(), "latent_checks": latent,
         "generated": gen, "real": real, "generated_without_scan_noise": without, "ratio_to_real": ratios,
         "scan_noise_sd_hu": texture.sd_hu(),
         "figure": str(args.figure.relative_to(ROOT)) if args.figure.is_relative_to(ROOT) else str(args.figure),
