@@ -2,7 +2,8 @@
 
 The 32-px app (`apps_generate_from_mask.py`) trains a pixel-space SPADE diffusion UNet. At
 256 px (1.41 mm per pixel) this benchmark conditions the latent diffusion model instead: the
-frozen 256-px autoencoder of `autoencoder_quality.py`, and a latent UNet (32, 64, 64) that takes
+frozen 256-px autoencoder of `autoencoder_quality.py`, and a latent UNet (32, 64, 64; v-prediction,
+the ldm default since 2026-12-02, eps before) that takes
 the one-hot condition map (0 air, 1 body, 2 kidney, 3 lesion), area-averaged onto its 64 x 64
 latent grid, by concatenation with the latents (Rombach et al. 2022's semantic synthesis; SPADE
 normalisation with `--cond-kind spade`: one training step of batch 16 took 2.1 s against 1.2 s
@@ -17,9 +18,10 @@ same maps, with a trained 256-px kidney pipeline (`genmed pipeline train --clini
   image: Dice, pooled and per slice (target: >= 0.9x its Dice on the real slices);
 - its lesion classifier (on kidney crops of the predicted mask) agrees with the requested kind
   (target: accuracy >= 0.9x its accuracy on the real slices);
-- the noise SD (wavelet MAD, HU) of generated slices per requested dose level against the real
-  ones (target: within 20%). The autoencoder drops scan noise, so the generated slices get it
-  after decoding: Gaussian noise with the noise power spectrum of each dose level, fitted on the
+- the noise SD (HU; the soft-tissue local-SD mode, Christianson et al. 2015, since 2026-12-02;
+  the wavelet MAD before) of generated slices per requested dose level against the real ones
+  (target: within 20%). The autoencoder drops scan noise, so the generated slices get it
+  after decoding, inside the map's body: Gaussian noise with the noise power spectrum of each dose level, fitted on the
   autoencoder's residuals of 16 other phantom patients' scans (`fit_scan_noise`, saved as
   RUN/noise_texture.npz); the JSON also holds the checks without it.
 

@@ -17,7 +17,9 @@ Checks on held-out patients (another phantom seed), each also run on the real vo
 same maps: a 2-D segmenter and a lesion-kind classifier trained on the real training volumes'
 axial slices read every axial slice of the generated volumes (`check_conditions`): kidney and
 lesion Dice against the map (pooled over voxels), lesion-kind accuracy per slice (a slice
-without lesion pixels is "healthy"), and noise SD per requested dose level.
+without lesion pixels is "healthy"), and noise SD per requested dose level (soft-tissue
+local-SD mode at the in-plane spacing). `latent_checks` records whether stage two stays on the
+autoencoder's latent manifold (the eps-prediction pilot did not; `--prediction v` is the default).
 Targets (issue 16): Dice and kind accuracy >= 0.9x the real volumes', noise within 20%.
 
     PYTHONPATH=src python benchmarks/apps_generate_from_mask_3d.py [--size 128] [--steps N] ...
