@@ -4,6 +4,7 @@ chance on an easy case, and bad settings (simplex noise itself: tests/models/tes
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import json
 
 import numpy as np
@@ -168,8 +169,18 @@ def test_a_rerun_reuses_the_trained_models_and_scores_the_same(tmp_path, monkeyp
     assert trained == []
     for det in cfg.detectors:
         assert again["detectors"][det]["image"]["auroc"] == first["detectors"][det]["image"]["auroc"], det
-    (tmp_path / "models" / "gan_0" / "done.json").unlink()  # as if killed while training the GAN
+    import genmed.train.engine as engine
+
+    steps = []
+    real_step = engine._phase_step
+    monkeypatch.setattr(engine, "_phase_step", lambda *a, **k: steps.append(1) or real_step(*a, **k))
+    gan = tmp_path / "models" / "gan_0"
+    (gan / "done.json").unlink()  # as if killed after the GAN's last checkpoint
     run_crop_anomaly(dataclasses.replace(cfg, detectors=("gan",)), tmp_path)
-    assert len(trained) == 1
+    assert len(trained) == 1 and steps == []  # resumed at that checkpoint: nothing retrained
+    (gan / "done.json").unlink()
+    shutil.rmtree(gan / "checkpoints")  # killed before its first checkpoint: trained afresh
+    run_crop_anomaly(dataclasses.replace(cfg, detectors=("gan",)), tmp_path)
+    assert len(trained) == 2 and steps
     run_crop_anomaly(dataclasses.replace(cfg, detectors=("vae_recon",), vae_steps=cfg.vae_steps + 1), tmp_path)
-    assert len(trained) == 2
+    assert len(trained) == 3

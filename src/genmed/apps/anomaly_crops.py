@@ -310,7 +310,8 @@ def _train(family: str, x: Tensor, cfg: CropAnomalyConfig, seed: int, run: Path 
 
     With `run`, the trained model is kept there (an engine run folder plus `done.json`
     naming the config) and a later call with the same config loads it instead of training,
-    so a benchmark killed part-way resumes at the first model it had not finished."""
+    so a benchmark killed part-way resumes at the first model it had not finished, and
+    that model's training at its newest checkpoint (`started.json` names its config)."""
     from genmed.models import build_model
     from genmed.train import DictDataset
 
@@ -341,12 +342,20 @@ def _train(family: str, x: Tensor, cfg: CropAnomalyConfig, seed: int, run: Path 
     from genmed.train import load_run
     from genmed.train.precision import resolve_device
 
-    done, key = run / "done.json", json.loads(json.dumps({"seed": seed, **_model_key(cfg)}))
-    if done.is_file() and json.loads(done.read_text()) == key:
+    key = json.loads(json.dumps({"seed": seed, **_model_key(cfg)}))
+    done, started = run / "done.json", run / "started.json"
+
+    def same(path: Path) -> bool:
+        return path.is_file() and json.loads(path.read_text()) == key
+
+    if same(done):
         return load_run(run, model=model, device=str(resolve_device(cfg.compute.device)))[0].eval()
-    if run.exists():
-        shutil.rmtree(run)  # an unfinished or outdated training run of this detector
-    trained = cfg.compute.fit(model, data, steps=steps, seed=seed, batch_size=cfg.batch_size, out=run)
+    resume = same(started) and any((run / "checkpoints").glob("step-*.json"))
+    if run.exists() and not resume:
+        shutil.rmtree(run)  # an outdated run of this detector, or one killed before a checkpoint
+    write_json(started, key)
+    trained = cfg.compute.fit(model, data, steps=steps, seed=seed, batch_size=cfg.batch_size, out=run,
+                              resume=resume)
     write_json(done, key)
     return trained
 

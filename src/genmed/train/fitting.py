@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from genmed.errors import check_choice
+from genmed.errors import UserError, check_choice
 from genmed.models.base import GenerativeModel
 
 
@@ -29,8 +29,6 @@ class DictDataset(Dataset):
     a "label" of zeros is added when none is given (the engine's batches always carry one)."""
 
     def __init__(self, **tensors: Tensor) -> None:
-        from genmed.errors import UserError
-
         lengths = {len(t) for t in tensors.values()}
         if len(lengths) != 1:
             raise UserError(f"tensors of different lengths: "
@@ -48,12 +46,14 @@ class DictDataset(Dataset):
 
 def fit(model: GenerativeModel, dataset: Dataset, *, steps: int, recipe: str = "default",
         batch_size: int = 16, seed: int = 0, out: str | Path | None = None,
-        device: str = "auto", precision: str = "fp32", **overrides: Any) -> GenerativeModel:
+        device: str = "auto", precision: str = "fp32", resume: bool = False,
+        **overrides: Any) -> GenerativeModel:
     """Train `model` on `dataset` for `steps` optimiser steps with `genmed.train.train`.
 
     Optimiser, schedule and EMA come from the model's registry recipe `recipe` (of the model's
     variant where it has one, e.g. the "resnet_r1" GAN); `overrides` are further `TrainConfig`
-    fields (e.g. lr=...). With a weight EMA (recipe ema_decay > 0)
+    fields (e.g. lr=...). `resume` continues the run in `out` from its newest checkpoint
+    (the engine saves one every `ckpt_minutes`). With a weight EMA (recipe ema_decay > 0)
     the EMA weights are loaded into `model` at the end. Returns `model` in eval mode, on the
     training device.
     """
@@ -73,7 +73,9 @@ def fit(model: GenerativeModel, dataset: Dataset, *, steps: int, recipe: str = "
                           batch_size=min(batch_size, len(dataset)), precision=precision,
                           device=device, seed=seed, ckpt_every=steps, keep_checkpoints=1,
                           log_every=max(1, steps // 10), sample_n=4, out=str(run), **overrides)
-        result = train(cfg, model=model, dataset=dataset)
+        if resume and out is None:
+            raise UserError("resume needs the run folder `out` to continue")
+        result = train(cfg, model=model, dataset=dataset, resume=resume)
         if cfg.ema_decay > 0:
             load_run(run, ema=True, model=model, device=result.device)
     return model.eval()
