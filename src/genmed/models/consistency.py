@@ -17,9 +17,9 @@ Song et al. 2023 (eq. 5 and Appendix C), with sigma_min = sigma_0 (t = 0, our t_
 so f(x, t_min) = x exactly. The network's output is read as v (`prediction="v"`, default;
 Salimans & Ho 2022, sec. 4): x0_hat = sqrt(ab_t) x_t - sqrt(1 - ab_t) v, which bounds the x0
 error by the output's error at every t. Read as eps (eq. 15 of Ho et al. 2020), the student
-of an eps teacher starts exactly as the teacher's one-step x0 estimate, but x0_hat = (x_t - sqrt(1 - ab_t) eps) /
-sqrt(ab_t) multiplies an output error by up to 157 at t = T-1 (linear schedule), which drove
-image students to noise.
+of an eps teacher starts exactly as the teacher's one-step x0 estimate, but
+x0_hat = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t) multiplies an output error by up to 157 at
+t = T-1 (linear schedule), which drove image students to noise.
 
 Training (Algorithm 2): N times 0 = t_1 < ... < t_N = T-1 (`num_scales`, on the sampling
 grid `spacing`); per sample n ~ U{1..N-1}, x_{t_{n+1}} = q(x_0, t_{n+1}), one step of the

@@ -61,7 +61,7 @@ class DiffusionConfig(ModelConfig):
     # what the network predicts: the noise "eps" (Ho et al. 2020) or "v" = sqrt(ab) eps -
     # sqrt(1 - ab) x0 (Salimans & Ho 2022). With eps, x0 = (x_t - sqrt(1 - ab) eps) / sqrt(ab)
     # multiplies the network's error by up to 1 / sqrt(ab_T) ~ 160 at high noise; pixel models
-    # clip x0 to [-1, 1], unbounded latents cannot, and v keeps x0's error at the network's
+    # clip x0 to [-1, 1], unbounded latents cannot; with v, x0's error is the network's own
     prediction: Prediction = "eps"
     # default sampler and steps: the sampler study (benchmarks/results/sampler_study.json, FID
     # 0.71 vs DDIM-50's 1.10 at a third of its time) and real brain MR (3 % vs 42 % of samples
