@@ -21,9 +21,9 @@ same maps, with a trained 256-px kidney pipeline (`genmed pipeline train --clini
 - the noise SD (HU; the soft-tissue local-SD mode, Christianson et al. 2015, since 2026-12-02;
   the wavelet MAD before) of generated slices per requested dose level against the real ones
   (target: within 20%). The autoencoder drops scan noise, so the generated slices get it
-  after decoding, inside the map's body: Gaussian noise with the noise power spectrum of each dose level, fitted on the
-  autoencoder's residuals of 16 other phantom patients' scans (`fit_scan_noise`, saved as
-  RUN/noise_texture.npz); the JSON also holds the checks without it.
+  after decoding, inside the map's body: Gaussian noise with the noise power spectrum of each
+  dose level, fitted on the autoencoder's residuals of 16 other phantom patients' scans
+  (`fit_scan_noise`, saved as RUN/noise_texture.npz); the JSON also holds the checks without it.
 
     PYTHONPATH=src python benchmarks/apps_generate_from_mask_256.py --autoencoder runs/ae256 \
         --pipeline runs/pipe256 [--run RUN] [--steps 4000]
@@ -72,7 +72,7 @@ def check(pipe, images_hu: np.ndarray, maps: np.ndarray, kinds: np.ndarray, nois
     x = to_unit(images_hu)[:, 0].numpy()
     masks = pipe.segment(x)
     pred = pipe.classify(x, masks).argmax(1)
-    sd = estimate_sigma_mode(images_hu, 360.0 / images_hu.shape[-1])  # soft tissue, sees FBP's correlated noise
+    sd = estimate_sigma_mode(images_hu, 360.0 / images_hu.shape[-1])  # sees FBP's correlated noise
     by_kind = {str(k): float((pred[kinds == k] == k).mean()) for k in range(3) if (kinds == k).any()}
     return {"kidney_dice": dice(masks > 0, maps >= 2), "kind_accuracy": float((pred == kinds).mean()),
             "kind_recall": by_kind, "kind_balanced_accuracy": float(np.mean(list(by_kind.values()))),
