@@ -152,9 +152,10 @@ def latent_checks(model, x: torch.Tensor, cond: torch.Tensor, ids: torch.Tensor,
     x0 the network implies at each noise level t (eps: x0 = (z_t - sqrt(1 - ab) eps) /
     sqrt(ab); v: sqrt(ab) z_t - sqrt(1 - ab) v), and the SD of sampled latents (the default
     sampler) against that of the encoded volumes (1 by the scale factor)."""
+    from genmed.models.base import device_of
     from genmed.models.denoiser import eps_to_x0
 
-    d, dev = model.diffusion, next(model.parameters()).device
+    d, dev = model.diffusion, device_of(model)
     z = model.encode(x.to(dev), sample=False)
     lc = model.latent_cond(cond.to(dev), len(x))
     den, g = d.denoiser(image_cond=lc), torch.Generator(dev).manual_seed(seed)

@@ -108,9 +108,11 @@ class EpsDenoiser:
                 both = self._net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond.long(), null]))
                 eps_c, eps_u = both.chunk(2)
                 eps = eps_u + guidance * (eps_c - eps_u)  # affine in the output: same for v
+        if self.prediction == "eps" and not self.clip_x0:
+            return eps
+        ab = self.alpha_bar.to(x.device, x.dtype)[t]
         if self.prediction == "v":
-            eps = v_to_eps(x, eps, self.alpha_bar.to(x.device, x.dtype)[t])
+            eps = v_to_eps(x, eps, ab)
         if self.clip_x0:
-            ab = self.alpha_bar.to(x.device, x.dtype)[t]
             eps = x0_to_eps(x, eps_to_x0(x, eps, ab).clamp(-1, 1), ab)
         return eps
