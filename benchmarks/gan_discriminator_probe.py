@@ -9,6 +9,12 @@ scan noise resolved). It also measures what the two have in common with that fak
 absolute Laplacian per image (local texture energy, [-1, 1] units).
 
     python benchmarks/gan_discriminator_probe.py [--steps 40]
+
+With `--policies`, the probe instead trains D on the crops once per DiffAugment policy (same
+seed, same batches; "none" for no augmentation) and writes
+results/gan_discriminator_probe_policies.json:
+
+    python benchmarks/gan_discriminator_probe.py --steps 125 --policies none,full,translation+cutout,translation,color
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from genmed.fileio import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "gan_discriminator_probe.json"
+OUT_POLICIES = ROOT / "benchmarks" / "results" / "gan_discriminator_probe_policies.json"
+CROPS = "kidney crops (64 px, 1.41 mm)"
 
 
 def laplacian_energy(x: torch.Tensor) -> torch.Tensor:
@@ -44,15 +52,16 @@ def datasets() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     _, scarce, _ = study_crops(cfg)
     crops = _resize_batch(torch.from_numpy(scarce.image)[:, None], cfg.crop, "area")
     return {"slices (64 px, 5.6 mm)": (slices.images, slices.labels),
-            "kidney crops (64 px, 1.41 mm)": (crops, torch.from_numpy(np.asarray(scarce.label, np.int64)))}
+            CROPS: (crops, torch.from_numpy(np.asarray(scarce.label, np.int64)))}
 
 
-def probe(x: torch.Tensor, y: torch.Tensor, steps: int, seed: int = 0) -> dict:
-    """Train D alone against the untrained generator; the logged losses and logits."""
+def probe(x: torch.Tensor, y: torch.Tensor, steps: int, seed: int = 0, diffaug: str | None = None) -> dict:
+    """Train D alone against the untrained generator; the logged losses and logits. `diffaug`:
+    a DiffAugment policy for D's inputs ("" none; None the variant's default, all three ops)."""
     from genmed.models import build_model
 
     torch.manual_seed(seed)
-    model = build_model("gan", size=64, variant="resnet_r1", num_classes=3)
+    model = build_model("gan", size=64, variant="resnet_r1", num_classes=3, diffaug=diffaug)
     opt = torch.optim.Adam(model.discriminator.parameters(), lr=2e-4, betas=(0.0, 0.99))
     log, t0 = [], time.perf_counter()
     for step in range(steps):
@@ -75,10 +84,22 @@ def probe(x: torch.Tensor, y: torch.Tensor, steps: int, seed: int = 0) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--policies", default="", help="comma-separated policies: ops joined by +, 'none', 'full'")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    from genmed.models.gan import FULL_DIFFAUG
     from genmed.versions import machine
 
+    if args.policies:
+        x, y = datasets()[CROPS]
+        named = {"none": "", "full": FULL_DIFFAUG}
+        result = {p: probe(x, y, args.steps, diffaug=named.get(p, p.replace("+", ","))) for p in args.policies.split(",")}
+        result.update(machine=machine(), chance_loss=2 * float(torch.log(torch.tensor(2.0))), data=CROPS)
+        write_json(OUT_POLICIES, result)
+        for name, r in result.items():
+            if isinstance(r, dict) and "log" in r:
+                print(name, r["log"][-1], flush=True)
+        return
     result = {name: probe(x, y, args.steps) for name, (x, y) in datasets().items()}
     result["machine"] = machine()
     result["chance_loss"] = 2 * float(torch.log(torch.tensor(2.0)))

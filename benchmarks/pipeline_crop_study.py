@@ -93,6 +93,8 @@ def main() -> None:
     ap.add_argument("--autoencoder", default=None,
                     help="with --train ldm: reuse this autoencoder run (outside RUN/generators/gen_ldm)")
     ap.add_argument("--gan-variant", default="", help="with --train gan: this variant instead of resnet_r1")
+    ap.add_argument("--gan-diffaug", default=None,
+                    help="with --train gan: this DiffAugment policy (e.g. 'translation,cutout'; '' none)")
     ap.add_argument("--families", default=",".join(CropStudyConfig.families))
     ap.add_argument("--ratios", default=",".join(map(str, CropStudyConfig.ratios)))
     ap.add_argument("--baselines", default=",".join(CropStudyConfig.baselines),
@@ -114,6 +116,8 @@ def main() -> None:
         options = dict(GENERATOR_OPTIONS)
         if args.gan_variant:
             options["gan"] = {**options["gan"], "variant": args.gan_variant}
+        if args.gan_diffaug is not None:
+            options["gan"] = {**options["gan"], "diffaug": args.gan_diffaug}
         if args.autoencoder:  # its options come with the trained autoencoder
             options["ldm"] = {k: v for k, v in options["ldm"].items() if k != "autoencoder"}
         train_crop_generators(dataclasses.replace(cfg, families=(args.train,)), scarce, args.run, options,
