@@ -136,6 +136,13 @@ def main() -> None:
     for row in result["table"]:
         print(f"{row['arm']:<14} malignant recall {row['malignant_recall']:.3f} "
               f"diff {row['recall_diff']:+.3f} [{row['recall_diff_lo']:+.3f}, {row['recall_diff_hi']:+.3f}]")
+    fidelity = result["oracle"]["class_fidelity"]
+    real = [round(fidelity["real_confusion"][c][c], 3) for c in range(3)]
+    for fam, f in fidelity.items():
+        if isinstance(f, dict):  # a conditional generator: does the oracle read the class it was asked for?
+            print(f"{fam}: oracle reads the requested class {[round(f['confusion'][c][c], 3) for c in range(3)]} "
+                  f"(real test crops {real}); class-share gap {f['training_freq']['max_gap']:.3f} at the "
+                  f"training frequencies, {f['uniform_freq']['max_gap']:.3f} at uniform ones")
 
 
 if __name__ == "__main__":

@@ -90,6 +90,8 @@ def test_bad_config_is_a_user_error():
         CropStudyConfig(ratios=(0.0,))
     with pytest.raises(UserError, match="oracle_width"):
         CropStudyConfig(oracle_width=(32, 0))
+    with pytest.raises(UserError, match="fidelity_n"):
+        CropStudyConfig(fidelity_n=0)
 
 
 def test_quick_study_with_a_copying_generator(tmp_path):
@@ -110,6 +112,7 @@ def test_quick_study_with_a_copying_generator(tmp_path):
     assert rows["oversample x1"]["auroc_malignant"] == rows["copy x1"]["auroc_malignant"]
     memo = result["memorisation"][0]
     assert memo["median_nn_dist"] == 0 and memo["ratio"] == 0
+    assert set(result["oracle"]["class_fidelity"]) == {"real_confusion", "n_per_class"}  # "copy" is no family
     assert result["oracle"]["synthetic_classed_malignant"]["copy"] >= result["oracle"]["test"]["malignant_recall"] - 0.5
     saved = json.loads((tmp_path / "crop_study.json").read_text())
     assert saved["crop_counts"]["train_scarce"]["malignant"] == cfg.malignant_crops
@@ -146,6 +149,11 @@ def test_quick_study_with_latent_diffusion(tmp_path):
     assert stage_one["family"] == "autoencoder" and stage_one["options"]["train_crop"] == 32
     assert stage_one["lr"] == stage_two["lr"] == 2e-4
     assert np.load(tmp_path / "synthetic.npz")["ldm"].shape == (cfg.malignant_crops, 32, 32)
+    fidelity = result["oracle"]["class_fidelity"]  # the conditional ldm, read by the oracle
+    conf = np.array(fidelity["ldm"]["confusion"])
+    assert conf.shape == (3, 3) and np.allclose(conf.sum(1), 1) and fidelity["n_per_class"] == cfg.fidelity_n
+    gap = fidelity["ldm"]["uniform_freq"]
+    assert gap["max_gap"] == pytest.approx(np.abs(np.subtract(gap["generated_shares"], gap["real_shares"])).max())
 
 
 def test_ldm_crop_must_fit_the_latent_unet():

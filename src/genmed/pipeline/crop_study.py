@@ -91,6 +91,7 @@ class CropStudyConfig:
     data_seed: int = 200  # training phantom seed; the test phantom uses data_seed + 1
     oracle_width: tuple[int, int] = (32, 16)  # oracle DenseNet: stem features, growth rate
     oversample: bool = True  # also arms of real + r x copies of the real malignant crops
+    fidelity_n: int = 64  # crops generated per class for the oracle's class-fidelity audit
     baselines: tuple[str, ...] = ("reweight", "classic")  # besides "real" (always run: the reference)
     compute: Compute = field(default_factory=lambda: Compute(precision="auto"))
 
@@ -101,6 +102,8 @@ class CropStudyConfig:
             raise UserError("the crop study needs >= 2 malignant crops, >= 1 seed and >= 1 epoch")
         if any(r <= 0 for r in self.ratios):
             raise UserError(f"ratios {self.ratios} must be > 0")
+        if self.fidelity_n < 1:
+            raise UserError(f"fidelity_n={self.fidelity_n} crops per class must be >= 1")
         if len(self.oracle_width) != 2 or min(self.oracle_width) < 1:
             raise UserError(f"oracle_width={self.oracle_width} must be (stem features, growth rate) >= 1")
         if self.n_patients < 2 or self.n_test_patients < 2:
@@ -124,7 +127,7 @@ def quick_crop_study_config(**overrides) -> CropStudyConfig:
     """Test-suite settings: 64-px slices, 24-px crops, 2 seeds, tiny generators."""
     base = dict(size=64, crop=24, n_patients=24, n_test_patients=12, slices_per_patient=6,
                 malignant_crops=6, seeds=(0, 1), ratios=(1.0,), epochs=3, gen_steps=4, gen_batch=8,
-                sample_steps=4, oracle_width=(16, 8), compute=Compute(precision="fp32"))
+                sample_steps=4, oracle_width=(16, 8), fidelity_n=4, compute=Compute(precision="fp32"))
     return CropStudyConfig(**{**base, **overrides})
 
 
@@ -311,6 +314,28 @@ def prior_corrected_table(label: np.ndarray, patient_id: np.ndarray, probas: Map
     return pd.concat([table, pd.DataFrame(diffs)], axis=1)
 
 
+def oracle_class_fidelity(oracle, generators: Mapping[str, SyntheticSource], scarce: CropSet,
+                          test_label: np.ndarray, test_proba: np.ndarray, cfg: CropStudyConfig) -> dict:
+    """For each class-conditional generator, `cfg.fidelity_n` crops per class read by the
+    oracle (`genmed.pipeline.class_fidelity`): its confusion against the oracle's on the real
+    test crops, and the class-share gap at the scarce training set's class frequencies (the
+    data the generator learned) and at uniform ones."""
+    from genmed.pipeline.class_fidelity import class_share_gap, generated_confusion, reader_confusion
+    from genmed.pipeline.synthetic import supports_labels
+
+    k = len(LABELS)
+    real = reader_confusion(test_label, test_proba)
+    freq = np.bincount(scarce.label, minlength=k) / len(scarce.label)
+    out = {"real_confusion": real.tolist(), "n_per_class": cfg.fidelity_n}
+    for fam, gen in generators.items():
+        if fam not in GENERATOR_OPTIONS or not supports_labels(fam):  # e.g. one VAE per class
+            continue
+        conf = generated_confusion(gen, lambda x: crop_proba(oracle, x), k, cfg.fidelity_n, cfg.data_seed)
+        out[fam] = {"confusion": conf.tolist(), "training_freq": class_share_gap(freq, conf, real),
+                    "uniform_freq": class_share_gap(np.full(k, 1 / k), conf, real)}
+    return out
+
+
 def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
                generators: Mapping[str, SyntheticSource] | None = None,
                log: Callable[[str], None] = lambda s: None) -> dict:
@@ -379,8 +404,10 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
              for a in table["arm"]]
     table = pd.concat([table, pd.DataFrame(diffs)], axis=1)
     oracle = train_crop_classifier(full.image, full.label, cfg, cfg.seeds[0], balanced=True, width=cfg.oracle_width)
-    oracle_test = class_metrics(test.label, crop_proba(oracle, test.image))
+    oracle_proba = crop_proba(oracle, test.image)
+    oracle_test = class_metrics(test.label, oracle_proba)
     audit = {fam: float((crop_proba(oracle, s).argmax(1) == MALIGNANT).mean()) for fam, s in synth.items()}
+    fidelity = oracle_class_fidelity(oracle, generators, scarce, test.label, oracle_proba, cfg)
     mem = memorisation(synth, mal, test.image[test.label == MALIGNANT]) if synth else []
     write_tables(out, per_seed, table, mem, prefix="crop")
     corrected = prior_corrected_table(test.label, test.patient_id, {a: np.stack(p) for a, p in probas.items()},
@@ -393,7 +420,7 @@ def crop_study(cfg: CropStudyConfig, out: str | os.PathLike,
               "test_patients": int(len(np.unique(test.patient_id))),
               "table": table.to_dict("records"), "prior_corrected": corrected.to_dict("records"),
               "memorisation": mem,
-              "oracle": {"test": oracle_test, "synthetic_classed_malignant": audit,
+              "oracle": {"test": oracle_test, "synthetic_classed_malignant": audit, "class_fidelity": fidelity,
                          "note": "classifier on all real training crops (no scarcity), balanced weights, "
                                  f"DenseNet stem {cfg.oracle_width[0]}, growth {cfg.oracle_width[1]}"},
               "metrics": list(METRICS),
