@@ -109,7 +109,7 @@ def check_diffaug_policy(policy: str) -> tuple[str, ...]:
     return ops
 
 
-def diff_augment(x: Tensor, policy: str, generator: torch.Generator | None = None) -> Tensor:
+def diff_augment(x: Tensor, policy: str, generator: torch.Generator | None = None, p: float = 1.0) -> Tensor:
     """Differentiable Augmentation (Zhao et al. 2020, "Differentiable augmentation for
     data-efficient GAN training", sec. 3 and their DiffAugment_pytorch.py), ops in policy order:
 
@@ -122,12 +122,21 @@ def diff_augment(x: Tensor, policy: str, generator: torch.Generator | None = Non
     Every op is a per-sample random affine map or mask of `x`, so gradients flow back to `x`
     (to the generator, for generated batches). Images (B, C, *spatial) with 1-3 spatial axes;
     draws from `generator` (torch's global RNG when None), on the CPU, then moved to x's device.
+
+    `p` < 1: each op reaches each sample with probability p (the others pass it unchanged), as
+    in ADA's augmentation pipeline (Karras et al. 2020b, sec. 2.3), whose p is adapted during
+    training (`genmed.models.gan`); p = 1 is plain DiffAugment.
     """
     ops = check_diffaug_policy(policy)
     if ops and x.ndim < 3:
         raise UserError("diffaug augments images (B, C, H, W[, D]); vector data takes diffaug=''")
+    if not 0.0 <= p <= 1.0:
+        raise UserError(f"diffaug probability p={p} must be in [0, 1]")
     for op in ops:
-        x = _DIFFAUG[op](x, generator)
+        if p >= 1.0:
+            x = _DIFFAUG[op](x, generator)
+        elif p > 0.0:
+            x = torch.where(_uniform(x, generator) < p, _DIFFAUG[op](x, generator), x)
     return x
 
 

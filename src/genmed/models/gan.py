@@ -95,6 +95,12 @@ class GANConfig(ModelConfig):
     pack: int = 1  # PacGAN degree: samples per discriminator decision (1: a plain GAN)
     mbstd_group: int | None = None  # minibatch-std feature in D over groups of this size (0: off)
     diffaug: str | None = None  # DiffAugment policy for D's inputs, e.g. "color,translation,cutout"
+    # ADA (Karras et al. 2020b, sec. 3): > 0 applies each DiffAugment op with probability p,
+    # raised or lowered every `ada_interval` D steps so that E[sign D(real)] stays at this
+    # target (the paper's 0.6); 0: p = 1 throughout (plain DiffAugment)
+    ada_target: float = 0.0
+    ada_images: int = 20_000  # real images over which p can travel from 0 to 1 (the paper: 500k)
+    ada_interval: int = 4  # D steps between updates of p
     residual_mlp: bool = False  # vector data: residual MLPs (`nets.ResidualMLP`) for G and D
     # draws that re-estimate G's BatchNorm statistics before sampling (0: off, the running
     # statistics; on the 64-px phantom standing statistics lowered precision and recall:
@@ -113,9 +119,15 @@ class GANConfig(ModelConfig):
         check_positive("r1_gamma", self.r1_gamma, allow_zero=True)
         check_positive("mbstd_group", self.mbstd_group, allow_zero=True)
         check_positive("standing_stats", self.standing_stats, allow_zero=True)
+        check_positive("ada_images", self.ada_images)
+        check_positive("ada_interval", self.ada_interval)
+        if not 0.0 <= self.ada_target < 1.0:
+            raise UserError(f"ada_target={self.ada_target} must be in [0, 1) (0: off; the paper's 0.6)")
         object.__setattr__(self, "diffaug", ",".join(check_diffaug_policy(self.diffaug)))
         if self.diffaug and self.data_kind == "vector":
             raise UserError(f"diffaug={self.diffaug!r} augments images; vector data take diffaug=''")
+        if self.ada_target and not self.diffaug:
+            raise UserError(f"ada_target={self.ada_target} adapts the DiffAugment policy; set diffaug too")
         if self.residual_mlp and self.data_kind != "vector":
             raise UserError("residual_mlp=True is for vector data; images take variant='resnet_r1'")
         if self.pack > 1 and self.num_classes:
@@ -159,6 +171,9 @@ class GANModel(GenerativeModel):
                                                     cfg.size, cfg.base_channels, cfg.num_classes,
                                                     spectral, cfg.mbstd_group)
         self._standing_key: list[float] | None = None  # G's weights the statistics were taken at
+        if cfg.ada_target:  # ADA state, saved with the weights (runs without ADA keep their keys)
+            self.register_buffer("ada_p", torch.tensor(0.0))  # ADA starts without augmentation
+            self.register_buffer("ada_signs", torch.zeros(3))  # since the last update: sum of sign D(real), decisions, calls
 
     def phases(self) -> tuple[str, ...]:
         return ("discriminator", "generator")
@@ -186,8 +201,28 @@ class GANModel(GenerativeModel):
 
     def augment(self, x: Tensor) -> Tensor:
         """D's view of a batch: DiffAugment with policy `diffaug` (identity for ""), the same
-        policy for real and generated batches, differentiable (Zhao et al. 2020, eq. 3-4)."""
-        return diff_augment(x, self.config.diffaug) if self.config.diffaug else x
+        policy for real and generated batches, differentiable (Zhao et al. 2020, eq. 3-4); with
+        ADA (`ada_target` > 0) each op reaches a sample with the adapted probability `ada_p`."""
+        if not self.config.diffaug:
+            return x
+        if self.config.ada_target:
+            return diff_augment(x, self.config.diffaug, p=float(self.ada_p))
+        return diff_augment(x, self.config.diffaug)
+
+    @torch.no_grad()
+    def ada_update(self, d_real: Tensor) -> None:
+        """ADA's overfitting heuristic (Karras et al. 2020b, eq. 1 and sec. 3): gather sign
+        D(x) over real decisions; every `ada_interval` calls move p by (images seen since) /
+        `ada_images`, up when r_t = E[sign D(real)] exceeds `ada_target` (D too sure of the
+        reals: augment more), down otherwise; p stays in [0, 1]."""
+        cfg = self.config
+        self.ada_signs += torch.tensor([d_real.sign().sum().item(), d_real.numel(), 1.0]).to(self.ada_signs)
+        if int(self.ada_signs[2]) < cfg.ada_interval:
+            return
+        r_t = self.ada_signs[0] / self.ada_signs[1]
+        step = torch.sign(r_t - cfg.ada_target) * self.ada_signs[1] * cfg.pack / cfg.ada_images
+        self.ada_p.copy_((self.ada_p + step).clamp(0.0, 1.0))
+        self.ada_signs.zero_()
 
     def r1_weight(self, batch: Batch) -> float:
         """Weight of |grad_x D(x)|^2 in this step's D loss: gamma/2 every step (r1_every=1, or
@@ -232,6 +267,9 @@ class GANModel(GenerativeModel):
         else:  # BCE with real label 1, fake label 0 (the logistic loss)
             loss = F.softplus(-d_real) + F.softplus(d_fake)
         out = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+        if self.config.ada_target and self.training:
+            self.ada_update(d_real.detach())
+            out["ada_p"] = self.ada_p.detach().clone()
         if weight > 0:  # autograd.grad, not backward: the engine still does the one backward
             (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
             r1 = self.packed(grad).pow(2).flatten(1).sum(1)  # per decision: its images' sum
