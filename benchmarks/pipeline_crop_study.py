@@ -95,6 +95,8 @@ def main() -> None:
     ap.add_argument("--gan-variant", default="", help="with --train gan: this variant instead of resnet_r1")
     ap.add_argument("--gan-diffaug", default=None,
                     help="with --train gan: this DiffAugment policy (e.g. 'translation,cutout'; '' none)")
+    ap.add_argument("--gan-ada", type=float, default=None,
+                    help="with --train gan: ADA's target for E[sign D(real)] (e.g. 0.6; 0 off)")
     ap.add_argument("--families", default=",".join(CropStudyConfig.families))
     ap.add_argument("--ratios", default=",".join(map(str, CropStudyConfig.ratios)))
     ap.add_argument("--baselines", default=",".join(CropStudyConfig.baselines),
@@ -118,6 +120,8 @@ def main() -> None:
             options["gan"] = {**options["gan"], "variant": args.gan_variant}
         if args.gan_diffaug is not None:
             options["gan"] = {**options["gan"], "diffaug": args.gan_diffaug}
+        if args.gan_ada is not None:
+            options["gan"] = {**options["gan"], "ada_target": args.gan_ada}
         if args.autoencoder:  # its options come with the trained autoencoder
             options["ldm"] = {k: v for k, v in options["ldm"].items() if k != "autoencoder"}
         train_crop_generators(dataclasses.replace(cfg, families=(args.train,)), scarce, args.run, options,
