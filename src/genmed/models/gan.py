@@ -216,7 +216,8 @@ class GANModel(GenerativeModel):
         `ada_images`, up when r_t = E[sign D(real)] exceeds `ada_target` (D too sure of the
         reals: augment more), down otherwise; p stays in [0, 1]."""
         cfg = self.config
-        self.ada_signs += torch.tensor([d_real.sign().sum().item(), d_real.numel(), 1.0]).to(self.ada_signs)
+        one = torch.ones((), device=self.ada_signs.device)
+        self.ada_signs += torch.stack([d_real.sign().sum().to(one), one * d_real.numel(), one])  # no host sync
         if int(self.ada_signs[2]) < cfg.ada_interval:
             return
         r_t = self.ada_signs[0] / self.ada_signs[1]

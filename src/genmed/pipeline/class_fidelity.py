@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from sklearn.metrics import confusion_matrix
 
 from genmed.errors import UserError
 from genmed.pipeline.synthetic import SyntheticSource
@@ -27,15 +28,10 @@ from genmed.pipeline.synthetic import SyntheticSource
 def reader_confusion(label: np.ndarray, proba: np.ndarray) -> np.ndarray:
     """(K, K) row-normalised confusion of a reader's arg-max: entry (c, j) = the share of
     images of class c read as class j; a class without images gets a row of NaN."""
-    label = np.asarray(label)
     k = proba.shape[1]
-    read = np.asarray(proba).argmax(1)
-    out = np.full((k, k), np.nan)
-    for c in range(k):
-        mine = read[label == c]
-        if len(mine):
-            out[c] = np.bincount(mine, minlength=k) / len(mine)
-    return out
+    counts = confusion_matrix(label, np.asarray(proba).argmax(1), labels=np.arange(k)).astype(float)
+    n = counts.sum(1, keepdims=True)
+    return np.divide(counts, n, out=np.full_like(counts, np.nan), where=n > 0)
 
 
 def generated_confusion(source: SyntheticSource, read: Callable[[np.ndarray], np.ndarray],
