@@ -10,11 +10,15 @@ lattice, `genmed.metrics.spectrum`), like-for-like class shares (the extractor's
 samples vs on held-out real slices), the VAE's ELBO in bits/dim on held-out slices and, at merge,
 the high-frequency share of the power spectrum (`high_frequency_share`, a blur measure). Seeds
 are then pooled: mean with a t-interval over seeds for every figure. `--arms vae` re-runs one
-arm into the existing seed parts after its recipe changed.
+arm into the existing seed parts after its recipe changed. `--study NAME` trains the named arms
+afresh into their own parts (runs/bench_families64_NAME) with changed GAN options
+(`--gan-diffaug`, `--gan-ada`), and its merge (results/families_64_NAME.json) judges the GAN
+targets against the other arms of results/families_64.json (same seeds, patients, extractor).
 
     python benchmarks/families_64.py --seeds 0,2,4        # one process per core ...
     python benchmarks/families_64.py --seeds 1,3
     python benchmarks/families_64.py --merge              # -> results/families_64.json, figures
+    python benchmarks/families_64.py --study gan_tc --arms gan --gan-diffaug translation,cutout
 """
 
 from __future__ import annotations
@@ -36,10 +40,11 @@ DIVERSITY = ("recall", "coverage")
 
 
 def run_seed(seed: int, budget: int, n_samples: int, threads: int, arms: tuple[str, ...] = ARMS,
-             tag: str = "") -> dict:
+             tag: str = "", parts: Path = PARTS) -> dict:
     """One comparison at `seed`; its part JSON (metrics.json plus the added figures). With a
     subset of `arms` (a recipe changed after the sweep), those arms are trained again into
-    seed<N>/rerun-<arms><tag> and replace their entries (and samples) in the seed's existing part."""
+    seed<N>/rerun-<arms><tag> and replace their entries (and samples) in the seed's existing part;
+    in a study's own `parts` folder they are that seed's whole part."""
     import torch
 
     from genmed.compare import CompareConfig, compare
@@ -49,8 +54,9 @@ def run_seed(seed: int, budget: int, n_samples: int, threads: int, arms: tuple[s
     from genmed.metrics.spectrum import periodic_artefact_score
 
     torch.set_num_threads(threads)
-    folder = PARTS / f"seed{seed}"
-    out = folder if arms == ARMS else folder / f"rerun-{'-'.join(arms)}{tag}"
+    folder = parts / f"seed{seed}"
+    fresh = arms == ARMS or parts != PARTS
+    out = folder if fresh else folder / f"rerun-{'-'.join(arms)}{tag}"
     cfg = CompareConfig(families=arms, size=64, budget_images=budget, n_samples=n_samples,
                         study=(), seed=seed, out=str(out))
     result = compare(cfg, progress=lambda m: print(f"[seed {seed}] {m}", flush=True))
@@ -93,36 +99,37 @@ def run_seed(seed: int, budget: int, n_samples: int, threads: int, arms: tuple[s
     return result
 
 
-def _add_sharpness(part: dict) -> None:
+def _add_sharpness(part: dict, parts: Path) -> None:
     """The high-frequency share of every arm's samples and of the held-out real slices."""
     from genmed.compare import CompareConfig
     from genmed.compare.runner import load_splits
     from genmed.metrics.spectrum import high_frequency_share
 
-    folder = PARTS / f"seed{part['config']['seed']}"
+    folder = parts / f"seed{part['config']['seed']}"
     _, real, _ = load_splits(CompareConfig(size=64, seed=part["config"]["seed"], out=str(folder)))
     part["extra"]["real"]["hf_share"] = high_frequency_share(real)
     with np.load(folder / "samples.npz") as samples:
-        for arm in ARMS:
+        for arm in part["families"]:
             part["extra"][arm]["hf_share"] = high_frequency_share(samples[arm])
 
 
-def merge() -> dict:
-    """Pool the seeds: every figure as mean and 95% t-interval over seeds, plus the targets."""
+def merge(folder: Path = PARTS, others: dict | None = None) -> dict:
+    """Pool the seeds: every figure as mean and 95% t-interval over seeds, plus the targets
+    (arms missing from a study's parts are taken from `others`, a merged result)."""
     from genmed.metrics.stats import mean_ci
 
-    parts = [json.loads(p.read_text()) for p in sorted(PARTS.glob("seed*/part.json"))]
+    parts = [json.loads(p.read_text()) for p in sorted(folder.glob("seed*/part.json"))]
     if not parts:
-        raise SystemExit(f"no parts in {PARTS}")
+        raise SystemExit(f"no parts in {folder}")
     for part in parts:
-        _add_sharpness(part)
+        _add_sharpness(part, folder)
 
     def pooled(values: list[float]) -> dict:
         e = mean_ci(values)
         return {"mean": e.value, "low": e.low, "high": e.high, "per_seed": values}
 
     arms: dict[str, dict] = {}
-    for arm in ARMS:
+    for arm in parts[0]["families"]:
         fam = [p["families"][arm] for p in parts]
         ext = [p["extra"][arm] for p in parts]
         row = {k: pooled([f["quality"][k]["value"] for f in fam]) for k in QUALITY}
@@ -141,12 +148,13 @@ def merge() -> dict:
         arms[arm] = row
     real = {"artefact_score": pooled([p["extra"]["real"]["artefact_score"] for p in parts]),
             "hf_share": pooled([p["extra"]["real"]["hf_share"] for p in parts]),
-            "intra_ms_ssim": pooled([p["families"]["diffusion"]["diversity"]["intra_ms_ssim_real"]["ms_ssim"]
-                                     for p in parts]),
+            "intra_ms_ssim": pooled([next(iter(p["families"].values()))["diversity"]["intra_ms_ssim_real"]
+                                     ["ms_ssim"] for p in parts]),
             "class_share_classifier": np.mean([p["extra"]["real"]["class_share_classifier"]
                                                for p in parts], 0).tolist()}
     first = parts[0]
-    return {"arms": arms, "real": real, "targets": targets(arms, real),
+    judged = {**(others or {}).get("arms", {}), **arms}
+    return {"arms": arms, "real": real, "targets": targets(judged, real),
             "seeds": [p["config"]["seed"] for p in parts], "budget": first["budget"],
             "data": first["data"], "extractor": first["extractor"], "machine": first["machine"],
             "seconds_per_seed": [p["seconds"] for p in parts],
@@ -268,11 +276,21 @@ def main() -> None:
     ap.add_argument("--arms", default="", help="re-run only these arms into existing parts")
     ap.add_argument("--rerun-tag", default="", help="suffix of the re-run folders (a second re-run)")
     ap.add_argument("--merge", action="store_true", help="pool the seed parts into the result")
+    ap.add_argument("--study", default="", help="a named variant study with its own parts and result")
+    ap.add_argument("--gan-diffaug", default=None, help='the "gan" arm\'s DiffAugment policy ("" off)')
+    ap.add_argument("--gan-ada", type=float, default=None, help='the "gan" arm\'s ADA target (0 off)')
     args = ap.parse_args()
+    if args.study and not args.study.replace("_", "").isalnum():
+        raise SystemExit(f"--study {args.study!r}: letters, digits and _ only")
+    parts = PARTS.with_name(f"{PARTS.name}_{args.study}") if args.study else PARTS
     if args.merge:
-        result = merge()
-        write_json(ROOT / "benchmarks" / "results" / "families_64.json", result)
-        figures(result)
+        name = f"families_64_{args.study}.json" if args.study else "families_64.json"
+        others = json.loads((ROOT / "benchmarks" / "results" / "families_64.json").read_text()) \
+            if args.study else None
+        result = merge(parts, others)
+        write_json(ROOT / "benchmarks" / "results" / name, result)
+        if not args.study:
+            figures(result)
         for arm, row in result["arms"].items():
             print(f"{arm}: FID {row['fid']['mean']:.2f} precision {row['precision']['mean']:.2f} "
                   f"recall {row['recall']['mean']:.2f} coverage {row['coverage']['mean']:.2f} "
@@ -281,8 +299,16 @@ def main() -> None:
         print(markdown(result))
         return
     arms = tuple(a for a in args.arms.split(",") if a) or ARMS
+    if (args.gan_diffaug is not None or args.gan_ada is not None) and not args.study:
+        raise SystemExit("--gan-diffaug/--gan-ada change the recipe: name the --study they belong to")
+    from genmed.compare.config import NETWORKS
+
+    if args.gan_diffaug is not None:
+        NETWORKS["gan"] = {**NETWORKS["gan"], "diffaug": args.gan_diffaug}
+    if args.gan_ada is not None:
+        NETWORKS["gan"] = {**NETWORKS["gan"], "ada_target": args.gan_ada}
     for seed in (int(s) for s in args.seeds.split(",")):
-        run_seed(seed, args.budget_images, args.n_samples, args.threads, arms, args.rerun_tag)
+        run_seed(seed, args.budget_images, args.n_samples, args.threads, arms, args.rerun_tag, parts)
 
 
 if __name__ == "__main__":
