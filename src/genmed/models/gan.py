@@ -19,7 +19,8 @@ al. 2018, eq. 9), DiffAugment (`diffaug`), and packing (PacGAN, Lin et al. 2018)
 or all generated, which penalises a generator whose samples look alike and so counters mode
 collapse; or a minibatch standard-deviation feature in D (`mbstd_group`, Karras et al. 2018)
 with the same aim. Class-conditional: label embedding concatenated to z (DCGAN nets) or
-class-conditional BatchNorm (residual G), projection in D (Miyato & Koyama 2018). Phases:
+class-conditional BatchNorm fed by a shared class embedding that is also concatenated to z
+(residual G, `class_embedding`; Brock et al. 2019), projection in D (Miyato & Koyama 2018). Phases:
 "discriminator" then "generator", disjoint parameters. The engine's weight EMA covers the
 whole model, so `sample` after `load_run(ema=True)` uses the averaged generator (Karras et al.
 2018; Yazici et al. 2019).
@@ -27,9 +28,9 @@ whole model, so `sample` after `load_run(ema=True)` uses the averaged generator 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +63,7 @@ from genmed.models.nets import (
 GANVariant = Literal["dcgan", "hinge_sn", "resnet_r1"]
 GAN_VARIANTS = ("dcgan", "hinge_sn", "resnet_r1")
 FULL_DIFFAUG = "color,translation,cutout"  # Zhao et al. 2020, sec. 4: the policy for small data
+CLASS_EMBEDDING = 64  # "resnet_r1" images: shared class-embedding size (BigGAN: 128 for 1,000 classes)
 
 
 def variant_defaults(variant: str, data_kind: str, size: int) -> dict[str, Any]:
@@ -69,13 +71,14 @@ def variant_defaults(variant: str, data_kind: str, size: int) -> dict[str, Any]:
     (no R1, no minibatch std, no DiffAugment); "resnet_r1" takes StyleGAN2-ADA's "auto" config
     (Karras et al. 2020b, train.py: R1 gamma = 0.0002 * size**2 / batch with the batch
     min(4096 // size, 32) of one GPU, minibatch-std group 4, lazy R1 every 16 steps) and
-    DiffAugment's full policy for images; vector data (2-D mixtures): gamma 0.1, no DiffAugment."""
+    DiffAugment's full policy for images, and a shared class embedding of `CLASS_EMBEDDING`
+    (Brock et al. 2019); vector data (2-D mixtures): gamma 0.1, no DiffAugment."""
     if variant != "resnet_r1":
-        return dict(r1_gamma=0.0, r1_every=1, mbstd_group=0, diffaug="")
+        return dict(r1_gamma=0.0, r1_every=1, mbstd_group=0, diffaug="", class_embedding=0)
     if data_kind == "vector":
-        return dict(r1_gamma=0.1, r1_every=16, mbstd_group=4, diffaug="")
+        return dict(r1_gamma=0.1, r1_every=16, mbstd_group=4, diffaug="", class_embedding=0)
     return dict(r1_gamma=0.0002 * size ** 2 / min(4096 // size, 32), r1_every=16, mbstd_group=4,
-                diffaug=FULL_DIFFAUG)
+                diffaug=FULL_DIFFAUG, class_embedding=CLASS_EMBEDDING)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +104,11 @@ class GANConfig(ModelConfig):
     ada_target: float = 0.0
     ada_images: int = 20_000  # real images over which p can travel from 0 to 1 (the paper: 500k)
     ada_interval: int = 4  # D steps between updates of p
+    # "resnet_r1" images with classes: size of the shared class embedding that is concatenated
+    # with z and mapped to every BatchNorm's gain and bias (BigGAN); 0: one gain/bias table row
+    # per class, whose rows barely part in short runs (the generator then ignores its label)
+    class_embedding: int | None = None
+    saved_defaults: ClassVar[Mapping[str, Any]] = {"class_embedding": 0}  # runs from before the field
     residual_mlp: bool = False  # vector data: residual MLPs (`nets.ResidualMLP`) for G and D
     # draws that re-estimate G's BatchNorm statistics before sampling (0: off, the running
     # statistics; on the 64-px phantom standing statistics lowered precision and recall:
@@ -119,6 +127,7 @@ class GANConfig(ModelConfig):
         check_positive("r1_gamma", self.r1_gamma, allow_zero=True)
         check_positive("mbstd_group", self.mbstd_group, allow_zero=True)
         check_positive("standing_stats", self.standing_stats, allow_zero=True)
+        check_positive("class_embedding", self.class_embedding, allow_zero=True)
         check_positive("ada_images", self.ada_images)
         check_positive("ada_interval", self.ada_interval)
         if not 0.0 <= self.ada_target < 1.0:
@@ -128,6 +137,9 @@ class GANConfig(ModelConfig):
             raise UserError(f"diffaug={self.diffaug!r} augments images; vector data take diffaug=''")
         if self.ada_target and not self.diffaug:
             raise UserError(f"ada_target={self.ada_target} adapts the DiffAugment policy; set diffaug too")
+        if self.class_embedding and (self.variant != "resnet_r1" or self.data_kind != "image"):
+            raise UserError(f"class_embedding={self.class_embedding} belongs to the residual image "
+                            "generator (variant='resnet_r1'); other nets take 0")
         if self.residual_mlp and self.data_kind != "vector":
             raise UserError("residual_mlp=True is for vector data; images take variant='resnet_r1'")
         if self.pack > 1 and self.num_classes:
@@ -154,7 +166,7 @@ class GANModel(GenerativeModel):
         if cfg.data_kind == "image" and cfg.variant == "resnet_r1":
             self.generator: nn.Module = ResidualGenerator(
                 cfg.spatial_dims, cfg.in_channels, cfg.size, cfg.latent_dim, cfg.base_channels,
-                cfg.max_channels, cfg.num_classes)
+                cfg.max_channels, cfg.num_classes, cfg.class_embedding)
             self.discriminator: nn.Module = ResidualDiscriminator(
                 cfg.spatial_dims, cfg.in_channels * cfg.pack, cfg.size, cfg.base_channels,
                 cfg.max_channels, cfg.num_classes, cfg.mbstd_group)
