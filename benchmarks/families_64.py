@@ -210,6 +210,24 @@ def figures(result: dict, n: int = 6) -> None:
     save_figure(precision_recall_figure(result), ROOT / "docs" / "img" / "families64_precision_recall.png")
 
 
+def study_figure(result: dict, folder: Path, study: str, n: int = 6) -> None:
+    """docs/img/families64_<study>_samples.png: the first `n` samples of the study's arms,
+    one column per seed and arm, in HU, abdomen window."""
+    from genmed.apps.common import hu_columns_figure
+    from genmed.data.transforms import unit_to_hu
+    from genmed.fileio import save_figure
+
+    cols = {}
+    for seed in result["seeds"]:
+        with np.load(folder / f"seed{seed}" / "samples.npz") as samples:
+            for arm in result["arms"]:
+                cols[f"{LABELS[arm]}, seed {seed}"] = unit_to_hu(samples[arm][:n, 0].astype(np.float32))
+    fig = hu_columns_figure(cols, n=n, panel_in=1.6, row_labels=[f"#{i + 1}" for i in range(n)],
+                            title=f"64 px phantom, study {study}, GAN options "
+                                  + ", ".join(f"{k} {v}" for k, v in result["arms"]["gan"]["options"].items()))
+    save_figure(fig, ROOT / "docs" / "img" / f"families64_{study}_samples.png")
+
+
 def precision_recall_figure(result: dict):
     """Precision vs recall of every arm: mean over seeds with its 95% t-interval."""
     import matplotlib
@@ -289,7 +307,9 @@ def main() -> None:
             if args.study else None
         result = merge(parts, others)
         write_json(ROOT / "benchmarks" / "results" / name, result)
-        if not args.study:
+        if args.study:
+            study_figure(result, parts, args.study)
+        else:
             figures(result)
         for arm, row in result["arms"].items():
             print(f"{arm}: FID {row['fid']['mean']:.2f} precision {row['precision']['mean']:.2f} "
