@@ -4,10 +4,11 @@ Generator: BigGAN / SNGAN residual up-blocks (Brock et al. 2019, Fig. 15a; Miyat
 appendix B.4) with class-conditional BatchNorm (de Vries et al. 2017; Miyato & Koyama 2018,
 sec. 4). Its gain and bias come either from one table row per class (`embed_dim` 0), or, as
 in BigGAN (sec. 4 and appendix B: "shared embedding"), from linear maps of one class embedding
-that is also concatenated with z at the input. Table rows start equal for every class and Adam
-moves each element by at most about lr per step, so in a few hundred steps the classes barely
-part: on 64-px kidney crops after 600 steps the rows differed by 0.4% and the generator drew the
-same crop for every label (docs/pipeline.md). Discriminator: residual down-blocks (same papers,
+that is also concatenated with z at the input. Table rows start equal for every class, so the
+label does nothing until training parts them, and a class's row learns only from that class's
+samples: on 64-px kidney crops after 600 steps the rows differed by 0.4% and the generator drew
+the same crop for every label (docs/pipeline.md). Random embeddings give the label an effect
+from the first step, and every class trains the same maps. Discriminator: residual down-blocks (same papers,
 Fig. 15b), a StyleGAN2-style epilogue at the lowest resolution (minibatch-std channel, 3x3 conv:
 Karras et al. 2020, "Analyzing and improving the image quality of StyleGAN", appendix), global
 sum pooling and a projection head for labels (Miyato & Koyama 2018, eq. 3). Widths double from
