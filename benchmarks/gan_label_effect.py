@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=64, help="latents per run")
     ap.add_argument("--show", type=int, default=6, help="latents in the figure")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--what", default="64-px kidney crops, 1.41 mm/px", help="the images, for the title")
     args = ap.parse_args()
     names = args.names.split(",")
     if len(names) != len(args.runs):
@@ -80,7 +81,7 @@ def main() -> None:
     write_json(ROOT / "benchmarks" / "results" / "gan_label_effect.json",
                {"runs": result, "n_latents": args.n, "seed": args.seed})
     fig = hu_columns_figure(cols, n=args.show, row_labels=[f"z{i + 1}" for i in range(args.show)],
-                            title="same latent in each row, one column per requested class")
+                            title=f"{args.what}: the same latent in each row, one column per requested class")
     save_figure(fig, ROOT / "docs" / "img" / "gan_label_effect.png")
 
 
