@@ -63,7 +63,6 @@ from genmed.models.nets import (
 GANVariant = Literal["dcgan", "hinge_sn", "resnet_r1"]
 GAN_VARIANTS = ("dcgan", "hinge_sn", "resnet_r1")
 FULL_DIFFAUG = "color,translation,cutout"  # Zhao et al. 2020, sec. 4: the policy for small data
-CLASS_EMBEDDING = 64  # "resnet_r1" images: shared class-embedding size (BigGAN: 128 for 1,000 classes)
 
 
 def variant_defaults(variant: str, data_kind: str, size: int) -> dict[str, Any]:
@@ -71,14 +70,13 @@ def variant_defaults(variant: str, data_kind: str, size: int) -> dict[str, Any]:
     (no R1, no minibatch std, no DiffAugment); "resnet_r1" takes StyleGAN2-ADA's "auto" config
     (Karras et al. 2020b, train.py: R1 gamma = 0.0002 * size**2 / batch with the batch
     min(4096 // size, 32) of one GPU, minibatch-std group 4, lazy R1 every 16 steps) and
-    DiffAugment's full policy for images, and a shared class embedding of `CLASS_EMBEDDING`
-    (Brock et al. 2019); vector data (2-D mixtures): gamma 0.1, no DiffAugment."""
+    DiffAugment's full policy for images; vector data (2-D mixtures): gamma 0.1, no DiffAugment."""
     if variant != "resnet_r1":
         return dict(r1_gamma=0.0, r1_every=1, mbstd_group=0, diffaug="", class_embedding=0)
     if data_kind == "vector":
         return dict(r1_gamma=0.1, r1_every=16, mbstd_group=4, diffaug="", class_embedding=0)
     return dict(r1_gamma=0.0002 * size ** 2 / min(4096 // size, 32), r1_every=16, mbstd_group=4,
-                diffaug=FULL_DIFFAUG, class_embedding=CLASS_EMBEDDING)
+                diffaug=FULL_DIFFAUG, class_embedding=0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,7 +104,9 @@ class GANConfig(ModelConfig):
     ada_interval: int = 4  # D steps between updates of p
     # "resnet_r1" images with classes: size of the shared class embedding that is concatenated
     # with z and mapped to every BatchNorm's gain and bias (BigGAN); 0: one gain/bias table row
-    # per class, whose rows barely part in short runs (the generator then ignores its label)
+    # per class, whose rows barely part in short runs (the generator then ignores its label).
+    # Off by default: on the crops, 64 made the label dominate and each class collapse to one
+    # look (docs/pipeline.md, "The crop GAN's label")
     class_embedding: int | None = None
     saved_defaults: ClassVar[Mapping[str, Any]] = {"class_embedding": 0}  # runs from before the field
     residual_mlp: bool = False  # vector data: residual MLPs (`nets.ResidualMLP`) for G and D
