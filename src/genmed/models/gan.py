@@ -19,8 +19,8 @@ al. 2018, eq. 9), DiffAugment (`diffaug`), and packing (PacGAN, Lin et al. 2018)
 or all generated, which penalises a generator whose samples look alike and so counters mode
 collapse; or a minibatch standard-deviation feature in D (`mbstd_group`, Karras et al. 2018)
 with the same aim. Class-conditional: label embedding concatenated to z (DCGAN nets) or
-class-conditional BatchNorm fed by a shared class embedding that is also concatenated to z
-(residual G, `class_embedding`; Brock et al. 2019), projection in D (Miyato & Koyama 2018). Phases:
+class-conditional BatchNorm (residual G: per-class rows, or with `class_embedding` a shared
+class embedding also concatenated to z, Brock et al. 2019), projection in D (Miyato & Koyama 2018). Phases:
 "discriminator" then "generator", disjoint parameters. The engine's weight EMA covers the
 whole model, so `sample` after `load_run(ema=True)` uses the averaged generator (Karras et al.
 2018; Yazici et al. 2019).
@@ -28,9 +28,9 @@ whole model, so `sample` after `load_run(ema=True)` uses the averaged generator 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -72,11 +72,11 @@ def variant_defaults(variant: str, data_kind: str, size: int) -> dict[str, Any]:
     min(4096 // size, 32) of one GPU, minibatch-std group 4, lazy R1 every 16 steps) and
     DiffAugment's full policy for images; vector data (2-D mixtures): gamma 0.1, no DiffAugment."""
     if variant != "resnet_r1":
-        return dict(r1_gamma=0.0, r1_every=1, mbstd_group=0, diffaug="", class_embedding=0)
+        return dict(r1_gamma=0.0, r1_every=1, mbstd_group=0, diffaug="")
     if data_kind == "vector":
-        return dict(r1_gamma=0.1, r1_every=16, mbstd_group=4, diffaug="", class_embedding=0)
+        return dict(r1_gamma=0.1, r1_every=16, mbstd_group=4, diffaug="")
     return dict(r1_gamma=0.0002 * size ** 2 / min(4096 // size, 32), r1_every=16, mbstd_group=4,
-                diffaug=FULL_DIFFAUG, class_embedding=0)
+                diffaug=FULL_DIFFAUG)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,8 +107,7 @@ class GANConfig(ModelConfig):
     # per class, whose rows barely part in short runs (the generator then ignores its label).
     # Off by default: on the crops, 64 made the label dominate and each class collapse to one
     # look (docs/pipeline.md, "The crop GAN's label")
-    class_embedding: int | None = None
-    saved_defaults: ClassVar[Mapping[str, Any]] = {"class_embedding": 0}  # runs from before the field
+    class_embedding: int = 0
     residual_mlp: bool = False  # vector data: residual MLPs (`nets.ResidualMLP`) for G and D
     # draws that re-estimate G's BatchNorm statistics before sampling (0: off, the running
     # statistics; on the 64-px phantom standing statistics lowered precision and recall:
