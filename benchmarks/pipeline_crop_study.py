@@ -97,6 +97,8 @@ def main() -> None:
                     help="with --train gan: this DiffAugment policy (e.g. 'translation,cutout'; '' none)")
     ap.add_argument("--gan-ada", type=float, default=None,
                     help="with --train gan: ADA's target for E[sign D(real)] (e.g. 0.6; 0 off)")
+    ap.add_argument("--gan-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="with --train gan: one more GAN option (YAML value), e.g. class_ramp=[150,450]")
     ap.add_argument("--families", default=",".join(CropStudyConfig.families))
     ap.add_argument("--ratios", default=",".join(map(str, CropStudyConfig.ratios)))
     ap.add_argument("--baselines", default=",".join(CropStudyConfig.baselines),
@@ -122,6 +124,9 @@ def main() -> None:
             options["gan"] = {**options["gan"], "diffaug": args.gan_diffaug}
         if args.gan_ada is not None:
             options["gan"] = {**options["gan"], "ada_target": args.gan_ada}
+        for item in args.gan_set:
+            key, _, value = item.partition("=")
+            options["gan"] = {**options["gan"], key: yaml.safe_load(value)}
         if args.autoencoder:  # its options come with the trained autoencoder
             options["ldm"] = {k: v for k, v in options["ldm"].items() if k != "autoencoder"}
         train_crop_generators(dataclasses.replace(cfg, families=(args.train,)), scarce, args.run, options,

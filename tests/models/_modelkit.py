@@ -1,4 +1,5 @@
-"""Helpers for model tests: a phantom-like image set, a distance, a minimal training loop."""
+"""Helpers for model tests: a phantom-like image set, a distance, a minimal training loop, and
+a class-conditional toy whose classes differ by a local "lesion"."""
 
 from __future__ import annotations
 
@@ -51,3 +52,40 @@ def train(model: GenerativeModel, data: torch.Tensor, steps: int, *, labels: tor
             model(batch, phase)["loss"].mean().backward()
             opts[phase].step()
     return model
+
+
+LESION = (..., slice(6, 10), slice(3, 7))  # a 4 x 4 px patch of 16-px images that only class 1 has bright
+
+
+def label_patch_effect(model: GenerativeModel, region=LESION) -> float:
+    """Mean over 128 latents of G(z, 1) - G(z, 0) inside `region`, in [-1, 1] units (a GAN with
+    a 16-d latent)."""
+    z = torch.randn(128, 16, generator=torch.Generator().manual_seed(1))
+    model.eval()
+    with torch.no_grad():
+        a, b = (model.generate(z, torch.full((128,), c))[region].mean() for c in (0, 1))
+    model.train()
+    return float(b - a)
+
+
+def train_class_toy(model: GenerativeModel, seed: int, steps: int = 100) -> tuple[float, float]:
+    """(learned label effect in the patch, the data's) after `steps` steps of a 2-class GAN
+    (Adam 2e-3, betas (0, 0.99), batch 16, `batch["step"]` given) on 16-px ellipse phantoms,
+    25% of them class 1 with the `LESION` patch at +1. The model is built under
+    torch.manual_seed(seed) by the caller."""
+    base = ellipse_images(256, 16)
+    labels = (torch.arange(256) % 4 == 0).long()
+    lesion = base.clone()
+    lesion[LESION] = 1.0
+    data = torch.where(labels.view(-1, 1, 1, 1).bool(), lesion, base)
+    opts = {p: torch.optim.Adam(model.phase_parameters(p), lr=2e-3, betas=(0.0, 0.99)) for p in model.phases()}
+    g = torch.Generator().manual_seed(0)
+    for step in range(steps):
+        idx = torch.randint(0, 256, (16,), generator=g)
+        batch = {"image": data[idx], "label": labels[idx], "step": torch.tensor(step)}
+        for phase in model.phases():
+            model.zero_grad(set_to_none=True)
+            model(batch, phase)["loss"].mean().backward()
+            opts[phase].step()
+    real = float(data[labels == 1][LESION].mean() - data[labels == 0][LESION].mean())
+    return label_patch_effect(model), real

@@ -10,7 +10,7 @@ import torch
 from genmed.errors import UserError
 from genmed.models import build_model
 
-LESION = (..., slice(6, 10), slice(3, 7))  # a 4 x 4 px patch that only class 1 has bright
+from _modelkit import label_patch_effect, train_class_toy
 
 
 def _gan(**kw):
@@ -18,20 +18,10 @@ def _gan(**kw):
                                         latent_dim=16, num_classes=2, class_embedding=64), **kw})
 
 
-def _label_effect(model, region=LESION) -> float:
-    """Mean over 128 latents of G(z, 1) - G(z, 0) inside `region`, in [-1, 1] units."""
-    z = torch.randn(128, 16, generator=torch.Generator().manual_seed(1))
-    model.eval()
-    with torch.no_grad():
-        a, b = (model.generate(z, torch.full((128,), c))[region].mean() for c in (0, 1))
-    model.train()
-    return float(b - a)
-
-
 def test_the_label_moves_an_untrained_generator_only_through_the_shared_embedding() -> None:
     torch.manual_seed(0)
     tables = _gan(class_embedding=0)
-    assert _label_effect(tables, region=...) == 0.0  # equal rows: the label changes nothing
+    assert label_patch_effect(tables, region=...) == 0.0  # equal rows: the label changes nothing
     torch.manual_seed(0)
     shared = _gan()
     assert build_model("gan", variant="resnet_r1", size=16, num_classes=2).config.class_embedding == 0  # off by default
@@ -43,29 +33,9 @@ def test_the_label_moves_an_untrained_generator_only_through_the_shared_embeddin
     assert _gan(num_classes=0).generator.embed is None  # unconditional: no embedding
 
 
-def _train(class_embedding: int, seed: int, steps: int = 100) -> tuple[float, float]:
-    """(learned label effect in the patch, the data's) after `steps` steps on 16-px ellipse
-    phantoms, 25% of them class 1 with the patch at +1 (a "lesion" at a fixed place)."""
-    from _modelkit import ellipse_images
-
+def _train(class_embedding: int, seed: int) -> tuple[float, float]:
     torch.manual_seed(seed)
-    base = ellipse_images(256, 16)
-    labels = (torch.arange(256) % 4 == 0).long()
-    lesion = base.clone()
-    lesion[LESION] = 1.0
-    data = torch.where(labels.view(-1, 1, 1, 1).bool(), lesion, base)
-    model = _gan(class_embedding=class_embedding)
-    opts = {p: torch.optim.Adam(model.phase_parameters(p), lr=2e-3, betas=(0.0, 0.99)) for p in model.phases()}
-    g = torch.Generator().manual_seed(0)
-    for step in range(steps):
-        idx = torch.randint(0, 256, (16,), generator=g)
-        batch = {"image": data[idx], "label": labels[idx], "step": torch.tensor(step)}
-        for phase in model.phases():
-            model.zero_grad(set_to_none=True)
-            model(batch, phase)["loss"].mean().backward()
-            opts[phase].step()
-    real = float(data[labels == 1][LESION].mean() - data[labels == 0][LESION].mean())
-    return _label_effect(model), real
+    return train_class_toy(_gan(class_embedding=class_embedding), seed)
 
 
 def test_the_shared_embedding_learns_a_local_class_feature_that_tables_miss() -> None:

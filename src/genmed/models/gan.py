@@ -108,6 +108,11 @@ class GANConfig(ModelConfig):
     # Off by default: on the crops, 64 made the label dominate and each class collapse to one
     # look (docs/pipeline.md, "The crop GAN's label")
     class_embedding: int = 0
+    # transitional conditioning (Shahbazi et al. 2022, "Collapse by conditioning", sec. 4):
+    # (start, end) optimiser steps over which the label's weight in G (its class embedding)
+    # and in D (the projection term) ramps linearly from 0 to 1, so the GAN first learns the
+    # shared look of all classes unconditionally; (0, 0): the label at full weight throughout
+    class_ramp: tuple[int, int] = (0, 0)
     residual_mlp: bool = False  # vector data: residual MLPs (`nets.ResidualMLP`) for G and D
     # draws that re-estimate G's BatchNorm statistics before sampling (0: off, the running
     # statistics; on the 64-px phantom standing statistics lowered precision and recall:
@@ -139,6 +144,13 @@ class GANConfig(ModelConfig):
         if self.class_embedding and (self.variant != "resnet_r1" or self.data_kind != "image"):
             raise UserError(f"class_embedding={self.class_embedding} belongs to the residual image "
                             "generator (variant='resnet_r1'); other nets take 0")
+        if tuple(self.class_ramp) != (0, 0):
+            start, end = self.class_ramp
+            if not 0 <= start < end:
+                raise UserError(f"class_ramp={tuple(self.class_ramp)} must be (start, end) steps with 0 <= start < end")
+            if not (self.class_embedding and self.num_classes):
+                raise UserError(f"class_ramp={tuple(self.class_ramp)} weighs a shared class embedding; "
+                                "set num_classes and class_embedding > 0")
         if self.residual_mlp and self.data_kind != "vector":
             raise UserError("residual_mlp=True is for vector data; images take variant='resnet_r1'")
         if self.pack > 1 and self.num_classes:
@@ -185,6 +197,9 @@ class GANModel(GenerativeModel):
         if cfg.ada_target:  # ADA state, saved with the weights (runs without ADA keep their keys)
             self.register_buffer("ada_p", torch.tensor(0.0))  # ADA starts without augmentation
             self.register_buffer("ada_signs", torch.zeros(3))  # since the last update: sum of sign D(real), decisions, calls
+        self.ramped = tuple(cfg.class_ramp) != (0, 0)
+        if self.ramped:  # the label's weight now (class_ramp), saved with the weights
+            self.register_buffer("class_weight", torch.tensor(0.0))
 
     def phases(self) -> tuple[str, ...]:
         return ("discriminator", "generator")
@@ -195,7 +210,21 @@ class GANModel(GenerativeModel):
 
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """G(z, y): (B, *sample_shape)."""
+        if self.ramped:
+            return self.generator(z, labels, self.class_weight)
         return self.generator(z, labels)
+
+    def judge(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """D(x, y): logits (B // pack,)."""
+        if self.ramped:
+            return self.discriminator(x, labels, self.class_weight)
+        return self.discriminator(x, labels)
+
+    def ramp_to(self, step: int) -> None:
+        """Set the label's weight for optimiser step `step`: clip((step - start) / (end -
+        start), 0, 1) (`class_ramp`)."""
+        start, end = self.config.class_ramp
+        self.class_weight.fill_(min(max((step - start) / (end - start), 0.0), 1.0))
 
     def packed(self, x: Tensor) -> Tensor:
         """(B, C, ...) or (B, D) -> (B // pack, pack * C, ...): consecutive samples side by side.
@@ -260,11 +289,13 @@ class GANModel(GenerativeModel):
         real = batch["image"]
         b, device = real.shape[0], real.device
         labels = batch_labels(batch, self.config.num_classes, device)
+        if self.ramped and self.training and "step" in batch:
+            self.ramp_to(int(torch.as_tensor(batch["step"]).reshape(-1)[0]))
         z = torch.randn(b, self.config.latent_dim, device=device, dtype=real.dtype)
         hinge = self.config.variant == "hinge_sn"
         if phase == "generator":
             fake = self.augment(self.generate(z, labels))
-            d_fake = self.discriminator(self.packed(fake), labels).float()
+            d_fake = self.judge(self.packed(fake), labels).float()
             loss = -d_fake if hinge else F.softplus(-d_fake)  # non-saturating: -log D(G(z))
             return {"loss": loss, "d_fake": d_fake.mean().detach()}
         with torch.no_grad():
@@ -272,8 +303,8 @@ class GANModel(GenerativeModel):
         weight = self.r1_weight(batch)
         if weight > 0:  # R1 on the real images D is shown, through the augmentation (ADA, sec. 2)
             real = real.detach().requires_grad_(True)
-        d_real = self.discriminator(self.packed(self.augment(real)), labels).float()
-        d_fake = self.discriminator(self.packed(self.augment(fake)), labels).float()
+        d_real = self.judge(self.packed(self.augment(real)), labels).float()
+        d_fake = self.judge(self.packed(self.augment(fake)), labels).float()
         if hinge:
             loss = F.relu(1 - d_real) + F.relu(1 + d_fake)
         else:  # BCE with real label 1, fake label 0 (the logistic loss)
@@ -355,9 +386,9 @@ class GANModel(GenerativeModel):
         cond = check_labels(cond, self.config.num_classes, x.shape[0])
         with evaluating(self.discriminator):
             if not self.config.num_classes:
-                return -self.discriminator(x, None).float()
+                return -self.judge(x, None).float()
             if cond is not None:
-                return -self.discriminator(x, cond.to(x.device)).float()
-            logits = [self.discriminator(x, torch.full((x.shape[0],), c, device=x.device))
+                return -self.judge(x, cond.to(x.device)).float()
+            logits = [self.judge(x, torch.full((x.shape[0],), c, device=x.device))
                       for c in range(self.config.num_classes)]
             return -torch.stack(logits).float().amax(0)

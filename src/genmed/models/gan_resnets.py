@@ -125,12 +125,14 @@ class ResidualGenerator(nn.Module):
         self.bn = ConditionalBatchNorm(spatial_dims, widths[0], num_classes, embed_dim)
         self.out = Conv[Conv.CONV, spatial_dims](widths[0], out_channels, 3, 1, 1)
 
-    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+    def forward(self, z: Tensor, labels: Tensor | None = None, class_weight: Tensor | float = 1.0) -> Tensor:
+        """`class_weight` scales the class embedding (transitional conditioning: 0 makes G
+        unconditional)."""
         cond = labels
         if self.embed is not None:
             if labels is None:
                 raise ValueError("a class-conditional generator needs labels")
-            cond = self.embed(labels)
+            cond = self.embed(labels) * class_weight
             z = torch.cat([z, cond], 1)
         h = self.fc(z).view(z.shape[0], -1, *([self.base] * self.spatial_dims))
         for block in self.blocks:
@@ -156,12 +158,14 @@ class ResidualDiscriminator(nn.Module):
         self.head = nn.Linear(c, 1)
         self.embed = nn.Embedding(num_classes, c) if num_classes else None
 
-    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, labels: Tensor | None = None, class_weight: Tensor | float = 1.0) -> Tensor:
+        """`class_weight` scales the projection term (transitional conditioning: 0 makes D
+        unconditional)."""
         h = F.leaky_relu(self.blocks(x), 0.2)
         if self.mbstd is not None:
             h = self.mbstd(h)
         phi = F.leaky_relu(self.conv(h), 0.2).flatten(2).sum(2)  # (B, C): global sum pooling
         logit = self.head(phi).squeeze(1)
         if self.embed is not None:
-            logit = logit + (self.embed(labels) * phi).sum(1)  # projection (Miyato & Koyama 2018)
+            logit = logit + class_weight * (self.embed(labels) * phi).sum(1)  # projection (Miyato & Koyama 2018)
         return logit
