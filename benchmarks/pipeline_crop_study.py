@@ -15,7 +15,8 @@ table) and docs/img/pipeline_crop_samples.png (real and synthetic malignant crop
 `--gen-steps N` and `--seeds K` change the budget (the JSON records them); `--malignant-crops M`
 sets the scarcity level (8, 16, 32, 64 in docs/pipeline.md; generators are trained per level);
 `--ratios 2,4` keeps only those synthetic ratios, `--baselines ""` runs no baseline arm but
-"real" (the reference of every difference), and `--tag T` writes pipeline_crop_study_T.json and
+"real" (the reference of every difference), `--gan-set KEY=VALUE` (with `--train gan`, repeatable)
+sets one more GAN option, e.g. `--gan-set class_embedding=64 --gan-set "class_ramp=[100,400]"`, and `--tag T` writes pipeline_crop_study_T.json and
 docs/img/pipeline_crop_study_T.png and pipeline_crop_samples_T.png instead.
 """
 

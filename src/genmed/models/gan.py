@@ -20,7 +20,9 @@ or all generated, which penalises a generator whose samples look alike and so co
 collapse; or a minibatch standard-deviation feature in D (`mbstd_group`, Karras et al. 2018)
 with the same aim. Class-conditional: label embedding concatenated to z (DCGAN nets) or
 class-conditional BatchNorm (residual G: per-class rows, or with `class_embedding` a shared
-class embedding also concatenated to z, Brock et al. 2019), projection in D (Miyato & Koyama 2018). Phases:
+class embedding also concatenated to z, Brock et al. 2019), projection in D (Miyato & Koyama 2018);
+with `class_ramp` the label's weight in both ramps in from 0 (transitional conditioning,
+Shahbazi et al. 2022, for class-conditional training on little data). Phases:
 "discriminator" then "generator", disjoint parameters. The engine's weight EMA covers the
 whole model, so `sample` after `load_run(ema=True)` uses the averaged generator (Karras et al.
 2018; Yazici et al. 2019).
