@@ -7,7 +7,7 @@ nothing; about 1: it changes a crop as much as a new latent does). Also recorded
 per-class BatchNorm table rows parted (a run with `class_embedding` 0). The figure puts the
 same latents under each label side by side, in HU, abdomen window.
 
-    python benchmarks/gan_label_effect.py RUN_A RUN_B --names "tables,shared embedding"
+    python benchmarks/gan_label_effect.py RUN_A RUN_B --names "tables,shared embedding" [--tag T]
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=64, help="latents per run")
     ap.add_argument("--show", type=int, default=6, help="latents in the figure")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tag", default="", help="write gan_label_effect_TAG.json and its figure instead")
     ap.add_argument("--what", default="64-px kidney crops, 1.41 mm/px", help="the images, for the title")
     args = ap.parse_args()
     names = args.names.split(",")
@@ -74,15 +75,17 @@ def main() -> None:
             images = np.stack([model.generate(z, torch.full((args.n,), c))[:, 0].numpy()
                                for c in range(len(CLASSES))])
         result[name] = {"run": str(run), "class_embedding": cfg.class_embedding,
+                        "class_ramp": list(cfg.class_ramp),
                         "label_effect": label_effect(images), "table_row_spread": table_spread(model)}
         print(name, result[name], flush=True)
         for c, cls in enumerate(CLASSES):
             cols[f"{name}:\n{cls}"] = unit_to_hu(images[c])
-    write_json(ROOT / "benchmarks" / "results" / "gan_label_effect.json",
+    stem = "gan_label_effect" + (f"_{args.tag}" if args.tag else "")
+    write_json(ROOT / "benchmarks" / "results" / f"{stem}.json",
                {"runs": result, "n_latents": args.n, "seed": args.seed})
     fig = hu_columns_figure(cols, n=args.show, row_labels=[f"z{i + 1}" for i in range(args.show)],
                             title=f"{args.what}: the same latent in each row, one column per requested class")
-    save_figure(fig, ROOT / "docs" / "img" / "gan_label_effect.png")
+    save_figure(fig, ROOT / "docs" / "img" / f"{stem}.png")
 
 
 if __name__ == "__main__":
