@@ -34,6 +34,16 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def trained_steps(run: Path) -> dict[str, int]:
+    """Optimiser steps each generator in RUN/generators was trained for (its engine config), which
+    the classifier step's --gen-steps need not repeat."""
+    import yaml
+
+    gens = run / "generators"
+    return {d.name: yaml.safe_load((d / "config.yaml").read_text())["steps"]
+            for d in sorted(gens.iterdir()) if (d / "config.yaml").is_file()} if gens.is_dir() else {}
+
+
 def samples_figure(run: Path, cfg, n: int = 8, tag: str = "") -> Path:
     """Rows: scarce real malignant training crops, held-out real ones, then each generator's;
     docs/img/pipeline_crop_samples[_TAG].png."""
@@ -68,8 +78,9 @@ def samples_figure(run: Path, cfg, n: int = 8, tag: str = "") -> Path:
         ax.set_xlabel("mm", fontsize=7)
     fig.colorbar(im, ax=axes, shrink=0.5, label="HU (window W400/L40)")
     vae = f"; the VAE on its {cfg.malignant_crops} malignant crops alone" if "vae" in cfg.families else ""
+    steps = "/".join(sorted({str(s) for s in trained_steps(run).values()})) or str(cfg.gen_steps)
     fig.suptitle(f"Malignant kidney crops, {cfg.crop} px at {360.0 / cfg.size:.2f} mm/px "
-                 f"(generators: {cfg.gen_steps} steps on the scarce training set{vae})", fontsize=9)
+                 f"(generators: {steps} steps on the scarce training set{vae})", fontsize=9)
     name = "pipeline_crop_samples" + (f"_{tag}" if tag else "")
     return save_figure(fig, ROOT / "docs" / "img" / f"{name}.png", dpi=130)
 
