@@ -124,6 +124,9 @@ def main() -> None:
                           families=tuple(f for f in args.families.split(",") if f),
                           ratios=tuple(float(r) for r in args.ratios.split(",") if r),
                           baselines=tuple(b for b in args.baselines.split(",") if b))
+    trained = set(trained_steps(args.run).values())
+    if not args.train and len(trained) == 1:  # record what the generators were trained for
+        cfg = dataclasses.replace(cfg, gen_steps=trained.pop())
     if args.figure_only:
         print(samples_figure(args.run, cfg, tag=args.tag))
         return
