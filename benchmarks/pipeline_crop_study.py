@@ -34,13 +34,12 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def trained_steps(run: Path) -> dict[str, int]:
-    """Optimiser steps each generator in RUN/generators was trained for (its engine config), which
-    the classifier step's --gen-steps need not repeat."""
+def generator_configs(run: Path) -> dict[str, dict]:
+    """The engine config of each generator in RUN/generators: what each family really was."""
     import yaml
 
     gens = run / "generators"
-    return {d.name: yaml.safe_load((d / "config.yaml").read_text())["steps"]
+    return {d.name: yaml.safe_load((d / "config.yaml").read_text())
             for d in sorted(gens.iterdir()) if (d / "config.yaml").is_file()} if gens.is_dir() else {}
 
 
@@ -78,7 +77,7 @@ def samples_figure(run: Path, cfg, n: int = 8, tag: str = "") -> Path:
         ax.set_xlabel("mm", fontsize=7)
     fig.colorbar(im, ax=axes, shrink=0.5, label="HU (window W400/L40)")
     vae = f"; the VAE on its {cfg.malignant_crops} malignant crops alone" if "vae" in cfg.families else ""
-    steps = "/".join(sorted({str(s) for s in trained_steps(run).values()})) or str(cfg.gen_steps)
+    steps = "/".join(map(str, sorted({c["steps"] for c in generator_configs(run).values()}))) or str(cfg.gen_steps)
     fig.suptitle(f"Malignant kidney crops, {cfg.crop} px at {360.0 / cfg.size:.2f} mm/px "
                  f"(generators: {steps} steps on the scarce training set{vae})", fontsize=9)
     name = "pipeline_crop_samples" + (f"_{tag}" if tag else "")
@@ -124,7 +123,7 @@ def main() -> None:
                           families=tuple(f for f in args.families.split(",") if f),
                           ratios=tuple(float(r) for r in args.ratios.split(",") if r),
                           baselines=tuple(b for b in args.baselines.split(",") if b))
-    trained = set(trained_steps(args.run).values())
+    trained = {c["steps"] for c in generator_configs(args.run).values()}
     if not args.train and len(trained) == 1:  # record what the generators were trained for
         cfg = dataclasses.replace(cfg, gen_steps=trained.pop())
     if args.figure_only:
@@ -149,9 +148,7 @@ def main() -> None:
         return
     result = crop_study(cfg, args.run, load_crop_generators(args.run, cfg), log=print)
     result["machine"] = machine()
-    gens = args.run / "generators"
-    result["generator_runs"] = {  # what each family really was (engine run configs)
-        d.name: yaml.safe_load((d / "config.yaml").read_text()) for d in sorted(gens.iterdir())} if gens.is_dir() else {}
+    result["generator_runs"] = generator_configs(args.run)
     name = "pipeline_crop_study" + (f"_{args.tag}" if args.tag else "")
     write_json(ROOT / "benchmarks" / "results" / f"{name}.json", result)
     shutil.copyfile(args.run / "crop_study.png", ROOT / "docs" / "img" / f"{name}.png")
