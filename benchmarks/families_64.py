@@ -40,7 +40,7 @@ DIVERSITY = ("recall", "coverage")
 
 
 def run_seed(seed: int, budget: int, n_samples: int, threads: int, arms: tuple[str, ...] = ARMS,
-             tag: str = "", parts: Path = PARTS) -> dict:
+             tag: str = "", parts: Path = PARTS, batch: int = 32) -> dict:
     """One comparison at `seed`; its part JSON (metrics.json plus the added figures). With a
     subset of `arms` (a recipe changed after the sweep), those arms are trained again into
     seed<N>/rerun-<arms><tag> and replace their entries (and samples) in the seed's existing part;
@@ -58,7 +58,7 @@ def run_seed(seed: int, budget: int, n_samples: int, threads: int, arms: tuple[s
     fresh = arms == ARMS or parts != PARTS
     out = folder if fresh else folder / f"rerun-{'-'.join(arms)}{tag}"
     cfg = CompareConfig(families=arms, size=64, budget_images=budget, n_samples=n_samples,
-                        study=(), seed=seed, out=str(out))
+                        batch_size=batch, study=(), seed=seed, out=str(out))
     result = compare(cfg, progress=lambda m: print(f"[seed {seed}] {m}", flush=True))
     samples = dict(np.load(out / "samples.npz"))
     _, real, _ = load_splits(cfg)
@@ -297,6 +297,8 @@ def main() -> None:
     ap.add_argument("--study", default="", help="a named variant study with its own parts and result")
     ap.add_argument("--gan-diffaug", default=None, help='the "gan" arm\'s DiffAugment policy ("" off)')
     ap.add_argument("--gan-ada", type=float, default=None, help='the "gan" arm\'s ADA target (0 off)')
+    ap.add_argument("--batch", type=int, default=32,
+                    help="training batch of the re-run arms (same images seen: steps = budget / batch)")
     args = ap.parse_args()
     if args.study and not args.study.replace("_", "").isalnum():
         raise SystemExit(f"--study {args.study!r}: letters, digits and _ only")
@@ -319,8 +321,8 @@ def main() -> None:
         print(markdown(result))
         return
     arms = tuple(a for a in args.arms.split(",") if a) or ARMS
-    if (args.gan_diffaug is not None or args.gan_ada is not None) and not args.study:
-        raise SystemExit("--gan-diffaug/--gan-ada change the recipe: name the --study they belong to")
+    if (args.gan_diffaug is not None or args.gan_ada is not None or args.batch != 32) and not args.study:
+        raise SystemExit("--gan-diffaug/--gan-ada/--batch change the recipe: name the --study they belong to")
     from genmed.compare.config import NETWORKS
 
     if args.gan_diffaug is not None:
@@ -328,7 +330,8 @@ def main() -> None:
     if args.gan_ada is not None:
         NETWORKS["gan"] = {**NETWORKS["gan"], "ada_target": args.gan_ada}
     for seed in (int(s) for s in args.seeds.split(",")):
-        run_seed(seed, args.budget_images, args.n_samples, args.threads, arms, args.rerun_tag, parts)
+        run_seed(seed, args.budget_images, args.n_samples, args.threads, arms, args.rerun_tag, parts,
+                 args.batch)
 
 
 if __name__ == "__main__":
