@@ -148,6 +148,20 @@ def folder_lock(folder: str | os.PathLike, *, what: str = "folder") -> Iterator[
             folder.rmdir()
 
 
+def make_temp_dir(out: str | os.PathLike) -> Path:
+    """Create a hidden temporary folder beside the output folder `out` (and `out`'s missing
+    parents) with the usual folder mode, to be renamed onto `out` when complete. A folder that
+    cannot be created there is a `UserError`, raised before any work."""
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as exc:
+        raise UserError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result is an ordinary folder
+    return tmp
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
