@@ -166,6 +166,18 @@ def test_out_folder_that_is_a_file_is_refused_and_kept(tmp_path, capsys, cmd, wh
     assert [p.name for p in tmp_path.iterdir()] == ["f"] and (tmp_path / "f").read_text() == "mine"
 
 
+@pytest.mark.parametrize("cmd, text", [
+    (["data", "make", "--patients", "100000"], "pixels per image array"),
+    (["data", "make", "--patients", "2", "--3d", "--size", "1024"], "pixels per image array"),
+    (["data", "crop-kidneys", "phantom", "--patients", "100000000"], "pixels per image array"),
+    (["data", "crop-kidneys", "phantom", "--seed", "-1"], "--seed"),
+], ids=["make 10**5 patients", "make 3d 1024", "crop 10**8 patients", "crop seed -1"])
+def test_phantom_sizes_and_seed_refused_before_work(tmp_path, capsys, cmd, text):
+    code, _, err = run([*cmd, "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and text in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_help_explains_options(capsys):
     code, text, _ = run(["data", "make", "--help"], capsys)
     assert code == 0

@@ -131,7 +131,7 @@ def crop_kidneys_cmd(
     phantom_size: int = typer.Option(256, "--phantom-size", help="phantom: in-plane pixels (360 mm)."),
     three_d: bool = typer.Option(False, "--3d", help="phantom: crop volumes (depth = --phantom-size)."),
     noise_model: str = typer.Option("gaussian", "--noise-model", help="phantom: gaussian or radon."),
-    seed: int = typer.Option(0, "--seed", help="phantom: random seed."),
+    seed: int = typer.Option(0, "--seed", min=0, help="phantom: random seed."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out folder."),
 ) -> None:
     """Crop each kidney (left and right separately) at native spacing: NIfTI crops + manifest.csv."""
