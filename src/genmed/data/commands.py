@@ -101,8 +101,9 @@ def scan_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
 ) -> None:
     """Find every volume under FOLDER and write a manifest for `genmed train --data`."""
-    from genmed.data.scan import scan_folder, summary_lines, write_manifest
+    from genmed.data.scan import check_manifest_out, scan_folder, summary_lines, write_manifest
 
+    check_manifest_out(out, overwrite=overwrite)  # before a scan that may take minutes
     keep = tuple(m.strip() for m in modality.split(",") if m.strip())
     result = scan_folder(folder.resolve(), manifest_dir=out.resolve().parent, labels=labels,
                          modalities=keep)
