@@ -128,8 +128,12 @@ def folder_lock(folder: str | os.PathLike, *, what: str = "folder") -> Iterator[
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder}: exists and is not a folder")
     _check_parents(folder, what)
+    _check_writable([folder.absolute(), *folder.absolute().parents], folder, what)
     created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # read-only, permission denied, a pseudo file system
+        raise UserError(f"{folder}: cannot create this folder ({exc.strerror or exc})") from None
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no advisory locks

@@ -40,6 +40,26 @@ def test_config_file_errors(cli_refuses, tmp_path):
            "config file not found")
 
 
+@pytest.mark.parametrize("setup, text", [
+    (lambda out: (out / "checkpoints").mkdir(parents=True) or (out / "checkpoints" / "step-00000002.json")
+     .write_text("{}"), "already holds a run"),
+    (lambda out: out.write_text("mine"), "not a folder"),
+    (lambda out: out.parent.joinpath("f").write_text("x"), "is a file, not a folder"),
+], ids=["a run", "a file", "under a file"])
+def test_out_is_refused_before_the_data_is_read(cli_refuses, tmp_path, monkeypatch, setup, text):
+    import genmed.train.data as data
+
+    def no_data(*a, **k):
+        raise AssertionError("read the data before checking --out")
+
+    monkeypatch.setattr(data, "load_dataset", no_data)
+    out = tmp_path / "run"
+    setup(out)
+    if text == "is a file, not a folder":
+        out = tmp_path / "f" / "run"
+    cli_refuses(["train", "--family", "vae", "--size", "16", "--steps", "2", "--out", str(out)], text)
+
+
 def test_resume_and_sample_need_a_run(cli_refuses, tmp_path):
     cli_refuses(["train", "--resume", str(tmp_path / "nowhere")], "run directory not found")
     cli_refuses(["sample", str(tmp_path / "nowhere"), "--out", str(tmp_path / "s")],

@@ -75,6 +75,9 @@ def train(
         if out is None:
             raise UserError("--out RUN_DIR is required (or --resume RUN_DIR)")
         cfg = build_config(config, given, out)
+        from genmed.train.engine import check_new_run_dir
+
+        check_new_run_dir(cfg.out)  # before the data is read (minutes for a large folder)
         result = api.train(cfg, dataset=_data_with_summary(cfg))
     typer.echo(f"trained {result.step} steps ({result.precision} on {result.device}, "
                f"{result.img_per_s:.1f} img/s) -> {result.run_dir}")
