@@ -67,9 +67,12 @@ def train(
             ["--out"] if out else [])
         if extra:
             raise UserError(f"--resume takes only --steps; drop {', '.join(extra)}")
-        from genmed.train.run import load_config_of
+        from genmed.train.run import check_resume_steps, load_config_of
 
-        dataset = _data_with_summary(load_config_of(resume))
+        cfg = load_config_of(resume)
+        if "steps" in given:
+            check_resume_steps(resume, given["steps"])  # before the data is read
+        dataset = _data_with_summary(cfg)
         result = api.resume(resume, steps=given.get("steps"), dataset=dataset)
     else:
         if out is None:
