@@ -59,3 +59,33 @@ def test_atomic_write_uses_normal_file_mode(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_unwritable_output_place_is_one_user_error(tmp_path, monkeypatch):
+    """A folder the process cannot write (read-only, a pseudo file system) is refused up front
+    by the output checks, and by `atomic_path` as the late safety net, never an OSError."""
+    import os
+    import tempfile
+
+    from genmed.fileio import check_output_dir, check_output_file
+
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real_access(p, mode))
+    with pytest.raises(UserError, match="not writable"):
+        check_output_file(tmp_path / "new" / "m.csv")
+    with pytest.raises(UserError, match="not writable"):
+        check_output_dir(tmp_path / "run")
+    monkeypatch.undo()
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(UserError, match="cannot write here"):
+        with atomic_path(tmp_path / "m.json"):
+            pass
+    monkeypatch.setattr(type(tmp_path), "mkdir", refuse)
+    with pytest.raises(UserError, match="cannot create its folder"):
+        with atomic_path(tmp_path / "sub" / "m.json"):
+            pass
+    assert list(tmp_path.iterdir()) == []

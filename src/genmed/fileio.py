@@ -10,7 +10,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,8 +37,13 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise UserError(f"{path}: a parent of this path is a file, not a folder") from None
+    except OSError as exc:  # read-only, permission denied, a pseudo file system
+        raise UserError(f"{path}: cannot create its folder ({exc.strerror or exc})") from None
     suffix = suffix if suffix is not None else "".join(path.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    except OSError as exc:  # a read-only or otherwise unwritable folder
+        raise UserError(f"{path}: cannot write here ({exc.strerror or exc})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
@@ -52,23 +57,26 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
 def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
     """Refuse, before any work, an output file path that cannot be written: an existing
-    folder, or a path under an existing file. Returns the path."""
+    folder, a path under an existing file, or one in a folder this process cannot write.
+    Returns the path."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{what} {path}: is a folder; give a file name")
     _check_parents(path, what)
+    _check_writable(path.absolute().parents, path, what)
     return path
 
 
 def check_output_dir(path: str | os.PathLike, what: str = "--out", *,
                      files: tuple[str, ...] = ()) -> Path:
     """Refuse, before any work, an output folder that cannot be written: an existing file, a
-    path under an existing file, or (for each name in `files` the command will write there)
+    path under an existing file or in a folder this process cannot write, or (for each name in `files` the command will write there)
     an existing folder where that file must go. Returns the path."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{what} {path}: exists and is not a folder")
     _check_parents(path, what)
+    _check_writable([path.absolute(), *path.absolute().parents], path, what)
     for name in files:
         if (path / name).is_dir():
             raise UserError(f"{what} {path}: {name} there is a folder, not a file")
@@ -80,6 +88,16 @@ def _check_parents(path: Path, what: str) -> None:
         if parent.exists():
             if not parent.is_dir():
                 raise UserError(f"{what} {path}: {parent} is a file, not a folder")
+            return
+
+
+def _check_writable(candidates: Iterable[Path], path: Path, what: str) -> None:
+    """Refuse `path` when the first existing folder of `candidates` (where it or its missing
+    parents will be created) is not writable by this process."""
+    for folder in candidates:
+        if folder.exists():
+            if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+                raise UserError(f"{what} {path}: {folder} is not writable")
             return
 
 
@@ -110,8 +128,12 @@ def folder_lock(folder: str | os.PathLike, *, what: str = "folder") -> Iterator[
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder}: exists and is not a folder")
     _check_parents(folder, what)
+    _check_writable([folder.absolute(), *folder.absolute().parents], folder, what)
     created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # read-only, permission denied, a pseudo file system
+        raise UserError(f"{folder}: cannot create this folder ({exc.strerror or exc})") from None
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no advisory locks
@@ -146,6 +168,20 @@ def folder_lock(folder: str | os.PathLike, *, what: str = "folder") -> Iterator[
         os.close(fd)
         if created and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
+
+
+def make_temp_dir(out: str | os.PathLike) -> Path:
+    """Create a hidden temporary folder beside the output folder `out` (and `out`'s missing
+    parents) with the usual folder mode, to be renamed onto `out` when complete. A folder that
+    cannot be created there is a `UserError`, raised before any work."""
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as exc:
+        raise UserError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result is an ordinary folder
+    return tmp
 
 
 def _umask() -> int:

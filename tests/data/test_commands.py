@@ -152,6 +152,32 @@ def test_make_refuses_non_empty_out_and_failure_leaves_nothing(tmp_path, capsys,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+@pytest.mark.parametrize("cmd", [["data", "make", "--patients", "1", "--size", "16"],
+                                 ["data", "crop-kidneys", "phantom", "--patients", "1", "--slices-per-patient", "1",
+                                  "--phantom-size", "64", "--size", "32"]], ids=["make", "crop-kidneys"])
+@pytest.mark.parametrize("where, extra, text", [("f/sub", [], "is a file, not a folder"),
+                                                ("f", ["--overwrite"], "exists and is not a folder")],
+                         ids=["under a file", "a file with --overwrite"])
+def test_out_folder_that_is_a_file_is_refused_and_kept(tmp_path, capsys, cmd, where, extra, text):
+    (tmp_path / "f").write_text("mine")
+    code, _, err = run([*cmd, *extra, "--out", str(tmp_path / where)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and text in err, err
+    assert "Traceback" not in err
+    assert [p.name for p in tmp_path.iterdir()] == ["f"] and (tmp_path / "f").read_text() == "mine"
+
+
+@pytest.mark.parametrize("cmd, text", [
+    (["data", "make", "--patients", "100000"], "pixels per image array"),
+    (["data", "make", "--patients", "2", "--3d", "--size", "1024"], "pixels per image array"),
+    (["data", "crop-kidneys", "phantom", "--patients", "100000000"], "pixels per image array"),
+    (["data", "crop-kidneys", "phantom", "--seed", "-1"], "--seed"),
+], ids=["make 10**5 patients", "make 3d 1024", "crop 10**8 patients", "crop seed -1"])
+def test_phantom_sizes_and_seed_refused_before_work(tmp_path, capsys, cmd, text):
+    code, _, err = run([*cmd, "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and text in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_help_explains_options(capsys):
     code, text, _ = run(["data", "make", "--help"], capsys)
     assert code == 0

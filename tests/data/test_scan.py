@@ -90,3 +90,20 @@ def test_labels_from_class_folders(tmp_path):
     assert ds.labelled and ds.labels.tolist() == [0] * 4 + [2] * 5
     with pytest.raises(Exception, match="already exists"):
         write_manifest(res, out)
+
+
+def test_scan_refuses_its_output_before_scanning(tmp_path, cli_refuses, monkeypatch):
+    import genmed.data.scan as scan
+
+    def no_scan(*a, **k):
+        raise AssertionError("scanned before checking --out")
+
+    monkeypatch.setattr(scan, "scan_folder", no_scan)
+    (tmp_path / "m.csv").write_text("mine")
+    (tmp_path / "d.csv").mkdir()
+    (tmp_path / "f").write_text("x")
+    cli_refuses(["data", "scan", tmp_path, "--out", tmp_path / "m.csv"], "already exists")
+    cli_refuses(["data", "scan", tmp_path, "--out", tmp_path / "d.csv"], "is a folder")
+    cli_refuses(["data", "scan", tmp_path, "--out", tmp_path / "f" / "m.csv"], "is a file, not a folder")
+    cli_refuses(["data", "scan", tmp_path, "--out", tmp_path / "m.txt"], "must be a .csv")
+    assert (tmp_path / "m.csv").read_text() == "mine"

@@ -40,6 +40,43 @@ def test_config_file_errors(cli_refuses, tmp_path):
            "config file not found")
 
 
+@pytest.mark.parametrize("setup, text", [
+    (lambda out: (out / "checkpoints").mkdir(parents=True) or (out / "checkpoints" / "step-00000002.json")
+     .write_text("{}"), "already holds a run"),
+    (lambda out: out.write_text("mine"), "not a folder"),
+    (lambda out: out.parent.joinpath("f").write_text("x"), "is a file, not a folder"),
+], ids=["a run", "a file", "under a file"])
+def test_out_is_refused_before_the_data_is_read(cli_refuses, tmp_path, monkeypatch, setup, text):
+    import genmed.train.commands as commands
+
+    def no_data(*a, **k):
+        raise AssertionError("read the data before checking --out")
+
+    monkeypatch.setattr(commands, "_data_with_summary", no_data)
+    out = tmp_path / "run"
+    setup(out)
+    if text == "is a file, not a folder":
+        out = tmp_path / "f" / "run"
+    cli_refuses(["train", "--family", "vae", "--size", "16", "--steps", "2", "--out", str(out)], text)
+
+
+def test_resume_to_fewer_steps_is_refused_before_the_data_is_read(cli_refuses, tmp_path, monkeypatch):
+    import json
+
+    import genmed.train.commands as commands
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("family: vae\nsize: 16\nsteps: 4\n")
+    (run / "checkpoints" / "step-00000004.json").write_text(json.dumps({"step": 4}))
+
+    def no_data(*a, **k):
+        raise AssertionError("read the data before checking --steps")
+
+    monkeypatch.setattr(commands, "_data_with_summary", no_data)
+    cli_refuses(["train", "--resume", str(run), "--steps", "1"], "already trained 4 steps")
+
+
 def test_resume_and_sample_need_a_run(cli_refuses, tmp_path):
     cli_refuses(["train", "--resume", str(tmp_path / "nowhere")], "run directory not found")
     cli_refuses(["sample", str(tmp_path / "nowhere"), "--out", str(tmp_path / "s")],

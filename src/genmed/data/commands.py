@@ -101,8 +101,9 @@ def scan_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
 ) -> None:
     """Find every volume under FOLDER and write a manifest for `genmed train --data`."""
-    from genmed.data.scan import scan_folder, summary_lines, write_manifest
+    from genmed.data.scan import check_manifest_out, scan_folder, summary_lines, write_manifest
 
+    check_manifest_out(out, overwrite=overwrite)  # before a scan that may take minutes
     keep = tuple(m.strip() for m in modality.split(",") if m.strip())
     result = scan_folder(folder.resolve(), manifest_dir=out.resolve().parent, labels=labels,
                          modalities=keep)
@@ -131,7 +132,7 @@ def crop_kidneys_cmd(
     phantom_size: int = typer.Option(256, "--phantom-size", help="phantom: in-plane pixels (360 mm)."),
     three_d: bool = typer.Option(False, "--3d", help="phantom: crop volumes (depth = --phantom-size)."),
     noise_model: str = typer.Option("gaussian", "--noise-model", help="phantom: gaussian or radon."),
-    seed: int = typer.Option(0, "--seed", help="phantom: random seed."),
+    seed: int = typer.Option(0, "--seed", min=0, help="phantom: random seed."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out folder."),
 ) -> None:
     """Crop each kidney (left and right separately) at native spacing: NIfTI crops + manifest.csv."""

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from genmed.errors import UserError
+from genmed.fileio import check_output_dir, make_temp_dir
 
 SIDES = ("right", "left")  # the patient's right kidney (image left), then left kidney
 
@@ -325,7 +325,8 @@ def write_kidney_crops(data: str | os.PathLike, out: str | os.PathLike, *, size:
         raise UserError(f"--size={size} must be between 8 and 1024 pixels")
     if not (np.isfinite(margin_mm) and margin_mm >= 0):
         raise UserError(f"--margin-mm={margin_mm} must be >= 0")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+    check_output_dir(out)  # an existing file (even with --overwrite) or a path under one
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UserError(f"{out}: exists and is not empty; choose a new folder or pass --overwrite")
     if str(data) == "phantom":
         if patients < 1 or slices_per_patient < 1:
@@ -347,14 +348,7 @@ def write_kidney_crops(data: str | os.PathLike, out: str | os.PathLike, *, size:
         lesion_column = lesion_column or mask_column
         sources = _manifest_sources(path, mask_column, lesion_column)
         source_desc = {"data": str(path), "mask_column": mask_column, "lesion_column": lesion_column}
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    except OSError as exc:
-        raise UserError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)
+    tmp = make_temp_dir(out)
     try:
         rows, n_crops, n_trunc = _write_all(tmp, sources, size, margin_mm, LABELS)
         if not rows:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from genmed.data.io import save_nifti
 from genmed.data.phantom import LABELS, TISSUES, PhantomConfig, make_slices, make_volumes
 from genmed.data.splits import DEFAULT_FRACTIONS, patient_split
 from genmed.errors import UserError
-from genmed.fileio import write_json
+from genmed.fileio import check_output_dir, make_temp_dir, write_json
 
 PHASES = {"images": "image", "clean": "clean", "nc": "image_nc", "clean_nc": "clean_nc"}
 
@@ -55,16 +54,13 @@ def write_phantom_dataset(out: str | os.PathLike, *, n_patients: int = 16, slice
     out = Path(out)
     if n_patients < 1:
         raise UserError(f"--patients={n_patients} must be >= 1")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+    check_output_dir(out)  # an existing file (even with --overwrite) or a path under one
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UserError(f"{out}: exists and is not empty; choose a new folder or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    data = make_volumes(n_patients, cfg, seed) if three_d else make_slices(
-        n_patients, slices_per_patient, cfg, seed)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
+    tmp = make_temp_dir(out)
     try:
+        data = make_volumes(n_patients, cfg, seed) if three_d else make_slices(
+            n_patients, slices_per_patient, cfg, seed)
         manifest, sheet = _write_all(tmp, data, three_d, cfg, seed, fractions, sheet_count)
         _swap_in(tmp, out)
     finally:

@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 
+from genmed.data.limits import MAX_ELEMENTS
 from genmed.data.phantom_anatomy import TISSUES, hu_tables, sample_patients
 from genmed.data.phantom_render import render
 from genmed.errors import UserError
@@ -181,6 +182,9 @@ def _render_stack(n_patients: int, z_rel: np.ndarray, cfg: PhantomConfig, seed: 
         raise UserError(f"keep={bad}: choose from {', '.join(IMAGE_FIELDS)}")
     alloc = IMAGE_FIELDS if cfg.noise_model == "radon" else keep
     k, s = len(z_rel), cfg.size
+    if n_patients * k * s * s > MAX_ELEMENTS:  # each field below is one (n * k, s, s) array
+        raise UserError(f"{n_patients} patient(s) x {k} slice(s) of {s}x{s} pixels is more than "
+                        f"{MAX_ELEMENTS} pixels per image array; make fewer or smaller images")
     span = float(z_rel.max() - z_rel.min()) if k > 1 else 0.0
     p, rngs = sample_patients(n_patients, seed, span_mm=span, cfg=cfg)
     p["lut_nc"], p["lut_ce"] = hu_tables(p)

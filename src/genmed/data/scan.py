@@ -240,17 +240,27 @@ def is_collection(path: str | os.PathLike) -> bool:
     return len(uids) > 1
 
 
+def check_manifest_out(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Refuse, before scanning, a manifest path `write_manifest` could not write: not a .csv
+    name, an existing file without `overwrite`, a folder, or an unwritable place."""
+    from genmed.fileio import check_output_file
+
+    out = Path(out)
+    if not out.name.lower().endswith(".csv"):
+        raise UserError(f"{out}: the manifest must be a .csv file")
+    check_output_file(out)
+    if out.exists() and not overwrite:
+        raise UserError(f"{out}: already exists (use --overwrite to replace it)")
+    return out
+
+
 def write_manifest(result: ScanResult, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Atomically write the scan as a manifest CSV (a `label` column only when labelled)."""
     import pandas as pd
 
     from genmed.fileio import atomic_path
 
-    out = Path(out)
-    if not out.name.lower().endswith(".csv"):
-        raise UserError(f"{out}: the manifest must be a .csv file")
-    if out.exists() and not overwrite:
-        raise UserError(f"{out}: already exists (use --overwrite to replace it)")
+    out = check_manifest_out(out, overwrite=overwrite)
     if not result.volumes:
         raise UserError(f"{result.folder}: no readable volumes found"
                         + (f" ({len(result.skipped)} file(s) skipped)" if result.skipped else ""))

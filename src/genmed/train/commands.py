@@ -67,14 +67,20 @@ def train(
             ["--out"] if out else [])
         if extra:
             raise UserError(f"--resume takes only --steps; drop {', '.join(extra)}")
-        from genmed.train.run import load_config_of
+        from genmed.train.run import check_resume_steps, load_config_of
 
-        dataset = _data_with_summary(load_config_of(resume))
+        cfg = load_config_of(resume)
+        if "steps" in given:
+            check_resume_steps(resume, given["steps"])  # before the data is read
+        dataset = _data_with_summary(cfg)
         result = api.resume(resume, steps=given.get("steps"), dataset=dataset)
     else:
         if out is None:
             raise UserError("--out RUN_DIR is required (or --resume RUN_DIR)")
         cfg = build_config(config, given, out)
+        from genmed.train.engine import check_new_run_dir
+
+        check_new_run_dir(cfg.out)  # before the data is read (minutes for a large folder)
         result = api.train(cfg, dataset=_data_with_summary(cfg))
     typer.echo(f"trained {result.step} steps ({result.precision} on {result.device}, "
                f"{result.img_per_s:.1f} img/s) -> {result.run_dir}")

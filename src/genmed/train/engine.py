@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 
 from genmed.config import save_config, to_dict
 from genmed.errors import UserError
-from genmed.fileio import folder_lock, remove_stale_temps
+from genmed.fileio import check_output_dir, folder_lock, remove_stale_temps
 from genmed.models.base import GenerativeModel
 from genmed.train import checkpoint as ckpt
 from genmed.train.compiled import compile_networks, to_channels_last
@@ -145,6 +145,15 @@ def train(cfg: TrainConfig, *, model: GenerativeModel | None = None,
         shutdown(topo, finished)
 
 
+def check_new_run_dir(run_dir: str | Path) -> Path:
+    """Refuse, before any data is read, a folder that cannot take a new run: a file, a path
+    under a file, an unwritable place, or a folder that already holds a run."""
+    run_dir = check_output_dir(run_dir)
+    if ckpt.list_checkpoints(run_dir / "checkpoints"):
+        raise UserError(f"{run_dir}: already holds a run; use --resume or a new --out")
+    return run_dir
+
+
 @contextmanager
 def run_lock(run_dir: str | Path, active: bool = True) -> Iterator[None]:
     """Lock RUN_DIR for this process (`genmed.fileio.folder_lock`) and delete the temporary
@@ -161,8 +170,8 @@ def run_lock(run_dir: str | Path, active: bool = True) -> Iterator[None]:
 def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel | None,
          dataset: Dataset | None, resume: bool) -> RunResult:
     run_dir, device = Path(cfg.out), num.device
-    if not resume and ckpt.list_checkpoints(run_dir / "checkpoints"):
-        raise UserError(f"{run_dir}: already holds a run; use --resume or a new --out")
+    if not resume:
+        check_new_run_dir(run_dir)
     seed_everything(cfg.seed + topo.rank, cfg.deterministic)
     model = (model if model is not None else build_model(cfg)).to(device)
     if cfg.channels_last:  # before the optimiser state exists

@@ -95,15 +95,21 @@ def resume(run_dir: str | Path, *, steps: int | None = None, model: GenerativeMo
     """Continue a run from its newest checkpoint to its `steps` (or a new, larger `steps`)."""
     cfg = load_config_of(run_dir)
     if steps is not None:
-        done = ckpt.latest_checkpoint(Path(run_dir)).step
-        if steps < done:  # never rewrite a run's config to fewer steps than it has trained
-            raise UserError(f"--steps {steps}: {run_dir} has already trained {done} steps; "
-                            f"give at least {done}")
+        check_resume_steps(run_dir, steps)
         cfg = cfg.replace(steps=steps)
     if model is None:  # the network its checkpoint records (e.g. an ldm built on a trained stage)
         model = ckpt.load_newest(Path(run_dir), lambda files: _rebuild(
             ckpt.read_meta(files), cfg, files.path("meta")))
     return train(cfg, model=model, dataset=dataset, resume=True)
+
+
+def check_resume_steps(run_dir: str | Path, steps: int) -> None:
+    """Refuse `--steps` below what the run has already trained (a run's config is never
+    rewritten to fewer steps); cheap, so the CLI calls it before reading the data."""
+    done = ckpt.latest_checkpoint(Path(run_dir)).step
+    if steps < done:
+        raise UserError(f"--steps {steps}: {run_dir} has already trained {done} steps; "
+                        f"give at least {done}")
 
 
 def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int | None = None,

@@ -31,7 +31,6 @@ from genmed.models.autoencoder import AutoencoderModel
 from genmed.models.base import GenerativeModel
 from genmed.models.latent import SHARED, LDMConfig, latent_diffusion, ldm_options
 from genmed.models.registry import capabilities
-from genmed.train import checkpoint as ckpt
 from genmed.train import engine
 from genmed.train.config import TrainConfig
 from genmed.train.data import load_dataset
@@ -70,9 +69,7 @@ def stage_one_config(cfg: TrainConfig) -> TrainConfig:
 
 def train_ldm(cfg: TrainConfig, *, dataset: Dataset | None = None) -> RunResult:
     """Stage one (unless `cfg.autoencoder` is a run to reuse), then stage two into `cfg.out`."""
-    run = Path(cfg.out)
-    if ckpt.list_checkpoints(run / "checkpoints"):
-        raise UserError(f"{run}: already holds a run; use --resume or a new --out")
+    engine.check_new_run_dir(cfg.out)
     ae_options, unet_options = ldm_options(cfg.options)
     num_classes = cfg.num_classes if cfg.cond == "label" else 0
     if cfg.autoencoder is not None:
