@@ -231,3 +231,15 @@ def test_generate_from_mask_with_a_3d_model_writes_a_volume(tmp_path, capsys):
     err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--mask", str(flat), "--model",
                                       str(tmp_path / "model3d"), "--out", str(bad)], bad)
     assert "map2d.nii.gz" in err
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (4, 1, 1), (16, 5)])
+def test_denoise_refuses_slices_too_small_to_denoise(tmp_path, capsys, shape):
+    import nibabel as nib
+
+    src = tmp_path / "small.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).normal(size=shape).astype(np.float32), np.eye(4)), str(src))
+    out = tmp_path / "out"
+    err = _expect_user_error(capsys, ["apps", "denoise", "--input", str(src), "--method", "tv", "--out", str(out)],
+                             out)
+    assert "too small to denoise" in err

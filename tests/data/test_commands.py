@@ -85,6 +85,25 @@ def test_manifest_unknown_label_and_missing_column(made, tmp_path, capsys):
         load_training_data(bad, size=16)
 
 
+@pytest.mark.parametrize("column, value, text", [
+    ("slice", "abc", "row 4: slice 'abc' is not a whole number"),
+    ("slice", "inf", "row 4: slice 'inf' is not a whole number"),
+    ("slice", "1.5", "row 4: slice '1.5' is not a whole number"),
+    ("noise_hu", "loud", "row 4: noise_hu 'loud' is not a finite number"),
+    ("path", "", "row 4: empty path"),
+])
+def test_manifest_cells_that_are_not_numbers_or_paths(made, tmp_path, capsys, column, value, text):
+    df = pd.read_csv(made / "manifest.csv", dtype=str)
+    df["path"] = [str(made / p) for p in df["path"]]
+    df.loc[2, column] = value
+    bad = tmp_path / "bad.csv"
+    df.to_csv(bad, index=False)
+    code, _, err = run(["train", "--family", "vae", "--size", "16", "--steps", "2", "--data", str(bad),
+                        "--out", str(tmp_path / "run")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and text in err, err
+    assert not (tmp_path / "run").exists()
+
+
 def test_make_3d(tmp_path, capsys):
     out = tmp_path / "vol"
     code, text, err = run(["data", "make", "--out", str(out), "--3d", "--patients", "2", "--size", "16",

@@ -97,3 +97,22 @@ def test_bad_mixture_and_images(tmp_path, capsys):
     assert not out.exists()
     assert _run(["eval", "train-extractor", "--out", str(tmp_path / "e.pt")]) == 2
     assert ".safetensors" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, content", [("none.safetensors", None), ("bad.pt", b"garbage")],
+                         ids=["missing", "not TorchScript"])
+def test_images_refuses_the_extractor_before_reading_images(tmp_path, capsys, monkeypatch, name, content):
+    import genmed.metrics.imagesets as imagesets
+
+    def no_read(*a, **k):
+        raise AssertionError("read the images before checking --extractor")
+
+    monkeypatch.setattr(imagesets, "read_image_set", no_read)
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    out = tmp_path / "eval"
+    assert _run(["eval", "images", "phantom", str(tmp_path / "fake.npy"), "--extractor", str(tmp_path / name),
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("genmed: error:") and "\n" not in err and name in err
+    assert not out.exists()

@@ -77,6 +77,14 @@ def test_resume_to_fewer_steps_is_refused_before_the_data_is_read(cli_refuses, t
     cli_refuses(["train", "--resume", str(run), "--steps", "1"], "already trained 4 steps")
 
 
+def test_batch_larger_than_the_data_leaves_no_run_folder(cli_refuses, tmp_path):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("n_patients: 2\noptions: {channels: [8, 16], latent_dim: 8}\n")
+    cli_refuses(["train", "--config", cfg, "--family", "vae", "--size", "16", "--steps", "2",
+                 "--batch-size", "256", "--out", tmp_path / "run"], "fewer than batch_size=256")
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_and_sample_need_a_run(cli_refuses, tmp_path):
     cli_refuses(["train", "--resume", str(tmp_path / "nowhere")], "run directory not found")
     cli_refuses(["sample", str(tmp_path / "nowhere"), "--out", str(tmp_path / "s")],

@@ -74,6 +74,11 @@ def read_manifest(path: Path):
                         "each row; `genmed data scan FOLDER --out manifest.csv` writes one)")
     if df.empty:
         raise UserError(f"{path}: manifest has no rows")
+    if df["path"].isna().any():
+        raise UserError(f"{path}: row {int(df['path'].isna().to_numpy().argmax()) + 2}: empty path")
+    for column, whole in (("slice", True), ("noise_hu", False)):
+        if column in df.columns:
+            df[column] = _numbers(df[column], path, column, whole)
     if "label" in df.columns:
         df["label"] = [_label_index(v, path, i) for i, v in enumerate(df["label"])]
     if "split" in df.columns:
@@ -82,6 +87,22 @@ def read_manifest(path: Path):
         if bad:
             raise UserError(f"{path}: unknown split(s) {bad}; use {', '.join(SPLITS)}")
     return df
+
+
+def _numbers(values, path: Path, column: str, whole: bool):
+    """Column `column` as floats (empty cells NaN); a cell that is not a finite number (with
+    `whole`: a whole number) is refused with its row."""
+    import pandas as pd
+
+    numbers = pd.to_numeric(values, errors="coerce").astype(float)
+    given = numbers.notna() | values.notna()
+    ok = np.isfinite(numbers) & ((numbers % 1 == 0) if whole else True)
+    bad = (given & ~ok).to_numpy()
+    if bad.any():
+        i = int(bad.argmax())
+        kind = "a whole number" if whole else "a finite number"
+        raise UserError(f"{path}: row {i + 2}: {column} '{values.iloc[i]}' is not {kind}")
+    return numbers
 
 
 def _label_index(value, path: Path, row: int) -> int:

@@ -107,6 +107,9 @@ def images_cmd(
     check_range("--n-boot", n_boot, 1, 100_000)
     check_positive("k", k)
     check_choice("--real-split", real_split, ("train", "val", "test", "all"))
+    from genmed.metrics.features import load_extractor
+
+    ext = load_extractor(extractor)  # a missing or corrupt file is refused before any image is read
     fake_x = read_image_set(fake)
     size = tuple(fake_x.shape[-2:])
     labels, summary = None, None
@@ -136,7 +139,7 @@ def images_cmd(
     if train_x is not None:
         train_x = resize_to(train_x, size)
     result = evaluate_images(
-        real_x, fake_x, extractor=extractor, train=train_x, real_labels=labels,
+        real_x, fake_x, extractor=ext, train=train_x, real_labels=labels,
         cfg=EvalConfig(n_boot=n_boot, k=k, seed=seed), data=data,
     )
     result["inputs"] = {"real": real, "fake": str(fake), "train": str(train) if train else None,

@@ -84,22 +84,26 @@ class _Skip(Sampler[int]):
         return max(0, len(self.sampler) - self.skip)  # type: ignore[arg-type]
 
 
+def check_batches(n_images: int, batch_size: int, world: int = 1) -> None:
+    """Refuse a batch size the `world` processes cannot split, or that `n_images` cannot fill
+    once per epoch (checked before anything is written to the run folder)."""
+    if batch_size % world:
+        raise UserError(f"batch_size={batch_size} is not divisible by the {world} DDP processes")
+    if -(-n_images // world) < batch_size // world:  # DistributedSampler: ceil(n / world) each
+        raise UserError(f"data set has {n_images} images, fewer than batch_size={batch_size}")
+
+
 class BatchOrder:
     """Per-epoch DataLoaders over `dataset` for process `rank` of `world`."""
 
     def __init__(self, dataset: Dataset, cfg: TrainConfig, *, rank: int = 0, world: int = 1,
                  pin_memory: bool = False) -> None:
-        if cfg.batch_size % world:
-            raise UserError(f"batch_size={cfg.batch_size} is not divisible by the {world} "
-                            "DDP processes")
+        check_batches(len(dataset), cfg.batch_size, world)  # type: ignore[arg-type]
         self.dataset, self.cfg, self.pin_memory = dataset, cfg, pin_memory
         self.per_rank = cfg.batch_size // world
         self.sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
                                           seed=cfg.seed, drop_last=False)
         self.steps_per_epoch = len(self.sampler) // self.per_rank
-        if self.steps_per_epoch < 1:
-            raise UserError(f"data set has {len(dataset)} images, fewer than "  # type: ignore[arg-type]
-                            f"batch_size={cfg.batch_size}")
 
     def epoch_loader(self, step: int) -> DataLoader:
         """The loader for the rest of the epoch that contains global step `step`."""

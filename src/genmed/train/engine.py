@@ -33,7 +33,7 @@ from genmed.models.base import GenerativeModel
 from genmed.train import checkpoint as ckpt
 from genmed.train.compiled import compile_networks, to_channels_last
 from genmed.train.config import TrainConfig, effective_warmup
-from genmed.train.data import BatchOrder, load_dataset, to_device, write_data_record
+from genmed.train.data import BatchOrder, check_batches, load_dataset, to_device, write_data_record
 from genmed.train.distributed import (Topology, agree, gather_objects, init_from_env,
                                       local_rank_from_env, shutdown)
 from genmed.train.precision import Numerics, resolve_numerics
@@ -177,6 +177,7 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
     if cfg.channels_last:  # before the optimiser state exists
         to_channels_last(model)
     dataset = dataset if dataset is not None else load_dataset(cfg)
+    check_batches(len(dataset), cfg.batch_size, topo.world)  # before config.yaml is written
     phases = model.phases()
     optimizers = {p: torch.optim.AdamW(list(model.phase_parameters(p)), lr=cfg.lr,
                                        betas=cfg.betas, weight_decay=cfg.weight_decay,
