@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch.utils.data import Dataset
 
-from genmed.config import load_config
+from genmed.config import load_config, to_dict
 from genmed.errors import UserError, check_choice, check_range, warn
 from genmed.fileio import check_output_dir, write_json, write_png
 from genmed.models.base import GenerativeModel, device_of
@@ -35,7 +35,32 @@ def load_config_of(run_dir: str | Path) -> TrainConfig:
         raise UserError(f"{run_dir}: run directory not found")
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"{run_dir}: not a genmed run (no config.yaml)")
-    return load_config(TrainConfig, run_dir / "config.yaml").replace(out=str(run_dir))
+    cfg = load_config(TrainConfig, run_dir / "config.yaml").replace(out=str(run_dir))
+    _check_recorded_config(run_dir, cfg)
+    return cfg
+
+
+_MAY_DIFFER = ("model", "steps", "out")  # a resume may raise `steps`; a run folder may move
+
+
+def _check_recorded_config(run_dir: Path, cfg: TrainConfig) -> None:
+    """Refuse a config.yaml that disagrees with the config its newest readable checkpoint
+    recorded: an edited, truncated or emptied file would resume (or describe) another model."""
+    for files in ckpt.list_checkpoints(run_dir / "checkpoints")[::-1]:
+        try:
+            recorded = ckpt.read_meta(files).get("config")
+        except UserError:
+            continue  # the loaders skip it too, with a warning
+        if not isinstance(recorded, dict):
+            return
+        mine = to_dict(cfg)
+        diff = [k for k in recorded if k not in _MAY_DIFFER and k in mine and mine[k] != recorded[k]]
+        if diff:
+            more = f" and {len(diff) - 1} more" if len(diff) > 1 else ""
+            raise UserError(f"{run_dir / 'config.yaml'}: {diff[0]}={mine[diff[0]]!r} but its checkpoint "
+                            f"{files.path('meta').name} was trained with {recorded[diff[0]]!r}{more}; the "
+                            "file was edited or is damaged: restore it (the sidecar records the run's config)")
+        return
 
 
 def load_run(run_dir: str | Path, *, ema: bool = True, model: GenerativeModel | None = None,
