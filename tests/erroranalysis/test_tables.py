@@ -33,6 +33,16 @@ def test_binary_file_is_not_csv(tmp_path):
         load_predictions(path)
 
 
+@pytest.mark.parametrize("name", ["preds.csv.gz", "preds.csv.bz2", "preds.zip", "preds.csv.xz"])
+def test_a_compressed_looking_name_is_read_as_plain_text(tmp_path, name):
+    """Text with no NUL byte passes the binary check; pandas then decompressed by the name and
+    failed with a raw gzip / bz2 / zip / lzma error instead of one line."""
+    path = tmp_path / name
+    path.write_text("not compressed at all\n")
+    with pytest.raises(UserError, match="missing column"):
+        load_predictions(path)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(UserError, match="not found"):
         load_predictions(tmp_path / "nope.csv")

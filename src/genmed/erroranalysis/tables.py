@@ -39,7 +39,9 @@ def read_csv(path: str | os.PathLike, required: Iterable[str], what: str) -> pd.
     if b"\x00" in head:
         raise UserError(f"{what} file {path}: not a CSV text file (binary content)")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        # plain text only: pandas would otherwise decompress by the name (.gz, .bz2, .zip, ...)
+        # and fail with a raw gzip / zip error on a file that only has such a name
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, compression=None)
     except UnicodeDecodeError:
         raise UserError(f"{what} file {path}: not a CSV text file (not UTF-8)") from None
     except pd.errors.EmptyDataError:
