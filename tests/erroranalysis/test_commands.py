@@ -126,3 +126,10 @@ def test_bad_options_exit_2(capsys, example_files, tmp_path):
     assert code == 2 and "host '0.0.0.0' refused" in err
     code, _, err = run(capsys, "split", "--predictions", preds, "--eyeball-errors", "0", "--out", tmp_path / "s.csv")
     assert code == 2 and "eyeball_errors=0 must be > 0" in err
+
+
+def test_summary_of_a_missing_database_is_refused_and_creates_nothing(capsys, example_files, tmp_path):
+    preds, _, _ = example_files
+    code, _, err = run(capsys, "summary", "--predictions", preds, "--tags", tmp_path / "none.sqlite")
+    assert code == 2 and err.startswith("genmed: error: tag database") and "not found" in err, err
+    assert not (tmp_path / "none.sqlite").exists()
