@@ -133,3 +133,11 @@ def test_summary_of_a_missing_database_is_refused_and_creates_nothing(capsys, ex
     code, _, err = run(capsys, "summary", "--predictions", preds, "--tags", tmp_path / "none.sqlite")
     assert code == 2 and err.startswith("genmed: error: tag database") and "not found" in err, err
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_a_new_database_under_a_file_is_one_line(capsys, example_files, tmp_path):
+    preds, tags, _ = example_files
+    (tmp_path / "f").write_text("mine")
+    code, _, err = run(capsys, "import", "--tags", tags, "--db", tmp_path / "f" / "t.sqlite")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "is a file, not a folder" in err, err
+    assert (tmp_path / "f").read_text() == "mine"

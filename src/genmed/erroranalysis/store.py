@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from genmed.errors import UserError
-from genmed.fileio import atomic_path
+from genmed.fileio import atomic_path, check_output_file
 
 EXPORT_COLUMNS = ("id", "tag", "reviewer", "time", "note", "image")
 
@@ -42,6 +42,8 @@ class TagStore:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        if not self.path.exists():  # to be created: under a file, or in an unwritable folder
+            check_output_file(self.path, "tag database")
         if self.path.exists() and self.path.is_file():
             with open(self.path, "rb") as fh:
                 head = fh.read(16)
