@@ -25,3 +25,15 @@ def test_bad_input_exit_2(cli, tmp_path, args, needle):
     assert code == 2
     assert err.strip().count("\n") == 0 and needle in err and "Traceback" not in err
     assert not any((tmp_path / name).exists() for name in ("x.csv", "a", "f", "r"))
+
+
+@pytest.mark.parametrize("command", [["train", "--quick"], ["segment3d", "--quick"], ["crop-study", "--quick"],
+                                     ["augment-study", "--quick"], ["few-labels", "--quick"]],
+                         ids=lambda c: c[0])
+def test_out_under_a_file_is_refused_before_any_work(cli, tmp_path, command):
+    """segment3d ended in a NotADirectoryError traceback; train and crop-study were refused
+    only once the first network's run folder was made."""
+    (tmp_path / "f").write_text("mine")
+    code, _, err = cli(["pipeline", *command, "--out", tmp_path / "f" / "run"])
+    assert code == 2 and err.strip().count("\n") == 0 and "f is a file, not a folder" in err, err
+    assert [p.name for p in tmp_path.iterdir()] == ["f"] and (tmp_path / "f").read_text() == "mine"

@@ -32,10 +32,10 @@ def _compute(device: str, precision: str):
 
 
 def _check_out(out: Path, what: str) -> None:
-    from genmed.errors import UserError
+    """Refuse, before any work, an --out `what` that is a file, under a file or unwritable."""
+    from genmed.fileio import check_output_dir
 
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a folder ({what})")
+    check_output_dir(out, f"--out ({what})")
 
 
 @app.command()
