@@ -52,6 +52,15 @@ def test_config_rejects_unknown_key_and_bad_literal():
         from_dict(Outer, {"inner": {"size": "big"}})
 
 
+@pytest.mark.parametrize("text", ["", "\n\n", "# all settings commented out\n"])
+def test_empty_config_file_is_refused(tmp_path, text):
+    """An emptied config (a pipeline run's config.json, a --config file) silently meant every
+    default: `pipeline predict` then ran at another size than the run was trained at."""
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(UserError, match="empty config file"):
+        load_config(Outer, tmp_path / "c.yaml")
+
+
 def test_atomic_write_uses_normal_file_mode(tmp_path):
     import os
 

@@ -90,4 +90,6 @@ def load_config(cls: type[C], path: str | os.PathLike) -> C:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid YAML/JSON ({type(exc).__name__})") from None
-    return from_dict(cls, data or {}, where=str(path))
+    if data is None:  # an emptied or truncated file: all defaults would be another config
+        raise UserError(f"{path}: empty config file (no settings in it)")
+    return from_dict(cls, data, where=str(path))

@@ -37,3 +37,11 @@ def test_out_under_a_file_is_refused_before_any_work(cli, tmp_path, command):
     code, _, err = cli(["pipeline", *command, "--out", tmp_path / "f" / "run"])
     assert code == 2 and err.strip().count("\n") == 0 and "f is a file, not a folder" in err, err
     assert [p.name for p in tmp_path.iterdir()] == ["f"] and (tmp_path / "f").read_text() == "mine"
+
+
+def test_predict_with_an_emptied_config_json_is_refused(cli_refuses, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("")
+    cli_refuses(["pipeline", "predict", tmp_path / "run", "--out", tmp_path / "p" / "preds.csv"],
+                "empty config file")
+    assert not (tmp_path / "p").exists()
