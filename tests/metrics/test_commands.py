@@ -116,3 +116,13 @@ def test_images_refuses_the_extractor_before_reading_images(tmp_path, capsys, mo
     err = capsys.readouterr().err.strip()
     assert err.startswith("genmed: error:") and "\n" not in err and name in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("option", ["--n-patients", "--epochs"])
+def test_train_extractor_zero_is_refused_not_the_default(tmp_path, capsys, option):
+    """`--n-patients 0` / `--epochs 0` used to mean the defaults (300 patients, 15 epochs):
+    minutes of training on a value that should be refused."""
+    out = tmp_path / "e.safetensors"
+    assert _run(["eval", "train-extractor", option, "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "must be > 0" in err and len(err.strip().splitlines()) == 1 and not out.exists()

@@ -51,7 +51,8 @@ def train_extractor_cmd(
 
         check_output_file(out)
         torch.set_num_threads(1)  # the shipped weights were trained with one thread
-        cfg = ExtractorConfig(n_patients=n_patients or 300, epochs=epochs or 15, seed=seed)
+        given = {k: v for k, v in (("n_patients", n_patients), ("epochs", epochs)) if v is not None}
+        cfg = ExtractorConfig(seed=seed, **given)  # 0 is refused there, not read as the default
         typer.echo(json.dumps(train_phantom_extractor(str(out), cfg), indent=2))
         return
     from genmed.metrics.extractor_engine import DomainTrainConfig, train_domain_extractor
