@@ -163,3 +163,22 @@ def test_expected_dims_and_bad_npz(tmp_path):
     (tmp_path / "junk.npz").write_bytes(os.urandom(100))
     with pytest.raises(UserError, match="not a readable .npz"):
         load(tmp_path / "junk.npz")
+
+
+def test_nifti_with_nan_spacing_is_refused_on_load(tmp_path, capsys):
+    """A NaN pixdim passed through: `data info` printed it, `apps denoise --input` and
+    `generate-from-mask --mask` ended in a nibabel HeaderDataError traceback when saving."""
+    header = nib.Nifti1Header()
+    pixdim = header["pixdim"].copy()
+    pixdim[1] = np.nan
+    header["pixdim"] = pixdim
+    nib.save(nib.Nifti1Image(np.zeros((16, 16), np.float32), None, header), str(tmp_path / "s.nii.gz"))
+    with pytest.raises(UserError, match="pixel spacing .* not a positive finite"):
+        load(tmp_path / "s.nii.gz")
+    from genmed.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["apps", "denoise", "--method", "tv", "--input", str(tmp_path / "s.nii.gz"), "--out", str(tmp_path / "d")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "d").exists()

@@ -141,6 +141,9 @@ def _validate(img: Image, p: Path, ndim: int | tuple[int, ...] | None) -> Image:
         raise UserError(f"{p}: {bad} NaN/Inf voxel(s); clean the image first")
     img.array = arr
     img.spacing = tuple(float(s) for s in img.spacing)
+    if not all(np.isfinite(s) and s > 0 for s in img.spacing):
+        raise UserError(f"{p}: pixel spacing {img.spacing} mm in its header is not a positive "
+                        "finite number per axis")
     img.meta.setdefault("source", str(p))
     img.meta.setdefault("modality", "unknown")
     img.meta.setdefault("orientation", None)
