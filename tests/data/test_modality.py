@@ -71,3 +71,10 @@ def test_denoise_mr_reports_its_own_units(tmp_path):
     assert (out.modality, out.units) == ("MR", "a.u.")
     saved = json.loads((tmp_path / "denoise.json").read_text())
     assert saved["units"] == "a.u."
+
+
+@pytest.mark.parametrize("value", [0.0, 1e30, -3e38])
+def test_constant_image_of_any_magnitude_has_a_usable_range(value):
+    """`hi = lo + 1` left hi == lo at 1e30: `apps denoise --input` ended in ZeroDivisionError."""
+    m = intensity_map(np.full((4, 4), value, np.float32), "MR")
+    assert m.high > m.low and np.isfinite(2.0 / (m.high - m.low))

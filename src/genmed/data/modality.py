@@ -110,8 +110,8 @@ def intensity_map(array: np.ndarray, modality: str, units: str | None = None) ->
     lo, hi = (float(v) for v in np.percentile(a, PERCENTILES))
     if not hi > lo:  # flat image, or one dominated by a single value
         lo, hi = float(a.min()), float(a.max())
-    if not hi > lo:
-        hi = lo + 1.0
+    if not hi > lo:  # a constant image; at |values| ~ 1e16 and beyond, + 1 changes nothing
+        hi = lo + max(1.0, abs(lo) * 1e-6)
     return IntensityMap("percentile", modality, units or units_for(modality), lo, hi, PERCENTILES)
 
 
