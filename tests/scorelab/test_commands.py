@@ -63,3 +63,14 @@ def test_bad_input_exit_2_one_line_no_output(tmp_path, argv, capsys):
     assert captured.err.startswith("genmed: error: ") and len(captured.err.strip().splitlines()) == 1
     assert "Traceback" not in captured.err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_too_many_components_refused_before_any_work(tmp_path, capsys):
+    """The component count was unbounded: a million of them (weights summing to 1) ran for
+    over ten minutes instead of a one-line refusal."""
+    k = 2000
+    argv = ["score", "gmm", "--out", str(tmp_path / "out"), "--weights", ",".join(["0.0005"] * k),
+            "--means", ",".join(["0"] * k), "--stds", ",".join(["1"] * k)]
+    code, captured = _run(argv, capsys)
+    assert code == 2 and "at most 1000" in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -11,6 +11,7 @@ from genmed.fileio import check_output_dir
 
 MAX_N = 10_000_000  # samples / Monte-Carlo draws / chains of one experiment
 MAX_STEPS = 1_000_000  # optimiser, sampler or Langevin steps
+MAX_VALUES = 1_000  # mixture components / times listed in one option
 
 app = typer.Typer(help="Score lab: exact mixture scores under VE/VP noise, DSM vs ESM, manifold, samplers.",
                   no_args_is_help=True)
@@ -20,7 +21,9 @@ def _floats(name: str, text: str, limit: float = 1e6) -> list[float]:
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise UserError(f"--{name}={text!r}: expected comma-separated numbers, e.g. 0.3,0.7") from None
+        raise UserError(f"--{name}={text[:80]!r}: expected comma-separated numbers, e.g. 0.3,0.7") from None
+    if len(values) > MAX_VALUES:  # each is a component or curve: work grows with the count
+        raise UserError(f"--{name}: {len(values)} values; give at most {MAX_VALUES}")
     for v in values:  # finite and of a size double precision can square and sum
         check_range(f"--{name}", v, -limit, limit)
     return values
