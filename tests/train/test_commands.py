@@ -163,4 +163,6 @@ def test_train_then_sample_a_real_family_on_the_phantom(capsys, tmp_path, cli_re
            "sampler='euler'")
     cli_refuses(["sample", str(run), "--precision", "fp64", "--out", str(tmp_path / "s2")],
            "--precision")
+    cli_refuses(["sample", str(run), "--guidance", "3", "--out", str(tmp_path / "s2")],  # was ignored
+                "without --class it changes nothing")
     assert not (tmp_path / "s2").exists()

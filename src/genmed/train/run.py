@@ -160,6 +160,9 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
         check_range("--guidance", guidance, 0, 1000)
     cfg = load_config_of(run_dir)
     check_request(cfg.family, sampler=sampler, guidance=guidance)
+    if guidance is not None and class_name is None:  # unconditional sampling ignores the scale
+        raise UserError(f"--guidance {guidance:g} scales the pull towards --class; without --class it "
+                        "changes nothing: give --class (class-conditional runs) or drop --guidance")
     caps = capabilities(cfg.family)
     if steps == 1 and caps.samplers and not caps.few_step:
         warn(f"--steps 1 on {run_dir}, a {cfg.family} run that is not distilled: one step "
