@@ -96,3 +96,14 @@ def test_bad_distill_requests_are_one_line(cli_refuses, tmp_path, teacher):
     cli_refuses(["train", "--family", "consistency", "--size", "16", "--out",
                     str(tmp_path / "c")], "genmed distill TEACHER_RUN")
     assert not (tmp_path / "s").exists() and not (tmp_path / "c").exists()
+
+
+def test_guidance_on_an_unconditional_teacher_is_refused(cli_refuses, tmp_path):
+    """The teacher gets no labels, so the scale was silently ignored (a student trained, exit 0)."""
+    config = tmp_path / "teacher.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "cond": "none"}))
+    with pytest.raises(SystemExit):
+        main(["train", "--config", str(config), "--steps", "1", "--out", str(tmp_path / "teacher")])
+    cli_refuses(["distill", str(tmp_path / "teacher"), "--out", str(tmp_path / "s"), "--steps", "1",
+                 "--batch-size", "4", "--num-scales", "10", "--guidance", "3"], "not class-conditional")
+    assert not (tmp_path / "s").exists()

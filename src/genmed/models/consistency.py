@@ -375,7 +375,11 @@ def consistency_from_teacher(teacher: GenerativeModel, /, *, teacher_run: str = 
     data = dict({name: getattr(cfg, name) for name in SHARED}, teacher_family=teacher.family,
                 teacher={k: v for k, v in to_dict(cfg).items() if k not in SHARED},
                 teacher_run=teacher_run, **options)
-    model = ConsistencyModel(from_dict(ConsistencyConfig, data, where="consistency options"))
+    config = from_dict(ConsistencyConfig, data, where="consistency options")
+    if config.guidance != 1.0 and not config.num_classes:  # no labels: the teacher ignores it
+        raise UserError(f"guidance={config.guidance:g}: {teacher_run or 'the teacher'} is not "
+                        "class-conditional, so guidance changes nothing; drop it")
+    model = ConsistencyModel(config)
     model.teacher.load_state_dict(teacher.state_dict())
     model.student.load_state_dict(model.teacher_diffusion.state_dict())
     if model.target is not None:
