@@ -20,3 +20,22 @@ def test_config_yaml_that_disagrees_with_the_checkpoint(capsys, run_copy, tmp_pa
     argv = (["train", "--resume", run_copy, "--steps", "6"] if cmd == "resume"
             else ["sample", run_copy, "-n", "2", "--out", tmp_path / "s"])
     refused(capsys, argv, [run_copy, tmp_path], "config.yaml: ")
+
+
+@pytest.mark.parametrize("blocker", ["analysis/index.html", "analysis"], ids=["index.html a folder", "a file"])
+def test_analyse_checks_its_output_folder_before_any_work(capsys, pipe_run, tmp_path, blocker):
+    """A folder named index.html was only met at the last write: six analysis files were
+    already written beside it."""
+    import shutil
+
+    from .conftest import run_cli
+
+    run = tmp_path / "pipe"
+    shutil.copytree(pipe_run, run)
+    code, _, err = run_cli(capsys, ["pipeline", "predict", run, "--out", run / "dev" / "preds.csv"])
+    assert code == 0, err
+    if blocker.endswith(".html"):
+        (run / blocker).mkdir(parents=True)
+    else:
+        (run / blocker).write_text("mine")
+    refused(capsys, ["pipeline", "analyse", run], [run], "analysis folder")

@@ -24,7 +24,7 @@ import pandas as pd
 
 from genmed.data.phantom import LABELS
 from genmed.errors import UserError
-from genmed.fileio import atomic_path, write_json
+from genmed.fileio import atomic_path, check_output_dir, write_json
 
 PERFECT_SEG = "y_pred_perfect_upto_segmentation"
 TAGS: tuple[str, ...] = ("benign", "malignant", "noisy", "small lesion", "segmentation miss")
@@ -86,6 +86,10 @@ def _write_csv(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+ANALYSIS_FILES = ("split.csv", "tags_auto.csv", "categories.csv", "parts_eyeball.csv", "confusion.csv",
+                  "analysis.json", "index.html")  # what `analyse` writes to RUN/analysis
+
+
 def analyse(run: str | os.PathLike, *, split: str = "dev", eyeball_errors: int | None = None,
             seed: int = 0, examples: int = 6) -> tuple[Path, dict]:
     """Run the analysis on RUN/<split>/preds.csv and parts.csv; returns (index.html, summary)."""
@@ -96,7 +100,7 @@ def analyse(run: str | os.PathLike, *, split: str = "dev", eyeball_errors: int |
     preds_path, parts_path = src / "preds.csv", src / "parts.csv"
     if not preds_path.is_file() or not parts_path.is_file():
         raise UserError(f"{run}: no {split}/preds.csv and parts.csv (run `genmed pipeline train` or predict first)")
-    out = run / "analysis"
+    out = check_output_dir(run / "analysis", "analysis folder", files=ANALYSIS_FILES)  # before any work
     preds = _read(preds_path, ("id", "y_true", "y_pred", "patient_id"))
     n_err = int(preds["error"].sum())
     if n_err < 2:
