@@ -39,3 +39,15 @@ def test_analyse_checks_its_output_folder_before_any_work(capsys, pipe_run, tmp_
     else:
         (run / blocker).write_text("mine")
     refused(capsys, ["pipeline", "analyse", run], [run], "analysis folder")
+
+
+@pytest.mark.parametrize("argv, blocker", [
+    (["apps", "denoise", "--method", "tv", "--input", "{nii}"], "denoise.json"),
+    (["apps", "generate-from-mask", "--quick", "--mask", "{mask}"], "generated.json"),
+], ids=["denoise --input", "generate-from-mask --mask"])
+def test_apps_on_user_files_check_their_output_names_first(capsys, files, tmp_path, argv, blocker):
+    """A folder named like the last output was met only after the work and the first two
+    files were written."""
+    (tmp_path / "o" / blocker).mkdir(parents=True)
+    args = [a.format(nii=files["nii"], mask=files["mask"]) for a in argv]
+    refused(capsys, [*args, "--out", tmp_path / "o"], [tmp_path, files["root"]], "there is a folder")

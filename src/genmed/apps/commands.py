@@ -83,7 +83,7 @@ def denoise(out: Path = OUT, quick: bool = QUICK, seed: int = SEED, device: str 
     from genmed.apps.denoise import CLASSICAL, DenoiseConfig, clinical_denoise_config, denoise_file, run_denoise
     from genmed.errors import UserError, check_choice
 
-    check_output_dir(out)
+    check_output_dir(out, files=("denoised.nii.gz", "denoise.png", "denoise.json"))
     check_choice("--method", method, CLASSICAL)  # also without --input: never silently ignored
     check_choice("--noise-estimator", noise_estimator, ("wavelet", "mode"))
     if input is not None:
@@ -144,7 +144,8 @@ def generate_from_mask(
         train_mask_generator)
     from genmed.errors import UserError
 
-    check_output_dir(out)
+    check_output_dir(out, files=(("generated.nii.gz", "generated.png", "generated.json") if mask is not None
+                                 else ("generate_from_mask.json", "generate_from_mask.png")))
     if model_run is not None and mask is None:
         raise UserError("--model generates from a label map: give --mask FILE as well")
     cfg = (MaskGenConfig(size=16, n_train_patients=3, n_test_patients=2, diffusion_steps=8,
