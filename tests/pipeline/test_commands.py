@@ -13,6 +13,8 @@ import pytest
     (["pipeline", "augment-study", "--quick", "--seeds", "0", "--out", "{tmp}/a"], "--seeds"),
     (["pipeline", "augment-study", "--quick", "--generator", "nonsense", "--out", "{tmp}/a"], "NAME=RUN_DIR"),
     (["pipeline", "few-labels", "--quick", "--fraction", "1.5", "--out", "{tmp}/f"], "fraction"),
+    (["pipeline", "few-labels", "--quick", "--seeds", "1000000", "--out", "{tmp}/f"], "--seeds"),  # trained on
+    (["pipeline", "augment-study", "--quick", "--seeds", "1000000", "--out", "{tmp}/a"], "--seeds"),
     (["pipeline", "train", "--quick", "--clinical", "--out", "{tmp}/r"], "choose one"),
     (["pipeline", "train", "--size", "64", "--seg-patch", "96", "--out", "{tmp}/r"], "--seg-patch"),
     (["pipeline", "train", "--seg-patch", "8", "--out", "{tmp}/r"], "--seg-patch"),

@@ -173,8 +173,7 @@ def augment_study(
     from genmed.pipeline.synthetic import run_generator, train_generators as train_gens
 
     _check_out(out, "study folder")
-    if seeds < 1:
-        raise UserError(f"--seeds={seeds} must be >= 1")
+    check_range("--seeds", seeds, 1, 100)  # each seed is a full arm of training
     check_range("--gen-steps", gen_steps, 1, 10**6)
     for fam in (f.strip() for f in train_generators.split(",") if f.strip()):
         check_choice("--train-generators", fam, ("diffusion", "gan", "vae"))
@@ -250,12 +249,10 @@ def few_labels(
     precision: str = PRECISION,
 ) -> None:
     """Segmentation with few masks: supervised, + pseudo-labels, + mask-generated pairs; Dice, 95% CI."""
-    from genmed.errors import UserError
     from genmed.pipeline.fewlabels import FewLabelsConfig, few_labels_study, quick_few_labels_config
 
     _check_out(out, "study folder")
-    if seeds < 1:
-        raise UserError(f"--seeds={seeds} must be >= 1")
+    check_range("--seeds", seeds, 1, 100)  # each seed is a full arm of training
     check_range("--gen-steps", gen_steps, 1, 10**6)
     compute = _compute(device, precision)
     if quick:
