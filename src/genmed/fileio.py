@@ -70,8 +70,9 @@ def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
 def check_output_dir(path: str | os.PathLike, what: str = "--out", *,
                      files: tuple[str, ...] = ()) -> Path:
     """Refuse, before any work, an output folder that cannot be written: an existing file, a
-    path under an existing file or in a folder this process cannot write, or (for each name in `files` the command will write there)
-    an existing folder where that file must go. Returns the path."""
+    path under an existing file or in a folder this process cannot write, or (for each name
+    in `files` the command will write there) an existing folder where that file must go.
+    Returns the path."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{what} {path}: exists and is not a folder")
