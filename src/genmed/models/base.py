@@ -43,6 +43,11 @@ class GenerativeModel(nn.Module, abc.ABC):
         """Parameters optimised in `phase` (default: all)."""
         return self.parameters()
 
+    def phase_lr_scale(self, phase: str) -> float:
+        """`phase`'s learning rate as a multiple of the recipe's (default 1: one learning rate
+        for every phase; a GAN's `d_lr_scale` gives its discriminator its own, TTUR)."""
+        return 1.0
+
     def forward(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:  # noqa: D401
         """Losses of one training step for `phase` (DDP hooks need this entry point)."""
         return self.loss(batch, phase)

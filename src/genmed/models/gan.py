@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genmed.data.augment import check_diffaug_policy, diff_augment
-from genmed.errors import UserError, check_choice, check_positive
+from genmed.errors import UserError, check_choice, check_positive, check_range
 from genmed.models.base import (
     Batch,
     GenerativeModel,
@@ -120,6 +120,9 @@ class GANConfig(ModelConfig):
     # statistics; on the 64-px phantom standing statistics lowered precision and recall:
     # benchmarks/results/gan_standing_stats.json)
     standing_stats: int = 0
+    # two time-scale update rule (TTUR, Heusel et al. 2017, sec. 2; SAGAN, Zhang et al. 2019,
+    # sec. 5: D 4e-4, G 1e-4): D's learning rate is this multiple of the recipe's, which G keeps
+    d_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -135,6 +138,7 @@ class GANConfig(ModelConfig):
         check_positive("standing_stats", self.standing_stats, allow_zero=True)
         check_positive("class_embedding", self.class_embedding, allow_zero=True)
         check_positive("ada_images", self.ada_images)
+        check_range("d_lr_scale", self.d_lr_scale, 1e-3, 1e3)
         check_positive("ada_interval", self.ada_interval)
         if not 0.0 <= self.ada_target < 1.0:
             raise UserError(f"ada_target={self.ada_target} must be in [0, 1) (0: off; the paper's 0.6)")
@@ -209,6 +213,10 @@ class GANModel(GenerativeModel):
     def phase_parameters(self, phase: str) -> Iterator[nn.Parameter]:
         check_choice("phase", phase, self.phases())
         return (self.discriminator if phase == "discriminator" else self.generator).parameters()
+
+    def phase_lr_scale(self, phase: str) -> float:
+        check_choice("phase", phase, self.phases())
+        return self.config.d_lr_scale if phase == "discriminator" else 1.0
 
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """G(z, y): (B, *sample_shape)."""

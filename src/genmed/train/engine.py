@@ -179,7 +179,8 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
     dataset = dataset if dataset is not None else load_dataset(cfg)
     check_batches(len(dataset), cfg.batch_size, topo.world)  # before config.yaml is written
     phases = model.phases()
-    optimizers = {p: torch.optim.AdamW(list(model.phase_parameters(p)), lr=cfg.lr,
+    lr_scales = {p: model.phase_lr_scale(p) for p in phases}  # 1 but for a GAN's TTUR
+    optimizers = {p: torch.optim.AdamW(list(model.phase_parameters(p)), lr=cfg.lr * lr_scales[p],
                                        betas=cfg.betas, weight_decay=cfg.weight_decay,
                                        fused=True)  # one kernel per step: ~9x the foreach CPU path
                   for p in phases}
@@ -231,7 +232,7 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
                     now = time.perf_counter()
                     last = _reduce(sums, steps_win, topo)
                     last.update(img_per_s=steps_win * cfg.batch_size / (now - t_win),
-                                lr=optimizers[phases[0]].param_groups[0]["lr"])
+                                **_learning_rates(optimizers, lr_scales))
                     tracker.log(step, last)
                     sums, t_win, steps_win = {}, now, 0
                 t_aside = time.perf_counter()  # checkpoints and grids: not training time
@@ -287,6 +288,17 @@ def _phase_step(net: torch.nn.Module, model: torch.nn.Module, batch: dict[str, T
         name = f"{phase}/{key}"
         value = value.detach().float().mean()
         sums[name] = sums[name] + value if name in sums else value
+
+
+def _learning_rates(optimizers: dict[str, torch.optim.Optimizer],
+                    scales: dict[str, float]) -> dict[str, float]:
+    """The learning rates now: "lr", the recipe's after warm-up and decay, and "PHASE/lr" for
+    each phase that runs at its own multiple of it (`GenerativeModel.phase_lr_scale`)."""
+    rates = {p: opt.param_groups[0]["lr"] for p, opt in optimizers.items()}
+    first = next(iter(rates))
+    out = {"lr": rates[first] / scales[first]}
+    out.update({f"{p}/lr": rate for p, rate in rates.items() if scales[p] != 1.0})
+    return out
 
 
 def _reduce(sums: dict[str, Tensor], n: int, topo: Topology) -> dict[str, float]:

@@ -68,11 +68,12 @@ def fit(model: GenerativeModel, dataset: Dataset, *, steps: int, recipe: str = "
         overrides["options"] = {"variant": variant, **overrides.get("options", {})}
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(out) if out is not None else Path(tmp) / "run"
+        settings = dict(ckpt_every=steps, keep_checkpoints=1, log_every=max(1, steps // 10),
+                        sample_n=4)  # what `overrides` may change
         cfg = TrainConfig(family=model.family, recipe=recipe, data="memory",
                           spatial_dims=3 if spatial >= 3 else 2, steps=steps,
                           batch_size=min(batch_size, len(dataset)), precision=precision,
-                          device=device, seed=seed, ckpt_every=steps, keep_checkpoints=1,
-                          log_every=max(1, steps // 10), sample_n=4, out=str(run), **overrides)
+                          device=device, seed=seed, out=str(run), **{**settings, **overrides})
         if resume and out is None:
             raise UserError("resume needs the run folder `out` to continue")
         result = train(cfg, model=model, dataset=dataset, resume=resume)
