@@ -193,3 +193,15 @@ def test_sample_grid_is_sized_to_the_run(tmp_path, monkeypatch):
     short = engine.grid_images(SlowPreview(), cfg, num, Blobs(), train_s=0.0)
     long = engine.grid_images(SlowPreview(), cfg, num, Blobs(), train_s=100.0)
     assert 1 <= len(short) <= 4 and len(long) == 16  # 10 % of 100 s fits every image
+
+
+def test_a_diverged_run_stops_before_it_saves_nan_weights(tmp_path):
+    """lr 1e30 drives the loss to NaN: the run stops with a one-line error at the first step
+    that would log or checkpoint, and no NaN weights or NaN records are written."""
+    cfg = _cfg(tmp_path, steps=40, ckpt_every=20, log_every=20, warmup=0, lr=1e30,
+               out=str(tmp_path / "bad"))
+    with pytest.raises(UserError, match="diverged.*by step 20 at lr 1e\\+30"):
+        train(cfg, model=ToyDenoiser(), dataset=Blobs())
+    assert not list((tmp_path / "bad").rglob("*.safetensors"))
+    assert not (tmp_path / "bad" / "metrics.jsonl").exists() or not any(
+        "NaN" in ln for ln in (tmp_path / "bad" / "metrics.jsonl").read_text().splitlines())

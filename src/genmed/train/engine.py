@@ -210,6 +210,7 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
     start_step, t_start, wait_total, aside = step, time.perf_counter(), 0.0, 0.0
     t_saved = t_start
     t_win, steps_win = t_start, 0
+    nonfinite = torch.zeros((), dtype=torch.bool, device=device)  # a NaN/inf loss since the start
     try:
         while step < cfg.steps:
             batches = iter(order.epoch_loader(step))
@@ -223,11 +224,14 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
                 wait_total += time.perf_counter() - t0
                 for phase in phases:
                     _phase_step(net, model, batch, phase, optimizers[phase], params[phase],
-                                schedulers[phase], scaler, num, cfg.grad_clip, sums)
+                                schedulers[phase], scaler, num, cfg.grad_clip, sums, nonfinite)
                 if ema is not None:
                     ema.update_parameters(model)
                 step += 1
                 steps_win += 1
+                if (step % cfg.log_every == 0 or step % cfg.ckpt_every == 0
+                        or step == cfg.steps):  # before anything is logged or saved
+                    _check_finite(nonfinite, step, cfg, topo)
                 if step % cfg.log_every == 0 or step == cfg.steps:
                     now = time.perf_counter()
                     last = _reduce(sums, steps_win, topo)
@@ -265,12 +269,14 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
 def _phase_step(net: torch.nn.Module, model: torch.nn.Module, batch: dict[str, Tensor],
                 phase: str, opt: torch.optim.Optimizer, params: list[torch.nn.Parameter],
                 sched: LRScheduler, scaler: torch.amp.GradScaler | None, num: Numerics,
-                grad_clip: float, sums: dict[str, Tensor]) -> None:
-    """Zero, forward (autocast), reduce the per-sample loss, backward, clip, step one phase."""
+                grad_clip: float, sums: dict[str, Tensor], nonfinite: Tensor) -> None:
+    """Zero, forward (autocast), reduce the per-sample loss, backward, clip, step one phase;
+    a non-finite loss sets `nonfinite` (on the device: no host sync here)."""
     model.zero_grad(set_to_none=True)
     with num.autocast():
         out = net(batch, phase)
     loss = out["loss"].float().mean()
+    nonfinite.logical_or_(~torch.isfinite(loss.detach()))
     if scaler is not None:
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
@@ -288,6 +294,17 @@ def _phase_step(net: torch.nn.Module, model: torch.nn.Module, batch: dict[str, T
         name = f"{phase}/{key}"
         value = value.detach().float().mean()
         sums[name] = sums[name] + value if name in sums else value
+
+
+def _check_finite(nonfinite: Tensor, step: int, cfg: TrainConfig, topo: Topology) -> None:
+    """Stop a diverged run before it logs or checkpoints NaN weights: a `UserError` if any
+    process saw a non-finite loss (the checkpoints already written are kept)."""
+    flag = nonfinite.float()
+    if topo.world > 1:
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    if flag.item():
+        raise UserError(f"training diverged: a NaN or infinite loss by step {step} at lr "
+                        f"{cfg.lr:g}; lower --lr or set --grad-clip (earlier checkpoints are kept)")
 
 
 def _learning_rates(optimizers: dict[str, torch.optim.Optimizer],
