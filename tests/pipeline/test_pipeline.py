@@ -106,3 +106,17 @@ def test_clinical_window_holds_both_kidneys_at_native_resolution():
     shown = crops[:, 1].reshape(len(cases), -1).sum(1).numpy()  # mask channel: kidney pixels shown
     assert (lesion_px > 0).sum() >= 20
     np.testing.assert_array_equal(shown, cases.kidney.reshape(len(cases), -1).sum(1))  # no pixel lost or resampled
+
+
+def test_a_hand_edited_config_is_refused_before_prediction(run, cli, tmp_path):
+    import shutil
+
+    edited = tmp_path / "run"
+    shutil.copytree(run, edited)
+    config = json.loads((edited / "config.json").read_text())
+    config["size"] = 64  # the networks were trained at 48 px
+    (edited / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "p" / "preds.csv"
+    code, _, err = cli(["pipeline", "predict", edited, "--split", "test", "--out", out])
+    assert code == 2 and "segmenter size 64 does not match the trained network's 48" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()

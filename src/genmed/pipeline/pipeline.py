@@ -220,6 +220,13 @@ def load_pipeline(run: str | os.PathLike, device: str = "cpu") -> Pipeline:
         if not isinstance(model, kind):
             raise UserError(f"{run / name}: holds a {model.family}, not a {name}")
         nets[name] = model
+    shapes = {"segmenter size": (nets["segmenter"].config.size, cfg.size),
+              "classifier window": (tuple(nets["classifier"].config.shape),
+                                    cfg.cls.crop_shape(cfg.size))}
+    for what, (trained, configured) in shapes.items():
+        if trained != configured:  # a hand-edited config.json: refuse before any data is read
+            raise UserError(f"{run / 'config.json'}: {what} {configured} does not match the "
+                            f"trained network's {trained}; restore the run's config.json")
     return Pipeline(cfg, nets["segmenter"], nets["classifier"])
 
 
