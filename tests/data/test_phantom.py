@@ -184,7 +184,11 @@ def test_volumes():
 
 
 @pytest.mark.parametrize("kwargs", [{"size": 8}, {"lesion_prob": 1.5}, {"noise_hu": (30.0, 10.0)},
-                                    {"fov_mm": 0.0}, {"min_lesion_px": 0}])
+                                    {"fov_mm": 0.0}, {"min_lesion_px": 0},
+                                    # absurd finite values: refused before any rendering
+                                    {"lesion_diameter_mm": (6.0, 1e308)}, {"fov_mm": 1e9},
+                                    {"noise_hu": (8.0, 1e6)}, {"psf_mm": 1e300},
+                                    {"mass_edge_mm": -1.0}, {"z_spacing_mm": float("nan")}])
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(UserError):
         PhantomConfig(**kwargs)

@@ -73,18 +73,23 @@ class PhantomConfig:
             raise UserError(f"phantom size={self.size} must be between 16 and 1024 pixels")
         if self.depth is not None and not 4 <= self.depth <= 1024:
             raise UserError(f"phantom depth={self.depth} must be between 4 and 1024 slices")
-        if self.psf_mm is not None and not self.psf_mm >= 0:
-            raise UserError(f"phantom psf_mm={self.psf_mm} must be >= 0 (or None)")
-        for name in ("fov_mm", "slice_gap_mm", "z_spacing_mm"):
-            if not getattr(self, name) > 0:
-                raise UserError(f"phantom {name}={getattr(self, name)} must be > 0")
+        # physical ceilings: a body is under 2 m across, a lesion under the field of view, a
+        # CT noise SD under the 4,000 HU of the whole scale (so absurd finite values are refused)
+        for name, high in (("fov_mm", 2000.0), ("slice_gap_mm", 500.0), ("z_spacing_mm", 100.0)):
+            if not 0 < getattr(self, name) <= high:
+                raise UserError(f"phantom {name}={getattr(self, name)} must be > 0 and <= {high:g}")
+        for name in ("psf_mm", "mass_edge_mm"):  # 0: a sharp image, a sharp mass border
+            if getattr(self, name) is not None and not 0 <= getattr(self, name) <= 100.0:
+                raise UserError(f"phantom {name}={getattr(self, name)} must be in [0, 100] mm")
         for name in ("lesion_prob", "malignant_fraction", "noisy_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"phantom {name}={getattr(self, name)} must be in [0, 1]")
-        for name in ("lesion_diameter_mm", "noise_hu", "noisy_noise_hu"):
+        for name, ceiling in (("lesion_diameter_mm", self.fov_mm), ("noise_hu", 4000.0),
+                              ("noisy_noise_hu", 4000.0)):
             lo, hi = getattr(self, name)
-            if not 0 <= lo <= hi:
-                raise UserError(f"phantom {name}={(lo, hi)} must be a range 0 <= low <= high")
+            if not 0 <= lo <= hi <= ceiling:
+                raise UserError(f"phantom {name}={(lo, hi)} must be a range 0 <= low <= high "
+                                f"<= {ceiling:g}")
         if self.min_lesion_px < 1 or self.chunk < 1:
             raise UserError("phantom min_lesion_px and chunk must be >= 1")
         for name, options in (("noise_model", ("gaussian", "radon")), ("recon_filter", ("ramp", "hann")),
