@@ -93,6 +93,8 @@ def test_bad_distill_requests_are_one_line(cli_refuses, tmp_path, teacher):
     cli_refuses(["distill", str(tmp_path / "nowhere"), "--out", str(tmp_path / "s")],
            "run directory not found")
     cli_refuses(["distill", str(teacher), "--out", str(teacher)], "a run folder of its own")
+    cli_refuses(["distill", str(teacher), "--out", str(teacher / "student")], "inside the teacher's")
+    cli_refuses(["distill", str(teacher), "--out", str(teacher.parent)], "nor holding it")
     cli_refuses(["train", "--family", "consistency", "--size", "16", "--out",
                     str(tmp_path / "c")], "genmed distill TEACHER_RUN")
     assert not (tmp_path / "s").exists() and not (tmp_path / "c").exists()

@@ -44,8 +44,10 @@ def distill(teacher_run: str | Path, out: str | Path, *, method: Method = "consi
     if teacher_cfg.family not in TEACHERS:
         raise UserError(f"{teacher_run}: a {teacher_cfg.family} run cannot be distilled; the "
                         f"teacher must be a {' or '.join(TEACHERS)} run")
-    if Path(out).resolve() == Path(teacher_run).resolve():
-        raise UserError(f"--out {out}: the student needs a run folder of its own")
+    student, teacher_dir = Path(out).resolve(), Path(teacher_run).resolve()
+    if student.is_relative_to(teacher_dir) or teacher_dir.is_relative_to(student):
+        raise UserError(f"--out {out}: the student needs a run folder of its own, neither "
+                        f"inside the teacher's run {teacher_run} nor holding it")
     if ckpt.list_checkpoints(Path(out) / "checkpoints"):
         raise UserError(f"{out}: already holds a run; use --resume or a new --out")
     options = dict(options or {})
