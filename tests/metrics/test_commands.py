@@ -126,3 +126,16 @@ def test_train_extractor_zero_is_refused_not_the_default(tmp_path, capsys, optio
     assert _run(["eval", "train-extractor", option, "0", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "must be > 0" in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("dtype", [bool, np.complex64])
+def test_images_of_bool_or_complex_values_are_refused(tmp_path, capsys, dtype):
+    """A boolean mask or complex k-space passed as an image set is one line, not a silent cast
+    (complex lost its imaginary part; a mask read as 0/1 'images')."""
+    np.save(tmp_path / "real.npy", np.zeros((12, 16, 16), dtype=np.float32))
+    np.save(tmp_path / "fake.npy", np.ones((12, 16, 16), dtype=dtype))
+    out = tmp_path / "eval"
+    assert _run(["eval", "images", str(tmp_path / "real.npy"), str(tmp_path / "fake.npy"),
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "images are real numbers" in err and "\n" not in err and not out.exists()

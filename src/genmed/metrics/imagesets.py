@@ -24,7 +24,11 @@ IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 
 
 def _to_nchw(x: np.ndarray, where: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
+    """(N, C, H, W) float32 of real-valued images in [-1, 1]; anything else is a `UserError`."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu":  # bool masks, complex k-space, strings: not images
+        raise UserError(f"{where}: holds {x.dtype} values; images are real numbers in [-1, 1]")
+    x = x.astype(np.float32, copy=False)
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim != 4 or x.shape[0] == 0:
