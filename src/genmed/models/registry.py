@@ -125,7 +125,8 @@ REGISTRY: dict[str, ModelSpec] = {
          "augment": Recipe(lr=1e-3, ema_decay=0.995, warmup_fraction=0.1),
          "toy": Recipe(lr=1e-3)}),
     # stage one of latent diffusion: MONAI 2d_ldm tutorial, Adam lr 1e-4, constant, no EMA
-    # (its discriminator's 5e-4 is not copied: the engine gives every phase one learning rate)
+    # (its discriminator's 5e-4 is not copied: the autoencoder's phases share one learning rate,
+    # as every benchmark of it was measured; `GenerativeModel.phase_lr_scale` could part them)
     "autoencoder": ModelSpec(
         AutoencoderConfig, AutoencoderModel, Capabilities(data_kinds=("image",)),
         {"default": Recipe(lr=1e-4, ema_decay=0.0, warmup=0, grad_clip=0.0, schedule="constant"),
