@@ -12,8 +12,9 @@ the high-frequency share of the power spectrum (`high_frequency_share`, a blur m
 are then pooled: mean with a t-interval over seeds for every figure. `--arms vae` re-runs one
 arm into the existing seed parts after its recipe changed. `--study NAME` trains the named arms
 afresh into their own parts (runs/bench_families64_NAME) with changed GAN options
-(`--gan-diffaug`, `--gan-ada`, `--gan-d-lr-scale`), and its merge (results/families_64_NAME.json)
-judges the GAN targets against the other arms of results/families_64.json (same seeds, patients, extractor).
+(`--gan-diffaug`, `--gan-ada`, `--gan-d-lr-scale`, `--gan-set KEY=VALUE`), and its merge
+(results/families_64_NAME.json) judges the GAN targets against the other arms of
+results/families_64.json (same seeds, patients, extractor).
 
     python benchmarks/families_64.py --seeds 0,2,4        # one process per core ...
     python benchmarks/families_64.py --seeds 1,3
@@ -28,6 +29,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from genmed.fileio import write_json
 
@@ -299,6 +301,8 @@ def main() -> None:
     ap.add_argument("--gan-ada", type=float, default=None, help='the "gan" arm\'s ADA target (0 off)')
     ap.add_argument("--gan-d-lr-scale", type=float, default=None,
                     help='the "gan" arm\'s TTUR: D\'s learning rate as a multiple of G\'s')
+    ap.add_argument("--gan-set", action="append", default=[], metavar="KEY=VALUE",
+                    help='one more option of the "gan" arm (YAML value, repeatable), e.g. pack=2')
     ap.add_argument("--batch", type=int, default=32,
                     help="training batch of the re-run arms (same images seen: steps = budget / batch)")
     args = ap.parse_args()
@@ -324,9 +328,9 @@ def main() -> None:
         return
     arms = tuple(a for a in args.arms.split(",") if a) or ARMS
     changed = (args.gan_diffaug, args.gan_ada, args.gan_d_lr_scale)
-    if (any(v is not None for v in changed) or args.batch != 32) and not args.study:
-        raise SystemExit("--gan-diffaug/--gan-ada/--gan-d-lr-scale/--batch change the recipe: "
-                         "name the --study they belong to")
+    if (any(v is not None for v in changed) or args.gan_set or args.batch != 32) and not args.study:
+        raise SystemExit("--gan-diffaug/--gan-ada/--gan-d-lr-scale/--gan-set/--batch change the "
+                         "recipe: name the --study they belong to")
     from genmed.compare.config import NETWORKS
 
     if args.gan_diffaug is not None:
@@ -335,6 +339,9 @@ def main() -> None:
         NETWORKS["gan"] = {**NETWORKS["gan"], "ada_target": args.gan_ada}
     if args.gan_d_lr_scale is not None:
         NETWORKS["gan"] = {**NETWORKS["gan"], "d_lr_scale": args.gan_d_lr_scale}
+    for item in args.gan_set:
+        key, _, value = item.partition("=")
+        NETWORKS["gan"] = {**NETWORKS["gan"], key: yaml.safe_load(value)}
     for seed in (int(s) for s in args.seeds.split(",")):
         run_seed(seed, args.budget_images, args.n_samples, args.threads, arms, args.rerun_tag, parts,
                  args.batch)
