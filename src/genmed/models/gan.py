@@ -22,7 +22,9 @@ with the same aim. Class-conditional: label embedding concatenated to z (DCGAN n
 class-conditional BatchNorm (residual G: per-class rows, or with `class_embedding` a shared
 class embedding also concatenated to z, Brock et al. 2019), projection in D (Miyato & Koyama 2018);
 with `class_ramp` the label's weight in both ramps in from 0 (transitional conditioning,
-Shahbazi et al. 2022, for class-conditional training on little data). Phases:
+Shahbazi et al. 2022, for class-conditional training on little data). Two more options aim at
+diversity on short budgets: `d_lr_scale`, D's own learning rate (TTUR, Heusel et al. 2017), and
+`mode_seeking`, MSGAN's regulariser (Mao et al. 2019). Phases:
 "discriminator" then "generator", disjoint parameters. The engine's weight EMA covers the
 whole model, so `sample` after `load_run(ema=True)` uses the averaged generator (Karras et al.
 2018; Yazici et al. 2019).
@@ -123,6 +125,10 @@ class GANConfig(ModelConfig):
     # two time-scale update rule (TTUR, Heusel et al. 2017, sec. 2; SAGAN, Zhang et al. 2019,
     # sec. 5: D 4e-4, G 1e-4): D's learning rate is this multiple of the recipe's, which G keeps
     d_lr_scale: float = 1.0
+    # mode-seeking regulariser (MSGAN, Mao et al. 2019, eq. 3): the generator step adds this
+    # weight x 1 / (mean |G(z1) - G(z2)| / mean |z1 - z2| + 1e-5) over pairs of its batch (same
+    # label), so latents that differ must give images that differ; 0: off
+    mode_seeking: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -139,6 +145,7 @@ class GANConfig(ModelConfig):
         check_positive("class_embedding", self.class_embedding, allow_zero=True)
         check_positive("ada_images", self.ada_images)
         check_range("d_lr_scale", self.d_lr_scale, 1e-3, 1e3)
+        check_range("mode_seeking", self.mode_seeking, 0.0, 1e3)
         check_positive("ada_interval", self.ada_interval)
         if not 0.0 <= self.ada_target < 1.0:
             raise UserError(f"ada_target={self.ada_target} must be in [0, 1) (0: off; the paper's 0.6)")
@@ -169,6 +176,14 @@ class GANConfig(ModelConfig):
                                 "(32, 48, 64, 96, 128, 256, ...) as the residual nets need")
         elif self.size < 8 or self.size != 4 * 2 ** dcgan_levels(self.size):
             raise UserError(f"size={self.size} is not 4 * 2**k (8, 16, 32, 64, ...) as the DCGAN nets need")
+
+
+def mode_seeking_term(x1: Tensor, x2: Tensor, z1: Tensor, z2: Tensor, eps: float = 1e-5) -> Tensor:
+    """MSGAN's regulariser (Mao et al. 2019, eq. 3 as in the authors' code): 1 / (mean |x1 - x2|
+    / mean |z1 - z2| + eps) for paired generated samples x1 = G(z1), x2 = G(z2). Small when the
+    images differ as much as their latents, large for a generator that ignores z."""
+    ratio = (x1.float() - x2.float()).abs().mean() / (z1.float() - z2.float()).abs().mean()
+    return 1.0 / (ratio + eps)
 
 
 class GANModel(GenerativeModel):
@@ -304,10 +319,19 @@ class GANModel(GenerativeModel):
         z = torch.randn(b, self.config.latent_dim, device=device, dtype=real.dtype)
         hinge = self.config.variant == "hinge_sn"
         if phase == "generator":
-            fake = self.augment(self.generate(z, labels))
-            d_fake = self.judge(self.packed(fake), labels).float()
+            pairs = b // 2 if self.config.mode_seeking else 0
+            if pairs and labels is not None:  # each pair shares its label (MSGAN: one condition)
+                labels = torch.cat([labels[:pairs], labels[:pairs], labels[2 * pairs:]])
+            images = self.generate(z, labels)
+            d_fake = self.judge(self.packed(self.augment(images)), labels).float()
             loss = -d_fake if hinge else F.softplus(-d_fake)  # non-saturating: -log D(G(z))
-            return {"loss": loss, "d_fake": d_fake.mean().detach()}
+            out = {"d_fake": d_fake.mean().detach()}
+            if pairs:
+                term = mode_seeking_term(images[:pairs], images[pairs:2 * pairs], z[:pairs],
+                                         z[pairs:2 * pairs])
+                loss = loss + self.config.mode_seeking * term  # a batch term: every sample carries it
+                out["mode_seeking"] = term.detach()
+            return {"loss": loss, **out}
         with torch.no_grad():
             fake = self.generate(z, labels)
         weight = self.r1_weight(batch)
