@@ -98,3 +98,24 @@ def test_unwritable_output_place_is_one_user_error(tmp_path, monkeypatch):
         with atomic_path(tmp_path / "sub" / "m.json"):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_root_is_refused_where_access_says_yes_but_nothing_can_be_made(tmp_path, monkeypatch):
+    """`os.access` answers yes to root for /proc; the check probes instead, and a writable
+    folder passes with no probe left behind."""
+    import os
+    import tempfile
+
+    from genmed.fileio import check_output_dir
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "access", lambda p, mode: True)  # what root is told
+    check_output_dir(tmp_path / "run")
+    assert list(tmp_path.iterdir()) == []
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)  # what /proc does
+    with pytest.raises(UserError, match="not writable"):
+        check_output_dir(tmp_path / "run")

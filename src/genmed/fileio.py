@@ -97,9 +97,21 @@ def _check_writable(candidates: Iterable[Path], path: Path, what: str) -> None:
     parents will be created) is not writable by this process."""
     for folder in candidates:
         if folder.exists():
-            if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            if folder.is_dir() and not (os.access(folder, os.W_OK | os.X_OK) and _can_create_in(folder)):
                 raise UserError(f"{what} {path}: {folder} is not writable")
             return
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether an entry can be made in `folder`. `os.access` answers yes to root everywhere
+    (e.g. /proc, /sys), so root probes with an empty folder made and removed at once."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return True
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".genmed-probe.", dir=folder))
+    except OSError:
+        return False
+    return True
 
 
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
