@@ -123,11 +123,15 @@ class GANConfig(ModelConfig):
     # benchmarks/results/gan_standing_stats.json)
     standing_stats: int = 0
     # two time-scale update rule (TTUR, Heusel et al. 2017, sec. 2; SAGAN, Zhang et al. 2019,
-    # sec. 5: D 4e-4, G 1e-4): D's learning rate is this multiple of the recipe's, which G keeps
+    # sec. 5: D 4e-4, G 1e-4): D's learning rate is this multiple of the recipe's, which G keeps.
+    # 1 by default: 4 lowered recall on the 64-px phantom (docs/evaluation.md, "A faster
+    # discriminator (TTUR) at 64 px")
     d_lr_scale: float = 1.0
     # mode-seeking regulariser (MSGAN, Mao et al. 2019, eq. 3): the generator step adds this
     # weight x 1 / (mean |G(z1) - G(z2)| / mean |z1 - z2| + 1e-5) over pairs of its batch (same
-    # label), so latents that differ must give images that differ; 0: off
+    # label), so latents that differ must give images that differ; 0: off. Off by default: at
+    # 64 px, weights 1 / 0.1 / 0.01 traded precision for recall (docs/evaluation.md, "The
+    # mode-seeking regulariser (MSGAN) at 64 px")
     mode_seeking: float = 0.0
 
     def __post_init__(self) -> None:
