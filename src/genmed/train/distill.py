@@ -21,7 +21,6 @@ from torch.utils.data import Dataset
 
 from genmed.errors import UserError, check_choice
 from genmed.models.consistency import TEACHERS, consistency_from_teacher
-from genmed.train import checkpoint as ckpt
 from genmed.train import engine
 from genmed.train.data import load_dataset
 from genmed.train.engine import RunResult
@@ -48,8 +47,7 @@ def distill(teacher_run: str | Path, out: str | Path, *, method: Method = "consi
     if student.is_relative_to(teacher_dir) or teacher_dir.is_relative_to(student):
         raise UserError(f"--out {out}: the student needs a run folder of its own, neither "
                         f"inside the teacher's run {teacher_run} nor holding it")
-    if ckpt.list_checkpoints(Path(out) / "checkpoints"):
-        raise UserError(f"{out}: already holds a run; use --resume or a new --out")
+    engine.check_new_run_dir(out)  # before the teacher is loaded
     options = dict(options or {})
     teacher, _ = load_run(teacher_run)
     model = consistency_from_teacher(teacher, teacher_run=str(Path(teacher_run).resolve()),
