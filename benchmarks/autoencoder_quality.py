@@ -35,10 +35,23 @@ def train_autoencoder(run: Path, args: argparse.Namespace) -> float:
     cfg = TrainConfig(family="autoencoder", size=args.size, steps=args.steps,
                       batch_size=args.batch, lr=args.lr, precision=args.precision, device="cpu",
                       ckpt_every=250, sample_n=4, out=str(run),
-                      options={"train_crop": args.crop})
+                      options={"train_crop": args.crop} | parse_sets(args.set))
     start = time.perf_counter()
     train(cfg)
     return time.perf_counter() - start
+
+
+def parse_sets(items: list[str]) -> dict:
+    """`--set KEY=VALUE` pairs (VALUE read as YAML: 8, 0.0, [32, 64, 64]) as autoencoder options."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def lesion_contrast(hu: np.ndarray, lesion: np.ndarray, kidney: np.ndarray) -> np.ndarray:
@@ -51,7 +64,7 @@ def lesion_contrast(hu: np.ndarray, lesion: np.ndarray, kidney: np.ndarray) -> n
 
 
 def figure(path: Path, hu_in: np.ndarray, hu_rec: np.ndarray, hu_clean: np.ndarray,
-           lesion: np.ndarray, rows: list[int], psnr: np.ndarray, zoom: int = 48) -> None:
+           lesion: np.ndarray, rows: list[int], psnr: np.ndarray, name: str, zoom: int = 48) -> None:
     """Per row: input with the lesion outlined (red) | reconstruction | both zoomed to the
     `zoom`-px square around the lesion | |reconstruction - clean|; HU colour bars."""
     import matplotlib
@@ -86,8 +99,8 @@ def figure(path: Path, hu_in: np.ndarray, hu_rec: np.ndarray, hu_clean: np.ndarr
             ax.set_xlabel("x (px, 1.41 mm)")
             ax.set_ylabel("y (px, 1.41 mm)")
             fig.colorbar(im, ax=ax, fraction=0.046, label="HU" if c < 4 else "HU error")
-    fig.suptitle("AutoencoderKL (4x, 3 latent channels) on held-out 256-px phantom slices with malignant "
-                 "lesions (red outline); window W400/L40", fontsize=11)
+    fig.suptitle(f"{name} on held-out 256-px phantom slices with malignant lesions (red outline); "
+                 "window W400/L40", fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
@@ -105,6 +118,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an autoencoder option for training, e.g. latent_channels=8 or adv_weight=0")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "autoencoder_quality.json")
     ap.add_argument("--figure", type=Path, default=ROOT / "docs" / "img" / "autoencoder_256_pairs.png")
     args = ap.parse_args()
@@ -143,7 +158,8 @@ def main() -> None:
 
     malignant = [i for i in np.nonzero(has & (test.labels.numpy() == 2))[0]][:3]
     figure(args.figure, hu["input"], hu["rec"], hu["clean"], lesion, [int(i) for i in malignant],
-           vs_clean["psnr_db"])
+           vs_clean["psnr_db"], f"AutoencoderKL ({model.config.downsampling}x, "
+           f"{model.config.latent_channels} latent channels)")
     result = {
         "benchmark": "autoencoder_quality",
         "machine": machine() | {"torch_threads": args.threads},
