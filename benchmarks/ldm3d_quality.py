@@ -7,7 +7,9 @@ stage one, MONAI AutoencoderKL (channels (16, 32, 32), 4x, 3 latent channels) tr
 a warm-up; stage two, the DiffusionModelUNet (32, 64, 64), attention at the lowest level, on
 the 3 x 32^3 latents, each volume's posterior moments encoded once (`LatentCache`). CPU time is
 the process's user + system time (all threads), the budget of the issue's target; peak RSS is
-the process's high-water mark.
+the process's high-water mark. Anatomy, with no 3-D feature extractor for FID: the checks of
+`genmed.metrics.anatomy` (tissue shares by HU range, a body outline in each axial slice, a spine
+through the stack) on `--n-check` samples beside the held-out real volumes.
 
     PYTHONPATH=src python benchmarks/ldm3d_quality.py [--ae-steps 500] [--steps 1500] [--run RUN]
 """
@@ -57,6 +59,13 @@ def figure(path: Path, vols: list[tuple[np.ndarray, str]], spacing: list[float],
     plt.close(fig)
 
 
+def summarise(checks: list[dict[str, float]]) -> dict:
+    """Per check: mean, min and max over volumes, and the number of volumes."""
+    out = {k: [round(float(np.mean(v)), 3), round(float(np.min(v)), 3), round(float(np.max(v)), 3)]
+           for k, v in ((k, [c[k] for c in checks]) for k in checks[0])}
+    return out | {"volumes": len(checks)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, help="a trained 3D ldm run to sample (skip training)")
@@ -69,7 +78,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--n-samples", type=int, default=2)
+    ap.add_argument("--n-samples", type=int, default=2, help="samples in the figure")
+    ap.add_argument("--n-check", type=int, default=8, help="samples read by the anatomy checks")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ldm3d_quality.json")
     ap.add_argument("--figure", type=Path, default=ROOT / "docs" / "img" / "ldm3d_128_planes.png")
     args = ap.parse_args()
@@ -77,6 +87,7 @@ def main() -> None:
 
     from genmed.data.datasets import load_training_data
     from genmed.data.modality import CT_WINDOW
+    from genmed.metrics.anatomy import anatomy_checks
     from genmed.train import TrainConfig, train
     from genmed.train.run import load_run
     from genmed.versions import machine
@@ -103,13 +114,16 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     start = time.perf_counter()
     with torch.no_grad():
-        fake = model.sample(args.n_samples, generator=g)[:, 0].float().numpy()
-    sample_s = (time.perf_counter() - start) / args.n_samples
+        n = max(args.n_samples, args.n_check)
+        fake = torch.cat([model.sample(1, generator=g) for _ in range(n)])[:, 0].float().numpy()
+    sample_s = (time.perf_counter() - start) / n
     test = load_training_data("phantom", size=args.size, spatial_dims=3, n_patients=args.patients,
                               split="test")
     spacing = list(test.info["spacing_mm"])
     vols = [(CT_WINDOW.from_unit(test.images[0, 0].numpy()), "held-out real volume")]
-    vols += [(CT_WINDOW.from_unit(v), f"sample {i + 1}") for i, v in enumerate(fake)]
+    vols += [(CT_WINDOW.from_unit(v), f"sample {i + 1}") for i, v in enumerate(fake[:args.n_samples])]
+    real_checks = [anatomy_checks(CT_WINDOW.from_unit(v[0].numpy()), spacing) for v in test.images]
+    fake_checks = [anatomy_checks(CT_WINDOW.from_unit(v), spacing) for v in fake[:args.n_check]]
     cfg = model.config
     figure(args.figure, vols, spacing,
            f"3D latent diffusion at {args.size}^3 ({spacing[1]:.2f} mm in-plane, {spacing[0]:.2f} mm "
@@ -120,6 +134,9 @@ def main() -> None:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "training": trained,
         "sample_s_per_volume": round(sample_s, 2),
+        "anatomy": {"note": "genmed.metrics.anatomy: voxel shares by HU range (W400/L40), share of "
+                            "axial slices with a body outline, share with a spine; mean [min, max]",
+                    "real": summarise(real_checks), "samples": summarise(fake_checks)},
         "peak_rss_mb_total": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "figure": str(args.figure.relative_to(ROOT)) if args.figure.is_relative_to(ROOT) else str(args.figure),
     }
