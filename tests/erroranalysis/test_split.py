@@ -36,6 +36,15 @@ def test_split_refuses_too_many_errors_and_bad_group(tmp_path):
         make_split(preds, 2, group_col="site")
 
 
+@pytest.mark.parametrize("huge", [10**20, 2**63 - 1])
+def test_split_refuses_a_huge_request_instead_of_a_one_example_eyeball_set(tmp_path, huge):
+    # n * huge / n_errors rounds in float: every cumulative size was equally far from it and
+    # the first group alone became the "eyeball set"
+    preds = load_predictions(grouped_dev(tmp_path, n_patients=10, per_patient=2))
+    with pytest.raises(UserError, match="no blackbox set"):
+        make_split(preds, eyeball_errors=huge)
+
+
 def test_sample_never_returns_blackbox(tmp_path):
     preds = load_predictions(grouped_dev(tmp_path, n_patients=40, per_patient=5))
     split = make_split(preds, eyeball_errors=15, group_col="patient_id")

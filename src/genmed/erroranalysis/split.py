@@ -62,6 +62,8 @@ def make_split(
     n_err = int(predictions["error"].sum())
     if n_err == 0:
         raise UserError("predictions have no errors: nothing to look at in an eyeball set")
+    if eyeball_errors >= n_err:  # checked in integers: a huge request rounds in `target` below
+        _refuse_no_blackbox(n_err, n, eyeball_errors)
     target = n * eyeball_errors / n_err
     if group_col is None:
         groups = predictions["id"].to_numpy()
@@ -76,10 +78,7 @@ def make_split(
     cum = np.cumsum(sizes[order])
     k = int(np.argmin(np.abs(cum - target))) + 1  # groups in the eyeball set
     if k >= len(uniq):
-        raise UserError(
-            f"the dev set has {n_err} errors in {n} examples: an eyeball set with "
-            f"{eyeball_errors} errors would leave no blackbox set; ask for fewer"
-        )
+        _refuse_no_blackbox(n_err, n, eyeball_errors)
     eye_groups = np.zeros(len(uniq), dtype=bool)
     eye_groups[order[:k]] = True
     is_eye = eye_groups[inverse]
@@ -90,6 +89,14 @@ def make_split(
         expected_errors=float(is_eye.sum() * n_err / n),
         eyeball_errors=int(predictions["error"].to_numpy()[is_eye].sum()),
         n_groups=len(uniq),
+    )
+
+
+def _refuse_no_blackbox(n_err: int, n: int, eyeball_errors: int) -> None:
+    """Raise the `UserError` for an eyeball set that would take the whole dev set."""
+    raise UserError(
+        f"the dev set has {n_err} errors in {n} examples: an eyeball set with "
+        f"{eyeball_errors} errors would leave no blackbox set; ask for fewer"
     )
 
 
