@@ -148,6 +148,14 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
     assert "spacing" in err
 
 
+def test_a_seed_torch_cannot_take_is_one_line(tmp_path, capsys):
+    # --seed 2**64 was a torch.manual_seed "Overflow when unpacking long long" traceback
+    # (SEED is shared by every apps command)
+    out = tmp_path / "out"
+    err = _expect_user_error(capsys, ["apps", "volumes3d", "--quick", "--seed", str(2**64), "--out", str(out)], out)
+    assert "--seed" in err
+
+
 def test_generate_from_mask_reuses_a_trained_model(tmp_path, capsys):
     """OUT/model of a run is a mask-conditioned model that --model generates from without
     training; a run of another kind of model, or --model without --mask, is refused."""

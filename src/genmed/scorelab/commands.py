@@ -12,6 +12,7 @@ from genmed.fileio import check_output_dir
 MAX_N = 10_000_000  # samples / Monte-Carlo draws / chains of one experiment
 MAX_STEPS = 1_000_000  # optimiser, sampler or Langevin steps
 MAX_VALUES = 1_000  # mixture components / times listed in one option
+MAX_SEED = 2**63 - 1  # torch.manual_seed overflows above this (as `genmed train --seed`)
 
 app = typer.Typer(help="Score lab: exact mixture scores under VE/VP noise, DSM vs ESM, manifold, samplers.",
                   no_args_is_help=True)
@@ -68,7 +69,7 @@ def dsm_vs_esm(
     train_steps: int = typer.Option(1500, help="Adam steps per objective"),
     checkpoint_every: int = typer.Option(150, help="theta taken along training every this many steps"),
     process: str = typer.Option("ve", help="ve or vp"),
-    seed: int = typer.Option(0, min=0, help="random seed"),
+    seed: int = typer.Option(0, min=0, max=MAX_SEED, help="random seed"),
 ) -> None:
     """Explicit (J_naive) vs denoising (J_mod) score matching: constant difference, same minimiser."""
     from genmed.scorelab.dsm import DSMConfig
@@ -91,7 +92,7 @@ def manifold(
     steps_each: int = typer.Option(100, help="Langevin steps per level"),
     n_samples: int = typer.Option(1000, help="chains per method"),
     train_steps: int = typer.Option(2000, help="Adam steps per score network"),
-    seed: int = typer.Option(0, min=0, help="random seed"),
+    seed: int = typer.Option(0, min=0, max=MAX_SEED, help="random seed"),
 ) -> None:
     """Circle in R^2: Langevin at one tiny noise level fails, annealed Langevin succeeds."""
     from genmed.scorelab.manifold import ManifoldConfig
@@ -116,7 +117,7 @@ def samplers(
     levels: int = typer.Option(20, help="annealed Langevin noise levels"),
     steps_each: int = typer.Option(50, help="Langevin steps per level"),
     ve_sigma: float = typer.Option(50.0, help="VE sigma (prior N(0, sigma^2))"),
-    seed: int = typer.Option(0, min=0, help="random seed"),
+    seed: int = typer.Option(0, min=0, max=MAX_SEED, help="random seed"),
 ) -> None:
     """Every sampler with the exact mixture score, VE and VP: W1 and mode weights vs the truth."""
     from genmed.scorelab.mixture import GaussianMixture
