@@ -55,13 +55,18 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             tmp_path.unlink()
 
 
-def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
+def check_output_file(path: str | os.PathLike, what: str = "--out", *,
+                      inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Refuse, before any work, an output file path that cannot be written: an existing
-    folder, a path under an existing file, or one in a folder this process cannot write.
+    folder, a path under an existing file, one in a folder this process cannot write, or
+    one of the command's `inputs` (writing it would replace what is being read).
     Returns the path."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{what} {path}: is a folder; give a file name")
+    for source in inputs:
+        if _same_file(path, Path(source)):
+            raise UserError(f"{what} {path}: is also the input {source}; give a new file name")
     _check_parents(path, what)
     _check_writable(path.absolute().parents, path, what)
     return path
@@ -82,6 +87,14 @@ def check_output_dir(path: str | os.PathLike, what: str = "--out", *,
         if (path / name).is_dir():
             raise UserError(f"{what} {path}: {name} there is a folder, not a file")
     return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether `a` and `b` name the same existing file (links and `..` included)."""
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _check_parents(path: Path, what: str) -> None:

@@ -141,3 +141,23 @@ def test_a_new_database_under_a_file_is_one_line(capsys, example_files, tmp_path
     code, _, err = run(capsys, "import", "--tags", tags, "--db", tmp_path / "f" / "t.sqlite")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "is a file, not a folder" in err, err
     assert (tmp_path / "f").read_text() == "mine"
+
+
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(capsys, tmp_path, example_files):
+    """--out naming an input file replaced the predictions, tags or the tag database (the
+    reviewers' work) with the command's output."""
+    preds, tags, _ = example_files
+    (tmp_path / "dev").mkdir()  # grouped_dev writes preds.csv too
+    dev = grouped_dev(tmp_path / "dev", n_patients=40, per_patient=5)
+    split = tmp_path / "split.csv"
+    assert run(capsys, "split", "--predictions", dev, "--eyeball-errors", "10", "--out", split)[0] == 0
+    db = tmp_path / "t.sqlite"
+    assert run(capsys, "import", "--tags", tags, "--db", db)[0] == 0
+    for args, victim in ((["split", "--predictions", dev, "--eyeball-errors", "10", "--out", dev], dev),
+                         (["sample", "--predictions", dev, "--split", split, "--n", "5", "--out", split], split),
+                         (["summary", "--predictions", preds, "--tags", tags, "--out", tags], tags),
+                         (["export", "--db", db, "--out", db], db)):
+        before = victim.read_bytes()
+        code, _, err = run(capsys, *args)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "is also the input" in err, (args, err)
+        assert victim.read_bytes() == before, args

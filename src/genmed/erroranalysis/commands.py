@@ -47,7 +47,7 @@ def summary(
 
     check_choice("--format", fmt, ("table", "json", "csv"))
     if out is not None:
-        check_output_file(out)
+        check_output_file(out, inputs=(predictions, tags))
     table = summarize(predictions, tags)
     _warn(table.warnings)
     _emit(table.render(fmt), out)  # type: ignore[arg-type]
@@ -64,7 +64,7 @@ def split(
     """Split dev into an eyeball set (looked at) and a blackbox set (only measured)."""
     from genmed.erroranalysis import split_dev
 
-    check_output_file(out)
+    check_output_file(out, inputs=(predictions,))
     result = split_dev(predictions, eyeball_errors, group_col=group_col, seed=seed, out=out)
     typer.echo(result.describe())
 
@@ -80,7 +80,7 @@ def sample(
     """Draw misclassified examples to review, from the eyeball set only."""
     from genmed.erroranalysis import sample_for_review
 
-    check_output_file(out)
+    check_output_file(out, inputs=(predictions, split))
     df = sample_for_review(predictions, split, n, seed=seed, out=out)
     if len(df) < n:
         _warn([f"the eyeball set has only {len(df)} errors; wrote all of them"])
@@ -150,7 +150,7 @@ def export(
     """Export the SQLite tag database as a tags CSV (what `summary --tags` reads)."""
     from genmed.erroranalysis import export_tags
 
-    check_output_file(out)
+    check_output_file(out, inputs=(db,))
     typer.echo(f"wrote {export_tags(db, out)} rows to {out}")
 
 
