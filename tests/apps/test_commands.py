@@ -241,8 +241,9 @@ def test_generate_from_mask_with_a_3d_model_writes_a_volume(tmp_path, capsys):
     assert "map2d.nii.gz" in err
 
 
-@pytest.mark.parametrize("shape", [(2, 2), (4, 1, 1), (16, 5)])
+@pytest.mark.parametrize("shape", [(2, 2), (4, 1, 1), (16, 5), (8, 8, 4)])
 def test_denoise_refuses_slices_too_small_to_denoise(tmp_path, capsys, shape):
+    """(8, 8, 4) used to reach BM3D, which segfaults on an 8 x 8 slice (exit 139)."""
     import nibabel as nib
 
     src = tmp_path / "small.nii.gz"

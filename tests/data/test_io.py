@@ -182,3 +182,25 @@ def test_nifti_with_nan_spacing_is_refused_on_load(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "d").exists()
+
+
+def test_nifti_with_zero_spacing_is_refused(tmp_path):
+    """nibabel replaces a zero pixdim with 1 mm on load (a log line only), so a corrupt header
+    was read as 1 mm pixels; the header as written is checked."""
+    image = nib.Nifti1Image(np.zeros((16, 16, 4), np.float32), np.eye(4))
+    image.header.set_zooms((0.0, 1.0, 1.0))
+    path = tmp_path / "z.nii.gz"
+    nib.save(image, str(path))
+    with pytest.raises(UserError, match=r"pixel spacing \(0.0, 1.0, 1.0\) mm .* not a positive finite"):
+        load(path)
+
+
+def test_complex_images_are_refused_not_cast_to_real(tmp_path):
+    """A cast to float32 dropped the imaginary part with only a numpy warning."""
+    values = (np.ones((16, 16, 4)) + 2j).astype(np.complex64)
+    nib.save(nib.Nifti1Image(values, np.eye(4)), str(tmp_path / "c.nii.gz"))
+    with pytest.raises(UserError, match="complex voxels"):
+        load(tmp_path / "c.nii.gz")
+    np.savez(tmp_path / "c.npz", train_images=values[None], train_labels=np.zeros(1))
+    with pytest.raises(UserError, match="complex64 values, not real numbers"):
+        load(tmp_path / "c.npz")

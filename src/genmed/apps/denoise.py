@@ -234,7 +234,7 @@ def _dose_figure(rows: dict[str, dict[str, np.ndarray]]):
                              row_labels=list(rows), panel_in=2.0)
 
 
-MIN_SIDE = 8  # smallest slice side `denoise_file` takes
+MIN_SIDE = 16  # smallest slice side `denoise_file` takes (the bm3d package segfaults on 8 x 8)
 
 
 def denoise_file(path: str | Path, out: str | Path, method: str = "bm3d",
@@ -260,7 +260,7 @@ def denoise_file(path: str | Path, out: str | Path, method: str = "bm3d",
     check_choice("noise_estimator", noise_estimator, ("wavelet", "mode"))
     img = load(path, ndim=(2, 3))
     vol = img.array[None] if img.ndim == 2 else img.array
-    if min(vol.shape[-2:]) < MIN_SIDE:  # no noise estimate, no 8x8 BM3D block
+    if min(vol.shape[-2:]) < MIN_SIDE:  # no noise estimate; BM3D needs room for its 8x8 blocks
         raise UserError(f"{path}: slices of {vol.shape[-2]}x{vol.shape[-1]} pixels are too small to "
                         f"denoise (at least {MIN_SIDE}x{MIN_SIDE})")
     if noise_estimator == "mode" and img.modality != "CT":

@@ -160,6 +160,7 @@ def _load_nifti(p: Path) -> Image:
     try:
         nii = nib.load(str(p))
         check_nifti_size(p, nii)
+        check_nifti_header(p, nii)
         data = np.asarray(nii.dataobj, dtype=np.float32)
     except UserError:
         raise
@@ -200,6 +201,25 @@ def check_nifti_size(p: Path, nii: Any) -> None:
                         f"(at most {MAX_ELEMENTS} voxels)")
     need = int(nii.header.get_data_offset()) + n * nii.header.get_data_dtype().itemsize
     check_stream_size(p, need, "the header claims")
+
+
+def check_nifti_header(p: Path, nii: Any) -> None:
+    """Refuse complex voxels (a cast to real would drop the imaginary part) and a zero or
+    negative pixel spacing in the header as written: nibabel replaces a zero spacing with 1 mm
+    on load, with only a log line, so the file's own header is read again unchecked."""
+    import gzip
+
+    if nii.header.get_data_dtype().kind == "c":
+        raise UserError(f"{p}: complex voxels ({nii.header.get_data_dtype()}); save the magnitude "
+                        "or the real part as a real-valued image")
+    opener = gzip.open if p.name.lower().endswith(".gz") else open
+    with opener(p, "rb") as fh:
+        raw = type(nii.header).from_fileobj(fh, check=False)
+    ndim = min(int(raw["dim"][0]), 3)
+    pixdim = [float(v) for v in raw["pixdim"][1:ndim + 1]]
+    if not all(np.isfinite(v) and v > 0 for v in pixdim):
+        raise UserError(f"{p}: pixel spacing {tuple(pixdim)} mm in its header is not a positive "
+                        "finite number per axis")
 
 
 def check_stream_size(p: Path, need: int, claim: str) -> None:
@@ -400,7 +420,10 @@ def load_medmnist(path: str | os.PathLike, split: str = "train") -> tuple[np.nda
             if f"{split}_images" not in keys:
                 found = sorted(k[: -len("_images")] for k in keys if k.endswith("_images"))
                 raise UserError(f"{p}: no '{split}_images' array (splits in file: {found or 'none'})")
-            images = np.asarray(npz[f"{split}_images"], np.float32)
+            raw = npz[f"{split}_images"]
+            if raw.dtype.kind not in "biuf":
+                raise UserError(f"{p}: '{split}_images' holds {raw.dtype} values, not real numbers")
+            images = np.asarray(raw, np.float32)
             labels = np.asarray(npz[f"{split}_labels"]) if f"{split}_labels" in keys else None
     except UserError:
         raise
