@@ -33,6 +33,13 @@ def test_binary_file_is_not_csv(tmp_path):
         load_predictions(path)
 
 
+def test_an_unreadable_file_is_one_line():
+    """/proc/self/mem is a regular file whose first bytes cannot be read (EIO): reading the
+    whole file to look at its head was an OSError traceback."""
+    with pytest.raises(UserError, match="cannot be read"):
+        load_predictions("/proc/self/mem")
+
+
 @pytest.mark.parametrize("name", ["preds.csv.gz", "preds.csv.bz2", "preds.zip", "preds.csv.xz"])
 def test_a_compressed_looking_name_is_read_as_plain_text(tmp_path, name):
     """Text with no NUL byte passes the binary check; pandas then decompressed by the name and

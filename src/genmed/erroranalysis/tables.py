@@ -33,7 +33,11 @@ def read_csv(path: str | os.PathLike, required: Iterable[str], what: str) -> pd.
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{what} file {path}: not found")
-    head = path.read_bytes()[:4096]
+    try:  # the first 4 KiB only: the whole file may be huge, or a device that cannot be read
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        raise UserError(f"{what} file {path}: cannot be read ({exc.strerror or exc})") from None
     if not head.strip():
         raise UserError(f"{what} file {path}: is empty")
     if b"\x00" in head:
