@@ -92,12 +92,21 @@ def test_specks_dropped_and_midline():
     assert sides["left"].sum() == 36
 
 
-@pytest.mark.parametrize("kwargs", [{"size": 4}, {"margin_mm": -1.0}, {"spacing_mm": (0.0, 1.0)},
+@pytest.mark.parametrize("kwargs", [{"size": 4}, {"margin_mm": -1.0}, {"margin_mm": 1e308},
+                                    {"spacing_mm": (0.0, 1.0)},
                                     {"kidney_mask": np.zeros((5, 5))}])
 def test_bad_input_raises_user_error(kwargs):
     args = {"image": np.zeros((20, 20)), "kidney_mask": np.zeros((20, 20)), "spacing_mm": (1.0, 1.0), **kwargs}
     with pytest.raises(UserError):
         crop_kidneys(args.pop("image"), args.pop("kidney_mask"), **args)
+
+
+def test_an_absurd_margin_is_refused_before_any_crop_is_written(tmp_path):
+    """--margin-mm 1e308 was taken: the command ran to the end with exit 0."""
+    with pytest.raises(UserError, match="between 0 and 500 mm"):
+        write_kidney_crops("phantom", tmp_path / "crops", size=40, patients=1, slices_per_patient=1,
+                           phantom_size=96, margin_mm=1e308)
+    assert not (tmp_path / "crops").exists()
 
 
 def test_write_from_phantom(tmp_path):

@@ -127,6 +127,15 @@ def _crop_pad(a: np.ndarray, start: list[int], end: list[int], value: float) -> 
     return np.asarray(part[0]).astype(a.dtype, copy=False)
 
 
+MAX_MARGIN_MM = 500.0  # wider than any CT field of view: a larger margin is a typo
+
+
+def check_margin(margin_mm: float, name: str) -> None:
+    """Refuse a margin (mm) that is negative, not finite or over `MAX_MARGIN_MM`."""
+    if not (np.isfinite(margin_mm) and 0 <= margin_mm <= MAX_MARGIN_MM):
+        raise UserError(f"{name}={margin_mm} must be between 0 and {MAX_MARGIN_MM:g} mm")
+
+
 def crop_kidneys(image: np.ndarray, kidney_mask: np.ndarray, lesion_mask: np.ndarray | None = None, *,
                  spacing_mm: tuple[float, ...], size: int = 96, margin_mm: float = 10.0,
                  midline_col: float | None = None, min_area_mm2: float = 20.0,
@@ -145,8 +154,7 @@ def crop_kidneys(image: np.ndarray, kidney_mask: np.ndarray, lesion_mask: np.nda
         raise UserError(f"spacing_mm={spacing_mm} must be 2 or 3 positive numbers (mm)")
     if not 8 <= int(size) <= 1024:
         raise UserError(f"crop size={size} must be between 8 and 1024 pixels")
-    if not (np.isfinite(margin_mm) and margin_mm >= 0):
-        raise UserError(f"margin_mm={margin_mm} must be >= 0")
+    check_margin(margin_mm, "margin_mm")
     if not np.isfinite(img).all():
         raise UserError("image has NaN/Inf pixels")
     size = int(size)
@@ -323,8 +331,7 @@ def write_kidney_crops(data: str | os.PathLike, out: str | os.PathLike, *, size:
     out = Path(out)
     if not 8 <= size <= 1024:
         raise UserError(f"--size={size} must be between 8 and 1024 pixels")
-    if not (np.isfinite(margin_mm) and margin_mm >= 0):
-        raise UserError(f"--margin-mm={margin_mm} must be >= 0")
+    check_margin(margin_mm, "--margin-mm")
     check_output_dir(out)  # an existing file (even with --overwrite) or a path under one
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UserError(f"{out}: exists and is not empty; choose a new folder or pass --overwrite")
