@@ -69,7 +69,7 @@ def spine_share(hu: np.ndarray, spacing_mm: tuple[float, float, float]) -> float
     min_pixels = SPINE_MIN_AREA_MM2 / (step[0] * step[1])
     candidates = []  # per slice: (k, 2) centroids in mm of its bone regions that could be spine
     for axial in v >= BONE_HU:
-        labels, n = ndimage.label(axial)
+        labels, _ = ndimage.label(axial)
         keep = []
         for k, box in enumerate(ndimage.find_objects(labels), start=1):
             region = labels[box] == k
