@@ -184,7 +184,7 @@ def test_nifti_with_nan_spacing_is_refused_on_load(tmp_path, capsys):
     assert not (tmp_path / "d").exists()
 
 
-def test_nifti_with_zero_spacing_is_refused(tmp_path):
+def test_nifti_with_zero_spacing_is_refused(tmp_path, caplog):
     """nibabel replaces a zero pixdim with 1 mm on load (a log line only), so a corrupt header
     was read as 1 mm pixels; the header as written is checked."""
     image = nib.Nifti1Image(np.zeros((16, 16, 4), np.float32), np.eye(4))
@@ -193,6 +193,14 @@ def test_nifti_with_zero_spacing_is_refused(tmp_path):
     nib.save(image, str(path))
     with pytest.raises(UserError, match=r"pixel spacing \(0.0, 1.0, 1.0\) mm .* not a positive finite"):
         load(path)
+    from genmed.cli import main
+
+    caplog.clear()
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "info", str(path)])
+    assert exc.value.code == 2
+    # nibabel's own log line ("setting 0 dims to 1") would be a second line on stderr
+    assert not [r for r in caplog.records if r.name.startswith("nibabel")], caplog.records
 
 
 def test_complex_images_are_refused_not_cast_to_real(tmp_path):

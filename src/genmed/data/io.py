@@ -25,6 +25,8 @@ import os
 import re
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,6 +153,21 @@ def _validate(img: Image, p: Path, ndim: int | tuple[int, ...] | None) -> Image:
     return img
 
 
+@contextmanager
+def _quiet_nibabel() -> Iterator[None]:
+    """nibabel's header warnings off (its logger at ERROR) for the duration: they are a second
+    stderr line beside genmed's own one-line error."""
+    import logging
+
+    log = logging.getLogger("nibabel.global")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _load_nifti(p: Path) -> Image:
     import nibabel as nib
 
@@ -158,7 +175,8 @@ def _load_nifti(p: Path) -> Image:
     from genmed.data.orientation import CANONICAL, axcodes, reorient
 
     try:
-        nii = nib.load(str(p))
+        with _quiet_nibabel():  # its header fixes ("setting 0 dims to 1"): checked below
+            nii = nib.load(str(p))
         check_nifti_size(p, nii)
         check_nifti_header(p, nii)
         data = np.asarray(nii.dataobj, dtype=np.float32)
