@@ -30,28 +30,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def train_autoencoder(run: Path, args: argparse.Namespace) -> float:
     """Stage one through the engine; returns its wall time (s)."""
+    from genmed.config import parse_assignments
     from genmed.train import TrainConfig, train
 
     cfg = TrainConfig(family="autoencoder", size=args.size, steps=args.steps,
                       batch_size=args.batch, lr=args.lr, precision=args.precision, device="cpu",
                       ckpt_every=250, sample_n=4, out=str(run),
-                      options={"train_crop": args.crop} | parse_sets(args.set))
+                      options={"train_crop": args.crop} | parse_assignments(args.set))
     start = time.perf_counter()
     train(cfg)
     return time.perf_counter() - start
-
-
-def parse_sets(items: list[str]) -> dict:
-    """`--set KEY=VALUE` pairs (VALUE read as YAML: 8, 0.0, [32, 64, 64]) as autoencoder options."""
-    import yaml
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
-        out[key] = yaml.safe_load(value)
-    return out
 
 
 def lesion_contrast(hu: np.ndarray, lesion: np.ndarray, kidney: np.ndarray) -> np.ndarray:

@@ -29,8 +29,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from genmed.config import parse_assignments
 from genmed.fileio import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -339,9 +339,7 @@ def main() -> None:
         NETWORKS["gan"] = {**NETWORKS["gan"], "ada_target": args.gan_ada}
     if args.gan_d_lr_scale is not None:
         NETWORKS["gan"] = {**NETWORKS["gan"], "d_lr_scale": args.gan_d_lr_scale}
-    for item in args.gan_set:
-        key, _, value = item.partition("=")
-        NETWORKS["gan"] = {**NETWORKS["gan"], key: yaml.safe_load(value)}
+    NETWORKS["gan"] = {**NETWORKS["gan"], **parse_assignments(args.gan_set, "--gan-set")}
     for seed in (int(s) for s in args.seeds.split(",")):
         run_seed(seed, args.budget_images, args.n_samples, args.threads, arms, args.rerun_tag, parts,
                  args.batch)

@@ -87,9 +87,8 @@ def samples_figure(run: Path, cfg, n: int = 8, tag: str = "") -> Path:
 def main() -> None:
     import torch
 
+    from genmed.config import parse_assignments
     from genmed.fileio import write_json
-    import yaml
-
     from genmed.pipeline.crop_study import (GENERATOR_OPTIONS, CropStudyConfig, crop_study, load_crop_generators,
                                             study_crops, train_crop_generators)
     from genmed.versions import machine
@@ -138,9 +137,7 @@ def main() -> None:
             options["gan"] = {**options["gan"], "diffaug": args.gan_diffaug}
         if args.gan_ada is not None:
             options["gan"] = {**options["gan"], "ada_target": args.gan_ada}
-        for item in args.gan_set:
-            key, _, value = item.partition("=")
-            options["gan"] = {**options["gan"], key: yaml.safe_load(value)}
+        options["gan"] = {**options["gan"], **parse_assignments(args.gan_set, "--gan-set")}
         if args.autoencoder:  # its options come with the trained autoencoder
             options["ldm"] = {k: v for k, v in options["ldm"].items() if k != "autoencoder"}
         train_crop_generators(dataclasses.replace(cfg, families=(args.train,)), scarce, args.run, options,

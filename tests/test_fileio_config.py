@@ -119,3 +119,13 @@ def test_root_is_refused_where_access_says_yes_but_nothing_can_be_made(tmp_path,
     monkeypatch.setattr(tempfile, "mkdtemp", refuse)  # what /proc does
     with pytest.raises(UserError, match="not writable"):
         check_output_dir(tmp_path / "run")
+
+
+def test_parse_assignments_reads_values_as_yaml_and_refuses_bad_items():
+    from genmed.config import parse_assignments
+
+    assert parse_assignments(["pack=2", "lr=0.0002", "channels=[32, 64]", "diffaug=a,b", "off=false"]) == {
+        "pack": 2, "lr": 2e-4, "channels": [32, 64], "diffaug": "a,b", "off": False}
+    for bad in ("pack", "=2", "x=[1, 2"):
+        with pytest.raises(UserError, match="--set"):
+            parse_assignments([bad])

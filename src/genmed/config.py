@@ -93,3 +93,17 @@ def load_config(cls: type[C], path: str | os.PathLike) -> C:
     if data is None:  # an emptied or truncated file: all defaults would be another config
         raise UserError(f"{path}: empty config file (no settings in it)")
     return from_dict(cls, data, where=str(path))
+
+
+def parse_assignments(items: list[str], where: str = "--set") -> dict[str, Any]:
+    """`KEY=VALUE` strings as a dict, each VALUE read as YAML (8, 0.0, [32, 64], "a,b")."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{where} {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise UserError(f"{where} {item!r}: the value is not valid YAML") from None
+    return out

@@ -52,6 +52,9 @@ def check_finite(name: str, value: Any) -> Any:
     return value
 
 
+MAX_SEED = 2**63 - 1  # the largest seed torch.manual_seed takes (a larger one overflows)
+
+
 def check_range(name: str, value: Any, low: float | None = None, high: float | None = None, *,
                 low_open: bool = False, high_open: bool = False) -> Any:
     """Return `value` if it is finite and within [low, high] (an end is excluded with

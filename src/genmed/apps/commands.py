@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 
+from genmed.errors import MAX_SEED
 from genmed.fileio import check_output_dir
 
 app = typer.Typer(help="Applications: anomaly detection, denoising, translation, generation "
@@ -20,8 +21,7 @@ app = typer.Typer(help="Applications: anomaly detection, denoising, translation,
 
 OUT = typer.Option(..., "--out", help="Folder for the metrics JSON and figures.")
 QUICK = typer.Option(False, "--quick", help="Tiny settings (seconds; used by the tests).")
-SEED = typer.Option(0, "--seed", min=0, max=2**63 - 1,  # torch.manual_seed overflows above
-                    help="Seed of data, weights and noise.")
+SEED = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of data, weights and noise.")
 DEVICE = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda.")
 PRECISION = typer.Option(None, "--precision",
                          help="Training numerics: auto, bf16, fp16 (CUDA) or fp32 (default: fp32; "

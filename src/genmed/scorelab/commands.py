@@ -6,13 +6,12 @@ from pathlib import Path
 
 import typer
 
-from genmed.errors import UserError, check_range
+from genmed.errors import MAX_SEED, UserError, check_range
 from genmed.fileio import check_output_dir
 
 MAX_N = 10_000_000  # samples / Monte-Carlo draws / chains of one experiment
 MAX_STEPS = 1_000_000  # optimiser, sampler or Langevin steps
 MAX_VALUES = 1_000  # mixture components / times listed in one option
-MAX_SEED = 2**63 - 1  # torch.manual_seed overflows above this (as `genmed train --seed`)
 
 app = typer.Typer(help="Score lab: exact mixture scores under VE/VP noise, DSM vs ESM, manifold, samplers.",
                   no_args_is_help=True)

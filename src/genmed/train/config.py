@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from genmed.errors import UserError, check_choice, check_positive, check_range
+from genmed.errors import MAX_SEED, UserError, check_choice, check_positive, check_range
 
 # Upper bounds of the numbers that size a network or a buffer, enforced on the command line and
 # on every config read back from disk (config.yaml, checkpoint sidecars) before anything is
@@ -138,7 +138,7 @@ class TrainConfig:
         check_model_limits({"in_channels": self.in_channels, "num_classes": self.num_classes,
                             "sample_steps": self.sample_steps, **self.options}, "options")
         for name, low, high in (("steps", 1, 10**9), ("batch_size", 1, 65_536), ("sample_n", 1, 1024),
-                                ("num_workers", 0, 256), ("n_patients", 1, 10**6), ("seed", 0, 2**63 - 1)):
+                                ("num_workers", 0, 256), ("n_patients", 1, 10**6), ("seed", 0, MAX_SEED)):
             if getattr(self, name) is not None:
                 check_range(name, getattr(self, name), low, high)
         if not 0.0 <= self.ema_decay < 1.0:

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from torch.utils.data import Dataset
 
 from genmed.config import load_config, to_dict
-from genmed.errors import UserError, check_choice, check_range, warn
+from genmed.errors import MAX_SEED, UserError, check_choice, check_range, warn
 from genmed.fileio import check_output_dir, write_json, write_png
 from genmed.models.base import GenerativeModel, device_of
 from genmed.train import checkpoint as ckpt
@@ -152,7 +152,7 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
 
     check_sample_out(run_dir, out)
     check_range("-n", n, 1, 100_000)
-    check_range("--seed", seed, 0, 2**63 - 1)
+    check_range("--seed", seed, 0, MAX_SEED)
     check_choice("--precision", precision, get_args(Precision))
     if steps is not None:
         check_range("--steps", steps, 1, MODEL_LIMITS["sample_steps"])
