@@ -67,18 +67,18 @@ def spine_share(hu: np.ndarray, spacing_mm: tuple[float, float, float]) -> float
     _, _, w = v.shape
     step = np.array(spacing_mm[1:])
     min_pixels = SPINE_MIN_AREA_MM2 / (step[0] * step[1])
-    candidates = []  # per slice: (k, 2) centroids in mm of its bone regions that could be spine
+    candidates = []  # per slice: (k, 2) centroids in mm of its bone regions that could be spine, largest first
     for axial in v >= BONE_HU:
-        labels, _ = ndimage.label(axial)
-        keep = []
-        for k, box in enumerate(ndimage.find_objects(labels), start=1):
-            region = labels[box] == k
-            extent_mm = max(region.shape[0] * step[0], region.shape[1] * step[1])
-            centre = np.array(ndimage.center_of_mass(region)) + [box[0].start, box[1].start]
-            if (region.sum() >= min_pixels and extent_mm <= SPINE_MAX_EXTENT_MM
-                    and abs(centre[1] - (w - 1) / 2) <= w / 6):
-                keep.append((region.sum(), centre * step))
-        candidates.append(np.array([c for _, c in sorted(keep, key=lambda t: -t[0])]).reshape(-1, 2))
+        labels, n = ndimage.label(axial)
+        index = np.arange(1, n + 1)
+        sizes = ndimage.sum_labels(axial, labels, index)
+        centres = np.array(ndimage.center_of_mass(axial, labels, index)).reshape(-1, 2)
+        extent_mm = np.array([max((sy.stop - sy.start) * step[0], (sx.stop - sx.start) * step[1])
+                              for sy, sx in ndimage.find_objects(labels)]).reshape(-1)
+        spine_like = ((sizes >= min_pixels) & (extent_mm <= SPINE_MAX_EXTENT_MM)
+                      & (np.abs(centres[:, 1] - (w - 1) / 2) <= w / 6))
+        order = np.argsort(-sizes[spine_like], kind="stable")
+        candidates.append(centres[spine_like][order] * step)
     largest = [c[0] for c in candidates if len(c)]
     if not largest:
         return 0.0
