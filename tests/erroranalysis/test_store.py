@@ -56,3 +56,26 @@ def test_not_a_database(tmp_path):
         TagStore(bad)
     with pytest.raises(UserError, match="not found"):
         export_tags(tmp_path / "none.sqlite", tmp_path / "o.csv")
+
+
+def test_reading_never_writes(tmp_path, example_files):
+    """summary and export open the store read-only: an empty file stays empty (and reads as no
+    reviews), a stored file keeps its bytes, and a foreign SQLite file is refused."""
+    import sqlite3
+
+    preds, tags, _ = example_files
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    assert export_tags(empty, tmp_path / "o.csv") == 0
+    assert empty.stat().st_size == 0
+    db = tmp_path / "tags.sqlite"
+    import_tags(tags, db)
+    before = db.read_bytes()
+    summarize(preds, db)
+    export_tags(db, tmp_path / "o2.csv")
+    assert db.read_bytes() == before
+    foreign = tmp_path / "other.sqlite"
+    with sqlite3.connect(foreign) as con:
+        con.execute("CREATE TABLE patients (id TEXT)")
+    with pytest.raises(UserError, match="without genmed's tables"):
+        export_tags(foreign, tmp_path / "o3.csv")

@@ -30,8 +30,7 @@ def summarize(predictions: PathLike, tags: PathLike, *, confidence: float = 0.95
     """Category table with ceilings from `preds.csv` and `tags.csv` (or a tag database)."""
     preds = load_predictions(predictions)
     if str(tags).endswith((".sqlite", ".db", ".sqlite3")):
-        _check_database(tags)  # reading: never create an empty database
-        tag_df = TagStore(tags).to_frame()
+        tag_df = TagStore(tags, readonly=True).to_frame()  # reading: never create or write one
     else:
         tag_df = load_tags(tags)
     return category_table(preds, tag_df, confidence=confidence)
@@ -81,18 +80,7 @@ def import_tags(tags_csv: PathLike, db: PathLike, *, reviewer: str = "") -> int:
 
 def export_tags(db: PathLike, out: PathLike) -> int:
     """Write the SQLite store as a tags CSV; returns the number of rows."""
-    _check_database(db)
-    return TagStore(db).export_csv(out)
-
-
-def _check_database(db: PathLike) -> None:
-    """Refuse a tag database to read that does not exist (opening it would create it)."""
-    from pathlib import Path
-
-    from genmed.errors import UserError
-
-    if not Path(db).is_file():
-        raise UserError(f"tag database {db}: not found")
+    return TagStore(db, readonly=True).export_csv(out)
 
 
 def serve_ui(

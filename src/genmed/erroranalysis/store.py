@@ -38,10 +38,18 @@ def _now() -> str:
 
 
 class TagStore:
-    """Tags and notes in the SQLite file `path` (created on first use)."""
+    """Tags and notes in the SQLite file `path` (created on first use).
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    `readonly=True` is for reading an existing store (`errors summary`, `errors export-tags`):
+    the file must exist, is opened in SQLite's read-only mode and is never written, so an empty
+    file stays empty and reads as a store with no reviews.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
+        if readonly and not self.path.is_file():
+            raise UserError(f"tag database {self.path}: not found")
         if not self.path.exists():  # to be created: under a file, or in an unwritable folder
             check_output_file(self.path, "tag database")
         if self.path.exists() and self.path.is_file():
@@ -49,14 +57,25 @@ class TagStore:
                 head = fh.read(16)
             if head and head != b"SQLite format 3\x00":
                 raise UserError(f"tag database {self.path}: not an SQLite file")
+        if readonly:
+            with self._connect() as con:
+                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and not {"reviews", "tags"} <= tables:
+                raise UserError(f"tag database {self.path}: an SQLite file without genmed's tables")
+            self._empty = not tables
+            return
+        self._empty = False
         with self._connect() as con:
             con.executescript(_SCHEMA)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            con = sqlite3.connect(self.path, timeout=10)
+            if self.readonly:
+                con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                con = sqlite3.connect(self.path, timeout=10)
         except sqlite3.Error as exc:
             raise UserError(f"tag database {self.path}: {exc}") from None
         try:
@@ -135,6 +154,8 @@ class TagStore:
 
     def to_frame(self) -> pd.DataFrame:
         """All reviews as `id,tag,reviewer,time,note,image`; tag "" for untagged reviews."""
+        if self._empty:
+            return pd.DataFrame(columns=list(EXPORT_COLUMNS))
         with self._connect() as con:
             rows = con.execute(
                 "SELECT r.id, COALESCE(t.tag, ''), COALESCE(t.reviewer, r.reviewer), "
