@@ -99,3 +99,18 @@ def test_two_node_rendezvous_equals_single_process(tmp_path, single):
 
     launch(nodes, ddp)
     assert_same_run(ddp, single)
+
+
+def test_one_rank_diverging_stops_every_rank(tmp_path):
+    """A NaN loss on rank 1 only: both processes stop at the next check (no rank waits forever
+    in a collective), both say why, and the checkpoint saved before it is kept, finite."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([*TORCHRUN, "--nproc_per_node", "2", "--standalone", str(TOYS),
+                           "diverge-rank1", str(out), str(STEPS)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert proc.stderr.count("training diverged: a NaN or infinite loss by step 6") == 2, proc.stderr[-2000:]
+    kept = sorted(p.name for p in (out / "checkpoints").glob("step-*.model.safetensors"))
+    assert kept == ["step-00000004.model.safetensors"]
+    assert all(torch.isfinite(t).all() for t in load_file(out / "checkpoints" / kept[0]).values())

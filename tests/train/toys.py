@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -54,6 +55,18 @@ class ToyAutoencoder(GenerativeModel):
 
     def sample(self, n, cond=None, steps=None, generator=None):
         return torch.tanh(self.net(torch.randn(n, 1, 8, 8, generator=generator)))
+
+
+class ToyDivergingOnRank1(ToyAutoencoder):
+    """The toy autoencoder whose loss turns NaN on DDP rank 1 only, at step index 5, just before
+    the check at step 6: rank 0's losses are finite until then, so only the engine's all-reduced
+    flag can stop both ranks at that check (a local check leaves rank 0 waiting in a collective)."""
+
+    def loss(self, batch, phase="main"):
+        out = super().loss(batch, phase)
+        if os.environ.get("RANK") == "1" and int(batch["step"]) == 5:
+            out["loss"] = out["loss"] * float("nan")
+        return out
 
 
 class ToyGAN(GenerativeModel):
@@ -121,7 +134,7 @@ class Blobs(Dataset):
 def make(name: str) -> GenerativeModel:
     """A toy model by name (for subprocess scripts)."""
     return {"denoiser": ToyDenoiser, "autoencoder": ToyAutoencoder,
-            "gan": lambda: ToyGAN(random_z=False)}[name]()
+            "gan": lambda: ToyGAN(random_z=False), "diverge-rank1": ToyDivergingOnRank1}[name]()
 
 
 def toy_config(out: str, steps: int):
