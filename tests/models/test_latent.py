@@ -61,6 +61,29 @@ def test_crop_training_sees_windows_of_each_image_and_tests_on_whole_images() ->
         build_model("autoencoder", size=16, adv_weight=0.0, train_crop=7, **TINY_AE)
 
 
+def test_3d_crop_trained_autoencoder_decodes_in_tiles_of_its_training_crop() -> None:
+    """Tiles of the crop's latent side (4 here): the first image voxels along an axis come from
+    the first tile alone, so a change at the far end of the latent leaves them unchanged, while
+    a whole-volume decode moves them (GroupNorm pools over the whole field). 2-D stays whole."""
+    torch.manual_seed(0)
+    ae = build_model("autoencoder", spatial_dims=3, size=16, adv_weight=0.0, train_crop=8,
+                     **TINY_AE).eval()
+    z = torch.randn(1, 2, 8, 8, 8)
+    far = z.clone()
+    far[:, :, 6:] += 5.0
+    with torch.no_grad():
+        tiled, tiled_far = ae.decode(z), ae.decode(far)
+        whole, whole_far = ae.decode(z, tiled=False), ae.decode(far, tiled=False)
+    assert tiled.shape == whole.shape == (1, 1, 16, 16, 16)
+    assert torch.allclose(tiled[:, :, :4], tiled_far[:, :, :4], atol=1e-6)
+    assert (whole[:, :, :4] - whole_far[:, :, :4]).abs().max() > 1e-3
+    assert not torch.allclose(tiled, whole, atol=1e-4)
+    flat = build_model("autoencoder", size=16, adv_weight=0.0, train_crop=8, **TINY_AE).eval()
+    z2 = torch.randn(1, 2, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(flat.decode(z2), flat.net.decode(z2).clamp(-1, 1))
+
+
 def test_adversarial_term_waits_for_its_warm_up() -> None:
     torch.manual_seed(0)
     ae = build_model("autoencoder", size=16, channels=(4, 4), norm_num_groups=4,
