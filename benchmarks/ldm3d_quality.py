@@ -9,7 +9,9 @@ the 3 x 32^3 latents, each volume's posterior moments encoded once (`LatentCache
 the process's user + system time (all threads), the budget of the issue's target; peak RSS is
 the process's high-water mark. Anatomy, with no 3-D feature extractor for FID: the checks of
 `genmed.metrics.anatomy` (tissue shares by HU range, a body outline in each axial slice, a spine
-through the stack) on `--n-check` samples beside the held-out real volumes.
+through the stack) on `--n-check` samples beside the held-out real volumes and their
+reconstructions through stage one (the most stage two can reach), with the reconstructions'
+mean absolute error in HU.
 
     PYTHONPATH=src python benchmarks/ldm3d_quality.py [--ae-steps 500] [--steps 1500] [--run RUN]
 """
@@ -120,14 +122,21 @@ def main() -> None:
     test = load_training_data("phantom", size=args.size, spatial_dims=3, n_patients=args.patients,
                               split="test")
     spacing = list(test.info["spacing_mm"])
-    vols = [(CT_WINDOW.from_unit(test.images[0, 0].numpy()), "held-out real volume")]
-    vols += [(CT_WINDOW.from_unit(v), f"sample {i + 1}") for i, v in enumerate(fake[:args.n_samples])]
     real_checks = [anatomy_checks(CT_WINDOW.from_unit(v[0].numpy()), spacing) for v in test.images]
+    with torch.no_grad():  # stage one's ceiling: the held-out volumes through the autoencoder
+        recon = [model.decode(model.encode(v[None], sample=False))[0, 0].float().numpy()
+                 for v in test.images]
+    recon_checks = [anatomy_checks(CT_WINDOW.from_unit(v), spacing) for v in recon]
+    recon_mae = float(np.mean([np.abs(CT_WINDOW.from_unit(r) - CT_WINDOW.from_unit(v[0].numpy())).mean()
+                               for r, v in zip(recon, test.images)]))
     fake_checks = [anatomy_checks(CT_WINDOW.from_unit(v), spacing) for v in fake[:args.n_check]]
+    vols = [(CT_WINDOW.from_unit(test.images[0, 0].numpy()), "held-out real volume"),
+            (CT_WINDOW.from_unit(recon[0]), "its autoencoder reconstruction")]
+    vols += [(CT_WINDOW.from_unit(v), f"sample {i + 1}") for i, v in enumerate(fake[:args.n_samples])]
     cfg = model.config
     figure(args.figure, vols, spacing,
            f"3D latent diffusion at {args.size}^3 ({spacing[1]:.2f} mm in-plane, {spacing[0]:.2f} mm "
-           f"between slices); {cfg.sampler} {cfg.sample_steps} steps")
+           f"between slices); {cfg.prediction}-prediction, {cfg.sampler} {cfg.sample_steps} steps")
     result = {
         "benchmark": "ldm3d_quality",
         "machine": machine() | {"torch_threads": args.threads},
@@ -136,7 +145,9 @@ def main() -> None:
         "sample_s_per_volume": round(sample_s, 2),
         "anatomy": {"note": "genmed.metrics.anatomy: voxel shares by HU range (W400/L40), share of "
                             "axial slices with a body outline, share with a spine; mean [min, max]",
-                    "real": summarise(real_checks), "samples": summarise(fake_checks)},
+                    "real": summarise(real_checks), "samples": summarise(fake_checks),
+                    "autoencoder_reconstructions": summarise(recon_checks)},
+        "autoencoder_recon_mae_hu": round(recon_mae, 1),
         "peak_rss_mb_total": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "figure": str(args.figure.relative_to(ROOT)) if args.figure.is_relative_to(ROOT) else str(args.figure),
     }
