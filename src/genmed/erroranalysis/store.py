@@ -40,7 +40,7 @@ def _now() -> str:
 class TagStore:
     """Tags and notes in the SQLite file `path` (created on first use).
 
-    `readonly=True` is for reading an existing store (`errors summary`, `errors export-tags`):
+    `readonly=True` is for reading an existing store (`errors summary`, `errors export`):
     the file must exist, is opened in SQLite's read-only mode and is never written, so an empty
     file stays empty and reads as a store with no reviews.
     """
