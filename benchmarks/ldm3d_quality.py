@@ -122,16 +122,15 @@ def main() -> None:
     test = load_training_data("phantom", size=args.size, spatial_dims=3, n_patients=args.patients,
                               split="test")
     spacing = list(test.info["spacing_mm"])
-    real_checks = [anatomy_checks(CT_WINDOW.from_unit(v[0].numpy()), spacing) for v in test.images]
+    real = [CT_WINDOW.from_unit(v[0].numpy()) for v in test.images]
     with torch.no_grad():  # stage one's ceiling: the held-out volumes through the autoencoder
-        recon = [model.decode(model.encode(v[None], sample=False))[0, 0].float().numpy()
+        recon = [CT_WINDOW.from_unit(model.decode(model.encode(v[None], sample=False))[0, 0].float().numpy())
                  for v in test.images]
-    recon_checks = [anatomy_checks(CT_WINDOW.from_unit(v), spacing) for v in recon]
-    recon_mae = float(np.mean([np.abs(CT_WINDOW.from_unit(r) - CT_WINDOW.from_unit(v[0].numpy())).mean()
-                               for r, v in zip(recon, test.images)]))
+    real_checks = [anatomy_checks(v, spacing) for v in real]
+    recon_checks = [anatomy_checks(v, spacing) for v in recon]
+    recon_mae = float(np.mean([np.abs(r - v).mean() for r, v in zip(recon, real)]))
     fake_checks = [anatomy_checks(CT_WINDOW.from_unit(v), spacing) for v in fake[:args.n_check]]
-    vols = [(CT_WINDOW.from_unit(test.images[0, 0].numpy()), "held-out real volume"),
-            (CT_WINDOW.from_unit(recon[0]), "its autoencoder reconstruction")]
+    vols = [(real[0], "held-out real volume"), (recon[0], "its autoencoder reconstruction")]
     vols += [(CT_WINDOW.from_unit(v), f"sample {i + 1}") for i, v in enumerate(fake[:args.n_samples])]
     cfg = model.config
     figure(args.figure, vols, spacing,
