@@ -289,7 +289,9 @@ def main() -> None:
         "spacing_mm": spacing,
         "test": {"volumes": n, "axial_slices": n * d,
                  "kinds": {k: int((te.label == i).sum()) for i, k in enumerate(("healthy", "benign", "malignant"))},
-                 "low_dose": int(te.noisy.sum())},
+                 "low_dose": int(te.noisy.sum()),
+                 # kind accuracy of a reader that always answers "healthy": the kind check's floor
+                 "slices_without_lesion_share": round(float((flat["kinds"] == 0).mean()), 4)},
         "timing": timing, "peak_rss_mb": peak_rss_mb(), "latent_checks": latent,
         "generated": gen, "real": real, "generated_without_scan_noise": without,
         "reconstructed_by_stage_one": reconstructed, "ratio_to_real": ratios,
