@@ -34,6 +34,44 @@ def test_fit_scan_noise_measures_the_residual_in_hu_per_level():
     assert tex.sd_hu()["low-dose"] == pytest.approx(60.0, rel=0.05)
 
 
+class _FixedReconstruction:
+    """A stand-in latent model whose reconstruction of the whole batch is `recon`."""
+
+    def __init__(self, recon: torch.Tensor):
+        self.recon = recon
+
+    def encode(self, x, sample=True):
+        return x
+
+    def decode(self, z):
+        return self.recon
+
+
+def test_volume_noise_fit_cancels_the_autoencoders_smooth_structure_error():
+    """Volumes: scan noise of 10 / 60 HU, independent per axial slice, and a reconstruction
+    off by a smooth 30 HU structure error. The residual's NPS mixes both; the difference of
+    adjacent slices' residuals keeps the noise alone."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(0)
+    sd_hu = np.array([10.0, 10.0, 60.0, 60.0])  # standard, standard, low-dose, low-dose
+    scans = 40.0 + rng.standard_normal((4, 16, 32, 32)) * sd_hu[:, None, None, None]
+    error = np.stack([gaussian_filter(rng.standard_normal((16, 32, 32)), 4.0, mode="wrap") for _ in range(4)])
+    recon = 40.0 + error * (30.0 / error.std())
+
+    def unit(hu: np.ndarray) -> torch.Tensor:  # the abdomen window's [-1, 1]
+        return torch.from_numpy((hu - 40.0) / 200.0)[:, None]
+
+    model, levels, body = _FixedReconstruction(unit(recon)), ["standard"] * 2 + ["low-dose"] * 2, np.ones(scans.shape, bool)
+    mixed = fit_scan_noise(model, unit(scans), levels, body, slice_difference=False)
+    assert mixed.sd_hu()["standard"] > 2 * 10.0
+    tex = fit_scan_noise(model, unit(scans), levels, body)  # volumes: slice difference by default
+    assert tex.sd_hu()["standard"] == pytest.approx(10.0, rel=0.1)
+    assert tex.sd_hu()["low-dose"] == pytest.approx(60.0, rel=0.1)
+    with pytest.raises(UserError, match="two axial slices"):
+        fit_scan_noise(model, unit(scans[:, 0]), levels, body[:, 0], slice_difference=True)
+
+
 def test_generation_adds_the_requested_levels_noise():
     """The same seed with and without a texture differs by noise of the requested level's SD."""
     from genmed.data.phantom import PhantomConfig, make_slices

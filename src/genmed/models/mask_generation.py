@@ -112,15 +112,30 @@ def add_scan_noise(images: torch.Tensor, attributes: Sequence[Mapping[str, Any]]
 
 @torch.no_grad()
 def fit_scan_noise(model: LatentDiffusionModel, images: torch.Tensor, levels: Sequence[str],
-                   body: np.ndarray, batch: int = 16) -> NoiseTexture:
+                   body: np.ndarray, batch: int = 16, slice_difference: bool | None = None) -> NoiseTexture:
     """The scan noise a latent model's autoencoder drops: the NPS, per noise level, of the
     residual (HU) of `images` (N, 1, *spatial) in [-1, 1] minus their reconstructions, inside
     the `body` masks (N, *spatial). Fit it on scans of each level (not necessarily the training
-    set); volumes count each axial slice as one field."""
+    set); volumes count each axial slice as one field.
+
+    The residual also holds the autoencoder's structure error. With `slice_difference` (the
+    default for volumes) the fields are the differences of adjacent axial slices' residuals
+    over sqrt(2): scan noise is independent from slice to slice and keeps its NPS, while the
+    structure error, smooth along z, cancels. This is the subtraction method of CT noise
+    measurement (two images of the same object, difference / sqrt(2); AAPM TG-233, 2019)."""
+    volumes = images.ndim == 5 and images.shape[2] > 1
+    if slice_difference is None:
+        slice_difference = volumes
+    if slice_difference and not volumes:
+        raise UserError("slice_difference needs volumes (N, 1, D, H, W) with at least two axial slices")
     dev = device_of(model) if isinstance(model, GenerativeModel) else torch.device("cpu")
     recon = torch.cat([model.decode(model.encode(x.to(dev), sample=False)).cpu() for x in images.split(batch)])
     residual = ((images - recon)[:, 0] * (ABDOMEN_WIDTH_HU / 2.0)).double().numpy()
+    body = np.asarray(body, dtype=bool)
+    if slice_difference:
+        residual = (residual[:, 1:] - residual[:, :-1]) / np.sqrt(2.0)
+        body = body[:, 1:] & body[:, :-1]
     per_image = int(np.prod(residual.shape[1:-2]))
     hw = residual.shape[-2:]
     return NoiseTexture.fit(residual.reshape(-1, *hw), np.repeat(np.asarray(levels, dtype=str), per_image),
-                            mask=np.asarray(body).reshape(-1, *hw))
+                            mask=body.reshape(-1, *hw))
