@@ -11,7 +11,8 @@ through the engine (`genmed.train.fit`):
 Data: phantom volumes (`make_volumes`), a lesion of 12-48 mm in 90% of patients, 30% low-dose
 scans. The autoencoder drops scan noise, so each requested dose level's noise is drawn after
 decoding, axial slice by axial slice, from the noise power spectrum of the autoencoder's
-residuals on other patients' volumes (`fit_scan_noise`, saved as OUT_RUN/noise_texture.npz).
+residuals on other patients' volumes, differenced between adjacent slices so that its smooth
+structure error cancels (`fit_scan_noise`, saved as OUT_RUN/noise_texture.npz).
 
 Checks on held-out patients (another phantom seed), each also run on the real volumes with the
 same maps: a 2-D segmenter and a lesion-kind classifier trained on the real training volumes'
