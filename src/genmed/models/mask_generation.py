@@ -122,7 +122,9 @@ def fit_scan_noise(model: LatentDiffusionModel, images: torch.Tensor, levels: Se
     default for volumes) the fields are the differences of adjacent axial slices' residuals
     over sqrt(2): scan noise is independent from slice to slice and keeps its NPS, while the
     structure error, smooth along z, cancels. This is the subtraction method of CT noise
-    measurement (two images of the same object, difference / sqrt(2); AAPM TG-233, 2019)."""
+    measurement (two images of the same object, difference / sqrt(2); AAPM TG-233, 2019).
+    Slices reconstructed with overlap carry noise correlated along z, which the difference
+    partly cancels too: for such data pass `slice_difference=False`."""
     volumes = images.ndim == 5 and images.shape[2] > 1
     if slice_difference is None:
         slice_difference = volumes
