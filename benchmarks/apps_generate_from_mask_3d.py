@@ -270,8 +270,7 @@ def main() -> None:
 
     gen, real, without = checks(fake), checks(te.image), checks(to_hu(plain))
     with torch.no_grad():  # stage one alone: the best stage two could reach
-        recon = torch.cat([model.decode(model.encode(v.to(device), sample=False)).cpu()
-                           for v in to_unit(te.image).split(1)])
+        recon = torch.cat([model.autoencoder.reconstruct(v.to(device)).cpu() for v in to_unit(te.image).split(1)])
     reconstructed = checks(to_hu(recon))
     def ratio(g: float | None, r: float | None) -> float | None:  # None where the real reading is ~0
         return g / r if g is not None and r is not None and r > 0.05 else None

@@ -124,7 +124,7 @@ def main() -> None:
     spacing = list(test.info["spacing_mm"])
     real = [CT_WINDOW.from_unit(v[0].numpy()) for v in test.images]
     with torch.no_grad():  # stage one's ceiling: the held-out volumes through the autoencoder
-        recon = [CT_WINDOW.from_unit(model.decode(model.encode(v[None], sample=False))[0, 0].float().numpy())
+        recon = [CT_WINDOW.from_unit(model.autoencoder.reconstruct(v[None])[0, 0].float().numpy())
                  for v in test.images]
     real_checks = [anatomy_checks(v, spacing) for v in real]
     recon_checks = [anatomy_checks(v, spacing) for v in recon]
