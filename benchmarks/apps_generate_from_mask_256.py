@@ -23,10 +23,14 @@ same maps, with a trained 256-px kidney pipeline (`genmed pipeline train --clini
   (target: within 20%). The autoencoder drops scan noise, so the generated slices get it
   after decoding, inside the map's body: Gaussian noise with the noise power spectrum of each
   dose level, fitted on the autoencoder's residuals of 16 other phantom patients' scans
-  (`fit_scan_noise`, saved as RUN/noise_texture.npz); the JSON also holds the checks without it.
+  (`fit_scan_noise`, saved as RUN/noise_texture.npz); the JSON also holds the checks without it,
+  and on stage one's reconstructions of the real slices (the best stage two could reach).
 
     PYTHONPATH=src python benchmarks/apps_generate_from_mask_256.py --autoencoder runs/ae256 \
         --pipeline runs/pipe256 [--run RUN] [--steps 4000]
+
+`--train-only` trains the model without a pipeline (the two can train side by side); then
+`--run OUT_RUN --pipeline PIPE` checks it.
 
 The trained model's run folder (`--out-run`) then generates from a user's map:
 `genmed apps generate-from-mask --mask MAP.nii.gz --model RUN --attributes '{"kind": "malignant"}'`.
@@ -130,6 +134,8 @@ def main() -> None:
     ap.add_argument("--pipeline", type=Path, default=ROOT / "runs" / "bench_pipeline_256",
                     help="a `genmed pipeline train --clinical` run: the checker")
     ap.add_argument("--run", type=Path, help="a trained model's run folder (skip training)")
+    ap.add_argument("--train-only", action="store_true",
+                    help="train into --out-run and stop (no pipeline needed); check later with --run")
     ap.add_argument("--out-run", type=Path, default=ROOT / "runs" / "bench_mask_ldm_256")
     ap.add_argument("--patients", type=int, default=150, help="training patients (8 slices each)")
     ap.add_argument("--test-patients", type=int, default=12)
@@ -154,7 +160,9 @@ def main() -> None:
     from genmed.versions import machine
 
     size = 256
-    pipe = load_pipeline(args.pipeline)  # fail early on a wrong path
+    if args.train_only and args.run is not None:
+        ap.error("--train-only trains a model; --run names one already trained")
+    pipe = None if args.train_only else load_pipeline(args.pipeline)  # fail early on a wrong path
     trained = None
     if args.run is None:
         tr = slices(args.patients, size, args.seed)
@@ -172,6 +180,9 @@ def main() -> None:
                    "img_per_s": round(args.steps * args.batch / wall, 2),
                    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
         del tr, cond, x
+        if args.train_only:
+            print(json.dumps({"out_run": str(args.out_run), "training": trained}))
+            return
     model, _ = load_run(args.run or args.out_run)
     model.eval()
 
@@ -196,6 +207,9 @@ def main() -> None:
     kinds, noisy = te.label.astype(int), te.noisy.astype(bool)
     gen, real = check(pipe, fake, maps, kinds, noisy), check(pipe, te.image, maps, kinds, noisy)
     without_noise = check(pipe, plain, maps, kinds, noisy)
+    with torch.no_grad():  # stage one alone: the best stage two could reach
+        recon = torch.cat([model.autoencoder.reconstruct(b) for b in to_unit(te.image).split(16)])
+    reconstructed = check(pipe, to_hu(recon), maps, kinds, noisy)
     ratios = {"kidney_dice": gen["kidney_dice"]["pooled"] / real["kidney_dice"]["pooled"],
               "kind_accuracy": gen["kind_accuracy"] / real["kind_accuracy"],
               **{f"noise_sd_{k}": gen["noise_sd_hu"][k] / real["noise_sd_hu"][k]
@@ -214,7 +228,8 @@ def main() -> None:
         "n_test": len(fake), "test_kinds": np.bincount(kinds, minlength=3).tolist(),
         "test_low_dose": int(noisy.sum()),
         "generated": gen, "real": real, "ratio_generated_to_real": ratios,
-        "generated_without_scan_noise": without_noise, "scan_noise_sd_hu": texture.sd_hu(),
+        "generated_without_scan_noise": without_noise, "reconstructed_by_stage_one": reconstructed,
+        "scan_noise_sd_hu": texture.sd_hu(),
         "targets": {"kidney_dice_ge_0.9x_real": ratios["kidney_dice"] >= 0.9,
                     "kind_accuracy_ge_0.9x_real": ratios["kind_accuracy"] >= 0.9,
                     "noise_within_20pct": all(abs(v - 1) <= 0.2 for k, v in ratios.items() if k.startswith("noise"))},
