@@ -44,6 +44,8 @@ def train(
     autoencoder: Path = typer.Option(None, "--autoencoder",
                                      help="ldm: a trained autoencoder run to reuse as stage one."),
     autoencoder_steps: int = typer.Option(None, help="ldm: steps of the stage-one autoencoder."),
+    init: Path = typer.Option(None, "--init", help="Start from the weights of this trained run of "
+                              "the same family (fine-tuning; a new optimiser, schedule and step count)."),
     config: Path = typer.Option(None, "--config", help="YAML/JSON file of TrainConfig keys."),
     out: Path = typer.Option(None, "--out", help="Run directory to create."),
     resume: Path = typer.Option(None, "--resume", help="Run directory to continue."),
@@ -59,6 +61,7 @@ def train(
         num_workers=num_workers, compile=compile, channels_last=channels_last,
         autoencoder=str(autoencoder) if autoencoder is not None else None,
         autoencoder_steps=autoencoder_steps, spacing_mm=_spacing(spacing),
+        init=str(init) if init is not None else None,
     ).items() if v is not None}
     from genmed import train as api
 
@@ -81,6 +84,11 @@ def train(
         from genmed.train.engine import check_new_run_dir
 
         check_new_run_dir(cfg.out)  # before the data is read (minutes for a large folder)
+        if cfg.init is not None:  # its weights read and checked against the model, before the data
+            from genmed.train.engine import build_model
+            from genmed.train.warm_start import warm_start
+
+            warm_start(build_model(cfg), cfg.init, cfg.family)
         result = api.train(cfg, dataset=_data_with_summary(cfg))
     typer.echo(f"trained {result.step} steps ({result.precision} on {result.device}, "
                f"{result.img_per_s:.1f} img/s) -> {result.run_dir}")

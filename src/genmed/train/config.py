@@ -115,6 +115,7 @@ class TrainConfig:
     # Families built on a trained model (ldm: `Capabilities.builds_on`, genmed.train.stages):
     autoencoder: str | None = None  # ldm: an autoencoder run to reuse (None: train one into OUT/autoencoder)
     autoencoder_steps: int | None = None  # ldm: steps of that stage-one run (None: `steps`)
+    init: str | None = None  # a trained run of the same family to start from (genmed.train.warm_start)
 
     def __post_init__(self) -> None:
         self._resolve_recipe()
@@ -165,6 +166,9 @@ class TrainConfig:
         given = [k for k in ("autoencoder", "autoencoder_steps") if getattr(self, k) is not None]
         if given and capabilities(self.family).builds_on != "autoencoder":
             raise UserError(f"{', '.join(given)}: only for the ldm family (family={self.family!r})")
+        if self.init is not None and capabilities(self.family).builds_on is not None:
+            raise UserError(f"init: not for the {self.family} family; reuse a trained stage one "
+                            "with --autoencoder RUN")
         if self.autoencoder_steps is not None:
             check_positive("autoencoder_steps", self.autoencoder_steps)
             if self.autoencoder is not None:

@@ -38,6 +38,7 @@ from genmed.train.distributed import (Topology, agree, gather_objects, init_from
                                       local_rank_from_env, shutdown)
 from genmed.train.precision import Numerics, resolve_numerics
 from genmed.train.tracking import Tracker
+from genmed.train.warm_start import warm_start
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,8 @@ def _fit(cfg: TrainConfig, num: Numerics, topo: Topology, model: GenerativeModel
         check_new_run_dir(run_dir)
     seed_everything(cfg.seed + topo.rank, cfg.deterministic)
     model = (model if model is not None else build_model(cfg)).to(device)
+    if cfg.init is not None and not resume:  # before the EMA copy and the optimiser state
+        warm_start(model, cfg.init, cfg.family)
     if cfg.channels_last:  # before the optimiser state exists
         to_channels_last(model)
     dataset = dataset if dataset is not None else load_dataset(cfg)
