@@ -183,7 +183,7 @@ def main() -> None:
         if args.train_only:
             print(json.dumps({"out_run": str(args.out_run), "training": trained}))
             return
-    model, _ = load_run(args.run or args.out_run)
+    model, run_cfg = load_run(args.run or args.out_run)
     model.eval()
 
     te = slices(args.test_patients, size, args.seed + 1000)
@@ -220,7 +220,7 @@ def main() -> None:
         "benchmark": "apps_generate_from_mask_256",
         "machine": machine() | {"torch_threads": args.threads},
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-        | {"size": size, "mm_per_px": 360 / size, "unet_channels": list(cfg.channels),
+        | {"trained_steps": run_cfg.steps, "size": size, "mm_per_px": 360 / size, "unet_channels": list(cfg.channels),
            "sampler": cfg.sampler, "sample_steps": cfg.sample_steps,
            "training_data": "phantom, lesion_prob 0.9, noisy_fraction 0.3, 8 slices per patient",
            "checker": "kidney pipeline (segmenter; lesion classifier on kidney crops of the predicted mask)"},
