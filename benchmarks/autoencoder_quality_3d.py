@@ -56,16 +56,19 @@ def regions(recon: np.ndarray, clean: np.ndarray, maps: np.ndarray) -> dict[str,
     return out
 
 
-def reconstruct(run: Path, images_hu: np.ndarray) -> tuple[np.ndarray, float]:
-    """Stage one's reconstructions (HU) of each volume, and the seconds per volume."""
+def reconstruct(run: Path, images_hu: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """Stage one's reconstructions (HU) of each volume, the seconds per volume, and the step of
+    the checkpoint used (the newest; a run may still be training)."""
     from genmed.apps.common import to_hu, to_unit
     from genmed.train import load_run
+    from genmed.train.checkpoint import latest_checkpoint
 
+    step = latest_checkpoint(run).step
     ae, _ = load_run(run)
     start = time.perf_counter()
     with torch.no_grad():
         recon = torch.cat([ae.reconstruct(v) for v in to_unit(images_hu).split(1)])
-    return to_hu(recon), (time.perf_counter() - start) / len(images_hu)
+    return to_hu(recon), (time.perf_counter() - start) / len(images_hu), step
 
 
 def figure(path: Path, rows: dict[str, np.ndarray], maps: np.ndarray, spacing: tuple[float, float, float]) -> None:
@@ -128,8 +131,8 @@ def main() -> None:
                                                   "regions": regions(blurred, te.clean, maps)}
     rows = {"clean": te.clean, "input (scanned)": te.image}
     for run, name in zip(args.run, names):
-        recon, seconds = reconstruct(run, te.image)
-        results[name] = {"run": str(run), "s_per_volume": round(seconds, 1),
+        recon, seconds, step = reconstruct(run, te.image)
+        results[name] = {"run": str(run), "checkpoint_step": step, "s_per_volume": round(seconds, 1),
                          "vs_clean": scores(recon, te.clean), "vs_input": scores(recon, te.image),
                          "regions": regions(recon, te.clean, maps)}
         rows[name] = recon
