@@ -78,11 +78,12 @@ def test_other_networks_are_refused(trained, tmp_path, change, message):
         warm_start(build_model(cfg), trained, "autoencoder")
 
 
-def test_cli_refuses_a_foreign_family_or_a_missing_run_before_training(trained, tmp_path, cli_refuses):
+def test_cli_refuses_a_foreign_family_a_missing_run_or_a_resume_before_training(trained, tmp_path, cli_refuses):
     cli_refuses(["train", "--family", "vae", "--size", "16", "--steps", "1", "--init", str(trained),
                  "--out", str(tmp_path / "v")], "trained as family 'autoencoder', not 'vae'")
     cli_refuses(["train", "--family", "vae", "--size", "16", "--steps", "1",
                  "--init", str(tmp_path / "nowhere"), "--out", str(tmp_path / "w")], "not found")
+    cli_refuses(["train", "--resume", str(trained), "--init", str(trained)], "drop init")
     assert not (tmp_path / "v").exists() and not (tmp_path / "w" / "config.yaml").exists()
     with pytest.raises(UserError, match="reuse a trained stage one"):
         TrainConfig(family="ldm", size=16, init=str(trained))
