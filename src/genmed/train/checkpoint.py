@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_model
 from torch import nn
 
 from genmed.errors import UserError, warn
@@ -145,6 +145,22 @@ def load_weights(module: nn.Module, path: Path) -> None:
         kind = "corrupt" if isinstance(exc, SafetensorError) else "foreign (weights do not fit the model)"
         raise UserError(f"{path}: {kind} checkpoint weights: {str(exc).splitlines()[0][:160]}") from None
     check_finite_weights(module.state_dict(), path)
+
+
+def read_weights(path: Path, *, averaged: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors weights file on the CPU (no code is loaded), checked to be
+    finite; `averaged`: an `AveragedModel`'s (EMA) file, returned with the bare model's names
+    (its `module.` prefix and `n_averaged` counter dropped). A corrupt file is a `UserError`."""
+    if not path.is_file():
+        raise UserError(f"{path}: checkpoint weights missing")
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise UserError(f"{path}: corrupt checkpoint weights ({str(exc)[:120]})") from None
+    if averaged:
+        tensors = {k.removeprefix("module."): v for k, v in tensors.items() if k != "n_averaged"}
+    check_finite_weights(tensors, path)
+    return tensors
 
 
 def check_dtypes(path: Path, expected: dict[str, torch.Tensor], prefix: str = "") -> None:

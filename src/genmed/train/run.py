@@ -12,13 +12,12 @@ from typing import get_args
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch.utils.data import Dataset
 
 from genmed.config import load_config, to_dict
 from genmed.errors import MAX_SEED, UserError, check_choice, check_range, warn
 from genmed.fileio import check_output_dir, write_json, write_png
-from genmed.models.base import GenerativeModel, device_of
+from genmed.models.base import GenerativeModel
 from genmed.train import checkpoint as ckpt
 from genmed.train.compiled import accelerate
 from genmed.train.config import (MAX_SAMPLE_ELEMENTS, MODEL_LIMITS, Precision, TrainConfig,
@@ -99,15 +98,11 @@ def _rebuild(meta: dict, cfg: TrainConfig, where: Path) -> GenerativeModel:
 
 def _load_ema(model: torch.nn.Module, path: Path) -> None:
     """Load the `module.`-prefixed weights of an `AveragedModel` file into the bare model."""
-    if not path.is_file():
-        raise UserError(f"{path}: checkpoint weights missing")
+    state = ckpt.read_weights(path, averaged=True)
     try:
         ckpt.check_dtypes(path, model.state_dict(), prefix="module.")
-        tensors = load_file(str(path), device=str(device_of(model)))
     except (SafetensorError, OSError) as exc:
         raise UserError(f"{path}: corrupt checkpoint weights ({str(exc)[:120]})") from None
-    state = {k.removeprefix("module."): v for k, v in tensors.items() if k != "n_averaged"}
-    ckpt.check_finite_weights(state, path)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -16,8 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from genmed.errors import UserError
@@ -35,14 +33,7 @@ def source_weights(run_dir: str | Path, family: str) -> tuple[dict[str, torch.Te
     if source is not None and source != family:
         raise UserError(f"--init {run_dir}: trained as family {source!r}, not {family!r}")
     path = files.path("ema" if meta.get("ema") else "model")
-    try:
-        tensors = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError) as exc:
-        raise UserError(f"{path}: corrupt checkpoint weights ({str(exc)[:120]})") from None
-    if meta.get("ema"):  # an AveragedModel's file: `module.`-prefixed, plus its counter
-        tensors = {k.removeprefix("module."): v for k, v in tensors.items() if k != "n_averaged"}
-    ckpt.check_finite_weights(tensors, path)
-    return tensors, path
+    return ckpt.read_weights(path, averaged=bool(meta.get("ema"))), path
 
 
 def warm_start(model: nn.Module, run_dir: str | Path, family: str) -> tuple[int, int]:
