@@ -30,7 +30,10 @@ same maps, with a trained 256-px kidney pipeline (`genmed pipeline train --clini
         --pipeline runs/pipe256 [--run RUN] [--steps 4000]
 
 `--train-only` trains the model without a pipeline (the two can train side by side); then
-`--run OUT_RUN --pipeline PIPE` checks it.
+`--run OUT_RUN --pipeline PIPE` checks it. `--init RUN` starts from a trained mask model's
+(EMA) weights instead of a new model (its autoencoder too: `--autoencoder` is then unused), and
+`--cond-loss-weights B K L` weights the latent loss by the map's body, kidney and lesion
+shares (`DiffusionConfig.cond_loss_weights`; air gets 0).
 
 The trained model's run folder (`--out-run`) then generates from a user's map:
 `genmed apps generate-from-mask --mask MAP.nii.gz --model RUN --attributes '{"kind": "malignant"}'`.
@@ -82,6 +85,19 @@ def check(pipe, images_hu: np.ndarray, maps: np.ndarray, kinds: np.ndarray, nois
             "kind_recall": by_kind, "kind_balanced_accuracy": float(np.mean(list(by_kind.values()))),
             "noise_sd_hu": {name: float(sd[m].mean()) if m.any() else None
                             for name, m in (("standard", ~noisy), ("low-dose", noisy))}}
+
+
+def warm_started(run: Path, options: dict):
+    """The mask model of `run` (EMA weights), its config updated with `options`."""
+    from dataclasses import replace
+
+    from genmed.models.mask_generation import check_mask_model
+    from genmed.train import load_run
+
+    old = check_mask_model(load_run(run)[0], str(run))
+    model = type(old)(replace(old.config, **options))
+    model.load_state_dict(old.state_dict())
+    return model
 
 
 def figure(path: Path, maps: np.ndarray, real: np.ndarray, fake: np.ndarray, attrs: list[dict]) -> None:
@@ -144,6 +160,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--cond-kind", default="concat", choices=("spade", "concat"))
     ap.add_argument("--guidance", type=float, default=1.0)
+    ap.add_argument("--init", type=Path, help="start from this trained mask model's weights")
+    ap.add_argument("--cond-loss-weights", type=float, nargs=3, metavar=("BODY", "KIDNEY", "LESION"),
+                    help="region-weighted latent loss: extra weight per map class (air: 0)")
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -168,10 +187,14 @@ def main() -> None:
         tr = slices(args.patients, size, args.seed)
         cond, ids = encode(condition_maps(tr), attributes_of(tr), size)
         x = to_unit(tr.image)
-        ae, _ = load_run(args.autoencoder)
+        weights = {} if args.cond_loss_weights is None else {"cond_loss_weights": (0.0, *args.cond_loss_weights)}
         torch.manual_seed(args.seed)
-        model = mask_ldm(ae, x[:64], cond_kind=args.cond_kind, autoencoder_run=str(args.autoencoder),
-                         generator=torch.Generator().manual_seed(args.seed))
+        if args.init is not None:
+            model = warm_started(args.init, weights)
+        else:
+            ae, _ = load_run(args.autoencoder)
+            model = mask_ldm(ae, x[:64], cond_kind=args.cond_kind, autoencoder_run=str(args.autoencoder),
+                             generator=torch.Generator().manual_seed(args.seed), **weights)
         start = time.perf_counter()
         fit(model, DictDataset(image=x, cond=cond, label=ids), steps=args.steps, batch_size=args.batch,
             lr=args.lr, seed=args.seed, out=args.out_run, device="cpu", precision=args.precision)

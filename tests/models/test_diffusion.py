@@ -101,3 +101,33 @@ def test_image_conditioned_model_follows_its_condition() -> None:
 
     own, other = iou(bright, test > 0), iou(bright, test.roll(1, 0) > 0)
     assert own > 1.5 * other, (own, other)  # measured: 0.30 vs 0.13
+
+
+def test_region_weighted_loss_is_the_weighted_mean_of_the_pixel_errors() -> None:
+    """cond_loss_weights (0, 9): a class-1 pixel of the map counts ten times a class-0 one."""
+    from genmed.models.diffusion import v_target
+
+    torch.manual_seed(0)
+    model = build_model("diffusion", size=16, channels=(8, 16), attention_levels=(False, False),
+                        norm_num_groups=4, num_train_timesteps=50, cond_channels=2,
+                        cond_loss_weights=(0.0, 9.0), prediction="v")
+    x0 = torch.rand(2, 1, 16, 16) * 2 - 1
+    cond = torch.zeros(2, 2, 16, 16)
+    cond[:, 0] = 1
+    cond[:, :, 4:8, 4:8] = torch.tensor([0.0, 1.0])[:, None, None]  # a 4 x 4 region of class 1
+    torch.manual_seed(1)
+    got = model.loss({"image": x0, "cond": cond})["loss"]
+    torch.manual_seed(1)  # the same t and noise, drawn in the loss's order
+    t = torch.randint(0, 50, (2,))
+    noise = torch.randn_like(x0)
+    with torch.no_grad():
+        out = model.net(model.q_sample(x0, t, noise), timesteps=t, seg=cond)
+    err = (out - v_target(x0, noise, model.alpha_bar[t])).pow(2)[:, 0]
+    w = torch.ones(16, 16)
+    w[4:8, 4:8] = 10.0
+    torch.testing.assert_close(got.detach(), (err * w).sum((1, 2)) / w.sum())
+    assert not torch.allclose(got.detach(), err.mean((1, 2)))  # the plain mean differs
+    with pytest.raises(UserError, match="one weight per image condition channel"):
+        _model(cond_channels=2, cond_loss_weights=(1.0,))
+    with pytest.raises(UserError, match="finite and >= 0"):
+        _model(cond_channels=2, cond_loss_weights=(0.0, -1.0))

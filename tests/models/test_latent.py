@@ -234,3 +234,10 @@ def test_mask_conditioned_ldm_puts_the_disc_where_the_map_says(autoencoder) -> N
     elsewhere = maps.roll(6, dims=-1)[:, 1:]  # the same disc moved 6 px: not where the map put it
     moved = (x * elsewhere).flatten(1).sum(1) / elsewhere.flatten(1).sum(1)
     assert float(inside.mean()) > float(moved.mean()) + 0.2, (inside.mean(), moved.mean())
+
+
+def test_ldm_passes_region_loss_weights_to_its_latent_unet() -> None:
+    ldm = build_model("ldm", size=16, autoencoder=TINY_AE, cond_channels=2, cond_loss_weights=[0, 4], **UNET)
+    assert ldm.diffusion.config.cond_loss_weights == (0.0, 4.0)
+    with pytest.raises(UserError, match="one weight per image condition channel"):
+        build_model("ldm", size=16, autoencoder=TINY_AE, cond_channels=2, cond_loss_weights=[1], **UNET)

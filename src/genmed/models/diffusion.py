@@ -73,6 +73,11 @@ class DiffusionConfig(ModelConfig):
     recon_t: int | None = None  # default t_start for reconstruct / anomaly_score (None: T // 4)
     cond_channels: int = 0  # channels of an image condition batch["cond"] (0: none)
     cond_kind: Literal["concat", "spade"] = "concat"  # how the image condition enters the UNet
+    # region-weighted loss: per-pixel weight 1 + sum_c w_c cond_c for the image condition's
+    # channels (one weight each; () = the plain mean). A one-hot label map with weights on its
+    # small classes (kidney, lesion) makes them count for more than their area, which a plain
+    # mean lets a few hundred lesion pixels in 65,536 all but drop (docs/applications.md)
+    cond_loss_weights: tuple[float, ...] = ()
     bounded: bool = True  # data in [-1, 1]: samples clamped (and x0 clipped); False: latents
     # noise of the forward process: "gaussian" (Ho et al. 2020) or multi-octave 2-D "simplex"
     # (AnoDDPM, Wyatt et al. 2022: the model learns to remove structured noise; for anomaly
@@ -107,6 +112,11 @@ class DiffusionConfig(ModelConfig):
         check_positive("sample_steps", self.sample_steps)
         check_positive("cond_channels", self.cond_channels, allow_zero=True)
         check_choice("cond_kind", self.cond_kind, ("concat", "spade"))
+        if self.cond_loss_weights and len(self.cond_loss_weights) != self.cond_channels:
+            raise UserError(f"cond_loss_weights={self.cond_loss_weights} needs one weight per image "
+                            f"condition channel (cond_channels={self.cond_channels})")
+        if not all(0.0 <= w < float("inf") for w in self.cond_loss_weights):
+            raise UserError(f"cond_loss_weights={self.cond_loss_weights} must be finite and >= 0")
         if self.cond_channels and self.data_kind != "image":
             raise UserError("an image condition (cond_channels > 0) needs data_kind='image'")
         if self.recon_t is not None and not 0 <= self.recon_t < self.num_train_timesteps:
@@ -200,7 +210,8 @@ class DiffusionModel(GenerativeModel):
 
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
         """Per-sample MSE (B,) of the eps (Algorithm 1) or v target (`config.prediction`) at
-        uniformly drawn t, with label dropout."""
+        uniformly drawn t, with label dropout; weighted by the image condition's regions when
+        `config.cond_loss_weights` is set (`region_weights`)."""
         x0 = batch["image"]
         b = x0.shape[0]
         t = torch.randint(0, self.config.num_train_timesteps, (b,), device=x0.device)
@@ -212,7 +223,11 @@ class DiffusionModel(GenerativeModel):
         seg = {"seg": batch["cond"].to(x0.dtype)} if self.config.cond_channels else {}
         out = self.net(self.q_sample(x0, t, noise), timesteps=t, class_labels=labels, **seg)
         target = noise if self.config.prediction == "eps" else v_target(x0, noise, self.alpha_bar[t])
-        return {"loss": (out.float() - target.float()).pow(2).flatten(1).mean(1)}
+        err = (out.float() - target.float()).pow(2)
+        if not self.config.cond_loss_weights:
+            return {"loss": err.flatten(1).mean(1)}
+        w = region_weights(batch["cond"].float(), self.config.cond_loss_weights).expand_as(err)
+        return {"loss": (w * err).flatten(1).sum(1) / w.flatten(1).sum(1)}
 
     def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
                generator: torch.Generator | None = None, *, sampler: str | None = None,
@@ -296,3 +311,11 @@ class DiffusionModel(GenerativeModel):
             for _ in range(n_draws)
         ]
         return torch.stack(errs).mean(0)
+
+
+def region_weights(cond: Tensor, weights: tuple[float, ...]) -> Tensor:
+    """(B, 1, *spatial) per-pixel loss weights 1 + sum_c weights[c] cond[:, c] of an image
+    condition `cond` (B, C, *spatial; a one-hot or area-averaged label map): a pixel of class c
+    counts 1 + weights[c] times as much as one the weights leave at 1."""
+    w = torch.as_tensor(weights, dtype=cond.dtype, device=cond.device).view(1, -1, *[1] * (cond.ndim - 2))
+    return 1.0 + (cond * w).sum(1, keepdim=True)

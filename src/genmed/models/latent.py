@@ -47,7 +47,7 @@ CACHE_BYTES = 2 * 2**30  # `training_data` caches posterior moments up to this s
 SHARED = ("spatial_dims", "in_channels", "size", "num_classes", "data_kind")  # set on the LDM
 _UNET = ("channels", "attention_levels", "num_res_blocks", "norm_num_groups", "schedule",
          "num_train_timesteps", "cond_drop_prob", "sampler", "sample_steps", "spacing", "recon_t",
-         "cond_channels", "cond_kind", "prediction")
+         "cond_channels", "cond_kind", "prediction", "cond_loss_weights")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +77,9 @@ class LDMConfig(ModelConfig):
     recon_t: int | None = None  # default t_start of reconstruct / anomaly_score (None: T // 4)
     cond_channels: int = 0  # channels of a pixel-resolution image condition batch["cond"] (0: none)
     cond_kind: Literal["concat", "spade"] = "concat"  # how it enters the latent UNet
+    # region-weighted latent loss (DiffusionConfig.cond_loss_weights), on the map area-averaged
+    # onto the latent grid
+    cond_loss_weights: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
