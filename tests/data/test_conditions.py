@@ -64,3 +64,18 @@ def test_condition_maps_of_phantom_volumes_mark_kidney_and_lesion():
     assert np.array_equal(m == 3, v.lesion_mask > 0)
     assert np.array_equal(m >= 2, (v.kidney_mask > 0) | (v.lesion_mask > 0))
     assert ((m == 0) == (v.clean <= -500)).all()
+
+
+def test_noise_hu_is_checked_and_read_from_phantom_slices():
+    from genmed.data.conditions import attributes_of
+    from genmed.data.phantom import PhantomConfig, make_slices
+
+    slices = make_slices(2, 2, PhantomConfig(size=32, noisy_fraction=0.5), seed=0)
+    attrs = attributes_of(slices, noise_hu=True)
+    assert [a["noise_hu"] for a in attrs] == pytest.approx(slices.noise_hu.tolist(), abs=0.01)
+    assert "noise_hu" not in attributes_of(slices)[0]
+    encode(condition_maps(slices), attrs, 32)  # accepted
+    m = np.zeros((32, 32), np.uint8)
+    for bad in (0, -5.0, float("nan"), 1e5, "80", True):
+        with pytest.raises(UserError, match="noise_hu="):
+            encode(m, [{"noise_hu": bad}], 32)

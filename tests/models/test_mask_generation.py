@@ -150,3 +150,13 @@ def test_scan_noise_stays_inside_the_body_mask():
     assert np.all(hu[~body] == 0) and hu[body].std() == pytest.approx(20.0, rel=0.2)
     with pytest.raises(UserError, match="body mask"):
         add_scan_noise(images, [{"noise": "standard"}] * 2, tex, body=body[:1])
+
+
+def test_scan_noise_follows_a_requested_noise_sd():
+    """Two low-dose requests of 40 and 80 HU against a texture fitted on 60-HU scans: the added
+    noise has SD 40 and 80 (the level's 60-HU spectrum scaled)."""
+    tex = NoiseTexture({"standard": np.full((32, 32), 10.0**2), "low-dose": np.full((32, 32), 60.0**2)},
+                       {"standard": 10.0, "low-dose": 60.0})
+    attrs = [{"kind": "healthy", "noise": "low-dose", "noise_hu": sd} for sd in (40.0, 80.0)] * 8
+    hu = (add_scan_noise(torch.zeros(16, 1, 32, 32), attrs, tex, seed=0)[:, 0] * 200.0).numpy()
+    assert hu[0::2].std() == pytest.approx(40.0, rel=0.05) and hu[1::2].std() == pytest.approx(80.0, rel=0.05)

@@ -93,3 +93,22 @@ def test_phantom_low_dose_noise_follows_the_requested_dose():
     assert means["low-dose"][0] > 2 * means["standard"][0]  # the two doses differ
     for real, fake in means.values():
         assert fake == pytest.approx(real, rel=0.2)
+
+
+def test_a_requested_sd_scales_its_levels_spectrum(tmp_path):
+    """Fitted with the scans' SDs (low-dose scans of 50 and 70 HU: reference 60), a draw for 90
+    HU has SD 90 and the level's correlation; without a request, the level's own SD."""
+    res = np.concatenate([_correlated(16, 10.0, 3), _correlated(8, 50.0, 4), _correlated(8, 70.0, 5)])
+    levels = ["standard"] * 16 + ["low-dose"] * 16
+    tex = NoiseTexture.fit(res, levels, noise_hu=[10.0] * 16 + [50.0] * 8 + [70.0] * 8)
+    assert tex.reference_hu == pytest.approx({"standard": 10.0, "low-dose": 60.0})
+    back = NoiseTexture.load(tex.save(tmp_path / "tex.npz"))
+    assert back.reference_hu == pytest.approx(tex.reference_hu)
+    drawn = back.draw(["low-dose"] * 32 + ["low-dose"] * 32, np.random.default_rng(0), [90.0] * 32 + [None] * 32)
+    assert drawn[:32].std() == pytest.approx(90.0 * tex.sd_hu()["low-dose"] / 60.0, rel=0.05)
+    assert drawn[32:].std() == pytest.approx(tex.sd_hu()["low-dose"], rel=0.05)
+    assert _lag1(drawn[:32]) == pytest.approx(_lag1(res[16:]), abs=0.03)
+    with pytest.raises(UserError, match="no reference SD"):
+        NoiseTexture.fit(res, levels).draw(["standard"], np.random.default_rng(0), [12.0])
+    with pytest.raises(UserError, match="one per residual field"):
+        NoiseTexture.fit(res, levels, noise_hu=[10.0] * 3)

@@ -3,7 +3,9 @@
 Condition map (uint8, H x W, or D x H x W for volumes): 0 outside the body, 1 body, 2 kidney,
 3 lesion (`CLASSES`).
 Attributes: "kind" (healthy | benign | malignant; a lesion kind needs lesion pixels in the map,
-"healthy" none), "noise" (standard | low-dose) and optionally "size_mm" (lesion diameter; the map
+"healthy" none), "noise" (standard | low-dose), optionally "noise_hu" (the scan's noise SD in HU
+within its level: the amplitude of the scan noise a latent model's images get after decoding,
+`genmed.models.mask_generation.add_scan_noise`) and "size_mm" (lesion diameter; the map
 sets the size, so a given size must agree with the map's lesion within 1.5 pixels). `encode`
 turns them into a one-hot map (the model's image condition) and one class id per attribute pair.
 """
@@ -21,7 +23,7 @@ from genmed.errors import UserError, check_range
 
 CLASSES: tuple[str, ...] = ("background", "body", "kidney", "lesion")
 NOISE_LEVELS: tuple[str, ...] = ("standard", "low-dose")
-ATTRIBUTES: tuple[str, ...] = ("kind", "noise", "size_mm")
+ATTRIBUTES: tuple[str, ...] = ("kind", "noise", "noise_hu", "size_mm")
 
 
 def condition_maps(slices) -> np.ndarray:
@@ -33,10 +35,13 @@ def condition_maps(slices) -> np.ndarray:
     return m
 
 
-def attributes_of(slices) -> list[dict[str, Any]]:
-    """The true attributes of phantom slices."""
-    return [{"kind": LABELS[int(k)], "noise": NOISE_LEVELS[int(n)]}
-            for k, n in zip(slices.label, slices.noisy)]
+def attributes_of(slices, noise_hu: bool = False) -> list[dict[str, Any]]:
+    """The true attributes of phantom slices (with `noise_hu`, each scan's noise SD too)."""
+    attrs = [{"kind": LABELS[int(k)], "noise": NOISE_LEVELS[int(n)]} for k, n in zip(slices.label, slices.noisy)]
+    if noise_hu:
+        for a, sd in zip(attrs, slices.noise_hu):
+            a["noise_hu"] = round(float(sd), 2)
+    return attrs
 
 
 def noise_level(attributes: Mapping[str, Any]) -> str:
@@ -87,6 +92,9 @@ def encode(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], size: int
         n_les = int((m == 3).sum())
         if (kind == "healthy") != (n_les == 0):
             raise UserError(f"mask {i}: kind={kind!r} but the mask has {n_les} lesion pixels")
+        sd = a.get("noise_hu", 1.0)
+        if isinstance(sd, bool) or not isinstance(sd, (int, float)) or not 0 < sd <= 4000:
+            raise UserError(f"noise_hu={sd!r} must be a noise SD in HU, in (0, 4000]")
         if "size_mm" in a:
             if isinstance(a["size_mm"], bool) or not isinstance(a["size_mm"], (int, float)):
                 raise UserError(f"size_mm={a['size_mm']!r} must be a number (mm)")

@@ -91,7 +91,8 @@ def generate_from_maps(model: DiffusionModel | LatentDiffusionModel, masks: np.n
 def add_scan_noise(images: torch.Tensor, attributes: Sequence[Mapping[str, Any]], texture: NoiseTexture,
                    seed: int = 0, body: np.ndarray | torch.Tensor | None = None) -> torch.Tensor:
     """`images` (N, 1, H, W) or (N, 1, D, H, W) in [-1, 1] plus scan noise of each attribute
-    dict's "noise" level drawn from `texture` (HU, through the abdomen window), clamped to
+    dict's "noise" level drawn from `texture` (HU, through the abdomen window; scaled to its
+    "noise_hu" SD when given, `NoiseTexture.draw`), clamped to
     [-1, 1] like the data. A volume gets an independent draw in each axial slice: the texture
     is the in-plane NPS, and its slices are uncorrelated (as for slices thicker than the
     reconstruction kernel). With `body` (N, *spatial, bool: the map's body, kidneys and
@@ -99,7 +100,8 @@ def add_scan_noise(images: torch.Tensor, attributes: Sequence[Mapping[str, Any]]
     stays far below the window's floor (-160 HU) and a real windowed scan shows none there."""
     per_image = int(np.prod(images.shape[2:-2]))  # axial slices per image: 1 in 2D, D in 3D
     levels = [noise_level(a) for a in attributes for _ in range(per_image)]
-    noise_hu = torch.from_numpy(texture.draw(levels, np.random.default_rng(int(seed)))
+    sds = [a.get("noise_hu") for a in attributes for _ in range(per_image)]
+    noise_hu = torch.from_numpy(texture.draw(levels, np.random.default_rng(int(seed)), sds)
                                 .reshape(images.shape[:1] + images.shape[2:]))
     if body is not None:
         inside = torch.as_tensor(np.asarray(body, dtype=bool))
@@ -112,11 +114,13 @@ def add_scan_noise(images: torch.Tensor, attributes: Sequence[Mapping[str, Any]]
 
 @torch.no_grad()
 def fit_scan_noise(model: LatentDiffusionModel, images: torch.Tensor, levels: Sequence[str],
-                   body: np.ndarray, batch: int = 16, slice_difference: bool | None = None) -> NoiseTexture:
+                   body: np.ndarray, batch: int = 16, slice_difference: bool | None = None,
+                   noise_hu: Sequence[float] | None = None) -> NoiseTexture:
     """The scan noise a latent model's autoencoder drops: the NPS, per noise level, of the
     residual (HU) of `images` (N, 1, *spatial) in [-1, 1] minus their reconstructions, inside
     the `body` masks (N, *spatial). Fit it on scans of each level (not necessarily the training
-    set); volumes count each axial slice as one field.
+    set); volumes count each axial slice as one field. `noise_hu` (N; the scans' noise SD in HU)
+    gives each level a reference SD, so that a requested SD can be drawn (`add_scan_noise`).
 
     The residual also holds the autoencoder's structure error. With `slice_difference` (the
     default for volumes) the fields are the differences of adjacent axial slices' residuals
@@ -140,4 +144,5 @@ def fit_scan_noise(model: LatentDiffusionModel, images: torch.Tensor, levels: Se
     per_image = int(np.prod(residual.shape[1:-2]))
     hw = residual.shape[-2:]
     return NoiseTexture.fit(residual.reshape(-1, *hw), np.repeat(np.asarray(levels, dtype=str), per_image),
-                            mask=body.reshape(-1, *hw))
+                            mask=body.reshape(-1, *hw),
+                            noise_hu=None if noise_hu is None else np.repeat(np.asarray(noise_hu, np.float64), per_image))

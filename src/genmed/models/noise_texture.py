@@ -17,7 +17,11 @@ the noise power spectrum measured on the training scans (the NPS of CT images: K
   white w ~ N(0, 1). Correlated noise stays correlated (FBP's streaks and blobs), which white
   noise of the same SD would not.
 - `NoiseTexture`: one NPS per level name ("standard", "low-dose"); `fit`, `draw`, `save`/`load`
-  (npz, no pickles).
+  (npz, no pickles). Fitted with the scans' own noise SD (`noise_hu`, e.g. the phantom's), it
+  keeps each level's mean as a reference and draws a requested SD by scaling the level's
+  spectrum: a level is a range of doses (the phantom's low-dose scans carry 45-90 HU), and
+  noise amplitude, not spectrum shape, is what dose changes first (quantum noise SD ~ 1 /
+  sqrt(dose) at a fixed kernel; Kijewski & Judy 1987).
 
 The model is stationary: the same spectrum everywhere in the field. Real CT noise is stronger
 behind bone and along the body's long axis; a per-region spectrum would be the next refinement.
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -68,19 +72,29 @@ def draw_noise(nps: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 
 @dataclass(frozen=True)
 class NoiseTexture:
-    """One NPS (H, W; HU^2) per noise level."""
+    """One NPS (H, W; HU^2) per noise level, and optionally the mean noise SD (HU) its fit
+    scans had (`reference_hu`), against which `draw` scales a requested SD."""
 
     nps: Mapping[str, np.ndarray]
+    reference_hu: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, residuals: np.ndarray, levels: Sequence[str], mask: np.ndarray | None = None) -> NoiseTexture:
+    def fit(cls, residuals: np.ndarray, levels: Sequence[str], mask: np.ndarray | None = None,
+            noise_hu: Sequence[float] | None = None) -> NoiseTexture:
         """The NPS of each level's residual fields (inside `mask`, see `fit_nps`); `levels[i]`
-        names the level of `residuals[i]`."""
+        names the level of `residuals[i]`, `noise_hu[i]` (optional) the noise SD (HU) of the
+        scan it came from: each level's mean becomes its `reference_hu`."""
         levels = np.asarray(levels, dtype=str)
         if len(levels) != len(residuals):
             raise UserError(f"{len(levels)} level names for {len(residuals)} residual fields")
+        reference = {}
+        if noise_hu is not None:
+            sd = np.asarray(noise_hu, np.float64)
+            if sd.shape != levels.shape or not (np.isfinite(sd) & (sd > 0)).all():
+                raise UserError(f"noise_hu must be {len(levels)} finite SDs > 0 (HU), one per residual field")
+            reference = {str(lv): float(sd[levels == lv].mean()) for lv in dict.fromkeys(levels)}
         return cls({str(lv): fit_nps(residuals[levels == lv], None if mask is None else mask[levels == lv])
-                    for lv in dict.fromkeys(levels)})
+                    for lv in dict.fromkeys(levels)}, reference)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -91,23 +105,35 @@ class NoiseTexture:
         """Noise SD (HU) of each level: the square root of the NPS's mean."""
         return {lv: float(np.sqrt(p.mean())) for lv, p in self.nps.items()}
 
-    def draw(self, levels: Sequence[str], rng: np.random.Generator) -> np.ndarray:
-        """(len(levels), H, W) float32 noise (HU), field i drawn with the NPS of `levels[i]`."""
+    def draw(self, levels: Sequence[str], rng: np.random.Generator,
+             noise_hu: Sequence[float | None] | None = None) -> np.ndarray:
+        """(len(levels), H, W) float32 noise (HU), field i drawn with the NPS of `levels[i]`;
+        where `noise_hu[i]` is given, scaled by noise_hu[i] / reference_hu[levels[i]] (a scan
+        of that SD instead of the level's mean)."""
         unknown = sorted(set(levels) - set(self.nps))
         if unknown:
             raise UserError(f"noise level(s) {unknown} not in the texture (has {sorted(self.nps)})")
+        scale = np.ones(len(levels), np.float32)
+        for i, (lv, sd) in enumerate(zip(levels, noise_hu or [None] * len(levels))):
+            if sd is None:
+                continue
+            if lv not in self.reference_hu:
+                raise UserError(f"a noise SD was requested but the texture has no reference SD for level "
+                                f"{lv!r}: refit it with the scans' noise_hu")
+            scale[i] = float(sd) / self.reference_hu[lv]
         out = np.empty((len(levels), *self.shape), np.float32)
         for lv, p in self.nps.items():
             idx = [i for i, name in enumerate(levels) if name == lv]
             if idx:
                 out[idx] = draw_noise(p, len(idx), rng)
-        return out
+        return out * scale[:, None, None]
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the spectra to an npz file (atomically)."""
         path = Path(path)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez_compressed(f, **{f"nps:{lv}": p for lv, p in self.nps.items()})
+            np.savez_compressed(f, **{f"nps:{lv}": p for lv, p in self.nps.items()},
+                                **{f"ref:{lv}": np.float64(v) for lv, v in self.reference_hu.items()})
         return path
 
     @classmethod
@@ -116,8 +142,11 @@ class NoiseTexture:
         try:
             with np.load(path, allow_pickle=False) as z:
                 nps = {k.removeprefix("nps:"): z[k] for k in z.files if k.startswith("nps:")}
+                ref = {k.removeprefix("ref:"): float(z[k]) for k in z.files if k.startswith("ref:")}
         except (OSError, ValueError) as e:
             raise UserError(f"{path}: not a noise texture file ({e})") from None
         if not nps or len({p.shape for p in nps.values()}) != 1:
             raise UserError(f"{path}: holds no noise spectra, or spectra of different sizes")
-        return cls(nps)
+        if set(ref) - set(nps) or not all(np.isfinite(v) and v > 0 for v in ref.values()):
+            raise UserError(f"{path}: its reference noise SDs do not match its spectra")
+        return cls(nps, ref)
