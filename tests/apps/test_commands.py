@@ -179,6 +179,7 @@ def test_generate_from_mask_reuses_a_trained_model(tmp_path, capsys):
     assert run([*argv, "--out", str(tmp_path / "again")]) == 0  # same seed, same model: same images
     assert np.array_equal(load(tmp_path / "again" / "generated.nii.gz", ndim=(2, 3)).array, image)
     # a scan-noise texture in the run folder is used: the same draw plus noise of the level's SD
+    from genmed.data.transforms import ABDOMEN_RANGE_HU
     from genmed.models.noise_texture import NoiseTexture
 
     NoiseTexture({"standard": np.full((16, 16), 30.0**2)}).save(first / "model" / "noise_texture.npz")
@@ -190,6 +191,16 @@ def test_generate_from_mask_reuses_a_trained_model(tmp_path, capsys):
     NoiseTexture({"standard": np.ones((32, 32))}).save(first / "model" / "noise_texture.npz")
     out = tmp_path / "wrong_texture"
     assert "do not match" in _expect_user_error(capsys, [*argv, "--out", str(out)], out)
+    out = tmp_path / "no_reference"  # a requested SD needs a texture fitted with the scans' SDs
+    sd_argv = [*argv[:-1], '{"kind": "malignant", "noise_hu": 12}', "--out", str(out)]
+    assert "noise_hu needs" in _expect_user_error(capsys, sd_argv, out)
+    NoiseTexture({"standard": np.full((16, 16), 30.0**2)}, {"standard": 30.0}).save(first / "model" / "noise_texture.npz")
+    assert run(sd_argv) == 0  # 12 HU requested of a 30-HU spectrum: the same draw at 0.4 x
+    scaled = load(out / "generated.nii.gz", ndim=(2, 3)).array - image
+    lo, hi = ABDOMEN_RANGE_HU  # away from the clamp at the window's ends
+    free = (np.minimum(image, image + added) > lo + 1) & (np.maximum(image, image + added) < hi - 1) & (added != 0)
+    assert free.sum() >= 3  # the quick model clamps most pixels; these few are exact
+    np.testing.assert_allclose(scaled[free], 0.4 * added[free], atol=0.05)
     (first / "model" / "noise_texture.npz").unlink()
 
     out = tmp_path / "refused"

@@ -137,12 +137,14 @@ def generate_from_mask(
                                    "benchmarks/apps_generate_from_mask_256.py) instead of training."),
     reference: Path = typer.Option(None, "--reference", help="Image whose spacing the mask must share."),
     attributes: str = typer.Option("{}", "--attributes", help='JSON, e.g. {"kind": "malignant", '
-                                   '"noise": "low-dose", "size_mm": 30}.'),
+                                   '"noise": "low-dose", "noise_hu": 70, "size_mm": 30}; noise_hu '
+                                   '(scan noise SD, HU) needs a --model run with a fitted noise texture.'),
 ) -> None:
     """Generate CT slices from a label map + attributes (SPADE diffusion); check they obey."""
     from genmed.apps.generate_from_mask import (
         NOISE_TEXTURE, MaskGenConfig, encode, generate_pairs, load_mask, run_generate_from_mask,
         train_mask_generator)
+    from genmed.data.conditions import noise_level
     from genmed.errors import UserError
 
     check_output_dir(out, files=(("generated.nii.gz", "generated.png", "generated.json") if mask is not None
@@ -177,6 +179,9 @@ def generate_from_mask(
 
         texture = NoiseTexture.load(model_run / NOISE_TEXTURE)
     encode(masks, [attrs] * len(masks), model.config.size if model else cfg.size, spacing, dims)  # fail fast
+    if "noise_hu" in attrs and (texture is None or noise_level(attrs) not in texture.reference_hu):
+        raise UserError("noise_hu needs a --model run whose noise texture was fitted with the scans' noise SDs "
+                        "(benchmarks/apps_generate_from_mask_256.py writes one); without it the SD cannot be drawn")
     from genmed.data.io import save_nifti
     from genmed.fileio import write_json
 
