@@ -180,3 +180,12 @@ def batch_labels(batch: Batch, num_classes: int, device: torch.device) -> Tensor
         raise UserError(f"the model is class-conditional (num_classes={num_classes}) "
                         "but the batch has no 'label'")
     return batch["label"].long().to(device)
+
+
+def pixel_mean(per_pixel: Tensor, weight: Tensor | None = None) -> Tensor:
+    """(B,) mean of a per-pixel loss (B, C, *spatial) per image; with `weight` (B, 1 or C,
+    *spatial), the weighted mean sum(w * l) / sum(w)."""
+    if weight is None:
+        return per_pixel.flatten(1).mean(1)
+    weight = weight.expand_as(per_pixel)
+    return (weight * per_pixel).flatten(1).sum(1) / weight.flatten(1).sum(1)

@@ -29,6 +29,7 @@ from genmed.models.base import (
     batch_labels,
     check_labels,
     evaluating,
+    pixel_mean,
     randn,
 )
 from genmed.models.denoiser import EpsDenoiser, Prediction, v_target
@@ -223,11 +224,9 @@ class DiffusionModel(GenerativeModel):
         seg = {"seg": batch["cond"].to(x0.dtype)} if self.config.cond_channels else {}
         out = self.net(self.q_sample(x0, t, noise), timesteps=t, class_labels=labels, **seg)
         target = noise if self.config.prediction == "eps" else v_target(x0, noise, self.alpha_bar[t])
-        err = (out.float() - target.float()).pow(2)
-        if not self.config.cond_loss_weights:
-            return {"loss": err.flatten(1).mean(1)}
-        w = region_weights(batch["cond"].float(), self.config.cond_loss_weights).expand_as(err)
-        return {"loss": (w * err).flatten(1).sum(1) / w.flatten(1).sum(1)}
+        weights = self.config.cond_loss_weights
+        w = region_weights(batch["cond"].float(), weights) if weights else None
+        return {"loss": pixel_mean((out.float() - target.float()).pow(2), w)}
 
     def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
                generator: torch.Generator | None = None, *, sampler: str | None = None,

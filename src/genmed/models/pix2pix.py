@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genmed.errors import UserError, check_choice
-from genmed.models.base import Batch
+from genmed.models.base import Batch, pixel_mean
 from genmed.models.nets import patch_discriminator
-from genmed.models.supervised import Regressor, RegressorConfig, pixel_mean
+from genmed.models.supervised import Regressor, RegressorConfig
 
 
 @dataclass(frozen=True, kw_only=True)

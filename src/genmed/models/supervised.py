@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from genmed.errors import UserError, check_choice, check_positive
-from genmed.models.base import Batch, GenerativeModel, ModelConfig, device_of, evaluating
+from genmed.models.base import Batch, GenerativeModel, ModelConfig, device_of, evaluating, pixel_mean
 
 Norm = Literal["instance", "batch"]
 
@@ -65,15 +65,6 @@ def random_crops(patch: int, *tensors: Tensor, focus: Tensor | None = None,
         for out, t in zip(crops, tensors, strict=True):
             out.append(t[(i, ...) + index])
     return [torch.stack(c) for c in crops]
-
-
-def pixel_mean(per_pixel: Tensor, weight: Tensor | None = None) -> Tensor:
-    """(B,) mean of a per-pixel loss (B, C, *spatial) per image; with `weight` (B, 1 or C,
-    *spatial), the weighted mean sum(w * l) / sum(w)."""
-    if weight is None:
-        return per_pixel.flatten(1).mean(1)
-    weight = weight.expand_as(per_pixel)
-    return (weight * per_pixel).flatten(1).sum(1) / weight.flatten(1).sum(1)
 
 
 class SupervisedModel(GenerativeModel):
