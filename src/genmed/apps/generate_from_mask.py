@@ -3,7 +3,8 @@ generated images obey the conditions.
 
 Condition map (uint8, H x W): 0 outside the body, 1 body, 2 kidney, 3 lesion (`CLASSES`).
 Attributes: "kind" (healthy | benign | malignant; a lesion kind needs lesion pixels in the map,
-"healthy" none), "noise" (standard | low-dose) and optionally "size_mm" (lesion diameter; the map
+"healthy" none), "noise" (standard | low-dose) and optionally "noise_hu" (scan noise SD in HU,
+for a latent model with a fitted noise texture) and "size_mm" (lesion diameter; the map
 sets the size, so a given size must agree with the map's lesion within 1.5 pixels).
 The model: `genmed.models` diffusion with `cond_kind="spade"`, MONAI `SPADEDiffusionModelUNet`
 (Park et al. 2019; Wang et al. 2022) with the one-hot map as `seg` and the attribute pair as a
