@@ -110,5 +110,7 @@ def test_a_requested_sd_scales_its_levels_spectrum(tmp_path):
     assert _lag1(drawn[:32]) == pytest.approx(_lag1(res[16:]), abs=0.03)
     with pytest.raises(UserError, match="no reference SD"):
         NoiseTexture.fit(res, levels).draw(["standard"], np.random.default_rng(0), [12.0])
+    with pytest.raises(UserError, match="2 requested noise SDs for 1 fields"):
+        tex.draw(["standard"], np.random.default_rng(0), np.array([12.0, 13.0]))
     with pytest.raises(UserError, match="one per residual field"):
         NoiseTexture.fit(res, levels, noise_hu=[10.0] * 3)

@@ -113,8 +113,11 @@ class NoiseTexture:
         unknown = sorted(set(levels) - set(self.nps))
         if unknown:
             raise UserError(f"noise level(s) {unknown} not in the texture (has {sorted(self.nps)})")
+        requested = [None] * len(levels) if noise_hu is None else list(noise_hu)
+        if len(requested) != len(levels):
+            raise UserError(f"{len(requested)} requested noise SDs for {len(levels)} fields")
         scale = np.ones(len(levels), np.float32)
-        for i, (lv, sd) in enumerate(zip(levels, noise_hu or [None] * len(levels))):
+        for i, (lv, sd) in enumerate(zip(levels, requested)):
             if sd is None:
                 continue
             if lv not in self.reference_hu:
