@@ -8,7 +8,8 @@ import torch
 
 from genmed.data.conditions import condition_maps
 from genmed.errors import UserError
-from genmed.models.mask_generation import add_scan_noise, fit_scan_noise, generate_from_maps, mask_ldm
+from genmed.models.mask_generation import (add_scan_noise, check_noise_request, fit_scan_noise,
+                                           generate_from_maps, mask_ldm)
 from genmed.models.noise_texture import NoiseTexture
 
 
@@ -160,3 +161,7 @@ def test_scan_noise_follows_a_requested_noise_sd():
     attrs = [{"kind": "healthy", "noise": "low-dose", "noise_hu": sd} for sd in (40.0, 80.0)] * 8
     hu = (add_scan_noise(torch.zeros(16, 1, 32, 32), attrs, tex, seed=0)[:, 0] * 200.0).numpy()
     assert hu[0::2].std() == pytest.approx(40.0, rel=0.05) and hu[1::2].std() == pytest.approx(80.0, rel=0.05)
+    for texture in (None, NoiseTexture(tex.nps)):  # none, or one fitted without the scans' SDs
+        with pytest.raises(UserError, match="noise_hu needs"):
+            check_noise_request(attrs, texture)
+    check_noise_request(attrs, tex)

@@ -144,8 +144,8 @@ def generate_from_mask(
     from genmed.apps.generate_from_mask import (
         NOISE_TEXTURE, MaskGenConfig, encode, generate_pairs, load_mask, run_generate_from_mask,
         train_mask_generator)
-    from genmed.data.conditions import noise_level
     from genmed.errors import UserError
+    from genmed.models.mask_generation import check_noise_request
 
     check_output_dir(out, files=(("generated.nii.gz", "generated.png", "generated.json") if mask is not None
                                  else ("generate_from_mask.json", "generate_from_mask.png")))
@@ -179,9 +179,7 @@ def generate_from_mask(
 
         texture = NoiseTexture.load(model_run / NOISE_TEXTURE)
     encode(masks, [attrs] * len(masks), model.config.size if model else cfg.size, spacing, dims)  # fail fast
-    if "noise_hu" in attrs and (texture is None or noise_level(attrs) not in texture.reference_hu):
-        raise UserError("noise_hu needs a --model run whose noise texture was fitted with the scans' noise SDs "
-                        "(benchmarks/apps_generate_from_mask_256.py writes one); without it the SD cannot be drawn")
+    check_noise_request([attrs], texture)  # before any training or sampling
     from genmed.data.io import save_nifti
     from genmed.fileio import write_json
 

@@ -77,6 +77,7 @@ def generate_from_maps(model: DiffusionModel | LatentDiffusionModel, masks: np.n
     and added after decoding inside the map's body (`genmed.models.noise_texture`; a latent
     model cannot draw it itself)."""
     cond, ids = encode(masks, attributes, model.config.size, spacing_mm, model.config.spatial_dims)
+    check_noise_request(attributes, texture)
     if texture is not None and texture.shape != tuple(cond.shape[-2:]):
         raise UserError(f"the noise texture's spectra {texture.shape} do not match the model's "
                         f"{tuple(cond.shape[-2:])} images")
@@ -86,6 +87,16 @@ def generate_from_maps(model: DiffusionModel | LatentDiffusionModel, masks: np.n
     if texture is None:
         return x
     return add_scan_noise(x, attributes, texture, seed, body=(cond[:, 0] < 0.5).numpy())  # channel 0: air
+
+
+def check_noise_request(attributes: Sequence[Mapping[str, Any]], texture: NoiseTexture | None) -> None:
+    """UserError if an attribute dict asks for a noise SD ("noise_hu") that `texture` cannot
+    draw: no texture, or one fitted without the scans' SDs for that level."""
+    for a in attributes:
+        if "noise_hu" in a and (texture is None or noise_level(a) not in texture.reference_hu):
+            raise UserError("noise_hu needs a model whose noise texture was fitted with the scans' noise SDs "
+                            "(benchmarks/apps_generate_from_mask_256.py writes one with --model RUN); "
+                            "without it the SD cannot be drawn")
 
 
 def add_scan_noise(images: torch.Tensor, attributes: Sequence[Mapping[str, Any]], texture: NoiseTexture,
