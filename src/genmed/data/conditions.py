@@ -92,8 +92,8 @@ def encode(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], size: int
         n_les = int((m == 3).sum())
         if (kind == "healthy") != (n_les == 0):
             raise UserError(f"mask {i}: kind={kind!r} but the mask has {n_les} lesion pixels")
-        sd = a.get("noise_hu", 1.0)
-        if isinstance(sd, bool) or not isinstance(sd, (int, float)) or not 0 < sd <= 4000:
+        sd = a.get("noise_hu")
+        if sd is not None and (isinstance(sd, bool) or not isinstance(sd, (int, float)) or not 0 < sd <= 4000):
             raise UserError(f"noise_hu={sd!r} must be a noise SD in HU, in (0, 4000]")
         if "size_mm" in a:
             if isinstance(a["size_mm"], bool) or not isinstance(a["size_mm"], (int, float)):
