@@ -68,7 +68,8 @@ def as_slices(v) -> dict[str, np.ndarray]:
 def train_stages(args, tr, x: np.ndarray, device: str, precision: str) -> dict[str, float]:
     """Stage one (or the autoencoder of `--autoencoder`) and stage two into `--out-run`, on the
     training volumes `tr` (images `x` in [-1, 1]); their wall times (s)."""
-    from genmed.data.conditions import attributes_of, condition_maps, encode
+    from genmed.data.conditions import NOISE_LEVELS, attributes_of, condition_maps, encode
+    from genmed.data.phantom import LABELS
     from genmed.models import build_model
     from genmed.models.mask_generation import mask_ldm
     from genmed.train import DictDataset, fit, load_run
@@ -78,19 +79,30 @@ def train_stages(args, tr, x: np.ndarray, device: str, precision: str) -> dict[s
 
     timing: dict[str, float] = {}
     torch.manual_seed(args.seed)
+    dims = 2 if args.slicewise else 3
+    if args.slicewise:  # the axial slices are the training images of both 2-D stages
+        tr, x = as_slices(tr), x.reshape(-1, 1, *x.shape[-2:])
     if args.autoencoder is None:
         t0 = time.perf_counter()
-        ae = build_model("autoencoder", spatial_dims=3, size=x.shape[-1], channels=ints(args.ae_channels),
-                         train_crop=args.crop, adv_warmup_steps=args.ae_steps // 5)
+        adv = {} if args.ae_adv_weight is None else {"adv_weight": args.ae_adv_weight}
+        ae = build_model("autoencoder", spatial_dims=dims, size=x.shape[-1], channels=ints(args.ae_channels),
+                         latent_channels=args.latent_channels, train_crop=args.crop,
+                         adv_warmup_steps=args.ae_steps // 5, **adv)
         ae = fit(ae, DictDataset(image=x), steps=args.ae_steps, batch_size=args.batch, seed=args.seed,
                  out=args.out_run / "autoencoder", device=device, precision=precision)
         timing["stage_one_s"] = round(time.perf_counter() - t0, 1)
         ae_run = str(args.out_run / "autoencoder")
+        if args.stage_one_only:
+            return timing
     else:
         ae, ae_run = load_run(args.autoencoder, device=device)[0], str(args.autoencoder)
     ae.eval()
 
-    cond, ids = encode(condition_maps(tr), attributes_of(tr), x.shape[-1], spatial_dims=3)
+    if args.slicewise:  # a slice's kind is the volume's where the slice holds lesion pixels
+        attrs = [{"kind": LABELS[k], "noise": NOISE_LEVELS[int(n)]} for k, n in zip(tr["kinds"], tr["noisy"])]
+        cond, ids = encode(tr["maps"], attrs, x.shape[-1], spatial_dims=2)
+    else:
+        cond, ids = encode(condition_maps(tr), attributes_of(tr), x.shape[-1], spatial_dims=3)
     t0 = time.perf_counter()
     model = mask_ldm(ae, x[:8], autoencoder_run=ae_run, generator=torch.Generator().manual_seed(args.seed),
                      channels=ints(args.unet_channels), prediction=args.prediction)
@@ -189,6 +201,11 @@ def main() -> None:
     ap.add_argument("--autoencoder", type=Path, help="a trained 3-D autoencoder run (skip stage one)")
     ap.add_argument("--ae-steps", type=int, default=600)
     ap.add_argument("--ae-channels", default="16,32,32")
+    ap.add_argument("--latent-channels", type=int, default=3)
+    ap.add_argument("--ae-adv-weight", type=float, help="stage one's adversarial weight (default: the recipe's)")
+    ap.add_argument("--slicewise", action="store_true",
+                    help="2-D stages on axial slices; volumes drawn slice by slice from one shared noise")
+    ap.add_argument("--stage-one-only", action="store_true", help="train stage one into OUT_RUN/autoencoder and stop")
     ap.add_argument("--crop", type=int, default=0, help="stage one trains on random crops of this side (0: whole)")
     ap.add_argument("--steps", type=int, default=2000, help="stage-two steps")
     ap.add_argument("--unet-channels", default="32,64,64")
@@ -232,6 +249,9 @@ def main() -> None:
     run_dir = args.run or args.out_run
     if args.run is None:
         timing |= train_stages(args, tr, x, device, precision)
+        if args.stage_one_only:
+            print(json.dumps(timing))
+            return
     model, _ = load_run(run_dir, device=device)
     model.eval()
 
