@@ -104,17 +104,20 @@ def train_stages(args, tr, x: np.ndarray, device: str, precision: str) -> dict[s
     else:
         cond, ids = encode(condition_maps(tr), attributes_of(tr), x.shape[-1], spatial_dims=3)
     t0 = time.perf_counter()
-    model = mask_ldm(ae, x[:8], autoencoder_run=ae_run, generator=torch.Generator().manual_seed(args.seed),
-                     channels=ints(args.unet_channels), prediction=args.prediction)
+    weights = {} if args.cond_loss_weights is None else {"cond_loss_weights": (0.0, *args.cond_loss_weights)}
+    model = mask_ldm(ae, x[:64 if args.slicewise else 8], autoencoder_run=ae_run,
+                     generator=torch.Generator().manual_seed(args.seed), channels=ints(args.unet_channels),
+                     prediction=args.prediction, **weights)
     fit(model, DictDataset(image=x, cond=cond, label=ids), steps=args.steps, batch_size=args.batch,
         lr=args.lr, seed=args.seed, out=args.out_run, device=device, precision=precision)
     timing["stage_two_s"] = round(time.perf_counter() - t0, 1)
-    timing["stage_two_volumes_per_s"] = round(args.steps * args.batch / timing["stage_two_s"], 3)
+    unit = "slices" if args.slicewise else "volumes"
+    timing[f"stage_two_{unit}_per_s"] = round(args.steps * args.batch / timing["stage_two_s"], 3)
     return timing
 
 
 def figure(path: Path, maps: np.ndarray, real: np.ndarray, fake: np.ndarray, attrs: list[dict],
-           spacing: tuple[float, float, float]) -> None:
+           spacing: tuple[float, float, float], method: str = "3-D latent diffusion") -> None:
     """For the two test volumes with the largest lesions: condition map, real and generated,
     in the three planes through the lesion's centre; mm axes, superior up, W400/L40 HU."""
     import matplotlib
@@ -153,7 +156,7 @@ def figure(path: Path, maps: np.ndarray, real: np.ndarray, fake: np.ndarray, att
                 ax[row, c].set_ylabel("mm", fontsize=8)
                 ax[row, c].tick_params(labelsize=7)
     map_and_hu_colorbars(fig, im_map, ax[0], im_hu, ax[1:].ravel(), fraction=0.03)
-    fig.suptitle(f"3-D latent diffusion from a label map + attributes, {d} x {h} x {w} voxels "
+    fig.suptitle(f"{method} from a label map + attributes, {d} x {h} x {w} voxels "
                  f"({sz:.2f} x {sy:.2f} x {sx:.2f} mm); planes through the lesion centre, superior up",
                  fontsize=11)
     save_figure(fig, path, dpi=72)
@@ -192,6 +195,19 @@ def latent_checks(model, x: torch.Tensor, cond: torch.Tensor, ids: torch.Tensor,
             "encoded_latent_sd": round(float(z.std()), 3), "sampled_latent_sd": round(float(sampled.std()), 3)}
 
 
+def through_plane(volumes_hu: np.ndarray, maps: np.ndarray) -> dict[str, float]:
+    """Mean |difference| (HU) between adjacent axial slices of volumes (N, D, H, W), over the
+    voxels inside the body, and inside the kidneys, in both slices of the map (N, D, H, W): how
+    smoothly a volume runs from slice to slice. Independent scan noise of SD s alone gives
+    2 s / sqrt(pi), so compare noise-free volumes with noise-free ones."""
+    diff = np.abs(np.diff(np.asarray(volumes_hu, np.float64), axis=1))
+    out = {}
+    for name, region in (("body", maps > 0), ("kidneys", maps >= 2)):
+        both = region[:, 1:] & region[:, :-1]
+        out[name] = round(float(diff[both].mean()), 2)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=64, help="voxels per in-plane side (360 mm)")
@@ -211,6 +227,11 @@ def main() -> None:
     ap.add_argument("--unet-channels", default="32,64,64")
     ap.add_argument("--prediction", default="v", choices=("eps", "v"),
                     help="latent UNet target (Salimans & Ho 2022; eps samples leave the latent manifold)")
+    ap.add_argument("--cond-loss-weights", type=float, nargs=3, metavar=("B", "K", "L"),
+                    help="weight the latent loss by the map's body, kidney and lesion shares (air 0)")
+    ap.add_argument("--sample-steps", type=int, default=50, help="DDIM steps of --slicewise sampling")
+    ap.add_argument("--independent-noise", action="store_true",
+                    help="--slicewise: draw each slice from its own noise (default: one shared noise)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--checker-steps", type=int, default=600)
@@ -229,7 +250,10 @@ def main() -> None:
     from genmed.apps.common import to_hu, to_unit
     from genmed.apps.generate_from_mask import check_conditions, train_checkers
     from genmed.data.conditions import attributes_of, condition_maps, encode
+    from genmed.data.phantom import LABELS
+    from genmed.data.conditions import NOISE_LEVELS
     from genmed.models.mask_generation import add_scan_noise, fit_scan_noise
+    from genmed.models.slicewise import sample_volume_slicewise
     from genmed.train import load_run
     from genmed.train.fitting import Compute
     from genmed.train.precision import resolve_numerics
@@ -265,19 +289,32 @@ def main() -> None:
     del tr, x, s
 
     te = volumes(args.test_patients, args.size, args.seed + 1000)
-    maps, attrs = condition_maps(te), attributes_of(te)
-    tcond, tids = encode(maps, attrs, maps.shape[-1], spatial_dims=3)
-    g = torch.Generator(device).manual_seed(args.seed)
+    maps, attrs = condition_maps(te), attributes_of(te, noise_hu=True)
     t0 = time.perf_counter()
-    with torch.no_grad():
-        plain = torch.cat([model.sample(1, cond=i.to(device), image_cond=c.to(device), generator=g,
-                                        guidance=args.guidance).cpu()
-                           for c, i in zip(tcond.split(1), tids.split(1))])
-    timing["sample_s_per_volume"] = round((time.perf_counter() - t0) / len(plain), 2)
-    latent = latent_checks(model, to_unit(te.image), tcond, tids, args.seed)
+    if args.slicewise:
+        flat_te = as_slices(te)
+        tcond, tids = encode(flat_te["maps"], [{"kind": LABELS[k], "noise": NOISE_LEVELS[int(n)]}
+                                               for k, n in zip(flat_te["kinds"], flat_te["noisy"])],
+                             maps.shape[-1], spatial_dims=2)
+        plain = torch.cat([sample_volume_slicewise(model, m, a, steps=args.sample_steps, seed=args.seed + k,
+                                                   guidance=args.guidance, shared_noise=not args.independent_noise)
+                           for k, (m, a) in enumerate(zip(maps, attrs))])
+        timing["sample_s_per_volume"] = round((time.perf_counter() - t0) / len(plain), 2)
+        every = slice(None, None, 8)  # 128 of the 1,024 test slices
+        latent = latent_checks(model, to_unit(flat_te["image"])[every], tcond[every], tids[every], args.seed)
+    else:
+        tcond, tids = encode(maps, attrs, maps.shape[-1], spatial_dims=3)
+        g = torch.Generator(device).manual_seed(args.seed)
+        with torch.no_grad():
+            plain = torch.cat([model.sample(1, cond=i.to(device), image_cond=c.to(device), generator=g,
+                                            guidance=args.guidance).cpu()
+                               for c, i in zip(tcond.split(1), tids.split(1))])
+        timing["sample_s_per_volume"] = round((time.perf_counter() - t0) / len(plain), 2)
+        latent = latent_checks(model, to_unit(te.image), tcond, tids, args.seed)
     noise = volumes(args.noise_patients, args.size, args.seed + 2000)
     texture = fit_scan_noise(model, to_unit(noise.image), [a["noise"] for a in attributes_of(noise)],
-                             body=condition_maps(noise) > 0, batch=1)
+                             body=condition_maps(noise) > 0, batch=16 if args.slicewise else 1,
+                             noise_hu=noise.noise_hu)
     texture.save(run_dir / "noise_texture.npz")
     fake = to_hu(add_scan_noise(plain, attrs, texture, args.seed, body=maps > 0))
 
@@ -290,8 +327,15 @@ def main() -> None:
 
     gen, real, without = checks(fake), checks(te.image), checks(to_hu(plain))
     with torch.no_grad():  # stage one alone: the best stage two could reach
-        recon = torch.cat([model.autoencoder.reconstruct(v.to(device)).cpu() for v in to_unit(te.image).split(1)])
+        if args.slicewise:
+            recon = torch.cat([model.autoencoder.reconstruct(v.to(device)).cpu()
+                               for v in to_unit(flat_te["image"]).split(32)]).reshape(plain.shape)
+        else:
+            recon = torch.cat([model.autoencoder.reconstruct(v.to(device)).cpu() for v in to_unit(te.image).split(1)])
     reconstructed = checks(to_hu(recon))
+    coherence = {"generated_without_scan_noise": through_plane(to_hu(plain), maps),
+                 "reconstructed_by_stage_one": through_plane(to_hu(recon), maps),
+                 "real_noise_free": through_plane(te.clean, maps), "real": through_plane(te.image, maps)}
     def ratio(g: float | None, r: float | None) -> float | None:  # None where the real reading is ~0
         return g / r if g is not None and r is not None and r > 0.05 else None
 
@@ -300,7 +344,9 @@ def main() -> None:
               "kind_accuracy": ratio(gen["kind_accuracy"], real["kind_accuracy"])}
     ratios |= {f"noise_sd_{lv}": ratio(gen["noise_sd_hu"][lv], real["noise_sd_hu"][lv])
                for lv in real["noise_sd_hu"]}
-    figure(args.figure, maps, te.image, fake, attrs, spacing)
+    figure(args.figure, maps, te.image, fake, attrs, spacing,
+           "2-D latent diffusion, axial slice by slice from one shared noise," if args.slicewise
+           else "3-D latent diffusion")
     result = {
         "benchmark": "apps_generate_from_mask_3d",
         "machine": machine() | {"torch_threads": args.threads},
@@ -315,6 +361,7 @@ def main() -> None:
         "timing": timing, "peak_rss_mb": peak_rss_mb(), "latent_checks": latent,
         "generated": gen, "real": real, "generated_without_scan_noise": without,
         "reconstructed_by_stage_one": reconstructed, "ratio_to_real": ratios,
+        "through_plane_difference_hu": coherence,
         "scan_noise_sd_hu": texture.sd_hu(),
         "figure": str(args.figure.relative_to(ROOT)) if args.figure.is_relative_to(ROOT) else str(args.figure),
     }

@@ -148,6 +148,28 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
     assert "spacing" in err
 
 
+def test_a_volume_map_with_a_2d_model_is_drawn_slice_by_slice(tmp_path, capsys):
+    """A 3-D map for the 2-D model: one volume, the kind on the slices with lesion voxels only
+    (as 2-D maps, the lesion-free slices would contradict "malignant"), at the file's spacing."""
+    from genmed.data.io import load, save_nifti
+
+    m = np.zeros((4, 16, 16), np.uint8)
+    m[:, 2:-2, 2:-2] = 1
+    m[:, 5:9, 3:7] = 2
+    m[1:3, 6:8, 4:6] = 3
+    path = save_nifti(tmp_path / "volume.nii.gz", m, (5.0, 22.5, 22.5))
+    out = tmp_path / "out"
+    assert run(["apps", "generate-from-mask", "--quick", "--mask", str(path), "--attributes",
+                '{"kind": "malignant"}', "--out", str(out)]) == 0
+    image = load(out / "generated.nii.gz", ndim=3)
+    assert image.array.shape == (4, 16, 16) and np.allclose(image.spacing, (5.0, 22.5, 22.5))
+    assert json.loads((out / "generated.json").read_text())["slice_by_slice"] is True
+    refused = tmp_path / "refused"
+    err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--quick", "--mask", str(path),
+                                      "--attributes", '{"kind": "healthy"}', "--out", str(refused)], refused)
+    assert "lesion voxels" in err
+
+
 def test_a_seed_torch_cannot_take_is_one_line(tmp_path, capsys):
     # --seed 2**64 was a torch.manual_seed "Overflow when unpacking long long" traceback
     # (SEED is shared by every apps command)

@@ -140,6 +140,24 @@ def test_fit_scan_noise_on_volumes_counts_axial_slices():
     assert tex.sd_hu()["low-dose"] == pytest.approx(60.0, rel=0.05)
 
 
+def test_a_2d_model_fits_volume_noise_slice_by_slice():
+    """Slices of one volume at different HU levels: a 2-D model reconstructs each slice's own
+    mean, so the slice difference leaves the noise alone; a whole-volume mean would not."""
+    rng = np.random.default_rng(2)
+    sd = np.array([10.0, 60.0])
+    levels_hu = np.linspace(-100.0, 100.0, 8)[None, :, None, None]  # a different level per slice
+    hu = levels_hu + rng.standard_normal((2, 8, 32, 32)) * sd[:, None, None, None]
+    images = torch.from_numpy(hu / 200.0)[:, None]
+
+    class _Mean2d(_MeanAutoencoder):
+        class config:  # noqa: N801 (the attribute a model's config carries)
+            spatial_dims = 2
+
+    tex = fit_scan_noise(_Mean2d(), images, ["standard", "low-dose"], body=np.ones((2, 8, 32, 32), bool))
+    assert tex.sd_hu()["standard"] == pytest.approx(10.0, rel=0.05)
+    assert tex.sd_hu()["low-dose"] == pytest.approx(60.0, rel=0.05)
+
+
 def test_scan_noise_stays_inside_the_body_mask():
 
     tex = NoiseTexture({"standard": np.full((16, 16), 20.0**2)})

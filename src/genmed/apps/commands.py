@@ -173,18 +173,35 @@ def generate_from_mask(
         model = check_mask_model(load_run(model_run, device=str(resolve_device(device)))[0], str(model_run))
     dims = model.config.spatial_dims if model else 2
     masks, spacing = load_mask(mask, reference, dims)
+    # a volume for a 2-D model: drawn axial slice by axial slice from one shared noise
+    volume = dims == 2 and len(masks) > 1
+    if volume:
+        spacing = load_mask(mask, None, 3)[1]  # (slice, row, column) mm
     texture = None  # scan noise per dose level, fitted by benchmarks/apps_generate_from_mask_256.py
     if model_run is not None and (model_run / NOISE_TEXTURE).is_file():
         from genmed.models.noise_texture import NoiseTexture
 
         texture = NoiseTexture.load(model_run / NOISE_TEXTURE)
-    encode(masks, [attrs] * len(masks), model.config.size if model else cfg.size, spacing, dims)  # fail fast
-    check_noise_request([attrs], texture)  # before any training or sampling
+    size = model.config.size if model else cfg.size
+    if volume:  # fail fast, before any training or sampling
+        from genmed.models.slicewise import slice_attributes
+
+        encode(masks, slice_attributes(masks, attrs, spacing), size, None, 2)
+    else:
+        encode(masks, [attrs] * len(masks), size, spacing, dims)
+    check_noise_request([attrs], texture)
     from genmed.data.io import save_nifti
     from genmed.fileio import write_json
 
-    images = generate_pairs(masks, [attrs] * len(masks), model or train_mask_generator(cfg),
-                            steps=cfg.sample_steps, seed=seed, spacing_mm=spacing, texture=texture)
+    if volume:
+        from genmed.apps.generate_from_mask import generate_volume
+
+        images = generate_volume(masks, attrs, model or train_mask_generator(cfg), steps=cfg.sample_steps,
+                                 seed=seed, spacing_mm=spacing, texture=texture)[None]
+        dims = 3  # written and drawn as one volume
+    else:
+        images = generate_pairs(masks, [attrs] * len(masks), model or train_mask_generator(cfg),
+                                steps=cfg.sample_steps, seed=seed, spacing_mm=spacing, texture=texture)
     save_nifti(out / "generated.nii.gz", images if dims == 2 else images[0], (1.0, *spacing)[-3:])
     if dims == 2:
         from genmed.data.transforms import ABDOMEN_RANGE_HU
@@ -199,6 +216,7 @@ def generate_from_mask(
 
         save_figure(orthogonal_figure(images, spacing), out / "generated.png")
     write_json(out / "generated.json", {"mask": str(mask), "attributes": attrs, "n": len(images),
+                                        "slice_by_slice": volume,
                                         "model": str(model_run) if model_run else "trained by this run",
                                         "scan_noise": str(model_run / NOISE_TEXTURE) if texture else None})
     typer.echo(f"wrote {out}")

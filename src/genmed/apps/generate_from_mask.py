@@ -82,6 +82,26 @@ def generate_pairs(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], m
                                     spacing_mm=spacing_mm, texture=texture))
 
 
+def generate_volume(volume_map: np.ndarray, attributes: Mapping[str, Any], model, *, steps: int = 50,
+                    seed: int = 0, spacing_mm: Sequence[float] | None = None,
+                    texture: NoiseTexture | None = None) -> np.ndarray:
+    """A volume (D, H, W) in HU for a 3-D map (D, H, W) and the volume's `attributes` from a
+    2-D mask model, axial slice by axial slice from one shared noise
+    (`models/slicewise.py`); with `texture`, each slice gets its own draw of the level's scan
+    noise inside the body."""
+    from genmed.models.mask_generation import add_scan_noise, check_noise_request
+    from genmed.models.slicewise import sample_volume_slicewise
+
+    check_noise_request([attributes], texture)
+    x = sample_volume_slicewise(model, volume_map, attributes, steps=steps, seed=seed, spacing_mm=spacing_mm)
+    if texture is not None:
+        if texture.shape != tuple(x.shape[-2:]):
+            raise UserError(f"the noise texture's spectra {texture.shape} do not match the model's "
+                            f"{tuple(x.shape[-2:])} images")
+        x = add_scan_noise(x, [attributes], texture, seed, body=np.asarray(volume_map)[None] > 0)
+    return to_hu(x)[0]
+
+
 def _train_slices(cfg: MaskGenConfig, test: bool = False):
     n = cfg.n_test_patients if test else cfg.n_train_patients
     return phantom(n, cfg.size, cfg.seed + (1000 if test else 0), lesion_prob=0.9,

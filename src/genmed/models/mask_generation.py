@@ -130,7 +130,7 @@ def fit_scan_noise(model: LatentDiffusionModel, images: torch.Tensor, levels: Se
     """The scan noise a latent model's autoencoder drops: the NPS, per noise level, of the
     residual (HU) of `images` (N, 1, *spatial) in [-1, 1] minus their reconstructions, inside
     the `body` masks (N, *spatial). Fit it on scans of each level (not necessarily the training
-    set); volumes count each axial slice as one field. `noise_hu` (N; the scans' noise SD in HU)
+    set); volumes count each axial slice as one field (a 2-D model reconstructs them slice by slice). `noise_hu` (N; the scans' noise SD in HU)
     gives each level a reference SD, so that a requested SD can be drawn (`add_scan_noise`).
 
     The residual also holds the autoencoder's structure error. With `slice_difference` (the
@@ -146,7 +146,12 @@ def fit_scan_noise(model: LatentDiffusionModel, images: torch.Tensor, levels: Se
     if slice_difference and not volumes:
         raise UserError("slice_difference needs volumes (N, 1, D, H, W) with at least two axial slices")
     dev = device_of(model) if isinstance(model, GenerativeModel) else torch.device("cpu")
-    recon = torch.cat([model.decode(model.encode(x.to(dev), sample=False)).cpu() for x in images.split(batch)])
+    # a 2-D model reconstructs a volume axial slice by axial slice (`models/slicewise.py`)
+    by_slice = images.ndim == 5 and getattr(getattr(model, "config", None), "spatial_dims", 3) == 2
+    flat = images.movedim(2, 1).reshape(-1, 1, *images.shape[-2:]) if by_slice else images
+    recon = torch.cat([model.decode(model.encode(x.to(dev), sample=False)).cpu() for x in flat.split(batch)])
+    if by_slice:
+        recon = recon.reshape(images.shape[0], images.shape[2], 1, *images.shape[-2:]).movedim(1, 2)
     residual = ((images - recon)[:, 0] * (ABDOMEN_WIDTH_HU / 2.0)).double().numpy()
     body = np.asarray(body, dtype=bool)
     if slice_difference:

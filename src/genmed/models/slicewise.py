@@ -1,0 +1,82 @@
+"""A CT volume from a 3-D label map with a 2-D mask model: axial slice by axial slice.
+
+A 3-D latent model needs a 3-D autoencoder, and on a CPU budget that stage is what loses the
+kidneys (docs/applications.md, "128^3 through the 3-D autoencoder"). The 2.5-D route keeps both
+stages 2-D: the 2-D mask model draws every axial slice of the map, all slices from one shared
+initial noise with the deterministic DDIM sampler (Song et al. 2021), so that neighbouring slices,
+whose maps differ little, get nearly the same image where their maps agree; the volume's lesion
+kind applies to the slices that hold lesion pixels, the others are "healthy". Through-plane
+coherence is not modelled, only encouraged by the shared noise: measure it (the benchmark
+reports the adjacent-slice difference against the real volumes') before trusting coronal and
+sagittal views. Published 2.5-D generators add through-plane layers to a 2-D model instead (Zhu et
+al. 2023, Make-A-Volume); this is the untrained baseline of that idea.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from genmed.data.conditions import encode, lesion_diameter_mm
+from genmed.data.phantom import LABELS
+from genmed.errors import UserError
+from genmed.models.base import device_of, randn
+from genmed.models.diffusion import DiffusionModel
+from genmed.models.latent import LatentDiffusionModel
+
+
+def slice_attributes(volume_map: np.ndarray, attributes: Mapping[str, Any],
+                     spacing_mm: Sequence[float] | None = None) -> list[dict[str, Any]]:
+    """The attribute dict of each axial slice of `volume_map` (D, H, W; 0 air, 1 body, 2 kidney,
+    3 lesion) for the volume's `attributes`: its kind where a slice holds lesion pixels, else
+    "healthy"; its noise and noise_hu everywhere. The volume's "size_mm" is checked against
+    the map's lesion (equivalent-ball diameter, with `spacing_mm` (slice, row, column)) and not
+    passed on. UserError for a kind that contradicts the volume's lesion pixels."""
+    kind = attributes.get("kind", "healthy")
+    has = (np.asarray(volume_map) == 3).any(axis=(1, 2))
+    if kind != "healthy" and kind in LABELS and not has.any():
+        raise UserError(f"kind={kind!r} but the map has no lesion voxels")
+    if kind == "healthy" and has.any():
+        raise UserError(f"kind='healthy' but the map has {int((np.asarray(volume_map) == 3).sum())} lesion voxels")
+    if "size_mm" in attributes and spacing_mm is not None and not isinstance(attributes["size_mm"], bool) \
+            and isinstance(attributes["size_mm"], (int, float)):
+        d_map = lesion_diameter_mm(int((np.asarray(volume_map) == 3).sum()), spacing_mm, 3)
+        if abs(float(attributes["size_mm"]) - d_map) > 1.5 * float(np.max(spacing_mm)):
+            raise UserError(f"size_mm={attributes['size_mm']} but the map's lesion is {d_map:.1f} mm across")
+    rest = {k: v for k, v in attributes.items() if k not in ("kind", "size_mm")}
+    return [rest | {"kind": kind if h else "healthy"} for h in has]
+
+
+@torch.no_grad()
+def sample_volume_slicewise(model: DiffusionModel | LatentDiffusionModel, volume_map: np.ndarray,
+                            attributes: Mapping[str, Any], *, steps: int = 50, seed: int = 0,
+                            guidance: float = 1.0, shared_noise: bool = True, chunk: int = 32,
+                            spacing_mm: Sequence[float] | None = None) -> torch.Tensor:
+    """A volume (1, 1, D, H, W) in [-1, 1] on the CPU for `volume_map` (D, H, W) from a 2-D
+    mask-conditioned diffusion or latent diffusion `model`: DDIM in `steps` steps, every slice
+    from the same initial noise (`shared_noise`; else independent draws), `chunk` slices per
+    network call. Scan noise is not added here (`mask_generation.add_scan_noise`)."""
+    if model.config.spatial_dims != 2:
+        raise UserError(f"slice-by-slice generation needs a 2-D model (this one is {model.config.spatial_dims}-D)")
+    volume_map = np.asarray(volume_map)
+    if volume_map.ndim != 3:
+        raise UserError(f"a volume's map must be (D, H, W); got shape {volume_map.shape}")
+    attrs = slice_attributes(volume_map, attributes, spacing_mm)
+    cond, ids = encode(volume_map, attrs, model.config.size, None, 2)
+    dev = device_of(model)
+    latent = isinstance(model, LatentDiffusionModel)
+    diffusion = model.diffusion if latent else model
+    image_cond = (model.latent_cond(cond, len(cond)) if latent else model.check_image_cond(cond, len(cond)))
+    gen = torch.Generator(dev).manual_seed(int(seed))
+    shape = (diffusion.config.sample_shape[0], *image_cond.shape[2:])
+    x_t = (randn((1, *shape), gen, dev).expand(len(cond), *shape) if shared_noise
+           else randn((len(cond), *shape), gen, dev))
+    out = []
+    for i in range(0, len(cond), chunk):
+        z = diffusion.denoise_from(x_t[i:i + chunk].contiguous(), None, steps, "ddim", ids[i:i + chunk].to(dev),
+                                   guidance, gen, 0.0, False, image_cond[i:i + chunk].to(dev))
+        out.append((model.decode(z) if latent else z).cpu())
+    return torch.cat(out).movedim(0, 1)[None]  # (D, 1, H, W) -> (1, 1, D, H, W)
