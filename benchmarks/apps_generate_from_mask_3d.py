@@ -259,9 +259,8 @@ def main() -> None:
 
     from genmed.apps.common import to_hu, to_unit
     from genmed.apps.generate_from_mask import check_conditions, train_checkers
-    from genmed.data.conditions import attributes_of, condition_maps, encode
+    from genmed.data.conditions import NOISE_LEVELS, attributes_of, condition_maps, encode
     from genmed.data.phantom import LABELS
-    from genmed.data.conditions import NOISE_LEVELS
     from genmed.models.mask_generation import add_scan_noise, fit_scan_noise
     from genmed.models.slicewise import sample_volume_slicewise
     from genmed.train import load_run

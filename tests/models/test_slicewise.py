@@ -35,6 +35,8 @@ def test_contradictions_are_refused_at_volume_level():
         slice_attributes(_map(), {"kind": "healthy"})
     with pytest.raises(UserError, match="size_mm"):  # the map's lesion: 8 voxels of 3 x 2 x 2 mm
         slice_attributes(_map(), {"kind": "benign", "size_mm": 40}, spacing_mm=(3.0, 2.0, 2.0))
+    with pytest.raises(UserError, match="must be a number"):
+        slice_attributes(_map(), {"kind": "benign", "size_mm": "big"})
     ok = slice_attributes(_map(), {"kind": "benign", "size_mm": 4.9}, spacing_mm=(3.0, 2.0, 2.0))
     assert "size_mm" not in ok[2]
 

@@ -189,7 +189,7 @@ def generate_from_mask(
         encode(masks, slice_attributes(masks, attrs, spacing), size, None, 2)
     else:
         encode(masks, [attrs] * len(masks), size, spacing, dims)
-    check_noise_request([attrs], texture)
+    check_noise_request([attrs], texture, (size, size))
     from genmed.data.io import save_nifti
     from genmed.fileio import write_json
 

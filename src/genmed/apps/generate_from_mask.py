@@ -92,12 +92,9 @@ def generate_volume(volume_map: np.ndarray, attributes: Mapping[str, Any], model
     from genmed.models.mask_generation import add_scan_noise, check_noise_request
     from genmed.models.slicewise import sample_volume_slicewise
 
-    check_noise_request([attributes], texture)
+    check_noise_request([attributes], texture, tuple(np.shape(volume_map)[-2:]))
     x = sample_volume_slicewise(model, volume_map, attributes, steps=steps, seed=seed, spacing_mm=spacing_mm)
     if texture is not None:
-        if texture.shape != tuple(x.shape[-2:]):
-            raise UserError(f"the noise texture's spectra {texture.shape} do not match the model's "
-                            f"{tuple(x.shape[-2:])} images")
         x = add_scan_noise(x, [attributes], texture, seed, body=np.asarray(volume_map)[None] > 0)
     return to_hu(x)[0]
 

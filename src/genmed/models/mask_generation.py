@@ -77,10 +77,7 @@ def generate_from_maps(model: DiffusionModel | LatentDiffusionModel, masks: np.n
     and added after decoding inside the map's body (`genmed.models.noise_texture`; a latent
     model cannot draw it itself)."""
     cond, ids = encode(masks, attributes, model.config.size, spacing_mm, model.config.spatial_dims)
-    check_noise_request(attributes, texture)
-    if texture is not None and texture.shape != tuple(cond.shape[-2:]):
-        raise UserError(f"the noise texture's spectra {texture.shape} do not match the model's "
-                        f"{tuple(cond.shape[-2:])} images")
+    check_noise_request(attributes, texture, tuple(cond.shape[-2:]))
     dev = device_of(model)
     x = model.sample(len(cond), cond=ids.to(dev), image_cond=cond.to(dev), steps=steps,
                      sampler="ddim", generator=torch.Generator(dev).manual_seed(int(seed))).cpu()
@@ -89,14 +86,19 @@ def generate_from_maps(model: DiffusionModel | LatentDiffusionModel, masks: np.n
     return add_scan_noise(x, attributes, texture, seed, body=(cond[:, 0] < 0.5).numpy())  # channel 0: air
 
 
-def check_noise_request(attributes: Sequence[Mapping[str, Any]], texture: NoiseTexture | None) -> None:
+def check_noise_request(attributes: Sequence[Mapping[str, Any]], texture: NoiseTexture | None,
+                        image_shape: tuple[int, ...] | None = None) -> None:
     """UserError if an attribute dict asks for a noise SD ("noise_hu") that `texture` cannot
-    draw: no texture, or one fitted without the scans' SDs for that level."""
+    draw: no texture, or one fitted without the scans' SDs for that level; or if the texture's
+    spectra do not have the images' (H, W) `image_shape`, when given."""
     for a in attributes:
         if "noise_hu" in a and (texture is None or noise_level(a) not in texture.reference_hu):
             raise UserError("noise_hu needs a model whose noise texture was fitted with the scans' noise SDs "
                             "(benchmarks/apps_generate_from_mask_256.py writes one with --model RUN); "
                             "without it the SD cannot be drawn")
+    if texture is not None and image_shape is not None and texture.shape != tuple(image_shape):
+        raise UserError(f"the noise texture's spectra {texture.shape} do not match the model's "
+                        f"{tuple(image_shape)} images")
 
 
 def add_scan_noise(images: torch.Tensor, attributes: Sequence[Mapping[str, Any]], texture: NoiseTexture,
@@ -130,8 +132,9 @@ def fit_scan_noise(model: LatentDiffusionModel, images: torch.Tensor, levels: Se
     """The scan noise a latent model's autoencoder drops: the NPS, per noise level, of the
     residual (HU) of `images` (N, 1, *spatial) in [-1, 1] minus their reconstructions, inside
     the `body` masks (N, *spatial). Fit it on scans of each level (not necessarily the training
-    set); volumes count each axial slice as one field (a 2-D model reconstructs them slice by slice). `noise_hu` (N; the scans' noise SD in HU)
-    gives each level a reference SD, so that a requested SD can be drawn (`add_scan_noise`).
+    set); volumes count each axial slice as one field (a 2-D model reconstructs them slice by
+    slice). `noise_hu` (N; the scans' noise SD in HU) gives each level a reference SD, so that a
+    requested SD can be drawn (`add_scan_noise`).
 
     The residual also holds the autoencoder's structure error. With `slice_difference` (the
     default for volumes) the fields are the differences of adjacent axial slices' residuals

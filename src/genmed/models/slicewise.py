@@ -41,11 +41,13 @@ def slice_attributes(volume_map: np.ndarray, attributes: Mapping[str, Any],
         raise UserError(f"kind={kind!r} but the map has no lesion voxels")
     if kind == "healthy" and has.any():
         raise UserError(f"kind='healthy' but the map has {int((np.asarray(volume_map) == 3).sum())} lesion voxels")
-    if "size_mm" in attributes and spacing_mm is not None and not isinstance(attributes["size_mm"], bool) \
-            and isinstance(attributes["size_mm"], (int, float)):
+    size = attributes.get("size_mm")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float))):
+        raise UserError(f"size_mm={size!r} must be a number (mm)")
+    if size is not None and spacing_mm is not None:
         d_map = lesion_diameter_mm(int((np.asarray(volume_map) == 3).sum()), spacing_mm, 3)
-        if abs(float(attributes["size_mm"]) - d_map) > 1.5 * float(np.max(spacing_mm)):
-            raise UserError(f"size_mm={attributes['size_mm']} but the map's lesion is {d_map:.1f} mm across")
+        if abs(float(size) - d_map) > 1.5 * float(np.max(spacing_mm)):
+            raise UserError(f"size_mm={size} but the map's lesion is {d_map:.1f} mm across")
     rest = {k: v for k, v in attributes.items() if k not in ("kind", "size_mm")}
     return [rest | {"kind": kind if h else "healthy"} for h in has]
 
