@@ -65,21 +65,24 @@ def volumes(n_patients: int, size: int, seed: int):
     return make_volumes(n_patients, cfg, seed)
 
 
-def as_slices(v) -> dict[str, np.ndarray]:
-    """The axial slices of volumes `v`: HU images, condition maps, kinds and dose flags."""
-    from genmed.data.conditions import condition_maps
+def as_slices(v) -> dict:
+    """The axial slices of volumes `v`: HU images, condition maps, kinds, dose flags and each
+    slice's attributes (the volume's kind where the slice holds lesion pixels, else healthy)."""
+    from genmed.data.conditions import NOISE_LEVELS, condition_maps
+    from genmed.data.phantom import LABELS
 
     n, d = v.slice_label.shape
     hw = v.image.shape[-2:]
+    kinds, noisy = v.slice_label.reshape(-1), np.repeat(v.noisy, d)
     return {"image": v.image.reshape(n * d, *hw), "maps": condition_maps(v).reshape(n * d, *hw),
-            "kinds": v.slice_label.reshape(-1), "noisy": np.repeat(v.noisy, d)}
+            "kinds": kinds, "noisy": noisy,
+            "attributes": [{"kind": LABELS[k], "noise": NOISE_LEVELS[int(q)]} for k, q in zip(kinds, noisy)]}
 
 
 def train_stages(args, tr, x: np.ndarray, device: str, precision: str) -> dict[str, float]:
     """Stage one (or the autoencoder of `--autoencoder`) and stage two into `--out-run`, on the
     training volumes `tr` (images `x` in [-1, 1]); their wall times (s)."""
-    from genmed.data.conditions import NOISE_LEVELS, attributes_of, condition_maps, encode
-    from genmed.data.phantom import LABELS
+    from genmed.data.conditions import attributes_of, condition_maps, encode
     from genmed.models import build_model
     from genmed.models.mask_generation import mask_ldm
     from genmed.train import DictDataset, fit, load_run
@@ -108,9 +111,8 @@ def train_stages(args, tr, x: np.ndarray, device: str, precision: str) -> dict[s
         ae, ae_run = load_run(args.autoencoder, device=device)[0], str(args.autoencoder)
     ae.eval()
 
-    if args.slicewise:  # a slice's kind is the volume's where the slice holds lesion pixels
-        attrs = [{"kind": LABELS[k], "noise": NOISE_LEVELS[int(n)]} for k, n in zip(tr["kinds"], tr["noisy"])]
-        cond, ids = encode(tr["maps"], attrs, x.shape[-1], spatial_dims=2)
+    if args.slicewise:
+        cond, ids = encode(tr["maps"], tr["attributes"], x.shape[-1], spatial_dims=2)
     else:
         cond, ids = encode(condition_maps(tr), attributes_of(tr), x.shape[-1], spatial_dims=3)
     t0 = time.perf_counter()
@@ -259,8 +261,7 @@ def main() -> None:
 
     from genmed.apps.common import to_hu, to_unit
     from genmed.apps.generate_from_mask import check_conditions, train_checkers
-    from genmed.data.conditions import NOISE_LEVELS, attributes_of, condition_maps, encode
-    from genmed.data.phantom import LABELS
+    from genmed.data.conditions import attributes_of, condition_maps, encode
     from genmed.models.mask_generation import add_scan_noise, fit_scan_noise
     from genmed.models.slicewise import sample_volume_slicewise
     from genmed.train import load_run
@@ -302,9 +303,7 @@ def main() -> None:
     t0 = time.perf_counter()
     if args.slicewise:
         flat_te = as_slices(te)
-        tcond, tids = encode(flat_te["maps"], [{"kind": LABELS[k], "noise": NOISE_LEVELS[int(n)]}
-                                               for k, n in zip(flat_te["kinds"], flat_te["noisy"])],
-                             maps.shape[-1], spatial_dims=2)
+        tcond, tids = encode(flat_te["maps"], flat_te["attributes"], maps.shape[-1], spatial_dims=2)
         plain = torch.cat([sample_volume_slicewise(model, m, a, steps=args.sample_steps, seed=args.seed + k,
                                                    guidance=args.guidance, shared_noise=not args.independent_noise)
                            for k, (m, a) in enumerate(zip(maps, attrs))])

@@ -175,8 +175,8 @@ def generate_from_mask(
     masks, spacing = load_mask(mask, reference, dims)
     # a volume for a 2-D model: drawn axial slice by axial slice from one shared noise
     volume = dims == 2 and len(masks) > 1
-    if volume:
-        spacing = load_mask(mask, None, 3)[1]  # (slice, row, column) mm
+    if not volume:
+        spacing = spacing[-dims:]  # a single slice of a 3-D file: its in-plane spacing
     texture = None  # scan noise per dose level, fitted by benchmarks/apps_generate_from_mask_256.py
     if model_run is not None and (model_run / NOISE_TEXTURE).is_file():
         from genmed.models.noise_texture import NoiseTexture

@@ -220,9 +220,9 @@ def _figure(masks: np.ndarray, real: np.ndarray, fake: np.ndarray, attrs, n: int
 def load_mask(path: str | Path, reference: str | Path | None = None,
               spatial_dims: int = 2) -> tuple[np.ndarray, tuple[float, ...]]:
     """Read a condition map (NIfTI / PNG / DICOM label image, values 0..3) and its spacing (mm,
-    one per image axis). For a 2-D model: maps (N, H, W), one per slice of the file, and (row,
-    column) spacing; for a 3-D model: the file's volume as (1, D, H, W) and (slice, row, column)
-    spacing. With `reference` (an image file), its spacing and shape must match the mask's."""
+    one per axis of the file: (row, column) or (slice, row, column)). For a 2-D model: maps
+    (N, H, W), one per slice of the file; for a 3-D model: the file's volume as (1, D, H, W).
+    With `reference` (an image file), its spacing and shape must match the mask's."""
     from genmed.data.io import load
 
     m = load(path, ndim=(2, 3) if spatial_dims == 2 else 3)
@@ -235,4 +235,4 @@ def load_mask(path: str | Path, reference: str | Path | None = None,
         if r.array.shape[-axes:] != m.array.shape[-axes:]:
             raise UserError(f"{reference}: shape {r.array.shape} differs from the mask's {m.array.shape}")
     arr = m.array if m.ndim == 3 and spatial_dims == 2 else m.array[None]
-    return arr, tuple(float(v) for v in m.spacing[-spatial_dims:])
+    return arr, tuple(float(v) for v in m.spacing[-m.ndim:])

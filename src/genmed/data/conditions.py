@@ -59,6 +59,30 @@ def lesion_diameter_mm(n_lesion: int, spacing_mm: float | Sequence[float], spati
     return float(np.cbrt(6.0 * size / np.pi))
 
 
+def check_lesion(attributes: Mapping[str, Any], n_lesion: int, spacing_mm: float | Sequence[float] | None = None,
+                 spatial_dims: int = 2, *, where: str = "", noun: str = "map") -> None:
+    """UserError unless the "kind" and "size_mm" of `attributes` agree with a map (2-D) or
+    volume's map (3-D) holding `n_lesion` lesion pixels / voxels: a known kind, "healthy" with
+    none and a lesion kind with some; a size_mm that is a number in [0, 1000] and, given
+    `spacing_mm`, within 1.5 pixels of the map's equivalent diameter. `where` prefixes messages."""
+    kind = attributes.get("kind", "healthy")
+    if kind not in LABELS:
+        raise UserError(f"kind={kind!r} is not one of {', '.join(LABELS)}")
+    unit = "pixels" if spatial_dims == 2 else "voxels"
+    if (kind == "healthy") != (n_lesion == 0):
+        raise UserError(f"{where}kind={kind!r} but the {noun} has {n_lesion or 'no'} lesion {unit}")
+    size = attributes.get("size_mm")
+    if size is None:
+        return
+    if isinstance(size, bool) or not isinstance(size, (int, float)):
+        raise UserError(f"size_mm={size!r} must be a number (mm)")
+    check_range("size_mm", size, 0, 1000)
+    if spacing_mm is not None:
+        d_map = lesion_diameter_mm(n_lesion, spacing_mm, spatial_dims)
+        if abs(float(size) - d_map) > 1.5 * float(np.max(spacing_mm)):
+            raise UserError(f"{where}size_mm={size} but the {noun}'s lesion is {d_map:.1f} mm across")
+
+
 def encode(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], size: int,
            spacing_mm: float | Sequence[float] | None = None,
            spatial_dims: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,25 +109,12 @@ def encode(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], size: int
         if unknown:
             raise UserError(f"unknown attribute(s) {', '.join(unknown)}; known: {', '.join(ATTRIBUTES)}")
         kind, noise = a.get("kind", "healthy"), noise_level(a)
-        if kind not in LABELS:
-            raise UserError(f"kind={kind!r} is not one of {', '.join(LABELS)}")
+        check_lesion(a, int((m == 3).sum()), spacing_mm, spatial_dims, where=f"mask {i}: ", noun="mask")
         if noise not in NOISE_LEVELS:
             raise UserError(f"noise={noise!r} is not one of {', '.join(NOISE_LEVELS)}")
-        n_les = int((m == 3).sum())
-        if (kind == "healthy") != (n_les == 0):
-            raise UserError(f"mask {i}: kind={kind!r} but the mask has {n_les} lesion pixels")
         sd = a.get("noise_hu")
         if sd is not None and (isinstance(sd, bool) or not isinstance(sd, (int, float)) or not 0 < sd <= 4000):
             raise UserError(f"noise_hu={sd!r} must be a noise SD in HU, in (0, 4000]")
-        if "size_mm" in a:
-            if isinstance(a["size_mm"], bool) or not isinstance(a["size_mm"], (int, float)):
-                raise UserError(f"size_mm={a['size_mm']!r} must be a number (mm)")
-            check_range("size_mm", a["size_mm"], 0, 1000)
-        if "size_mm" in a and spacing_mm is not None:
-            d_mask = lesion_diameter_mm(n_les, spacing_mm, spatial_dims)
-            if abs(float(a["size_mm"]) - d_mask) > 1.5 * float(np.max(spacing_mm)):
-                raise UserError(f"mask {i}: size_mm={a['size_mm']} but the mask's lesion is "
-                                f"{d_mask:.1f} mm across")
         ids.append(LABELS.index(kind) * 2 + NOISE_LEVELS.index(noise))
     onehot = torch.nn.functional.one_hot(torch.from_numpy(masks.astype(np.int64)), len(CLASSES))
     return onehot.movedim(-1, 1).float(), torch.tensor(ids, dtype=torch.long)

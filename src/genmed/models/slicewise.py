@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genmed.data.conditions import encode, lesion_diameter_mm
-from genmed.data.phantom import LABELS
+from genmed.data.conditions import check_lesion, encode
 from genmed.errors import UserError
 from genmed.models.base import device_of, randn
 from genmed.models.diffusion import DiffusionModel
@@ -35,19 +34,9 @@ def slice_attributes(volume_map: np.ndarray, attributes: Mapping[str, Any],
     "healthy"; its noise and noise_hu everywhere. The volume's "size_mm" is checked against
     the map's lesion (equivalent-ball diameter, with `spacing_mm` (slice, row, column)) and not
     passed on. UserError for a kind that contradicts the volume's lesion pixels."""
-    kind = attributes.get("kind", "healthy")
-    has = (np.asarray(volume_map) == 3).any(axis=(1, 2))
-    if kind != "healthy" and kind in LABELS and not has.any():
-        raise UserError(f"kind={kind!r} but the map has no lesion voxels")
-    if kind == "healthy" and has.any():
-        raise UserError(f"kind='healthy' but the map has {int((np.asarray(volume_map) == 3).sum())} lesion voxels")
-    size = attributes.get("size_mm")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float))):
-        raise UserError(f"size_mm={size!r} must be a number (mm)")
-    if size is not None and spacing_mm is not None:
-        d_map = lesion_diameter_mm(int((np.asarray(volume_map) == 3).sum()), spacing_mm, 3)
-        if abs(float(size) - d_map) > 1.5 * float(np.max(spacing_mm)):
-            raise UserError(f"size_mm={size} but the map's lesion is {d_map:.1f} mm across")
+    lesion = np.asarray(volume_map) == 3
+    check_lesion(attributes, int(lesion.sum()), spacing_mm, 3)
+    kind, has = attributes.get("kind", "healthy"), lesion.any(axis=(1, 2))
     rest = {k: v for k, v in attributes.items() if k not in ("kind", "size_mm")}
     return [rest | {"kind": kind if h else "healthy"} for h in has]
 
