@@ -247,6 +247,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--checker-steps", type=int, default=600)
+    ap.add_argument("--checker-augment", default="none", choices=("none", "flip", "classic", "quality"),
+                    help="the readers' training augmentation; 'quality' (blur, noise, low resolution) reads "
+                         "smooth images as well as noisy ones. Not 'none': the JSON also has the plain readers'")
     ap.add_argument("--guidance", type=float, default=1.0)
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     ap.add_argument("--precision", default="auto")
@@ -293,8 +296,11 @@ def main() -> None:
     torch.manual_seed(args.seed)  # their initialisation: the same with or without --run
     t0 = time.perf_counter()
     s = as_slices(tr)
-    seg, cls = train_checkers(s["image"], s["maps"], s["kinds"], args.checker_steps,
-                              Compute(device=device, precision=precision), args.seed)
+    readers = {}
+    for aug in dict.fromkeys((args.checker_augment, "none")):
+        torch.manual_seed(args.seed)
+        readers[aug] = train_checkers(s["image"], s["maps"], s["kinds"], args.checker_steps,
+                                      Compute(device=device, precision=precision), args.seed, augment=aug)
     timing["checkers_s"] = round(time.perf_counter() - t0, 1)
     del tr, x, s
 
@@ -329,9 +335,9 @@ def main() -> None:
     n, d = te.slice_label.shape
     flat = as_slices(te)
 
-    def checks(images_hu: np.ndarray) -> dict:
+    def checks(images_hu: np.ndarray, reader: str = args.checker_augment) -> dict:
         return check_conditions(images_hu.reshape(n * d, *images_hu.shape[-2:]), flat["maps"], flat["kinds"],
-                                flat["noisy"], seg, cls, spacing_mm=spacing[-1])
+                                flat["noisy"], *readers[reader], spacing_mm=spacing[-1])
 
     gen, real, without = checks(fake), checks(te.image), checks(to_hu(plain))
     with torch.no_grad():  # stage one alone: the best stage two could reach
@@ -341,6 +347,10 @@ def main() -> None:
         else:
             recon = torch.cat([model.autoencoder.reconstruct(v.to(device)).cpu() for v in to_unit(te.image).split(1)])
     reconstructed = checks(to_hu(recon))
+    plain_readers = {} if args.checker_augment == "none" else {"readers_without_augmentation": {
+        name: {"kidney_dice": checks(im, "none")["dice"]["kidney"]}
+        for name, im in (("generated", fake), ("real", te.image), ("generated_without_scan_noise", to_hu(plain)),
+                         ("reconstructed_by_stage_one", to_hu(recon)))}}
     coherence = {"generated_without_scan_noise": through_plane(to_hu(plain), maps),
                  "reconstructed_by_stage_one": through_plane(to_hu(recon), maps),
                  "real_noise_free": through_plane(te.clean, maps), "real": through_plane(te.image, maps)}
@@ -368,7 +378,7 @@ def main() -> None:
                  "slices_without_lesion_share": round(float((flat["kinds"] == 0).mean()), 4)},
         "timing": timing, "peak_rss_mb": peak_rss_mb(), "latent_checks": latent,
         "generated": gen, "real": real, "generated_without_scan_noise": without,
-        "reconstructed_by_stage_one": reconstructed, "ratio_to_real": ratios,
+        "reconstructed_by_stage_one": reconstructed, "ratio_to_real": ratios, **plain_readers,
         "through_plane_difference_hu": coherence,
         "scan_noise_sd_hu": texture.sd_hu(),
         "figure": str(args.figure.relative_to(ROOT)) if args.figure.is_relative_to(ROOT) else str(args.figure),

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from genmed.apps.common import phantom, to_hu, to_unit
+from genmed.data.augment import AugmentKind
 from genmed.data.conditions import (CLASSES, NOISE_LEVELS, attributes_of,
                                     condition_maps, encode)
 from genmed.data.phantom import LABELS
@@ -111,19 +112,21 @@ def _checkers(cfg: MaskGenConfig, tr):
 
 
 def train_checkers(images_hu: np.ndarray, maps: np.ndarray, kinds: np.ndarray, steps: int,
-                   compute: Compute = Compute(), seed: int = 0):
+                   compute: Compute = Compute(), seed: int = 0, augment: AugmentKind = "none"):
     """A segmenter of the condition map and a lesion-kind classifier (index into LABELS),
     trained for `steps` steps on real slices `images_hu` (N, H, W) with their `maps` and
-    `kinds`: the readers of `check_conditions`."""
+    `kinds`: the readers of `check_conditions`. `augment` ("quality": blur, noise, low
+    resolution; `genmed.data.augment`) makes both read smooth images as well as noisy ones."""
     from genmed.models import build_model
     from genmed.train import DictDataset
 
     size = images_hu.shape[-1]
     x = to_unit(images_hu)
     target = torch.from_numpy(maps[:, None].astype(np.int64))
-    seg = compute.fit(build_model("segmenter", size=size, out_channels=len(CLASSES)),
+    seg = compute.fit(build_model("segmenter", size=size, out_channels=len(CLASSES), augment=augment),
                       DictDataset(image=x, target=target), steps=steps, seed=seed)
-    cls = compute.fit(build_model("classifier", size=size, classes=len(LABELS), backbone="classifier"),
+    cls = compute.fit(build_model("classifier", size=size, classes=len(LABELS), backbone="classifier",
+                                  augment=augment),
                       DictDataset(image=x, label=torch.from_numpy(np.asarray(kinds, np.int64))),
                       steps=steps, seed=seed)
     return seg, cls
