@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genmed.apps.generate_from_mask import check_conditions
+from genmed.apps.generate_from_mask import check_conditions, train_checkers
 
 
 class _Segmenter:
@@ -37,3 +37,15 @@ def test_noise_reading_sees_body_noise_in_windowed_and_raw_slices_alike() -> Non
             for name, img in (("raw", raw), ("generated", generated))}
     assert abs(read["raw"][1.5] - 20.0) < 3.0 and abs(read["generated"][1.5] - 20.0) < 3.0
     assert read["generated"][None] < 0.5 * read["raw"][None]  # the MAD is a median over mostly air
+
+
+def test_both_readers_train_with_the_requested_augmentation() -> None:
+    """`train_checkers(augment="quality")` gives the segmenter and the kind classifier the
+    blur/noise/low-resolution augmentation, so both read smooth generated slices; the default
+    trains them on the real slices as they are."""
+    rng = np.random.default_rng(0)
+    images = rng.normal(40.0, 20.0, (4, 32, 32))
+    maps, kinds = np.ones((4, 32, 32), np.int64), np.zeros(4, np.int64)
+    for aug in ("quality", "none"):
+        seg, cls = train_checkers(images, maps, kinds, steps=1, augment=aug)
+        assert seg.config.augment == aug and cls.config.augment == aug
