@@ -52,6 +52,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genmed.data.augment import AUGMENTS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -247,7 +249,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--checker-steps", type=int, default=600)
-    ap.add_argument("--checker-augment", default="none", choices=("none", "flip", "classic", "quality"),
+    ap.add_argument("--checker-augment", default="none", choices=AUGMENTS,
                     help="the readers' training augmentation; 'quality' (blur, noise, low resolution) reads "
                          "smooth images as well as noisy ones. Not 'none': the JSON also has the plain readers'")
     ap.add_argument("--guidance", type=float, default=1.0)
