@@ -183,12 +183,14 @@ def latent_checks(model, x: torch.Tensor, cond: torch.Tensor, ids: torch.Tensor,
     (N, 1, D, H, W) in [-1, 1] with their maps and attribute ids: the RMS error of the latent
     x0 the network implies at each noise level t (eps: x0 = (z_t - sqrt(1 - ab) eps) /
     sqrt(ab); v: sqrt(ab) z_t - sqrt(1 - ab) v), and the SD of sampled latents (the default
-    sampler) against that of the encoded volumes (1 by the scale factor)."""
+    sampler) against that of the posterior samples stage two trains on (about 1 by the scale
+    factor) and of the posterior means (lower by the posterior's own spread)."""
     from genmed.models.base import device_of
     from genmed.models.denoiser import eps_to_x0
 
     d, dev = model.diffusion, device_of(model)
     z = model.encode(x.to(dev), sample=False)
+    posterior = model.encode(x.to(dev), torch.Generator(dev).manual_seed(seed))
     lc = model.latent_cond(cond.to(dev), len(x))
 
     def x0_rmse(image_cond: torch.Tensor) -> dict[str, float]:
@@ -206,7 +208,8 @@ def latent_checks(model, x: torch.Tensor, cond: torch.Tensor, ids: torch.Tensor,
     # does worse with it (the 32^3 pilot: eps-MSE 0.043 with the true map, 0.047 with another)
     return {"prediction": model.config.prediction, "x0_rmse_by_t": x0_rmse(lc),
             "x0_rmse_by_t_with_another_volumes_map": x0_rmse(lc.roll(1, 0)),
-            "encoded_latent_sd": round(float(z.std()), 3), "sampled_latent_sd": round(float(sampled.std()), 3)}
+            "encoded_latent_sd": round(float(posterior.std()), 3),
+            "encoded_posterior_mean_sd": round(float(z.std()), 3), "sampled_latent_sd": round(float(sampled.std()), 3)}
 
 
 def through_plane(volumes_hu: np.ndarray, maps: np.ndarray) -> dict[str, float]:
