@@ -35,7 +35,8 @@ kidney Dice 0.11 against 0.89 real), and a 2-D autoencoder compresses in-plane o
 `through_plane_difference_hu` (mean |difference| of adjacent axial slices in body and kidneys)
 says how smoothly the volumes run from slice to slice, against the real noise-free volumes.
 `--stage-one-only` trains stage one into OUT_RUN/autoencoder and stops (pass it back with
-`--autoencoder`).
+`--autoencoder`). `--readers DIR` keeps the trained readers in DIR and reuses them in later
+evaluations with the same data and `--checker-steps` (a 128^3 pair takes about 7 minutes).
 
 The trained model's folder (`--out-run`) then generates from a user's 3-D map:
 `genmed apps generate-from-mask --mask MAP.nii.gz --model RUN --attributes '{"kind": "benign"}'`.
@@ -46,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -225,6 +227,27 @@ def through_plane(volumes_hu: np.ndarray, maps: np.ndarray) -> dict[str, float]:
     return out
 
 
+def reader_settings(args) -> dict:
+    """What the readers' training depends on."""
+    return {"size": args.size, "patients": args.patients, "checker_steps": args.checker_steps, "seed": args.seed}
+
+
+def kept_readers(args, augment: str, device: str):
+    """The segmenter and classifier trained with `augment` that an earlier run kept in
+    `--readers` DIR/augment, or None where there are none. Exits with status 2 where they were
+    trained with other settings."""
+    from genmed.train import load_run
+
+    where = None if args.readers is None else args.readers / augment
+    if where is None or not (where / "readers.json").is_file():
+        return None
+    kept = json.loads((where / "readers.json").read_text())
+    if kept != reader_settings(args):
+        print(f"error: {where} holds readers trained with {kept}, not {reader_settings(args)}", file=sys.stderr)
+        raise SystemExit(2)
+    return tuple(load_run(where / name, device=device)[0] for name in ("segmenter", "classifier"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=64, help="voxels per in-plane side (360 mm)")
@@ -255,6 +278,8 @@ def main() -> None:
     ap.add_argument("--checker-augment", default="none", choices=AUGMENTS,
                     help="the readers' training augmentation; 'quality' (blur, noise, low resolution) reads "
                          "smooth images as well as noisy ones. Not 'none': the JSON also has the plain readers'")
+    ap.add_argument("--readers", type=Path,
+                    help="keep the trained readers in this folder, and reuse those an earlier run kept there")
     ap.add_argument("--guidance", type=float, default=1.0)
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     ap.add_argument("--precision", default="auto")
@@ -303,9 +328,15 @@ def main() -> None:
     s = as_slices(tr)
     readers = {}
     for aug in dict.fromkeys((args.checker_augment, "none")):
-        torch.manual_seed(args.seed)
-        readers[aug] = train_checkers(s["image"], s["maps"], s["kinds"], args.checker_steps,
-                                      Compute(device=device, precision=precision), args.seed, augment=aug)
+        readers[aug] = kept_readers(args, aug, device)
+        if readers[aug] is None:
+            torch.manual_seed(args.seed)
+            where = None if args.readers is None else args.readers / aug
+            readers[aug] = train_checkers(s["image"], s["maps"], s["kinds"], args.checker_steps,
+                                          Compute(device=device, precision=precision), args.seed, augment=aug,
+                                          out=where)
+            if where is not None:  # written last: a folder without it holds no finished readers
+                (where / "readers.json").write_text(json.dumps(reader_settings(args)) + "\n")
     timing["checkers_s"] = round(time.perf_counter() - t0, 1)
     del tr, x, s
 

@@ -49,3 +49,16 @@ def test_both_readers_train_with_the_requested_augmentation() -> None:
     for aug in ("quality", "none"):
         seg, cls = train_checkers(images, maps, kinds, steps=1, augment=aug)
         assert seg.config.augment == aug and cls.config.augment == aug
+
+
+def test_readers_kept_in_a_folder_load_back_and_read_the_same(tmp_path) -> None:
+    """With `out`, the two readers are engine runs: `load_run` gives back the same predictions."""
+    from genmed.train import load_run
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(40.0, 20.0, (4, 32, 32))
+    maps, kinds = rng.integers(0, 4, (4, 32, 32)), np.array([0, 1, 2, 0])
+    seg, cls = train_checkers(images, maps, kinds, steps=2, out=tmp_path / "readers")
+    x = torch.from_numpy(rng.uniform(-1, 1, (3, 1, 32, 32)).astype(np.float32))
+    seg2, cls2 = (load_run(tmp_path / "readers" / name)[0] for name in ("segmenter", "classifier"))
+    assert torch.equal(seg.predict(x), seg2.predict(x)) and torch.equal(cls.predict(x), cls2.predict(x))

@@ -112,23 +112,28 @@ def _checkers(cfg: MaskGenConfig, tr):
 
 
 def train_checkers(images_hu: np.ndarray, maps: np.ndarray, kinds: np.ndarray, steps: int,
-                   compute: Compute = Compute(), seed: int = 0, augment: AugmentKind = "none"):
+                   compute: Compute = Compute(), seed: int = 0, augment: AugmentKind = "none",
+                   out: Path | None = None):
     """A segmenter of the condition map and a lesion-kind classifier (index into LABELS),
     trained for `steps` steps on real slices `images_hu` (N, H, W) with their `maps` and
     `kinds`: the readers of `check_conditions`. `augment` ("quality": blur, noise, low
-    resolution; `genmed.data.augment`) makes both read smooth images as well as noisy ones."""
+    resolution; `genmed.data.augment`) makes both read smooth images as well as noisy ones.
+    With `out`, their runs are kept in out/segmenter and out/classifier (`load_run`)."""
     from genmed.models import build_model
     from genmed.train import DictDataset
+
+    def where(name: str) -> dict[str, str]:
+        return {} if out is None else {"out": str(Path(out) / name)}
 
     size = images_hu.shape[-1]
     x = to_unit(images_hu)
     target = torch.from_numpy(maps[:, None].astype(np.int64))
     seg = compute.fit(build_model("segmenter", size=size, out_channels=len(CLASSES), augment=augment),
-                      DictDataset(image=x, target=target), steps=steps, seed=seed)
+                      DictDataset(image=x, target=target), steps=steps, seed=seed, **where("segmenter"))
     cls = compute.fit(build_model("classifier", size=size, classes=len(LABELS), backbone="classifier",
                                   augment=augment),
                       DictDataset(image=x, label=torch.from_numpy(np.asarray(kinds, np.int64))),
-                      steps=steps, seed=seed)
+                      steps=steps, seed=seed, **where("classifier"))
     return seg, cls
 
 
