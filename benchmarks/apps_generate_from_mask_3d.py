@@ -18,7 +18,8 @@ Checks on held-out patients (another phantom seed), each also run on the real vo
 same maps: a 2-D segmenter and a lesion-kind classifier trained on the real training volumes'
 axial slices read every axial slice of the generated volumes (`check_conditions`): kidney and
 lesion Dice against the map (pooled over voxels), lesion-kind accuracy per slice (a slice
-without lesion pixels is "healthy"), and noise SD per requested dose level (soft-tissue
+without lesion pixels is "healthy"; also over the lesion slices alone, where always answering
+"healthy" scores 0), and noise SD per requested dose level (soft-tissue
 local-SD mode at the in-plane spacing). The same checks on stage one's reconstructions of the
 test volumes give the best stage two could reach. `latent_checks` records whether stage two
 stays on the autoencoder's latent manifold (the eps-prediction pilot did not; `--prediction v`
@@ -395,7 +396,9 @@ def main() -> None:
 
     ratios = {"kidney_dice": ratio(gen["dice"]["kidney"], real["dice"]["kidney"]),
               "lesion_dice": ratio(gen["dice"]["lesion"], real["dice"]["lesion"]),
-              "kind_accuracy": ratio(gen["kind_accuracy"], real["kind_accuracy"])}
+              "kind_accuracy": ratio(gen["kind_accuracy"], real["kind_accuracy"]),
+              "kind_accuracy_lesion_slices": ratio(gen["kind_accuracy_lesion_slices"],
+                                                   real["kind_accuracy_lesion_slices"])}
     ratios |= {f"noise_sd_{lv}": ratio(gen["noise_sd_hu"][lv], real["noise_sd_hu"][lv])
                for lv in real["noise_sd_hu"]}
     figure(args.figure, maps, te.image, fake, attrs, spacing,

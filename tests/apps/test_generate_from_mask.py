@@ -62,3 +62,13 @@ def test_readers_kept_in_a_folder_load_back_and_read_the_same(tmp_path) -> None:
     x = torch.from_numpy(rng.uniform(-1, 1, (3, 1, 32, 32)).astype(np.float32))
     seg2, cls2 = (load_run(tmp_path / "readers" / name)[0] for name in ("segmenter", "classifier"))
     assert torch.equal(seg.predict(x), seg2.predict(x)) and torch.equal(cls.predict(x), cls2.predict(x))
+
+
+def test_kind_accuracy_on_lesion_slices_sees_through_a_reader_that_always_answers_healthy() -> None:
+    """Where most slices hold no lesion, a reader that always answers "healthy" scores high
+    over all slices and zero over the lesion slices."""
+    images = np.random.default_rng(0).normal(40.0, 20.0, (10, 16, 16))
+    masks, noisy = np.ones((10, 16, 16), np.int64), np.zeros(10, bool)
+    kinds = np.array([0] * 8 + [1, 2])
+    read = check_conditions(images, masks, kinds, noisy, _Segmenter(), _Classifier())
+    assert read["kind_accuracy"] == 0.8 and read["kind_accuracy_lesion_slices"] == 0.0

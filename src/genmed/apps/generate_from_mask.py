@@ -139,7 +139,8 @@ def train_checkers(images_hu: np.ndarray, maps: np.ndarray, kinds: np.ndarray, s
 
 def check_conditions(images_hu: np.ndarray, masks: np.ndarray, kinds: np.ndarray, noisy: np.ndarray,
                      seg, cls, spacing_mm: float | None = None) -> dict[str, Any]:
-    """Dice per class of the segmenter's map vs `masks`, kind accuracy, noise SD per level:
+    """Dice per class of the segmenter's map vs `masks`, kind accuracy (over all slices, and
+    over the slices whose kind is not healthy), noise SD per level:
     the wavelet MAD of the whole slice (white noise), or with `spacing_mm` (mm per pixel) the
     soft-tissue local-SD mode (`estimate_sigma_mode`), which sees correlated CT noise and
     only the body: a windowed generated slice has no noise in its air, a raw HU scan does."""
@@ -151,9 +152,11 @@ def check_conditions(images_hu: np.ndarray, masks: np.ndarray, kinds: np.ndarray
     for c in (2, 3):
         p, g = pred == c, masks == c
         dice[CLASSES[c]] = float(2 * (p & g).sum() / max(p.sum() + g.sum(), 1))
-    acc = float((cls.predict(x).numpy() == kinds).mean())
+    hit = cls.predict(x).numpy() == kinds
+    lesion = np.asarray(kinds) != 0  # without these, answering "healthy" scores the healthy share
     sd = estimate_sigma(images_hu) if spacing_mm is None else estimate_sigma_mode(images_hu, spacing_mm)
-    return {"dice": dice, "kind_accuracy": acc,
+    return {"dice": dice, "kind_accuracy": float(hit.mean()),
+            "kind_accuracy_lesion_slices": float(hit[lesion].mean()) if lesion.any() else None,
             "noise_sd_hu": {lvl: float(sd[noisy == (j == 1)].mean()) if (noisy == (j == 1)).any() else None
                             for j, lvl in enumerate(NOISE_LEVELS)}}
 
