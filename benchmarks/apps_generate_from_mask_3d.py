@@ -233,12 +233,9 @@ def reader_settings(args) -> dict:
     return {"size": args.size, "patients": args.patients, "checker_steps": args.checker_steps, "seed": args.seed}
 
 
-def kept_readers(args, augment: str, device: str):
-    """The segmenter and classifier trained with `augment` that an earlier run kept in
-    `--readers` DIR/augment, or None where there are none. Exits with status 2 where they were
-    trained with other settings."""
-    from genmed.train import load_run
-
+def kept_readers_folder(args, augment: str) -> Path | None:
+    """`--readers` DIR/augment where an earlier run kept finished readers, or None. Exits
+    with status 2 where they were trained with other settings (checked before any work)."""
     where = None if args.readers is None else args.readers / augment
     if where is None or not (where / "readers.json").is_file():
         return None
@@ -246,7 +243,15 @@ def kept_readers(args, augment: str, device: str):
     if kept != reader_settings(args):
         print(f"error: {where} holds readers trained with {kept}, not {reader_settings(args)}", file=sys.stderr)
         raise SystemExit(2)
-    return tuple(load_run(where / name, device=device)[0] for name in ("segmenter", "classifier"))
+    return where
+
+
+def kept_readers(args, augment: str, device: str):
+    """The segmenter and classifier trained with `augment` that an earlier run kept, or None."""
+    from genmed.train import load_run
+
+    where = kept_readers_folder(args, augment)
+    return None if where is None else tuple(load_run(where / n, device=device)[0] for n in ("segmenter", "classifier"))
 
 
 def main() -> None:
@@ -306,6 +311,8 @@ def main() -> None:
     def peak_rss_mb() -> int:
         return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
+    for aug in (args.checker_augment, "none"):
+        kept_readers_folder(args, aug)  # refuse mismatched kept readers before any work
     numerics = resolve_numerics(args.device, args.precision)
     device, precision = str(numerics.device), numerics.precision
     start = time.perf_counter()
