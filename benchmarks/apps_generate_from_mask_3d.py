@@ -311,7 +311,8 @@ def main() -> None:
     def peak_rss_mb() -> int:
         return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
-    for aug in (args.checker_augment, "none"):
+    augments = tuple(dict.fromkeys((args.checker_augment, "none")))  # the readers trained below
+    for aug in augments:
         kept_readers_folder(args, aug)  # refuse mismatched kept readers before any work
     numerics = resolve_numerics(args.device, args.precision)
     device, precision = str(numerics.device), numerics.precision
@@ -335,7 +336,7 @@ def main() -> None:
     t0 = time.perf_counter()
     s = as_slices(tr)
     readers = {}
-    for aug in dict.fromkeys((args.checker_augment, "none")):
+    for aug in augments:
         readers[aug] = kept_readers(args, aug, device)
         if readers[aug] is None:
             torch.manual_seed(args.seed)
