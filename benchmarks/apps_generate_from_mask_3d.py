@@ -276,8 +276,10 @@ def main() -> None:
     ap.add_argument("--cond-loss-weights", type=float, nargs=3, metavar=("B", "K", "L"),
                     help="weight the latent loss by the map's body, kidney and lesion shares (air 0)")
     ap.add_argument("--sample-steps", type=int, default=50, help="DDIM steps of --slicewise sampling")
-    ap.add_argument("--independent-noise", action="store_true",
-                    help="--slicewise: draw each slice from its own noise (default: one shared noise)")
+    ap.add_argument("--noise-correlation", type=float, default=1.0,
+                    help="--slicewise: correlation of adjacent slices' initial noise (1: one shared noise, "
+                         "0: independent; between: an AR(1) process along z, `slice_noise`)")
+    ap.add_argument("--independent-noise", action="store_true", help="--slicewise: --noise-correlation 0")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--checker-steps", type=int, default=600)
@@ -296,6 +298,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "apps_generate_from_mask_3d.json")
     ap.add_argument("--figure", type=Path, default=ROOT / "docs" / "img" / "generate_from_mask_3d.png")
     args = ap.parse_args()
+    if args.independent_noise:
+        args.noise_correlation = 0.0
+    if not 0.0 <= args.noise_correlation <= 1.0:
+        ap.error(f"--noise-correlation {args.noise_correlation} must be in [0, 1]")
     torch.set_num_threads(args.threads)
 
     from genmed.apps.common import to_hu, to_unit
@@ -356,7 +362,7 @@ def main() -> None:
         flat_te = as_slices(te)
         tcond, tids = encode(flat_te["maps"], flat_te["attributes"], maps.shape[-1], spatial_dims=2)
         plain = torch.cat([sample_volume_slicewise(model, m, a, steps=args.sample_steps, seed=args.seed + k,
-                                                   guidance=args.guidance, shared_noise=not args.independent_noise)
+                                                   guidance=args.guidance, noise_correlation=args.noise_correlation)
                            for k, (m, a) in enumerate(zip(maps, attrs))])
         timing["sample_s_per_volume"] = round((time.perf_counter() - t0) / len(plain), 2)
         every = slice(None, None, 8)  # 128 of the 1,024 test slices

@@ -8,7 +8,7 @@ import torch
 
 from genmed.errors import UserError
 from genmed.models.mask_generation import mask_diffusion, mask_ldm
-from genmed.models.slicewise import sample_volume_slicewise, slice_attributes
+from genmed.models.slicewise import sample_volume_slicewise, slice_attributes, slice_noise
 
 
 def _map(depth: int = 6, size: int = 16) -> np.ndarray:
@@ -47,11 +47,24 @@ def test_shared_noise_draws_identical_slices_where_the_maps_agree():
     torch.manual_seed(0)
     model = mask_diffusion(16).eval()
     shared = sample_volume_slicewise(model, _map(), {"kind": "benign"}, steps=3, seed=1, chunk=4)
-    apart = sample_volume_slicewise(model, _map(), {"kind": "benign"}, steps=3, seed=1, shared_noise=False)
+    apart = sample_volume_slicewise(model, _map(), {"kind": "benign"}, steps=3, seed=1, noise_correlation=0.0)
     assert shared.shape == (1, 1, 6, 16, 16)
     for a, b in ((0, 1), (0, 4), (1, 5)):
         assert torch.allclose(shared[0, 0, a], shared[0, 0, b], atol=1e-5)
         assert not torch.allclose(apart[0, 0, a], apart[0, 0, b], atol=1e-2)
+
+
+def test_slice_noise_is_standard_normal_and_decorrelates_along_z_as_r_to_the_lag():
+    g = torch.Generator().manual_seed(0)
+    x = slice_noise(40, (1, 64, 64), 0.8, g, "cpu").flatten(1)
+    assert abs(float(x.std()) - 1.0) < 0.02
+    for lag, want in ((1, 0.8), (3, 0.512), (20, 0.0)):
+        corr = float(torch.corrcoef(torch.stack([x[:-lag].flatten(), x[lag:].flatten()]))[0, 1])
+        assert abs(corr - want) < 0.02, (lag, corr)
+    shared = slice_noise(5, (1, 4, 4), 1.0, g, "cpu")
+    assert torch.equal(shared[0], shared[4])
+    with pytest.raises(UserError, match="noise_correlation"):
+        slice_noise(5, (1, 4, 4), 1.5, g, "cpu")
 
 
 def test_a_latent_model_draws_the_volume_through_its_decoder():

@@ -4,7 +4,8 @@ A 3-D latent model needs a 3-D autoencoder, and on a CPU budget that stage is wh
 kidneys (docs/applications.md, "128^3 through the 3-D autoencoder"). The 2.5-D route keeps both
 stages 2-D: the 2-D mask model draws every axial slice of the map, all slices from one shared
 initial noise with the deterministic DDIM sampler (Song et al. 2021), so that neighbouring slices,
-whose maps differ little, get nearly the same image where their maps agree; the volume's lesion
+whose maps differ little, get nearly the same image where their maps agree (or, with
+`noise_correlation` < 1, from noises that decorrelate along z, `slice_noise`); the volume's lesion
 kind applies to the slices that hold lesion pixels, the others are "healthy". Through-plane
 coherence is not modelled, only encouraged by the shared noise: measure it (the benchmark
 reports the adjacent-slice difference against the real volumes') before trusting coronal and
@@ -41,14 +42,33 @@ def slice_attributes(volume_map: np.ndarray, attributes: Mapping[str, Any],
     return [rest | {"kind": kind if h else "healthy"} for h in has]
 
 
+def slice_noise(n: int, shape: Sequence[int], correlation: float, generator: torch.Generator,
+                device: torch.device | str) -> torch.Tensor:
+    """Initial noise (n, *shape) for `n` axial slices whose neighbours correlate by `correlation`:
+    a first-order autoregressive process along z, x_k = r x_(k-1) + sqrt(1 - r^2) e_k, so each
+    slice's noise is N(0, I) and slices k apart correlate by r^k. r = 1 is one shared noise (one
+    draw), r = 0 independent draws."""
+    r = float(correlation)
+    if not 0.0 <= r <= 1.0:
+        raise UserError(f"noise_correlation={correlation} must be in [0, 1]")
+    if r == 1.0:
+        return randn((1, *shape), generator, device).expand(n, *shape)
+    e = randn((n, *shape), generator, device)
+    x = e.clone()
+    for k in range(1, n):
+        x[k] = r * x[k - 1] + (1.0 - r * r) ** 0.5 * e[k]
+    return x
+
+
 @torch.no_grad()
 def sample_volume_slicewise(model: DiffusionModel | LatentDiffusionModel, volume_map: np.ndarray,
                             attributes: Mapping[str, Any], *, steps: int = 50, seed: int = 0,
-                            guidance: float = 1.0, shared_noise: bool = True, chunk: int = 32,
+                            guidance: float = 1.0, noise_correlation: float = 1.0, chunk: int = 32,
                             spacing_mm: Sequence[float] | None = None) -> torch.Tensor:
     """A volume (1, 1, D, H, W) in [-1, 1] on the CPU for `volume_map` (D, H, W) from a 2-D
     mask-conditioned diffusion or latent diffusion `model`: DDIM in `steps` steps, every slice
-    from the same initial noise (`shared_noise`; else independent draws), `chunk` slices per
+    from the same initial noise (`noise_correlation` 1; 0: independent draws; between: noise
+    that decorrelates along z, `slice_noise`), `chunk` slices per
     network call. Scan noise is not added here (`mask_generation.add_scan_noise`)."""
     if model.config.spatial_dims != 2:
         raise UserError(f"slice-by-slice generation needs a 2-D model (this one is {model.config.spatial_dims}-D)")
@@ -63,8 +83,7 @@ def sample_volume_slicewise(model: DiffusionModel | LatentDiffusionModel, volume
     image_cond = (model.latent_cond(cond, len(cond)) if latent else model.check_image_cond(cond, len(cond)))
     gen = torch.Generator(dev).manual_seed(int(seed))
     shape = (diffusion.config.sample_shape[0], *image_cond.shape[2:])
-    x_t = (randn((1, *shape), gen, dev).expand(len(cond), *shape) if shared_noise
-           else randn((len(cond), *shape), gen, dev))
+    x_t = slice_noise(len(cond), shape, noise_correlation, gen, dev)
     out = []
     for i in range(0, len(cond), chunk):
         z = diffusion.denoise_from(x_t[i:i + chunk].contiguous(), None, steps, "ddim", ids[i:i + chunk].to(dev),
