@@ -163,11 +163,15 @@ def test_a_volume_map_with_a_2d_model_is_drawn_slice_by_slice(tmp_path, capsys):
                 '{"kind": "malignant"}', "--out", str(out)]) == 0
     image = load(out / "generated.nii.gz", ndim=3)
     assert image.array.shape == (4, 16, 16) and np.allclose(image.spacing, (5.0, 22.5, 22.5))
-    assert json.loads((out / "generated.json").read_text())["slice_by_slice"] is True
+    written = json.loads((out / "generated.json").read_text())
+    assert written["slice_by_slice"] is True and written["noise_correlation"] == 0.98
     refused = tmp_path / "refused"
     err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--quick", "--mask", str(path),
                                       "--attributes", '{"kind": "healthy"}', "--out", str(refused)], refused)
     assert "lesion voxels" in err
+    err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--quick", "--mask", str(path),
+                                      "--noise-correlation", "1.5", "--out", str(refused)], refused)
+    assert "--noise-correlation 1.5" in err
 
 
 def test_a_seed_torch_cannot_take_is_one_line(tmp_path, capsys):

@@ -4,9 +4,11 @@ with a raw scan fairly."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from genmed.apps.generate_from_mask import check_conditions, train_checkers
+from genmed.errors import UserError
 
 
 class _Segmenter:
@@ -72,3 +74,29 @@ def test_kind_accuracy_on_lesion_slices_sees_through_a_reader_that_always_answer
     kinds = np.array([0] * 8 + [1, 2])
     read = check_conditions(images, masks, kinds, noisy, _Segmenter(), _Classifier())
     assert read["kind_accuracy"] == 0.8 and read["kind_accuracy_lesion_slices"] == 0.0
+
+
+class _SquareSegmenter:
+    """Reads kidney (2) in rows and columns 4-11 of every slice, body elsewhere."""
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.ones_like(x, dtype=torch.long)
+        out[..., 4:12, 4:12] = 2
+        return out
+
+
+def test_kidney_overlap_by_volume_adds_up_to_the_pooled_dice() -> None:
+    """Volume 0's kidney is the segmenter's square (Dice 1), volume 1's lies half outside it:
+    the per-volume overlaps say which volume lost, and their sums give the pooled Dice."""
+    masks = np.ones((4, 16, 16), np.int64)
+    masks[:2, 4:12, 4:12] = 2
+    masks[2:, 4:12, 8:16] = 2
+    images = np.random.default_rng(0).normal(40.0, 20.0, (4, 16, 16))
+    noisy, kinds = np.zeros(4, bool), np.zeros(4, np.int64)
+    read = check_conditions(images, masks, kinds, noisy, _SquareSegmenter(), _Classifier(),
+                            groups=np.array([0, 0, 1, 1]))
+    (a0, b0), (a1, b1) = read["kidney_overlap_by_group"]
+    assert a0 / b0 == 1.0 and a1 / b1 == 0.5
+    assert read["dice"]["kidney"] == (a0 + a1) / (b0 + b1)
+    with pytest.raises(UserError, match="one key per slice"):
+        check_conditions(images, masks, kinds, noisy, _SquareSegmenter(), _Classifier(), groups=np.zeros(3))

@@ -46,7 +46,8 @@ def test_shared_noise_draws_identical_slices_where_the_maps_agree():
     sampler they come out the same; with independent noise they do not."""
     torch.manual_seed(0)
     model = mask_diffusion(16).eval()
-    shared = sample_volume_slicewise(model, _map(), {"kind": "benign"}, steps=3, seed=1, chunk=4)
+    shared = sample_volume_slicewise(model, _map(), {"kind": "benign"}, steps=3, seed=1, chunk=4,
+                                     noise_correlation=1.0)
     apart = sample_volume_slicewise(model, _map(), {"kind": "benign"}, steps=3, seed=1, noise_correlation=0.0)
     assert shared.shape == (1, 1, 6, 16, 16)
     for a, b in ((0, 1), (0, 4), (1, 5)):
@@ -73,7 +74,8 @@ def test_a_latent_model_draws_the_volume_through_its_decoder():
     torch.manual_seed(0)
     ae = build_model("autoencoder", size=32, channels=(16, 16), norm_num_groups=8)
     model = mask_ldm(ae, torch.zeros(4, 1, 32, 32), generator=torch.Generator().manual_seed(0)).eval()
-    v = sample_volume_slicewise(model, _map(size=32), {"kind": "malignant"}, steps=2, seed=0)
+    v = sample_volume_slicewise(model, _map(size=32), {"kind": "malignant"}, steps=2, seed=0,
+                                noise_correlation=1.0)
     assert v.shape == (1, 1, 6, 32, 32) and v.abs().max() <= 1
     assert torch.allclose(v[0, 0, 0], v[0, 0, 5], atol=1e-5)
 

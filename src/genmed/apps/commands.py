@@ -139,6 +139,9 @@ def generate_from_mask(
     attributes: str = typer.Option("{}", "--attributes", help='JSON, e.g. {"kind": "malignant", '
                                    '"noise": "low-dose", "noise_hu": 70, "size_mm": 30}; noise_hu '
                                    '(scan noise SD, HU) needs a --model run with a fitted noise texture.'),
+    noise_correlation: float = typer.Option(None, "--noise-correlation", help="A 3-D map with a 2-D "
+                                            "model: correlation of adjacent slices' initial noise, 0-1 "
+                                            "(1: one shared noise; default 0.98)."),
 ) -> None:
     """Generate CT slices from a label map + attributes (SPADE diffusion); check they obey."""
     from genmed.apps.generate_from_mask import (
@@ -146,11 +149,15 @@ def generate_from_mask(
         train_mask_generator)
     from genmed.errors import UserError
     from genmed.models.mask_generation import check_noise_request
+    from genmed.models.slicewise import NOISE_CORRELATION
 
     check_output_dir(out, files=(("generated.nii.gz", "generated.png", "generated.json") if mask is not None
                                  else ("generate_from_mask.json", "generate_from_mask.png")))
     if model_run is not None and mask is None:
         raise UserError("--model generates from a label map: give --mask FILE as well")
+    rho = NOISE_CORRELATION if noise_correlation is None else noise_correlation
+    if not 0.0 <= rho <= 1.0:
+        raise UserError(f"--noise-correlation {rho} must be in [0, 1]")
     cfg = (MaskGenConfig(size=16, n_train_patients=3, n_test_patients=2, diffusion_steps=8,
                          checker_steps=8, sample_steps=2, seed=seed)
            if quick else MaskGenConfig(seed=seed))
@@ -173,7 +180,7 @@ def generate_from_mask(
         model = check_mask_model(load_run(model_run, device=str(resolve_device(device)))[0], str(model_run))
     dims = model.config.spatial_dims if model else 2
     masks, spacing = load_mask(mask, reference, dims)
-    # a volume for a 2-D model: drawn axial slice by axial slice from one shared noise
+    # a volume for a 2-D model: drawn axial slice by axial slice (slicewise.py)
     volume = dims == 2 and len(masks) > 1
     if not volume:
         spacing = spacing[-dims:]  # a single slice of a 3-D file: its in-plane spacing
@@ -197,7 +204,8 @@ def generate_from_mask(
         from genmed.apps.generate_from_mask import generate_volume
 
         images = generate_volume(masks, attrs, model or train_mask_generator(cfg), steps=cfg.sample_steps,
-                                 seed=seed, spacing_mm=spacing, texture=texture)[None]
+                                 seed=seed, spacing_mm=spacing, texture=texture,
+                                 noise_correlation=rho)[None]
         dims = 3  # written and drawn as one volume
     else:
         images = generate_pairs(masks, [attrs] * len(masks), model or train_mask_generator(cfg),
@@ -217,6 +225,7 @@ def generate_from_mask(
         save_figure(orthogonal_figure(images, spacing), out / "generated.png")
     write_json(out / "generated.json", {"mask": str(mask), "attributes": attrs, "n": len(images),
                                         "slice_by_slice": volume,
+                                        "noise_correlation": rho if volume else None,
                                         "model": str(model_run) if model_run else "trained by this run",
                                         "scan_noise": str(model_run / NOISE_TEXTURE) if texture else None})
     typer.echo(f"wrote {out}")

@@ -85,16 +85,19 @@ def generate_pairs(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], m
 
 def generate_volume(volume_map: np.ndarray, attributes: Mapping[str, Any], model, *, steps: int = 50,
                     seed: int = 0, spacing_mm: Sequence[float] | None = None,
-                    texture: NoiseTexture | None = None) -> np.ndarray:
+                    texture: NoiseTexture | None = None, noise_correlation: float | None = None) -> np.ndarray:
     """A volume (D, H, W) in HU for a 3-D map (D, H, W) and the volume's `attributes` from a
-    2-D mask model, axial slice by axial slice from one shared noise
-    (`models/slicewise.py`); with `texture`, each slice gets its own draw of the level's scan
+    2-D mask model, axial slice by axial slice from initial noises whose adjacent slices
+    correlate by `noise_correlation` (None: `slicewise.NOISE_CORRELATION`; 1: one shared noise;
+    `models/slicewise.py`); with `texture`, each slice gets its own draw of the level's scan
     noise inside the body."""
     from genmed.models.mask_generation import add_scan_noise, check_noise_request
-    from genmed.models.slicewise import sample_volume_slicewise
+    from genmed.models.slicewise import NOISE_CORRELATION, sample_volume_slicewise
 
     check_noise_request([attributes], texture, tuple(np.shape(volume_map)[-2:]))
-    x = sample_volume_slicewise(model, volume_map, attributes, steps=steps, seed=seed, spacing_mm=spacing_mm)
+    rho = NOISE_CORRELATION if noise_correlation is None else noise_correlation
+    x = sample_volume_slicewise(model, volume_map, attributes, steps=steps, seed=seed, spacing_mm=spacing_mm,
+                                noise_correlation=rho)
     if texture is not None:
         x = add_scan_noise(x, [attributes], texture, seed, body=np.asarray(volume_map)[None] > 0)
     return to_hu(x)[0]
@@ -138,12 +141,15 @@ def train_checkers(images_hu: np.ndarray, maps: np.ndarray, kinds: np.ndarray, s
 
 
 def check_conditions(images_hu: np.ndarray, masks: np.ndarray, kinds: np.ndarray, noisy: np.ndarray,
-                     seg, cls, spacing_mm: float | None = None) -> dict[str, Any]:
+                     seg, cls, spacing_mm: float | None = None, groups: np.ndarray | None = None) -> dict[str, Any]:
     """Dice per class of the segmenter's map vs `masks`, kind accuracy (over all slices, and
     over the slices whose kind is not healthy), noise SD per level:
     the wavelet MAD of the whole slice (white noise), or with `spacing_mm` (mm per pixel) the
     soft-tissue local-SD mode (`estimate_sigma_mode`), which sees correlated CT noise and
-    only the body: a windowed generated slice has no noise in its air, a raw HU scan does."""
+    only the body: a windowed generated slice has no noise in its air, a raw HU scan does.
+    With `groups` (one key per slice, e.g. its volume): "kidney_overlap_by_group", per sorted
+    key [2 |pred & mask|, |pred| + |mask|] in kidney pixels, so that a cluster bootstrap over
+    the groups can resample the pooled Dice (sum of firsts / sum of seconds)."""
     from genmed.apps.denoisers import estimate_sigma, estimate_sigma_mode
 
     x = to_unit(images_hu)
@@ -152,13 +158,22 @@ def check_conditions(images_hu: np.ndarray, masks: np.ndarray, kinds: np.ndarray
     for c in (2, 3):
         p, g = pred == c, masks == c
         dice[CLASSES[c]] = float(2 * (p & g).sum() / max(p.sum() + g.sum(), 1))
+    overlap = {}
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (len(masks),):
+            raise UserError(f"groups has shape {groups.shape}; expected one key per slice ({len(masks)})")
+        p, g = pred == 2, masks == 2
+        keys = np.unique(groups)
+        overlap = {"kidney_overlap_by_group": [[int(2 * (p[groups == k] & g[groups == k]).sum()),
+                                                int(p[groups == k].sum() + g[groups == k].sum())] for k in keys]}
     hit = cls.predict(x).numpy() == kinds
     lesion = np.asarray(kinds) != 0  # without these, answering "healthy" scores the healthy share
     sd = estimate_sigma(images_hu) if spacing_mm is None else estimate_sigma_mode(images_hu, spacing_mm)
     return {"dice": dice, "kind_accuracy": float(hit.mean()),
             "kind_accuracy_lesion_slices": float(hit[lesion].mean()) if lesion.any() else None,
             "noise_sd_hu": {lvl: float(sd[noisy == (j == 1)].mean()) if (noisy == (j == 1)).any() else None
-                            for j, lvl in enumerate(NOISE_LEVELS)}}
+                            for j, lvl in enumerate(NOISE_LEVELS)}} | overlap
 
 
 def run_generate_from_mask(cfg: MaskGenConfig = MaskGenConfig(), out: str | Path | None = None) -> dict[str, Any]:
