@@ -32,8 +32,9 @@ Targets (issue 16): Dice and kind accuracy >= 0.9x the real volumes', noise with
 train on the training volumes' axial slices (a slice's kind is the volume's where it holds
 lesion pixels, else healthy); each test volume is drawn slice by slice with DDIM
 (`--sample-steps`) from initial noises whose adjacent slices correlate by `--noise-correlation`
-(1: one shared noise, the runs before 2026-12-05 session 37). The 3-D stage one was what lost the kidneys (its reconstructions:
-kidney Dice 0.11 against 0.89 real), and a 2-D autoencoder compresses in-plane only. The JSON's
+(1: one shared noise, the runs before 2026-12-05 session 37). The 3-D stage one was what lost
+the kidneys (its reconstructions: kidney Dice 0.11 against 0.89 real), and a 2-D autoencoder
+compresses in-plane only. The JSON's
 `through_plane_difference_hu` (mean |difference| of adjacent axial slices in body and kidneys)
 says how smoothly the volumes run from slice to slice, against the real noise-free volumes.
 `--stage-one-only` trains stage one into OUT_RUN/autoencoder and stops (pass it back with
