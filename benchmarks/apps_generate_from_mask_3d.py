@@ -25,6 +25,8 @@ test volumes give the best stage two could reach. `latent_checks` records whethe
 stays on the autoencoder's latent manifold (the eps-prediction pilot did not; `--prediction v`
 is the default) and whether it reads the map (its x0 error with another volume's map).
 Targets (issue 16): Dice and kind accuracy >= 0.9x the real volumes', noise within 20%.
+The kidney Dice ratio carries a 95% CI from a paired bootstrap over the test volumes
+(`kidney_ratio_ci`; with 8 volumes it is wide).
 
     PYTHONPATH=src python benchmarks/apps_generate_from_mask_3d.py [--size 128] [--steps N] ...
 
