@@ -149,15 +149,14 @@ def generate_from_mask(
         train_mask_generator)
     from genmed.errors import UserError
     from genmed.models.mask_generation import check_noise_request
-    from genmed.models.slicewise import NOISE_CORRELATION
+    from genmed.models.slicewise import NOISE_CORRELATION, check_noise_correlation
 
     check_output_dir(out, files=(("generated.nii.gz", "generated.png", "generated.json") if mask is not None
                                  else ("generate_from_mask.json", "generate_from_mask.png")))
     if model_run is not None and mask is None:
         raise UserError("--model generates from a label map: give --mask FILE as well")
-    rho = NOISE_CORRELATION if noise_correlation is None else noise_correlation
-    if not 0.0 <= rho <= 1.0:
-        raise UserError(f"--noise-correlation {rho} must be in [0, 1]")
+    rho = check_noise_correlation(NOISE_CORRELATION if noise_correlation is None else noise_correlation,
+                                  "--noise-correlation")
     cfg = (MaskGenConfig(size=16, n_train_patients=3, n_test_patients=2, diffusion_steps=8,
                          checker_steps=8, sample_steps=2, seed=seed)
            if quick else MaskGenConfig(seed=seed))

@@ -36,6 +36,7 @@ from genmed.errors import UserError, check_positive
 from genmed.fileio import save_figure, write_json
 from genmed.models.mask_generation import generate_from_maps, mask_diffusion
 from genmed.models.noise_texture import NoiseTexture
+from genmed.models.slicewise import NOISE_CORRELATION
 from genmed.train.fitting import Compute
 
 NOISE_TEXTURE = "noise_texture.npz"  # scan noise spectra kept in a mask model's run folder
@@ -85,19 +86,18 @@ def generate_pairs(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], m
 
 def generate_volume(volume_map: np.ndarray, attributes: Mapping[str, Any], model, *, steps: int = 50,
                     seed: int = 0, spacing_mm: Sequence[float] | None = None,
-                    texture: NoiseTexture | None = None, noise_correlation: float | None = None) -> np.ndarray:
+                    texture: NoiseTexture | None = None,
+                    noise_correlation: float = NOISE_CORRELATION) -> np.ndarray:
     """A volume (D, H, W) in HU for a 3-D map (D, H, W) and the volume's `attributes` from a
     2-D mask model, axial slice by axial slice from initial noises whose adjacent slices
-    correlate by `noise_correlation` (None: `slicewise.NOISE_CORRELATION`; 1: one shared noise;
-    `models/slicewise.py`); with `texture`, each slice gets its own draw of the level's scan
+    correlate by `noise_correlation` (1: one shared noise; `models/slicewise.py`); with `texture`, each slice gets its own draw of the level's scan
     noise inside the body."""
     from genmed.models.mask_generation import add_scan_noise, check_noise_request
-    from genmed.models.slicewise import NOISE_CORRELATION, sample_volume_slicewise
+    from genmed.models.slicewise import sample_volume_slicewise
 
     check_noise_request([attributes], texture, tuple(np.shape(volume_map)[-2:]))
-    rho = NOISE_CORRELATION if noise_correlation is None else noise_correlation
     x = sample_volume_slicewise(model, volume_map, attributes, steps=steps, seed=seed, spacing_mm=spacing_mm,
-                                noise_correlation=rho)
+                                noise_correlation=noise_correlation)
     if texture is not None:
         x = add_scan_noise(x, [attributes], texture, seed, body=np.asarray(volume_map)[None] > 0)
     return to_hu(x)[0]
@@ -164,9 +164,11 @@ def check_conditions(images_hu: np.ndarray, masks: np.ndarray, kinds: np.ndarray
         if groups.shape != (len(masks),):
             raise UserError(f"groups has shape {groups.shape}; expected one key per slice ({len(masks)})")
         p, g = pred == 2, masks == 2
-        keys = np.unique(groups)
-        overlap = {"kidney_overlap_by_group": [[int(2 * (p[groups == k] & g[groups == k]).sum()),
-                                                int(p[groups == k].sum() + g[groups == k].sum())] for k in keys]}
+        per_slice = np.stack([2 * (p & g).sum((1, 2)), p.sum((1, 2)) + g.sum((1, 2))], 1)
+        _, group = np.unique(groups, return_inverse=True)
+        by_group = np.zeros((group.max() + 1, 2), np.int64)
+        np.add.at(by_group, group, per_slice)
+        overlap = {"kidney_overlap_by_group": by_group.tolist()}
     hit = cls.predict(x).numpy() == kinds
     lesion = np.asarray(kinds) != 0  # without these, answering "healthy" scores the healthy share
     sd = estimate_sigma(images_hu) if spacing_mm is None else estimate_sigma_mode(images_hu, spacing_mm)

@@ -2,12 +2,12 @@
 
 A 3-D latent model needs a 3-D autoencoder, and on a CPU budget that stage is what loses the
 kidneys (docs/applications.md, "128^3 through the 3-D autoencoder"). The 2.5-D route keeps both
-stages 2-D: the 2-D mask model draws every axial slice of the map, all slices from one shared
-initial noise with the deterministic DDIM sampler (Song et al. 2021), so that neighbouring slices,
-whose maps differ little, get nearly the same image where their maps agree (or, with
-`noise_correlation` < 1, from noises that decorrelate along z, `slice_noise`); the volume's lesion
-kind applies to the slices that hold lesion pixels, the others are "healthy". Through-plane
-coherence is not modelled, only encouraged by the shared noise: measure it (the benchmark
+stages 2-D: the 2-D mask model draws every axial slice of the map with the deterministic DDIM
+sampler (Song et al. 2021) from initial noises that correlate between neighbouring slices and
+decorrelate along z (`slice_noise`), so that neighbouring slices, whose maps differ little, get
+nearly the same image where their maps agree; the volume's lesion kind applies to the slices
+that hold lesion pixels, the others are "healthy". Through-plane coherence is not modelled, only
+encouraged by the correlated noise: measure it (the benchmark
 reports the adjacent-slice difference against the real volumes') before trusting coronal and
 sagittal views. Published 2.5-D generators add through-plane layers to a 2-D model instead (Zhu et
 al. 2023, Make-A-Volume); this is the untrained baseline of that idea.
@@ -49,15 +49,21 @@ def slice_attributes(volume_map: np.ndarray, attributes: Mapping[str, Any],
 NOISE_CORRELATION = 0.98
 
 
+def check_noise_correlation(correlation: float, name: str = "noise_correlation") -> float:
+    """`correlation` as a float; UserError naming `name` unless it lies in [0, 1] (NaN too)."""
+    r = float(correlation)
+    if not 0.0 <= r <= 1.0:
+        raise UserError(f"{name} {correlation} must be in [0, 1]")
+    return r
+
+
 def slice_noise(n: int, shape: Sequence[int], correlation: float, generator: torch.Generator,
                 device: torch.device | str) -> torch.Tensor:
     """Initial noise (n, *shape) for `n` axial slices whose neighbours correlate by `correlation`:
     a first-order autoregressive process along z, x_k = r x_(k-1) + sqrt(1 - r^2) e_k, so each
     slice's noise is N(0, I) and slices k apart correlate by r^k. r = 1 is one shared noise (one
     draw), r = 0 independent draws."""
-    r = float(correlation)
-    if not 0.0 <= r <= 1.0:
-        raise UserError(f"noise_correlation={correlation} must be in [0, 1]")
+    r = check_noise_correlation(correlation)
     if r == 1.0:
         return randn((1, *shape), generator, device).expand(n, *shape)
     e = randn((n, *shape), generator, device)
