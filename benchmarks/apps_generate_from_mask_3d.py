@@ -300,6 +300,9 @@ def main() -> None:
                          "0: independent; between: an AR(1) process along z, `slice_noise`; "
                          "default: slicewise.NOISE_CORRELATION)")
     ap.add_argument("--independent-noise", action="store_true", help="--slicewise: --noise-correlation 0")
+    ap.add_argument("--map-guidance", type=float, default=0.0,
+                    help="--slicewise: weight w of map guidance (away from the organ-free map, "
+                         "`models/map_guidance.py`; 0: off)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--checker-steps", type=int, default=600)
@@ -326,6 +329,8 @@ def main() -> None:
         args.noise_correlation = NOISE_CORRELATION
     if not 0.0 <= args.noise_correlation <= 1.0:
         ap.error(f"--noise-correlation {args.noise_correlation} must be in [0, 1]")
+    if not 0.0 <= args.map_guidance < float("inf"):
+        ap.error(f"--map-guidance {args.map_guidance} must be a finite number >= 0")
     torch.set_num_threads(args.threads)
 
     from genmed.apps.common import to_hu, to_unit
@@ -386,7 +391,8 @@ def main() -> None:
         flat_te = as_slices(te)
         tcond, tids = encode(flat_te["maps"], flat_te["attributes"], maps.shape[-1], spatial_dims=2)
         plain = torch.cat([sample_volume_slicewise(model, m, a, steps=args.sample_steps, seed=args.seed + k,
-                                                   guidance=args.guidance, noise_correlation=args.noise_correlation)
+                                                   guidance=args.guidance, noise_correlation=args.noise_correlation,
+                                                   map_guidance=args.map_guidance)
                            for k, (m, a) in enumerate(zip(maps, attrs))])
         timing["sample_s_per_volume"] = round((time.perf_counter() - t0) / len(plain), 2)
         every = slice(None, None, 8)  # 128 of the 1,024 test slices
@@ -442,7 +448,8 @@ def main() -> None:
                for lv in real["noise_sd_hu"]}
     ratios["kidney_dice_ci95"] = kidney_ratio_ci(gen, real)
     figure(args.figure, maps, te.image, fake, attrs, spacing,
-           f"2-D latent diffusion slice by slice (noise correlation {args.noise_correlation:g} between slices),"
+           f"2-D latent diffusion slice by slice (noise correlation {args.noise_correlation:g} between slices"
+           + (f", map guidance {args.map_guidance:g})," if args.map_guidance else "),")
            if args.slicewise
            else "3-D latent diffusion")
     result = {

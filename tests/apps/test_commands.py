@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from genmed.cli import main
+from genmed.models.slicewise import MAP_GUIDANCE
 
 
 def run(argv: list[str]) -> int:
@@ -165,6 +166,7 @@ def test_a_volume_map_with_a_2d_model_is_drawn_slice_by_slice(tmp_path, capsys):
     assert image.array.shape == (4, 16, 16) and np.allclose(image.spacing, (5.0, 22.5, 22.5))
     written = json.loads((out / "generated.json").read_text())
     assert written["slice_by_slice"] is True and written["noise_correlation"] == 0.98
+    assert written["map_guidance"] == MAP_GUIDANCE
     refused = tmp_path / "refused"
     err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--quick", "--mask", str(path),
                                       "--attributes", '{"kind": "healthy"}', "--out", str(refused)], refused)
@@ -172,6 +174,13 @@ def test_a_volume_map_with_a_2d_model_is_drawn_slice_by_slice(tmp_path, capsys):
     err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--quick", "--mask", str(path),
                                       "--noise-correlation", "1.5", "--out", str(refused)], refused)
     assert "--noise-correlation 1.5" in err
+    err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--quick", "--mask", str(path),
+                                      "--map-guidance", "-1", "--out", str(refused)], refused)
+    assert "--map-guidance -1" in err
+    flat = _mask_file(tmp_path / "slice.nii.gz", 16, 1.0)
+    err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--quick", "--mask", str(flat),
+                                      "--map-guidance", "0.5", "--out", str(refused)], refused)
+    assert "3-D map" in err
 
 
 def test_a_seed_torch_cannot_take_is_one_line(tmp_path, capsys):

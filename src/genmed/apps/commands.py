@@ -142,6 +142,10 @@ def generate_from_mask(
     noise_correlation: float = typer.Option(None, "--noise-correlation", help="A 3-D map with a 2-D "
                                             "model: correlation of adjacent slices' initial noise, 0-1 "
                                             "(1: one shared noise; default 0.98)."),
+    map_guidance: float = typer.Option(None, "--map-guidance", help="A 3-D map with a 2-D model: weight "
+                                       "w >= 0 that steers each slice towards the map's kidneys and "
+                                       "lesion, away from the same map without them (0: off; twice "
+                                       "the sampling time)."),
 ) -> None:
     """Generate CT slices from a label map + attributes (SPADE diffusion); check they obey."""
     from genmed.apps.generate_from_mask import (
@@ -149,7 +153,8 @@ def generate_from_mask(
         train_mask_generator)
     from genmed.errors import UserError
     from genmed.models.mask_generation import check_noise_request
-    from genmed.models.slicewise import NOISE_CORRELATION, check_noise_correlation
+    from genmed.models.map_guidance import check_map_guidance
+    from genmed.models.slicewise import MAP_GUIDANCE, NOISE_CORRELATION, check_noise_correlation
 
     check_output_dir(out, files=(("generated.nii.gz", "generated.png", "generated.json") if mask is not None
                                  else ("generate_from_mask.json", "generate_from_mask.png")))
@@ -157,6 +162,7 @@ def generate_from_mask(
         raise UserError("--model generates from a label map: give --mask FILE as well")
     rho = check_noise_correlation(NOISE_CORRELATION if noise_correlation is None else noise_correlation,
                                   "--noise-correlation")
+    w_map = check_map_guidance(MAP_GUIDANCE if map_guidance is None else map_guidance, "--map-guidance")
     cfg = (MaskGenConfig(size=16, n_train_patients=3, n_test_patients=2, diffusion_steps=8,
                          checker_steps=8, sample_steps=2, seed=seed)
            if quick else MaskGenConfig(seed=seed))
@@ -183,6 +189,8 @@ def generate_from_mask(
     volume = dims == 2 and len(masks) > 1
     if not volume:
         spacing = spacing[-dims:]  # a single slice of a 3-D file: its in-plane spacing
+        if map_guidance:
+            raise UserError("--map-guidance is for a 3-D map drawn slice by slice by a 2-D model")
     texture = None  # scan noise per dose level, fitted by benchmarks/apps_generate_from_mask_256.py
     if model_run is not None and (model_run / NOISE_TEXTURE).is_file():
         from genmed.models.noise_texture import NoiseTexture
@@ -204,7 +212,7 @@ def generate_from_mask(
 
         images = generate_volume(masks, attrs, model or train_mask_generator(cfg), steps=cfg.sample_steps,
                                  seed=seed, spacing_mm=spacing, texture=texture,
-                                 noise_correlation=rho)[None]
+                                 noise_correlation=rho, map_guidance=w_map)[None]
         dims = 3  # written and drawn as one volume
     else:
         images = generate_pairs(masks, [attrs] * len(masks), model or train_mask_generator(cfg),
@@ -225,6 +233,7 @@ def generate_from_mask(
     write_json(out / "generated.json", {"mask": str(mask), "attributes": attrs, "n": len(images),
                                         "slice_by_slice": volume,
                                         "noise_correlation": rho if volume else None,
+                                        "map_guidance": w_map if volume else None,
                                         "model": str(model_run) if model_run else "trained by this run",
                                         "scan_noise": str(model_run / NOISE_TEXTURE) if texture else None})
     typer.echo(f"wrote {out}")

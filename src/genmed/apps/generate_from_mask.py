@@ -36,7 +36,7 @@ from genmed.errors import UserError, check_positive
 from genmed.fileio import save_figure, write_json
 from genmed.models.mask_generation import generate_from_maps, mask_diffusion
 from genmed.models.noise_texture import NoiseTexture
-from genmed.models.slicewise import NOISE_CORRELATION
+from genmed.models.slicewise import MAP_GUIDANCE, NOISE_CORRELATION
 from genmed.train.fitting import Compute
 
 NOISE_TEXTURE = "noise_texture.npz"  # scan noise spectra kept in a mask model's run folder
@@ -87,17 +87,19 @@ def generate_pairs(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], m
 def generate_volume(volume_map: np.ndarray, attributes: Mapping[str, Any], model, *, steps: int = 50,
                     seed: int = 0, spacing_mm: Sequence[float] | None = None,
                     texture: NoiseTexture | None = None,
-                    noise_correlation: float = NOISE_CORRELATION) -> np.ndarray:
+                    noise_correlation: float = NOISE_CORRELATION,
+                    map_guidance: float = MAP_GUIDANCE) -> np.ndarray:
     """A volume (D, H, W) in HU for a 3-D map (D, H, W) and the volume's `attributes` from a
     2-D mask model, axial slice by axial slice from initial noises whose adjacent slices
-    correlate by `noise_correlation` (1: one shared noise; `models/slicewise.py`); with `texture`, each slice gets its own draw of the level's scan
-    noise inside the body."""
+    correlate by `noise_correlation` (1: one shared noise; `models/slicewise.py`), steered
+    towards the map's organs by `map_guidance` (0: off; `models/map_guidance.py`); with
+    `texture`, each slice gets its own draw of the level's scan noise inside the body."""
     from genmed.models.mask_generation import add_scan_noise, check_noise_request
     from genmed.models.slicewise import sample_volume_slicewise
 
     check_noise_request([attributes], texture, tuple(np.shape(volume_map)[-2:]))
     x = sample_volume_slicewise(model, volume_map, attributes, steps=steps, seed=seed, spacing_mm=spacing_mm,
-                                noise_correlation=noise_correlation)
+                                noise_correlation=noise_correlation, map_guidance=map_guidance)
     if texture is not None:
         x = add_scan_noise(x, [attributes], texture, seed, body=np.asarray(volume_map)[None] > 0)
     return to_hu(x)[0]

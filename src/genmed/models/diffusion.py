@@ -33,6 +33,7 @@ from genmed.models.base import (
     randn,
 )
 from genmed.models.denoiser import EpsDenoiser, Prediction, v_target
+from genmed.models.map_guidance import MapGuidedDenoiser, organ_free_map
 from genmed.models.nets import VectorDenoiserMLP, diffusion_unet
 from genmed.models.samplers import SAMPLERS, SamplerName, get_sampler
 from genmed.models.schedules import (
@@ -264,9 +265,12 @@ class DiffusionModel(GenerativeModel):
     def denoise_from(self, x: Tensor, t_start: int | None, steps: int | None = None,
                      sampler: str | None = None, cond: Tensor | None = None, guidance: float = 1.0,
                      generator: torch.Generator | None = None, eta: float = 0.0,
-                     progress: bool = False, image_cond: Tensor | None = None) -> Tensor:
+                     progress: bool = False, image_cond: Tensor | None = None, *,
+                     map_guidance: float = 0.0) -> Tensor:
         """Run the reverse process from x_t at step `t_start` (None: T-1, pure noise) to t = 0
-        in `steps` steps; labels `cond` and `image_cond` must already be validated."""
+        in `steps` steps; labels `cond` and `image_cond` must already be validated.
+        `map_guidance` w > 0 steers away from `image_cond`'s organ-free map
+        (`models/map_guidance.py`; a label-map model only, twice the network calls)."""
         name = sampler or self.config.sampler
         fn = get_sampler(name)
         schedule = schedule_from_alpha_bar(self.alpha_bar64, steps or self.config.sample_steps, t_start,
@@ -274,8 +278,14 @@ class DiffusionModel(GenerativeModel):
         extra = {"eta": eta} if name == "ddim" else {}
         if cond is not None:
             cond = cond.to(x.device)
+        denoiser = self.denoiser(image_cond=image_cond)
+        if map_guidance:
+            if image_cond is None:
+                raise UserError("map guidance needs a model conditioned on a label map")
+            denoiser = MapGuidedDenoiser(denoiser, self.denoiser(image_cond=organ_free_map(image_cond)),
+                                         map_guidance)
         with evaluating(self):
-            out = fn(self.denoiser(image_cond=image_cond), x, schedule, cond=cond, guidance=guidance,
+            out = fn(denoiser, x, schedule, cond=cond, guidance=guidance,
                      generator=generator, progress=progress, **extra)
         return out.clamp(-1, 1) if self.bounded_images else out
 

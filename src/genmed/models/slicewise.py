@@ -26,6 +26,7 @@ from genmed.errors import UserError
 from genmed.models.base import device_of, randn
 from genmed.models.diffusion import DiffusionModel
 from genmed.models.latent import LatentDiffusionModel
+from genmed.models.map_guidance import check_map_guidance
 
 
 def slice_attributes(volume_map: np.ndarray, attributes: Mapping[str, Any],
@@ -47,6 +48,8 @@ def slice_attributes(volume_map: np.ndarray, attributes: Mapping[str, Any],
 # kidneys; real noise-free 3.5 / 9.0), one shared noise (1.0) 0.785 and 0.5 / 8.2 HU, independent
 # noise (0.0) 0.80 and flicker (docs/applications.md, "Initial noise that decorrelates along z")
 NOISE_CORRELATION = 0.98
+# map guidance weight by default (`models/map_guidance.py`; docs/applications.md, "Map guidance")
+MAP_GUIDANCE = 0.0
 
 
 def check_noise_correlation(correlation: float, name: str = "noise_correlation") -> float:
@@ -77,14 +80,17 @@ def slice_noise(n: int, shape: Sequence[int], correlation: float, generator: tor
 def sample_volume_slicewise(model: DiffusionModel | LatentDiffusionModel, volume_map: np.ndarray,
                             attributes: Mapping[str, Any], *, steps: int = 50, seed: int = 0,
                             guidance: float = 1.0, noise_correlation: float = NOISE_CORRELATION, chunk: int = 32,
-                            spacing_mm: Sequence[float] | None = None) -> torch.Tensor:
+                            spacing_mm: Sequence[float] | None = None,
+                            map_guidance: float = MAP_GUIDANCE) -> torch.Tensor:
     """A volume (1, 1, D, H, W) in [-1, 1] on the CPU for `volume_map` (D, H, W) from a 2-D
     mask-conditioned diffusion or latent diffusion `model`: DDIM in `steps` steps from initial
     noises whose adjacent slices correlate by `noise_correlation` (`slice_noise`; 1: one shared
-    noise, 0: independent draws), `chunk` slices per
-    network call. Scan noise is not added here (`mask_generation.add_scan_noise`)."""
+    noise, 0: independent draws), `chunk` slices per network call; `map_guidance` w > 0 steers
+    each slice away from its organ-free map (`models/map_guidance.py`, twice the network calls).
+    Scan noise is not added here (`mask_generation.add_scan_noise`)."""
     if model.config.spatial_dims != 2:
         raise UserError(f"slice-by-slice generation needs a 2-D model (this one is {model.config.spatial_dims}-D)")
+    map_guidance = check_map_guidance(map_guidance)
     volume_map = np.asarray(volume_map)
     if volume_map.ndim != 3:
         raise UserError(f"a volume's map must be (D, H, W); got shape {volume_map.shape}")
@@ -100,6 +106,7 @@ def sample_volume_slicewise(model: DiffusionModel | LatentDiffusionModel, volume
     out = []
     for i in range(0, len(cond), chunk):
         z = diffusion.denoise_from(x_t[i:i + chunk].contiguous(), None, steps, "ddim", ids[i:i + chunk].to(dev),
-                                   guidance, gen, 0.0, False, image_cond[i:i + chunk].to(dev))
+                                   guidance, gen, 0.0, False, image_cond[i:i + chunk].to(dev),
+                                   map_guidance=map_guidance)
         out.append((model.decode(z) if latent else z).cpu())
     return torch.cat(out).movedim(0, 1)[None]  # (D, 1, H, W) -> (1, 1, D, H, W)
