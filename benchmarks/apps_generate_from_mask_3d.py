@@ -300,9 +300,9 @@ def main() -> None:
                          "0: independent; between: an AR(1) process along z, `slice_noise`; "
                          "default: slicewise.NOISE_CORRELATION)")
     ap.add_argument("--independent-noise", action="store_true", help="--slicewise: --noise-correlation 0")
-    ap.add_argument("--map-guidance", type=float, default=0.0,
+    ap.add_argument("--map-guidance", type=float,
                     help="--slicewise: weight w of map guidance (away from the organ-free map, "
-                         "`models/map_guidance.py`; 0: off)")
+                         "`models/map_guidance.py`; 0: off; default: slicewise.MAP_GUIDANCE)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--checker-steps", type=int, default=600)
@@ -329,6 +329,10 @@ def main() -> None:
         args.noise_correlation = NOISE_CORRELATION
     if not 0.0 <= args.noise_correlation <= 1.0:
         ap.error(f"--noise-correlation {args.noise_correlation} must be in [0, 1]")
+    if args.map_guidance is None:
+        from genmed.models.slicewise import MAP_GUIDANCE
+
+        args.map_guidance = MAP_GUIDANCE
     if not 0.0 <= args.map_guidance < float("inf"):
         ap.error(f"--map-guidance {args.map_guidance} must be a finite number >= 0")
     torch.set_num_threads(args.threads)

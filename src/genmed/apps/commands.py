@@ -145,7 +145,7 @@ def generate_from_mask(
     map_guidance: float = typer.Option(None, "--map-guidance", help="A 3-D map with a 2-D model: weight "
                                        "w >= 0 that steers each slice towards the map's kidneys and "
                                        "lesion, away from the same map without them (0: off; twice "
-                                       "the sampling time)."),
+                                       "the sampling time; default 0.25)."),
 ) -> None:
     """Generate CT slices from a label map + attributes (SPADE diffusion); check they obey."""
     from genmed.apps.generate_from_mask import (
