@@ -88,3 +88,23 @@ def test_wrong_models_and_maps_are_refused():
             _map(), {"kind": "benign"})
     with pytest.raises(UserError, match=r"\(D, H, W\)"):
         sample_volume_slicewise(mask_diffusion(16), _map()[0], {"kind": "benign"})
+
+
+def test_slicewise_sampling_with_map_guidance_changes_only_where_the_map_has_organs():
+    """With w > 0 the sample moves; a map without organs is its own organ-free map, so guidance
+    leaves such a volume unchanged; a negative weight is refused."""
+    torch.manual_seed(0)
+    model = mask_diffusion(16).eval()
+    with torch.no_grad():  # MONAI zero-initialises output convolutions: an untouched net ignores its map
+        for p in model.parameters():
+            if not p.any():
+                p.normal_(0.0, 0.05)
+    kw = dict(steps=3, seed=1, noise_correlation=0.5)
+    plain = sample_volume_slicewise(model, _map(), {"kind": "benign"}, map_guidance=0.0, **kw)
+    guided = sample_volume_slicewise(model, _map(), {"kind": "benign"}, map_guidance=1.0, **kw)
+    assert not torch.allclose(guided, plain, atol=1e-3)
+    empty = np.where(_map() >= 2, 1, _map())
+    assert torch.allclose(sample_volume_slicewise(model, empty, {}, map_guidance=1.0, **kw),
+                          sample_volume_slicewise(model, empty, {}, map_guidance=0.0, **kw), atol=1e-5)
+    with pytest.raises(UserError, match="map_guidance"):
+        sample_volume_slicewise(model, _map(), {"kind": "benign"}, map_guidance=-1.0, **kw)
