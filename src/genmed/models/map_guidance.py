@@ -10,8 +10,8 @@ weight w,
 
     eps = eps(x, map) + w * (eps(x, map) - eps(x, organ-free map)),
 
-which amplifies what the model draws *because* of the kidneys and lesions and leaves the rest
-of the slice as the map alone would draw it. w = 0 is plain conditional sampling. It needs no
+which amplifies what the model draws *because* of the kidneys and lesions and changes little
+far from them, where the two maps agree. w = 0 is plain conditional sampling. It needs no
 retraining (no map dropout), at twice the network calls per step. Class-label guidance, if any,
 acts inside each of the two estimates as before.
 """
