@@ -321,20 +321,19 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "apps_generate_from_mask_3d.json")
     ap.add_argument("--figure", type=Path, default=ROOT / "docs" / "img" / "generate_from_mask_3d.png")
     args = ap.parse_args()
+    from genmed.errors import UserError
+    from genmed.models.map_guidance import check_map_guidance
+    from genmed.models.slicewise import MAP_GUIDANCE, NOISE_CORRELATION, check_noise_correlation
+
     if args.independent_noise:
         args.noise_correlation = 0.0
-    elif args.noise_correlation is None:
-        from genmed.models.slicewise import NOISE_CORRELATION
-
-        args.noise_correlation = NOISE_CORRELATION
-    if not 0.0 <= args.noise_correlation <= 1.0:
-        ap.error(f"--noise-correlation {args.noise_correlation} must be in [0, 1]")
-    if args.map_guidance is None:
-        from genmed.models.slicewise import MAP_GUIDANCE
-
-        args.map_guidance = MAP_GUIDANCE
-    if not 0.0 <= args.map_guidance < float("inf"):
-        ap.error(f"--map-guidance {args.map_guidance} must be a finite number >= 0")
+    try:  # the library's own range checks, as a usage error
+        args.noise_correlation = check_noise_correlation(
+            NOISE_CORRELATION if args.noise_correlation is None else args.noise_correlation, "--noise-correlation")
+        args.map_guidance = check_map_guidance(MAP_GUIDANCE if args.map_guidance is None else args.map_guidance,
+                                               "--map-guidance")
+    except UserError as exc:
+        ap.error(str(exc))
     torch.set_num_threads(args.threads)
 
     from genmed.apps.common import to_hu, to_unit
