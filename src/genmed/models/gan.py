@@ -83,6 +83,16 @@ def variant_defaults(variant: str, data_kind: str, size: int) -> dict[str, Any]:
                 diffaug=FULL_DIFFAUG)
 
 
+MAX_TEMPERATURE = 4.0  # beyond it z lies where G never saw a latent in training
+
+
+def check_temperature(temperature: float) -> float:
+    """A latent temperature T in (0, MAX_TEMPERATURE], or a one-line UserError. z ~ N(0, T^2 I):
+    T < 1 is the truncation trick's direction (Brock et al. 2019, sec. 3.1: precision for
+    recall), T > 1 the other (the "temperature" of Kingma & Dhariwal 2018, Glow, sec. 5)."""
+    return check_range("temperature", temperature, 0.0, MAX_TEMPERATURE, low_open=True)
+
+
 @dataclass(frozen=True, kw_only=True)
 class GANConfig(ModelConfig):
     """Generator/discriminator pair. Image size: 4 * 2**k (DCGAN nets) or b * 2**k with
@@ -393,11 +403,13 @@ class GANModel(GenerativeModel):
         return torch.stack([p.detach().float().sum() for p in self.generator.parameters()]).tolist()
 
     def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
-               generator: torch.Generator | None = None) -> Tensor:
-        """`n` samples G(z), z ~ N(0, I) from `generator`; `steps` is ignored (one pass). With
+               generator: torch.Generator | None = None, temperature: float = 1.0) -> Tensor:
+        """`n` samples G(z), z ~ N(0, T^2 I) from `generator` at latent `temperature` T
+        (`check_temperature`; 1: the training prior); `steps` is ignored (one pass). With
         `standing_stats` > 0, G's BatchNorm statistics are first re-estimated from that many
         draws (`standing_statistics`), once per set of weights."""
         check_positive("n", n)
+        check_temperature(temperature)
         if self.config.standing_stats and self._standing_key != (key := self._weights_key()):
             self.standing_statistics(self.config.standing_stats)
             self._standing_key = key
@@ -406,7 +418,7 @@ class GANModel(GenerativeModel):
             cond = torch.randint(0, self.config.num_classes, (n,), generator=generator,
                                  device=generator.device if generator is not None else "cpu")
         device = next(self.generator.parameters()).device
-        z = randn((n, self.config.latent_dim), generator, device)
+        z = temperature * randn((n, self.config.latent_dim), generator, device)
         with evaluating(self.generator):
             return self.generate(z, None if cond is None else cond.to(device))
 

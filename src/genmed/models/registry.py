@@ -71,6 +71,7 @@ class Capabilities:
     data_kinds: tuple[str, ...] = ("image", "vector")  # the `data_kind`s its config accepts
     builds_on: str | None = None  # a family trained first whose weights it embeds (stage one)
     few_step: bool = False  # samples well in 1-4 steps (a distilled student)
+    temperature: bool = False  # latent temperature `sample(temperature=...)`: z ~ N(0, T^2 I)
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ REGISTRY: dict[str, ModelSpec] = {
          # 2-D mixtures of the mode-collapse benchmark (MLP backbones)
          "toy": Recipe(lr=1e-3)}),
     "gan": ModelSpec(
-        GANConfig, GANModel, Capabilities(conditioning=("none", "label")),
+        GANConfig, GANModel, Capabilities(conditioning=("none", "label"), temperature=True),
         {"default": Recipe(lr=2e-4, betas=_ADAM_GAN),
          "compare": Recipe(lr=2e-4, betas=_ADAM_GAN, ema_decay=0.995, warmup_fraction=0.1),
          "short": Recipe(lr=2e-4, betas=_ADAM_GAN, ema_decay=0.0, **_SHORT),
@@ -209,7 +210,7 @@ def recipe(name: str, preset: str = "default", variant: str | None = None) -> Re
 
 
 def check_request(name: str, *, cond: str = "none", sampler: str | None = None,
-                  guidance: float | None = None) -> None:
+                  guidance: float | None = None, temperature: float | None = None) -> None:
     """UserError, before any work, for something model `name` cannot do."""
     caps = capabilities(name)
     if cond not in caps.conditioning:
@@ -221,6 +222,8 @@ def check_request(name: str, *, cond: str = "none", sampler: str | None = None,
         check_choice("sampler", sampler, caps.samplers)
     if guidance is not None and not caps.guidance:
         raise UserError(f"the {name} model takes no guidance scale")
+    if temperature is not None and not caps.temperature:
+        raise UserError(f"the {name} model takes no latent temperature (GANs do)")
 
 
 def build_model(family: str, *, spatial_dims: int = 2, in_channels: int = 1, size: int = 32,

@@ -135,6 +135,8 @@ def sample(
     sampler: str = typer.Option(None, help="Sampler name (diffusion: ddpm, ddim, ...)."),
     steps: int = typer.Option(None, help="Sampler steps (default: the sampler's own)."),
     guidance: float = typer.Option(None, help="Classifier-free guidance scale."),
+    temperature: float = typer.Option(None, help="GANs: latent temperature T, z ~ N(0, T^2 I) "
+                                      "(default 1; below 1 trades recall for precision)."),
     class_name: str = typer.Option(None, "--class", help="Class to sample (e.g. malignant)."),
     seed: int = typer.Option(0, help="Sampling seed."),
     precision: str = typer.Option("auto", help="auto (bf16 where the hardware runs it fast, "
@@ -150,8 +152,8 @@ def sample(
     from genmed.train import sample_run
 
     paths = sample_run(run_dir, out, n=n, steps=steps, sampler=sampler, guidance=guidance,
-                       class_name=class_name, seed=seed, precision=precision, compile=compile,
-                       channels_last=channels_last)
+                       temperature=temperature, class_name=class_name, seed=seed,
+                       precision=precision, compile=compile, channels_last=channels_last)
     typer.echo(f"wrote {n} samples and {paths[-2].name} -> {out}")
 
 

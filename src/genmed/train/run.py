@@ -134,6 +134,7 @@ def check_resume_steps(run_dir: str | Path, steps: int) -> None:
 
 def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int | None = None,
                sampler: str | None = None, guidance: float | None = None,
+               temperature: float | None = None,
                class_name: str | None = None, seed: int = 0, device: str = "auto",
                precision: str = "auto", compile: bool = False,
                channels_last: bool = False) -> list[Path]:
@@ -142,7 +143,8 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
     grid.png and samples.json. Returns the written paths. `precision` "auto": bf16 autocast
     where the CPU/GPU runs it fast (on the 64-px phantom teacher FID 13.4 [12.1, 14.8] in bf16
     vs 12.9 [11.6, 14.2] in fp32, 2.3x faster; benchmarks/distill_quality.py). `compile` /
-    `channels_last`: `genmed.train.compiled.accelerate` first."""
+    `channels_last`: `genmed.train.compiled.accelerate` first. `temperature` (GANs): z ~ N(0, T^2 I),
+    below 1 for precision, above 1 for recall (`genmed.models.gan.check_temperature`)."""
     from genmed.models import capabilities, check_request
 
     check_sample_out(run_dir, out)
@@ -153,8 +155,12 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
         check_range("--steps", steps, 1, MODEL_LIMITS["sample_steps"])
     if guidance is not None:
         check_range("--guidance", guidance, 0, 1000)
+    if temperature is not None:
+        from genmed.models.gan import MAX_TEMPERATURE
+
+        check_range("--temperature", temperature, 0, MAX_TEMPERATURE, low_open=True)
     cfg = load_config_of(run_dir)
-    check_request(cfg.family, sampler=sampler, guidance=guidance)
+    check_request(cfg.family, sampler=sampler, guidance=guidance, temperature=temperature)
     if guidance is not None and class_name is None:  # unconditional sampling ignores the scale
         raise UserError(f"--guidance {guidance:g} scales the pull towards --class; without --class it "
                         "changes nothing: give --class (class-conditional runs) or drop --guidance")
@@ -179,7 +185,8 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
         if class_name not in LABELS:
             raise UserError(f"--class {class_name!r} is not one of {', '.join(LABELS)}")
         cond = torch.full((n,), LABELS.index(class_name), dtype=torch.long, device=num.device)
-    extra = {k: v for k, v in (("sampler", sampler), ("guidance", guidance)) if v is not None}
+    extra = {k: v for k, v in (("sampler", sampler), ("guidance", guidance),
+                               ("temperature", temperature)) if v is not None}
     generator = torch.Generator(num.device).manual_seed(seed)
     with torch.no_grad(), num.autocast():
         images = model.sample(n, cond=cond, steps=steps, generator=generator, **extra)
