@@ -96,15 +96,135 @@ def run_seed(seed: int, parts: Path, threads: int = 1) -> dict:
     return result
 
 
+def merge(parts: Path) -> dict:
+    """Choose T on the validation seed, pool the test seeds at every T, judge issue 14's GAN
+    targets at the chosen T (baselines' precision and diffusion's coverage from
+    results/families_64.json: same seeds, data and extractor)."""
+    from genmed.metrics.stats import mean_ci
+
+    done = {int(p.parent.name.split("_s")[1]): json.loads(p.read_text())
+            for p in parts.glob("gan64_s*/temperature.json")}
+    if VALIDATION_SEED not in done or len(done) < 2:
+        raise SystemExit(f"{parts}: need the validation seed {VALIDATION_SEED} and a test seed")
+    validation = done.pop(VALIDATION_SEED)
+    chosen = max(TEMPS, key=lambda t: validation[str(t)]["coverage"])
+    seeds = sorted(done)
+    families = json.loads((ROOT / "benchmarks" / "results" / "families_64.json").read_text())
+    arms = families["arms"]
+    baseline_precision = max(arms["dcgan"]["precision"]["mean"], arms["sngan"]["precision"]["mean"])
+    diffusion_coverage = arms["diffusion"]["coverage"]["mean"]
+    real_share = np.mean([done[s]["1.0"]["real_share"] for s in seeds], 0)
+
+    def pooled(values: list[float]) -> dict:
+        e = mean_ci(values)
+        return {"mean": e.value, "low": e.low, "high": e.high, "per_seed": values}
+
+    test = {}
+    for t in TEMPS:
+        row = {k: pooled([done[s][str(t)][k] for s in seeds]) for k in METRICS}
+        share = np.mean([done[s][str(t)]["class_share"] for s in seeds], 0)
+        row["class_share"] = share.tolist()
+        row["class_share_max_gap"] = float(np.abs(share - real_share).max())
+        test[str(t)] = row
+    at = test[str(chosen)]
+    meta = json.loads((parts / f"gan64_s{seeds[0]}" / "metrics.json").read_text())
+    return {"rule": "T with the highest coverage on the validation seed", "temperatures": list(TEMPS),
+            "validation_seed": VALIDATION_SEED, "validation": validation, "chosen_temperature": chosen,
+            "test_seeds": seeds, "test": test, "real_class_share": real_share.tolist(),
+            "targets_at_chosen": {
+                "recall_ge_0.5": {"value": at["recall"]["mean"], "met": at["recall"]["mean"] >= 0.5},
+                "precision_ge_baselines": {"value": at["precision"]["mean"], "baseline": baseline_precision,
+                                           "met": at["precision"]["mean"] >= baseline_precision},
+                "coverage_ge_half_diffusion": {"value": at["coverage"]["mean"], "diffusion": diffusion_coverage,
+                                               "met": at["coverage"]["mean"] >= 0.5 * diffusion_coverage},
+                "class_shares_within_5_points": {"max_abs_diff": at["class_share_max_gap"],
+                                                 "met": at["class_share_max_gap"] <= 0.05}},
+            "extractor": meta["extractor"], "machine": meta["machine"], "budget": meta["budget"],
+            "data": meta["data"],
+            "train_seconds": {s: json.loads((parts / f"gan64_s{s}" / "metrics.json").read_text())
+                              ["families"]["gan"]["train_seconds"] for s in [*seeds, VALIDATION_SEED]}}
+
+
+def figures(result: dict, parts: Path, n: int = 6) -> None:
+    """docs/img/gan_temperature.png (precision against recall and coverage against T, every
+    seed) and docs/img/gan_temperature_samples.png (the first `n` draws of test seed 0 at every
+    T, the same base latents; HU, abdomen window)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genmed.apps.common import hu_columns_figure
+    from genmed.compare.runner import load_splits
+    from genmed.data.transforms import unit_to_hu
+    from genmed.fileio import save_figure
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.2))
+    runs = {f"validation (seed {VALIDATION_SEED})": result["validation"]}
+    runs.update({f"test seed {s}": {str(t): {k: result["test"][str(t)][k]["per_seed"][i]
+                                              for k in METRICS} for t in TEMPS}
+                 for i, s in enumerate(result["test_seeds"])})
+    for name, r in runs.items():
+        style = "--" if name.startswith("validation") else "-"
+        rec = [r[str(t)]["recall"] for t in TEMPS]
+        pre = [r[str(t)]["precision"] for t in TEMPS]
+        line, = ax.plot(rec, pre, style + "o", label=name)
+        for t, x, y in zip(TEMPS, rec, pre):
+            ax.annotate(f"T={t:g}", (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        bx.plot(TEMPS, [r[str(t)]["coverage"] for t in TEMPS], style + "o", color=line.get_color(),
+                label=name)
+    ax.axvline(0.5, color="grey", lw=0.8, ls=":")
+    ax.text(0.505, 0.02, "recall target 0.5", fontsize=7, color="grey")
+    ax.axhline(result["targets_at_chosen"]["precision_ge_baselines"]["baseline"], color="grey", lw=0.8, ls=":")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("recall (diversity) ↑")
+    ax.set_ylabel("precision (quality) ↑")
+    ax.set_title("precision against recall as T varies\n(dotted: recall target, best baseline GAN's "
+                 "precision)", fontsize=9)
+    ax.grid(alpha=0.3)
+    bx.axvline(result["chosen_temperature"], color="grey", lw=0.8, ls=":")
+    bx.set_xlabel("latent temperature T (z ~ N(0, T² I))")
+    bx.set_ylabel("coverage ↑")
+    bx.set_title(f"coverage against T (dotted: T chosen on validation, "
+                 f"{result['chosen_temperature']:g})", fontsize=9)
+    bx.grid(alpha=0.3)
+    bx.legend(fontsize=7)
+    fig.suptitle(f"Stabilised GAN, 64 px phantom, 12,000 training images, 256 draws per point; "
+                 f"k = 5 in {result['extractor']['name']} features", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, ROOT / "docs" / "img" / "gan_temperature.png")
+    seed = result["test_seeds"][0]
+    cfg, _ = train_seed(seed, parts)  # the run exists: its config, to load the held-out slices
+    _, real, _ = load_splits(cfg)
+    pick = np.random.default_rng(seed).choice(len(real), n, replace=False)
+    cols = {"real (held-out)": unit_to_hu(real[pick, 0])}
+    cols.update({f"T = {t:g}": unit_to_hu(np.load(parts / f"gan64_s{seed}" / f"samples_T{t}.npy")[:n, 0])
+                 for t in TEMPS})
+    fig = hu_columns_figure(cols, n=n, panel_in=1.6, row_labels=[f"#{i + 1}" for i in range(n)],
+                            title=f"Stabilised GAN, 64 px, test seed {seed}: the same base latents "
+                                  f"e at temperature T (z = T e)")
+    save_figure(fig, ROOT / "docs" / "img" / "gan_temperature_samples.png")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, help="train and measure this seed")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--parts", default=str(ROOT / "runs" / "bench_gan_temperature"),
                     help="scratch folder of the per-seed runs (git-ignored)")
+    ap.add_argument("--merge", action="store_true", help="pool the seeds into the result JSON")
     args = ap.parse_args()
+    parts = Path(args.parts)
     if args.seed is not None:
-        run_seed(args.seed, Path(args.parts), args.threads)
+        run_seed(args.seed, parts, args.threads)
+    if args.merge:
+        result = merge(parts)
+        write_json(OUT, result)
+        figures(result, parts)
+        print("chosen T", result["chosen_temperature"], json.dumps(result["targets_at_chosen"]))
+        for t, row in result["test"].items():
+            print(t, {k: round(row[k]["mean"], 3) for k in METRICS})
 
 
 if __name__ == "__main__":
