@@ -84,10 +84,25 @@ def run_seed(seed: int, parts: Path, threads: int = 1) -> dict:
     return result
 
 
-def merge(parts: Path) -> dict:
-    """Pool the seeds and judge the GAN targets of issue 14."""
+def pool_seeds(rows: list[dict], real_share: np.ndarray) -> dict:
+    """One setting's per-seed measurements (dicts with METRICS and "class_share") pooled: each
+    metric's mean, 95% t-interval over seeds and per-seed values; the mean class shares and
+    their largest gap to `real_share`."""
     from genmed.metrics.stats import mean_ci
 
+    row = {}
+    for k in METRICS:
+        values = [r[k] for r in rows]
+        e = mean_ci(values)
+        row[k] = {"mean": e.value, "low": e.low, "high": e.high, "per_seed": values}
+    share = np.mean([r["class_share"] for r in rows], 0)
+    row["class_share"] = share.tolist()
+    row["class_share_max_gap"] = float(np.abs(share - real_share).max())
+    return row
+
+
+def merge(parts: Path) -> dict:
+    """Pool the seeds and judge the GAN targets of issue 14."""
     seeds = sorted(int(p.parent.name.split("_s")[1]) for p in parts.glob("gan64_s*/bn_probe.json"))
     if not seeds:
         raise SystemExit(f"no seeds in {parts}")
@@ -96,17 +111,9 @@ def merge(parts: Path) -> dict:
     families = json.loads((ROOT / "benchmarks" / "results" / "families_64.json").read_text())
     diffusion_coverage = families["arms"]["diffusion"]["coverage"]["mean"]
     real_share = np.mean([per_seed[s]["running stats"]["real_share"] for s in seeds], 0)
-
-    def pooled(values: list[float]) -> dict:
-        e = mean_ci(values)
-        return {"mean": e.value, "low": e.low, "high": e.high, "per_seed": values}
-
     variants = {}
     for name in VARIANTS:
-        row = {k: pooled([per_seed[s][name][k] for s in seeds]) for k in METRICS}
-        share = np.mean([per_seed[s][name]["class_share"] for s in seeds], 0)
-        row["class_share"] = share.tolist()
-        row["class_share_max_gap"] = float(np.abs(share - real_share).max())
+        row = pool_seeds([per_seed[s][name] for s in seeds], real_share)
         row["targets"] = {
             "recall_ge_0.5": row["recall"]["mean"] >= 0.5,
             "coverage_ge_half_diffusion": row["coverage"]["mean"] >= 0.5 * diffusion_coverage,

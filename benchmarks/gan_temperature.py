@@ -100,7 +100,7 @@ def merge(parts: Path) -> dict:
     """Choose T on the validation seed, pool the test seeds at every T, judge issue 14's GAN
     targets at the chosen T (baselines' precision and diffusion's coverage from
     results/families_64.json: same seeds, data and extractor)."""
-    from genmed.metrics.stats import mean_ci
+    from gan_standing_stats import pool_seeds  # a sibling script: benchmarks/ is on sys.path
 
     done = {int(p.parent.name.split("_s")[1]): json.loads(p.read_text())
             for p in parts.glob("gan64_s*/temperature.json")}
@@ -114,18 +114,7 @@ def merge(parts: Path) -> dict:
     baseline_precision = max(arms["dcgan"]["precision"]["mean"], arms["sngan"]["precision"]["mean"])
     diffusion_coverage = arms["diffusion"]["coverage"]["mean"]
     real_share = np.mean([done[s]["1.0"]["real_share"] for s in seeds], 0)
-
-    def pooled(values: list[float]) -> dict:
-        e = mean_ci(values)
-        return {"mean": e.value, "low": e.low, "high": e.high, "per_seed": values}
-
-    test = {}
-    for t in TEMPS:
-        row = {k: pooled([done[s][str(t)][k] for s in seeds]) for k in METRICS}
-        share = np.mean([done[s][str(t)]["class_share"] for s in seeds], 0)
-        row["class_share"] = share.tolist()
-        row["class_share_max_gap"] = float(np.abs(share - real_share).max())
-        test[str(t)] = row
+    test = {str(t): pool_seeds([done[s][str(t)] for s in seeds], real_share) for t in TEMPS}
     at = test[str(chosen)]
     meta = json.loads((parts / f"gan64_s{seeds[0]}" / "metrics.json").read_text())
     return {"rule": "T with the highest coverage on the validation seed", "temperatures": list(TEMPS),
