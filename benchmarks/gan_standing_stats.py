@@ -34,17 +34,12 @@ VARIANTS = ("running stats", "batch stats", "standing stats")
 METRICS = ("fid", "precision", "recall", "coverage")
 
 
-def run_seed(seed: int, parts: Path, threads: int = 1) -> dict:
-    """Train (unless done) and measure one seed; writes parts/gan64_s<seed>/bn_probe.json."""
-    import copy
-
+def train_seed(seed: int, parts: Path, threads: int = 1):
+    """The families_64 `gan` arm at `seed` in parts/gan64_s<seed> (trained unless its run
+    exists): (its CompareConfig, that folder)."""
     import torch
 
     from genmed.compare import CompareConfig, compare
-    from genmed.compare.runner import load_family, load_splits
-    from genmed.metrics.diversity import class_coverage
-    from genmed.metrics.evaluate import EvalConfig, evaluate_images
-    from genmed.metrics.features import load_extractor
 
     torch.set_num_threads(threads)
     out = parts / f"gan64_s{seed}"
@@ -52,6 +47,21 @@ def run_seed(seed: int, parts: Path, threads: int = 1) -> dict:
                         seed=seed, out=str(out))
     if not (out / "metrics.json").exists():
         compare(cfg, progress=lambda m: print(f"[seed {seed}] {m}", flush=True))
+    return cfg, out
+
+
+def run_seed(seed: int, parts: Path, threads: int = 1) -> dict:
+    """Train (unless done) and measure one seed; writes parts/gan64_s<seed>/bn_probe.json."""
+    import copy
+
+    import torch
+
+    from genmed.compare.runner import load_family, load_splits
+    from genmed.metrics.diversity import class_coverage
+    from genmed.metrics.evaluate import EvalConfig, evaluate_images
+    from genmed.metrics.features import load_extractor
+
+    cfg, out = train_seed(seed, parts, threads)
     train_ds, real, real_labels = load_splits(cfg)
     model = load_family("gan", out / "runs" / "gan").model
     ext = load_extractor(None)

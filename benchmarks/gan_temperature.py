@@ -34,26 +34,12 @@ import numpy as np
 
 from genmed.fileio import write_json
 
+from gan_standing_stats import METRICS, pool_seeds, train_seed  # a sibling: benchmarks/ is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "gan_temperature.json"
 TEMPS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 VALIDATION_SEED = 100
-METRICS = ("fid", "precision", "recall", "coverage")
-
-
-def train_seed(seed: int, parts: Path, threads: int = 1):
-    """The families_64 `gan` arm at `seed` (trained unless its run exists): (cfg, folder)."""
-    import torch
-
-    from genmed.compare import CompareConfig, compare
-
-    torch.set_num_threads(threads)
-    out = parts / f"gan64_s{seed}"
-    cfg = CompareConfig(families=("gan",), size=64, budget_images=12_000, n_samples=256, study=(),
-                        seed=seed, out=str(out))
-    if not (out / "metrics.json").exists():
-        compare(cfg, progress=lambda m: print(f"[seed {seed}] {m}", flush=True))
-    return cfg, out
 
 
 def run_seed(seed: int, parts: Path, threads: int = 1) -> dict:
@@ -100,8 +86,6 @@ def merge(parts: Path) -> dict:
     """Choose T on the validation seed, pool the test seeds at every T, judge issue 14's GAN
     targets at the chosen T (baselines' precision and diffusion's coverage from
     results/families_64.json: same seeds, data and extractor)."""
-    from gan_standing_stats import pool_seeds  # a sibling script: benchmarks/ is on sys.path
-
     done = {int(p.parent.name.split("_s")[1]): json.loads(p.read_text())
             for p in parts.glob("gan64_s*/temperature.json")}
     if VALIDATION_SEED not in done or len(done) < 2:
