@@ -40,45 +40,52 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "gan_temperature.json"
 TEMPS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 VALIDATION_SEED = 100
+RAW = "raw 1.0"  # the raw generator (the engine's weights before EMA) at T = 1
 
 
 def run_seed(seed: int, parts: Path, threads: int = 1) -> dict:
-    """Train (unless done) and measure one seed at every temperature; writes
-    parts/gan64_s<seed>/temperature.json."""
+    """Train (unless done) and measure one seed: the EMA generator at every temperature, and the
+    raw (not averaged) generator at T = 1 ("raw 1.0"); settings already in
+    parts/gan64_s<seed>/temperature.json are kept, the rest measured and added to it."""
     import torch
 
-    from genmed.compare.runner import load_family, load_splits
+    from genmed.compare.runner import load_splits
     from genmed.metrics.diversity import class_coverage
     from genmed.metrics.evaluate import EvalConfig, evaluate_images
     from genmed.metrics.features import load_extractor
+    from genmed.train import load_run
 
     cfg, out = train_seed(seed, parts, threads)
+    path = out / "temperature.json"
+    result = json.loads(path.read_text()) if path.exists() else {}
+    settings = [(str(t), t, True) for t in TEMPS] + [(RAW, 1.0, False)]
+    todo = [s for s in settings if s[0] not in result]
+    if not todo:
+        return result
     train_ds, real, real_labels = load_splits(cfg)
-    model = load_family("gan", out / "runs" / "gan").model
+    models = {ema: load_run(out / "runs" / "gan", ema=ema)[0] for ema in (True, False)}
     ext = load_extractor(None)
     real_pred = ext.predict(real)
     gen = torch.Generator().manual_seed(seed)
-    base = torch.randn(256, model.config.latent_dim, generator=gen)  # the same e at every T
-    result = {}
-    for temp in TEMPS:
+    base = torch.randn(256, models[True].config.latent_dim, generator=gen)  # the same e at every T
+    for key, temp, ema in todo:
+        g = models[ema].generator.eval()
         with torch.no_grad():
-            model.generator.eval()
-            fake = torch.cat([model.generator(temp * e, None).float()
-                              for e in base.split(64)]).clamp(-1, 1).numpy()
+            fake = torch.cat([g(temp * e, None).float() for e in base.split(64)]).clamp(-1, 1).numpy()
         m = evaluate_images(real, fake, extractor=ext, train=train_ds.images.numpy(),
                             real_labels=real_labels,
                             cfg=EvalConfig(n_boot=30, seed=seed, kid_subset=100))
         shares = class_coverage(ext.predict(fake), real_pred, len(ext.class_names), ext.class_names)
-        result[str(temp)] = {"fid": m["quality"]["fid"]["value"],
-                             "precision": m["quality"]["precision"]["value"],
-                             "recall": m["diversity"]["recall"]["value"],
-                             "coverage": m["diversity"]["coverage"]["value"],
-                             "class_share": [float(v) for v in shares.sample_share],
-                             "real_share": [float(v) for v in shares.data_share]}
-        print(seed, temp, json.dumps(result[str(temp)]), flush=True)
-        if seed in (0, VALIDATION_SEED):
+        result[key] = {"fid": m["quality"]["fid"]["value"],
+                       "precision": m["quality"]["precision"]["value"],
+                       "recall": m["diversity"]["recall"]["value"],
+                       "coverage": m["diversity"]["coverage"]["value"],
+                       "class_share": [float(v) for v in shares.sample_share],
+                       "real_share": [float(v) for v in shares.data_share]}
+        print(seed, key, json.dumps(result[key]), flush=True)
+        if seed in (0, VALIDATION_SEED) and ema:
             np.save(out / f"samples_T{temp}.npy", fake[:16])
-    write_json(out / "temperature.json", result)
+        write_json(path, result)
     return result
 
 
@@ -99,11 +106,13 @@ def merge(parts: Path) -> dict:
     diffusion_coverage = arms["diffusion"]["coverage"]["mean"]
     real_share = np.mean([done[s]["1.0"]["real_share"] for s in seeds], 0)
     test = {str(t): pool_seeds([done[s][str(t)] for s in seeds], real_share) for t in TEMPS}
+    raw = pool_seeds([done[s][RAW] for s in seeds], real_share) if all(RAW in done[s] for s in seeds) else None
     at = test[str(chosen)]
     meta = json.loads((parts / f"gan64_s{seeds[0]}" / "metrics.json").read_text())
     return {"rule": "T with the highest coverage on the validation seed", "temperatures": list(TEMPS),
             "validation_seed": VALIDATION_SEED, "validation": validation, "chosen_temperature": chosen,
             "test_seeds": seeds, "test": test, "real_class_share": real_share.tolist(),
+            "raw_generator_T1": {"validation": validation.get(RAW), "test": raw},
             "targets_at_chosen": {
                 "recall_ge_0.5": {"value": at["recall"]["mean"], "met": at["recall"]["mean"] >= 0.5},
                 "precision_ge_baselines": {"value": at["precision"]["mean"], "baseline": baseline_precision,
