@@ -12,7 +12,8 @@ Per seed, the `gan` arm of benchmarks/families_64.py is trained again exactly as
 `genmed.compare` run with families=("gan",): same phantom draw, split, 12,000 training images,
 genmed-phantom-cnn-v1 features; fp32 on a CPU without bf16, so gan_standing_stats.json's fp32
 rerun to the digit), then its EMA generator is sampled 256 times at every temperature in TEMPS
-from the same base latents (z = T * e, e ~ N(0, I)) and measured like the comparison.
+from the same base latents (z = T * e, e ~ N(0, I)) and measured like the comparison; so is
+its raw generator (the weights before EMA) at T = 1.
 
 The temperature is chosen on a validation draw (phantom seed 100, the recipe sweep's: other
 patients than the evaluation seeds) by a rule fixed before any run: the highest coverage
