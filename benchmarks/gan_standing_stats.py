@@ -50,22 +50,45 @@ def train_seed(seed: int, parts: Path, threads: int = 1):
     return cfg, out
 
 
+def reference(cfg) -> dict:
+    """What samples of the comparison `cfg` are measured against: its held-out real slices and
+    labels, its training images, the shipped extractor and its class predictions on the reals."""
+    from genmed.compare.runner import load_splits
+    from genmed.metrics.features import load_extractor
+
+    train_ds, real, real_labels = load_splits(cfg)
+    ext = load_extractor(None)
+    return {"real": real, "real_labels": real_labels, "train": train_ds.images.numpy(),
+            "extractor": ext, "real_pred": ext.predict(real)}
+
+
+def measure(fake: np.ndarray, ref: dict, seed: int) -> dict:
+    """FID, precision, recall and coverage of `fake` (N, 1, H, W) in [-1, 1] as the comparison
+    measures them (30 bootstrap resamples), and the class shares of the extractor's classifier
+    on the samples and on the reals."""
+    from genmed.metrics.diversity import class_coverage
+    from genmed.metrics.evaluate import EvalConfig, evaluate_images
+
+    ext = ref["extractor"]
+    m = evaluate_images(ref["real"], fake, extractor=ext, train=ref["train"], real_labels=ref["real_labels"],
+                        cfg=EvalConfig(n_boot=30, seed=seed, kid_subset=100))
+    shares = class_coverage(ext.predict(fake), ref["real_pred"], len(ext.class_names), ext.class_names)
+    return {"fid": m["quality"]["fid"]["value"], "precision": m["quality"]["precision"]["value"],
+            "recall": m["diversity"]["recall"]["value"], "coverage": m["diversity"]["coverage"]["value"],
+            "class_share": [float(v) for v in shares.sample_share],
+            "real_share": [float(v) for v in shares.data_share]}
+
+
 def run_seed(seed: int, parts: Path, threads: int = 1) -> dict:
     """Train (unless done) and measure one seed; writes parts/gan64_s<seed>/bn_probe.json."""
     import copy
 
     import torch
 
-    from genmed.compare.runner import load_family, load_splits
-    from genmed.metrics.diversity import class_coverage
-    from genmed.metrics.evaluate import EvalConfig, evaluate_images
-    from genmed.metrics.features import load_extractor
-
+    from genmed.compare.runner import load_family
     cfg, out = train_seed(seed, parts, threads)
-    train_ds, real, real_labels = load_splits(cfg)
+    ref = reference(cfg)
     model = load_family("gan", out / "runs" / "gan").model
-    ext = load_extractor(None)
-    real_pred = ext.predict(real)
     standing = copy.deepcopy(model)
     standing.standing_statistics(2048, batch=64, seed=1000 + seed)
     generators = {"running stats": (model.generator, False), "batch stats": (model.generator, True),
@@ -80,15 +103,7 @@ def run_seed(seed: int, parts: Path, threads: int = 1) -> dict:
                 g.train(train_mode)
                 chunks.append(g(z, None).float())
         g.eval()
-        fake = torch.cat(chunks).clamp(-1, 1).numpy()
-        m = evaluate_images(real, fake, extractor=ext, train=train_ds.images.numpy(),
-                            real_labels=real_labels, cfg=EvalConfig(n_boot=30, seed=seed, kid_subset=100))
-        shares = class_coverage(ext.predict(fake), real_pred, len(ext.class_names), ext.class_names)
-        result[name] = {"fid": m["quality"]["fid"]["value"], "precision": m["quality"]["precision"]["value"],
-                        "recall": m["diversity"]["recall"]["value"],
-                        "coverage": m["diversity"]["coverage"]["value"],
-                        "class_share": [float(v) for v in shares.sample_share],
-                        "real_share": [float(v) for v in shares.data_share]}
+        result[name] = measure(torch.cat(chunks).clamp(-1, 1).numpy(), ref, seed)
         print(seed, name, json.dumps(result[name]), flush=True)
     write_json(out / "bn_probe.json", result)
     return result

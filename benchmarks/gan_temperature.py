@@ -35,7 +35,7 @@ import numpy as np
 
 from genmed.fileio import write_json
 
-from gan_standing_stats import METRICS, pool_seeds, train_seed  # a sibling: benchmarks/ is on sys.path
+from gan_standing_stats import METRICS, measure, pool_seeds, reference, train_seed  # a sibling: benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "gan_temperature.json"
@@ -50,10 +50,6 @@ def run_seed(seed: int, parts: Path, threads: int = 1) -> dict:
     parts/gan64_s<seed>/temperature.json are kept, the rest measured and added to it."""
     import torch
 
-    from genmed.compare.runner import load_splits
-    from genmed.metrics.diversity import class_coverage
-    from genmed.metrics.evaluate import EvalConfig, evaluate_images
-    from genmed.metrics.features import load_extractor
     from genmed.train import load_run
 
     cfg, out = train_seed(seed, parts, threads)
@@ -63,26 +59,15 @@ def run_seed(seed: int, parts: Path, threads: int = 1) -> dict:
     todo = [s for s in settings if s[0] not in result]
     if not todo:
         return result
-    train_ds, real, real_labels = load_splits(cfg)
+    ref = reference(cfg)
     models = {ema: load_run(out / "runs" / "gan", ema=ema)[0] for ema in (True, False)}
-    ext = load_extractor(None)
-    real_pred = ext.predict(real)
     gen = torch.Generator().manual_seed(seed)
     base = torch.randn(256, models[True].config.latent_dim, generator=gen)  # the same e at every T
     for key, temp, ema in todo:
         g = models[ema].generator.eval()
         with torch.no_grad():
             fake = torch.cat([g(temp * e, None).float() for e in base.split(64)]).clamp(-1, 1).numpy()
-        m = evaluate_images(real, fake, extractor=ext, train=train_ds.images.numpy(),
-                            real_labels=real_labels,
-                            cfg=EvalConfig(n_boot=30, seed=seed, kid_subset=100))
-        shares = class_coverage(ext.predict(fake), real_pred, len(ext.class_names), ext.class_names)
-        result[key] = {"fid": m["quality"]["fid"]["value"],
-                       "precision": m["quality"]["precision"]["value"],
-                       "recall": m["diversity"]["recall"]["value"],
-                       "coverage": m["diversity"]["coverage"]["value"],
-                       "class_share": [float(v) for v in shares.sample_share],
-                       "real_share": [float(v) for v in shares.data_share]}
+        result[key] = measure(fake, ref, seed)
         print(seed, key, json.dumps(result[key]), flush=True)
         if seed in (0, VALIDATION_SEED) and ema:
             np.save(out / f"samples_T{temp}.npy", fake[:16])

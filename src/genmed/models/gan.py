@@ -86,11 +86,11 @@ def variant_defaults(variant: str, data_kind: str, size: int) -> dict[str, Any]:
 MAX_TEMPERATURE = 4.0  # beyond it z lies where G never saw a latent in training
 
 
-def check_temperature(temperature: float) -> float:
-    """A latent temperature T in (0, MAX_TEMPERATURE], or a one-line UserError. z ~ N(0, T^2 I):
+def check_temperature(temperature: float, name: str = "temperature") -> float:
+    """A latent temperature T in (0, MAX_TEMPERATURE], or a one-line UserError naming `name`. z ~ N(0, T^2 I):
     T < 1 is the truncation trick's direction (Brock et al. 2019, sec. 3.1: precision for
     recall), T > 1 the other (the "temperature" of Kingma & Dhariwal 2018, Glow, sec. 5)."""
-    return check_range("temperature", temperature, 0.0, MAX_TEMPERATURE, low_open=True)
+    return check_range(name, temperature, 0.0, MAX_TEMPERATURE, low_open=True)
 
 
 @dataclass(frozen=True, kw_only=True)

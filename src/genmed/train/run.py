@@ -156,9 +156,9 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
     if guidance is not None:
         check_range("--guidance", guidance, 0, 1000)
     if temperature is not None:
-        from genmed.models.gan import MAX_TEMPERATURE
+        from genmed.models.gan import check_temperature
 
-        check_range("--temperature", temperature, 0, MAX_TEMPERATURE, low_open=True)
+        check_temperature(temperature, "--temperature")
     cfg = load_config_of(run_dir)
     check_request(cfg.family, sampler=sampler, guidance=guidance, temperature=temperature)
     if guidance is not None and class_name is None:  # unconditional sampling ignores the scale
