@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from genmed.data.conditions import CLASSES
-from genmed.errors import UserError, check_positive
+from genmed.errors import UserError
 from genmed.models.denoiser import Denoiser
 
 BODY, ORGANS = CLASSES.index("body"), (CLASSES.index("kidney"), CLASSES.index("lesion"))
@@ -30,7 +30,10 @@ BODY, ORGANS = CLASSES.index("body"), (CLASSES.index("kidney"), CLASSES.index("l
 
 def check_map_guidance(weight: float, name: str = "map_guidance") -> float:
     """`weight` as a float; UserError naming `name` unless it is finite and >= 0."""
-    return float(check_positive(name, weight, allow_zero=True))
+    w = float(weight)
+    if not 0.0 <= w < float("inf"):
+        raise UserError(f"{name} {weight} must be a finite number >= 0")
+    return w
 
 
 def organ_free_map(cond: Tensor) -> Tensor:
