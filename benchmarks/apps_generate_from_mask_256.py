@@ -38,7 +38,9 @@ same maps, with a trained 256-px kidney pipeline (`genmed pipeline train --clini
 `--run OUT_RUN --pipeline PIPE` checks it. `--init RUN` starts from a trained mask model's
 (EMA) weights instead of a new model (its autoencoder too: `--autoencoder` is then unused), and
 `--cond-loss-weights B K L` weights the latent loss by the map's body, kidney and lesion
-shares (`DiffusionConfig.cond_loss_weights`; air gets 0).
+shares (`DiffusionConfig.cond_loss_weights`; air gets 0). `--map-guidance W` samples with map
+guidance (`genmed.models.map_guidance`), and `--validation` checks on validation patients
+(phantom seed + 3000) instead, so that W is chosen on patients the test does not see.
 
 The trained model's run folder (`--out-run`) then generates from a user's map:
 `genmed apps generate-from-mask --mask MAP.nii.gz --model RUN --attributes '{"kind": "malignant"}'`.
@@ -190,6 +192,11 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--cond-kind", default="concat", choices=("spade", "concat"))
     ap.add_argument("--guidance", type=float, default=1.0)
+    ap.add_argument("--map-guidance", type=float, default=0.0,
+                    help="weight w of map guidance (genmed.models.map_guidance; 0: off)")
+    ap.add_argument("--validation", action="store_true",
+                    help="check on validation patients (phantom seed + 3000) instead of the test "
+                         "patients (seed + 1000): for choosing sampling settings")
     ap.add_argument("--init", type=Path, help="start from this trained mask model's weights")
     ap.add_argument("--cond-loss-weights", type=float, nargs=3, metavar=("BODY", "KIDNEY", "LESION"),
                     help="region-weighted latent loss: extra weight per map class (air: 0)")
@@ -239,14 +246,14 @@ def main() -> None:
     model, run_cfg = load_run(args.run or args.out_run)
     model.eval()
 
-    te = slices(args.test_patients, size, args.seed + 1000)
+    te = slices(args.test_patients, size, args.seed + (3000 if args.validation else 1000))
     maps, attrs = condition_maps(te), attributes_of(te, noise_hu=True)
     cond, ids = encode(maps, attrs, size)
     g = torch.Generator().manual_seed(args.seed)
     start = time.perf_counter()
     with torch.no_grad():
         fake = np.concatenate([to_hu(model.sample(len(c), cond=i, image_cond=c, generator=g,
-                                                  guidance=args.guidance))
+                                                  guidance=args.guidance, map_guidance=args.map_guidance))
                                for c, i in zip(cond.split(16), ids.split(16))])
     sample_s = (time.perf_counter() - start) / len(fake)
     # scan noise the autoencoder drops, per dose level, fitted on other phantom scans and added

@@ -33,7 +33,7 @@ from genmed.models.base import (
     randn,
 )
 from genmed.models.denoiser import EpsDenoiser, Prediction, v_target
-from genmed.models.map_guidance import MapGuidedDenoiser, organ_free_map
+from genmed.models.map_guidance import MapGuidedDenoiser, check_map_guidance, organ_free_map
 from genmed.models.nets import VectorDenoiserMLP, diffusion_unet
 from genmed.models.samplers import SAMPLERS, SamplerName, get_sampler
 from genmed.models.schedules import (
@@ -232,13 +232,15 @@ class DiffusionModel(GenerativeModel):
     def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
                generator: torch.Generator | None = None, *, sampler: str | None = None,
                guidance: float = 1.0, eta: float = 0.0, progress: bool = False,
-               image_cond: Tensor | None = None) -> Tensor:
+               image_cond: Tensor | None = None, map_guidance: float = 0.0) -> Tensor:
         """`n` samples (n, *sample_shape), images clamped to [-1, 1].
 
         `sampler` "ddpm" | "ddim" | "dpmpp_2m" | "dpmpp_2m_sde" (default config.sampler),
         `steps` (default config.sample_steps; "ddpm" with steps=T is Algorithm 2 exactly),
         `guidance` the classifier-free guidance scale s (1: conditional, 0: unconditional,
-        >1: stronger), `image_cond` (n, cond_channels, *spatial) for an image-conditioned model.
+        >1: stronger), `image_cond` (n, cond_channels, *spatial) for an image-conditioned model,
+        `map_guidance` w > 0 for a label-map model: steer away from the organ-free map
+        (`models/map_guidance.py`, twice the network calls).
         """
         check_positive("n", n)
         cond = check_labels(cond, self.config.num_classes, n)
@@ -249,7 +251,7 @@ class DiffusionModel(GenerativeModel):
             shape = (shape[0], *image_cond.shape[2:])
         x = randn((n, *shape), generator, device)
         return self.denoise_from(x, None, steps, sampler, cond, guidance, generator, eta, progress,
-                             image_cond)
+                                 image_cond, map_guidance=check_map_guidance(map_guidance))
 
     def preview(self, batch: Batch, steps: int | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
