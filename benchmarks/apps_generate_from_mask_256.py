@@ -194,6 +194,8 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=1.0)
     ap.add_argument("--map-guidance", type=float, default=0.0,
                     help="weight w of map guidance (genmed.models.map_guidance; 0: off)")
+    ap.add_argument("--map-negative", default="organs", choices=("organs", "lesion"),
+                    help="what map guidance's negative map erases (genmed.models.map_guidance)")
     ap.add_argument("--validation", action="store_true",
                     help="check on validation patients (phantom seed + 3000) instead of the test "
                          "patients (seed + 1000): for choosing sampling settings")
@@ -253,7 +255,8 @@ def main() -> None:
     start = time.perf_counter()
     with torch.no_grad():
         fake = np.concatenate([to_hu(model.sample(len(c), cond=i, image_cond=c, generator=g,
-                                                  guidance=args.guidance, map_guidance=args.map_guidance))
+                                                  guidance=args.guidance, map_guidance=args.map_guidance,
+                                                  map_negative=args.map_negative))
                                for c, i in zip(cond.split(16), ids.split(16))])
     sample_s = (time.perf_counter() - start) / len(fake)
     # scan noise the autoencoder drops, per dose level, fitted on other phantom scans and added

@@ -7,7 +7,8 @@ import torch
 
 from genmed.data.conditions import CLASSES
 from genmed.errors import UserError
-from genmed.models.map_guidance import MapGuidedDenoiser, check_map_guidance, organ_free_map
+from genmed.models.map_guidance import (MapGuidedDenoiser, check_map_guidance, lesion_free_map, negative_map,
+                                       organ_free_map)
 
 
 def _shares(seed: int = 0) -> torch.Tensor:
@@ -27,6 +28,23 @@ def test_the_organ_free_map_moves_kidney_and_lesion_into_the_body_and_keeps_the_
     assert torch.equal(cond, _shares())  # the input is not modified
     with pytest.raises(UserError, match="condition map"):
         organ_free_map(torch.zeros(2, 3, 8, 8))
+
+
+def test_the_lesion_free_map_moves_only_the_lesion_into_the_kidney_where_there_is_one():
+    cond = _shares()
+    body, kidney, lesion = (CLASSES.index(c) for c in ("body", "kidney", "lesion"))
+    cond[1, lesion] = 0  # the second map holds no lesion
+    cond = cond / cond.sum(1, keepdim=True)
+    free = lesion_free_map(cond)
+    assert torch.equal(free[0, lesion], torch.zeros_like(free[0, lesion]))
+    assert torch.allclose(free[0, kidney], cond[0, kidney] + cond[0, lesion])
+    assert torch.equal(free[0, body], cond[0, body])  # the kidney stays a kidney
+    assert torch.equal(free[1], organ_free_map(cond)[1])  # no lesion: the organ-free negative
+    assert torch.allclose(free.sum(1), cond.sum(1))
+    assert torch.equal(negative_map(cond, "lesion"), free)
+    assert torch.equal(negative_map(cond), organ_free_map(cond))
+    with pytest.raises(UserError, match="map_negative"):
+        negative_map(cond, "kidney")
 
 
 def test_the_guided_estimate_extrapolates_from_the_organ_free_one():
@@ -86,5 +104,7 @@ def test_a_latent_model_samples_with_map_guidance_through_its_diffusion_model():
     z = model.diffusion.denoise_from(z, None, 2, "ddim", ids, 1.0, g, image_cond=model.latent_cond(cond, 4),
                                      map_guidance=0.5)
     torch.testing.assert_close(model.decode(z), guided)
+    # a map without a lesion: the "lesion" negative falls back to the organ-free one
+    assert torch.equal(draw(map_guidance=0.5, map_negative="lesion"), guided)
     with pytest.raises(UserError, match="map_guidance"):
         draw(map_guidance=-1.0)

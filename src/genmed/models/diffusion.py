@@ -33,7 +33,7 @@ from genmed.models.base import (
     randn,
 )
 from genmed.models.denoiser import EpsDenoiser, Prediction, v_target
-from genmed.models.map_guidance import MapGuidedDenoiser, check_map_guidance, organ_free_map
+from genmed.models.map_guidance import MapGuidedDenoiser, check_map_guidance, negative_map
 from genmed.models.nets import VectorDenoiserMLP, diffusion_unet
 from genmed.models.samplers import SAMPLERS, SamplerName, get_sampler
 from genmed.models.schedules import (
@@ -232,15 +232,17 @@ class DiffusionModel(GenerativeModel):
     def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
                generator: torch.Generator | None = None, *, sampler: str | None = None,
                guidance: float = 1.0, eta: float = 0.0, progress: bool = False,
-               image_cond: Tensor | None = None, map_guidance: float = 0.0) -> Tensor:
+               image_cond: Tensor | None = None, map_guidance: float = 0.0,
+               map_negative: str = "organs") -> Tensor:
         """`n` samples (n, *sample_shape), images clamped to [-1, 1].
 
         `sampler` "ddpm" | "ddim" | "dpmpp_2m" | "dpmpp_2m_sde" (default config.sampler),
         `steps` (default config.sample_steps; "ddpm" with steps=T is Algorithm 2 exactly),
         `guidance` the classifier-free guidance scale s (1: conditional, 0: unconditional,
         >1: stronger), `image_cond` (n, cond_channels, *spatial) for an image-conditioned model,
-        `map_guidance` w > 0 for a label-map model: steer away from the organ-free map
-        (`models/map_guidance.py`, twice the network calls).
+        `map_guidance` w > 0 for a label-map model: steer away from the map without its organs
+        (`map_negative` "organs") or lesion ("lesion"; `models/map_guidance.py`, twice the
+        network calls).
         """
         check_positive("n", n)
         cond = check_labels(cond, self.config.num_classes, n)
@@ -251,7 +253,8 @@ class DiffusionModel(GenerativeModel):
             shape = (shape[0], *image_cond.shape[2:])
         x = randn((n, *shape), generator, device)
         return self.denoise_from(x, None, steps, sampler, cond, guidance, generator, eta, progress,
-                                 image_cond, map_guidance=check_map_guidance(map_guidance))
+                                 image_cond, map_guidance=check_map_guidance(map_guidance),
+                                 map_negative=map_negative)
 
     def preview(self, batch: Batch, steps: int | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
@@ -268,10 +271,10 @@ class DiffusionModel(GenerativeModel):
                      sampler: str | None = None, cond: Tensor | None = None, guidance: float = 1.0,
                      generator: torch.Generator | None = None, eta: float = 0.0,
                      progress: bool = False, image_cond: Tensor | None = None, *,
-                     map_guidance: float = 0.0) -> Tensor:
+                     map_guidance: float = 0.0, map_negative: str = "organs") -> Tensor:
         """Run the reverse process from x_t at step `t_start` (None: T-1, pure noise) to t = 0
         in `steps` steps; labels `cond` and `image_cond` must already be validated.
-        `map_guidance` w > 0 steers away from `image_cond`'s organ-free map
+        `map_guidance` w > 0 steers away from `image_cond`'s negative map `map_negative`
         (`models/map_guidance.py`; a label-map model only, twice the network calls)."""
         name = sampler or self.config.sampler
         fn = get_sampler(name)
@@ -284,7 +287,7 @@ class DiffusionModel(GenerativeModel):
         if map_guidance:
             if image_cond is None:
                 raise UserError("map guidance needs a model conditioned on a label map")
-            denoiser = MapGuidedDenoiser(denoiser, self.denoiser(image_cond=organ_free_map(image_cond)),
+            denoiser = MapGuidedDenoiser(denoiser, self.denoiser(image_cond=negative_map(image_cond, map_negative)),
                                          map_guidance)
         with evaluating(self):
             out = fn(denoiser, x, schedule, cond=cond, guidance=guidance,

@@ -14,6 +14,10 @@ which amplifies what the model draws *because* of the kidneys and lesions and ch
 far from them, where the two maps agree. w = 0 is plain conditional sampling. It needs no
 retraining (no map dropout), at twice the network calls per step. Class-label guidance, if any,
 acts inside each of the two estimates as before.
+
+The negative "lesion" (`lesion_free_map`) erases less: a map that holds a lesion loses only the
+lesion (its share moves into the kidney), so the guidance amplifies what the lesion adds and
+leaves the kidney as the model draws it; a map without a lesion keeps the organ-free negative.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ import torch
 from torch import Tensor
 
 from genmed.data.conditions import CLASSES
-from genmed.errors import UserError
+from genmed.errors import UserError, check_choice
 from genmed.models.denoiser import Denoiser
 
-BODY, ORGANS = CLASSES.index("body"), (CLASSES.index("kidney"), CLASSES.index("lesion"))
+BODY, KIDNEY, LESION = (CLASSES.index(c) for c in ("body", "kidney", "lesion"))
+ORGANS = (KIDNEY, LESION)
+NEGATIVES = ("organs", "lesion")  # what the negative map erases (negative_map)
 
 
 def check_map_guidance(weight: float, name: str = "map_guidance") -> float:
@@ -46,6 +52,26 @@ def organ_free_map(cond: Tensor) -> Tensor:
     out[:, BODY] = cond[:, BODY] + cond[:, list(ORGANS)].sum(1)
     out[:, list(ORGANS)] = 0
     return out
+
+
+def lesion_free_map(cond: Tensor) -> Tensor:
+    """`cond` (as `organ_free_map`) with each map that holds a lesion share losing only the
+    lesion, its share moved into the kidney channel; maps without a lesion get their
+    organ-free map."""
+    out = organ_free_map(cond)
+    has_lesion = cond[:, LESION].flatten(1).sum(1) > 0
+    kept = cond[has_lesion].clone()
+    kept[:, KIDNEY] += kept[:, LESION]
+    kept[:, LESION] = 0
+    out[has_lesion] = kept
+    return out
+
+
+def negative_map(cond: Tensor, negative: str = "organs") -> Tensor:
+    """The negative condition of map guidance: "organs" (`organ_free_map`) or "lesion"
+    (`lesion_free_map`); UserError for anything else."""
+    check_choice("map_negative", negative, NEGATIVES)
+    return organ_free_map(cond) if negative == "organs" else lesion_free_map(cond)
 
 
 class MapGuidedDenoiser:
