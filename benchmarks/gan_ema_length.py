@@ -41,7 +41,7 @@ import numpy as np
 
 from genmed.fileio import write_json
 
-from gan_standing_stats import METRICS, measure, pool_seeds, reference  # a sibling: benchmarks/ is on sys.path
+from gan_standing_stats import METRICS, held_out_column, measure, pool_seeds, reference  # a sibling: benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "gan_ema_length.json"
@@ -240,7 +240,6 @@ def figures(result: dict, parts: Path, n: int = 6) -> None:
     import matplotlib.pyplot as plt
 
     from genmed.apps.common import hu_columns_figure
-    from genmed.compare.runner import load_splits
     from genmed.data.transforms import unit_to_hu
     from genmed.fileio import save_figure
 
@@ -275,9 +274,7 @@ def figures(result: dict, parts: Path, n: int = 6) -> None:
     save_figure(fig, ROOT / "docs" / "img" / "gan_ema_length.png")
     seed = result["test_seeds"][0]
     cfg, _ = train_seed(seed, parts)  # the run exists: its config, to load the held-out slices
-    _, real, _ = load_splits(cfg)
-    pick = np.random.default_rng(seed).choice(len(real), n, replace=False)
-    cols = {"real (held-out)": unit_to_hu(real[pick, 0])}
+    cols = held_out_column(cfg, seed, n)
     names = {RAW: "raw weights", ENGINE: f"engine EMA ({engine_sigma:.2f})"}
     cols.update({names.get(p, f"sigma_rel {p}"): unit_to_hu(
         np.load(parts / f"gan64_s{seed}" / f"samples_{p}.npy")[:n, 0]) for p in PROFILES})

@@ -62,6 +62,17 @@ def reference(cfg) -> dict:
             "extractor": ext, "real_pred": ext.predict(real)}
 
 
+def held_out_column(cfg, seed: int, n: int) -> dict[str, np.ndarray]:
+    """The first column of a sample figure: `n` held-out real slices (HU) of the comparison
+    `cfg`, picked by `seed`."""
+    from genmed.compare.runner import load_splits
+    from genmed.data.transforms import unit_to_hu
+
+    _, real, _ = load_splits(cfg)
+    pick = np.random.default_rng(seed).choice(len(real), n, replace=False)
+    return {"real (held-out)": unit_to_hu(real[pick, 0])}
+
+
 def measure(fake: np.ndarray, ref: dict, seed: int) -> dict:
     """FID, precision, recall and coverage of `fake` (N, 1, H, W) in [-1, 1] as the comparison
     measures them (30 bootstrap resamples), and the class shares of the extractor's classifier
