@@ -137,6 +137,22 @@ def pool_seeds(rows: list[dict], real_share: np.ndarray) -> dict:
     return row
 
 
+def issue14_targets(at: dict) -> dict:
+    """Issue 14's GAN targets judged on one pooled setting `at` (a `pool_seeds` row), against the
+    baseline GANs' precision and diffusion's coverage in results/families_64.json (same seeds,
+    data and extractor)."""
+    arms = json.loads((ROOT / "benchmarks" / "results" / "families_64.json").read_text())["arms"]
+    baseline_precision = max(arms["dcgan"]["precision"]["mean"], arms["sngan"]["precision"]["mean"])
+    diffusion_coverage = arms["diffusion"]["coverage"]["mean"]
+    return {"recall_ge_0.5": {"value": at["recall"]["mean"], "met": at["recall"]["mean"] >= 0.5},
+            "precision_ge_baselines": {"value": at["precision"]["mean"], "baseline": baseline_precision,
+                                       "met": at["precision"]["mean"] >= baseline_precision},
+            "coverage_ge_half_diffusion": {"value": at["coverage"]["mean"], "diffusion": diffusion_coverage,
+                                           "met": at["coverage"]["mean"] >= 0.5 * diffusion_coverage},
+            "class_shares_within_5_points": {"max_abs_diff": at["class_share_max_gap"],
+                                             "met": at["class_share_max_gap"] <= 0.05}}
+
+
 def merge(parts: Path) -> dict:
     """Pool the seeds and judge the GAN targets of issue 14."""
     seeds = sorted(int(p.parent.name.split("_s")[1]) for p in parts.glob("gan64_s*/bn_probe.json"))

@@ -35,7 +35,7 @@ import numpy as np
 
 from genmed.fileio import write_json
 
-from gan_standing_stats import METRICS, held_out_column, measure, pool_seeds, reference, train_seed  # a sibling: benchmarks/ is on sys.path
+from gan_standing_stats import METRICS, held_out_column, issue14_targets, measure, pool_seeds, reference, train_seed  # a sibling: benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "gan_temperature.json"
@@ -86,10 +86,6 @@ def merge(parts: Path) -> dict:
     validation = done.pop(VALIDATION_SEED)
     chosen = max(TEMPS, key=lambda t: validation[str(t)]["coverage"])
     seeds = sorted(done)
-    families = json.loads((ROOT / "benchmarks" / "results" / "families_64.json").read_text())
-    arms = families["arms"]
-    baseline_precision = max(arms["dcgan"]["precision"]["mean"], arms["sngan"]["precision"]["mean"])
-    diffusion_coverage = arms["diffusion"]["coverage"]["mean"]
     real_share = np.mean([done[s]["1.0"]["real_share"] for s in seeds], 0)
     test = {str(t): pool_seeds([done[s][str(t)] for s in seeds], real_share) for t in TEMPS}
     raw = pool_seeds([done[s][RAW] for s in seeds], real_share) if all(RAW in done[s] for s in seeds) else None
@@ -99,14 +95,7 @@ def merge(parts: Path) -> dict:
             "validation_seed": VALIDATION_SEED, "validation": validation, "chosen_temperature": chosen,
             "test_seeds": seeds, "test": test, "real_class_share": real_share.tolist(),
             "raw_generator_T1": {"validation": validation.get(RAW), "test": raw},
-            "targets_at_chosen": {
-                "recall_ge_0.5": {"value": at["recall"]["mean"], "met": at["recall"]["mean"] >= 0.5},
-                "precision_ge_baselines": {"value": at["precision"]["mean"], "baseline": baseline_precision,
-                                           "met": at["precision"]["mean"] >= baseline_precision},
-                "coverage_ge_half_diffusion": {"value": at["coverage"]["mean"], "diffusion": diffusion_coverage,
-                                               "met": at["coverage"]["mean"] >= 0.5 * diffusion_coverage},
-                "class_shares_within_5_points": {"max_abs_diff": at["class_share_max_gap"],
-                                                 "met": at["class_share_max_gap"] <= 0.05}},
+            "targets_at_chosen": issue14_targets(at),
             "extractor": meta["extractor"], "machine": meta["machine"], "budget": meta["budget"],
             "data": meta["data"],
             "train_seconds": {s: json.loads((parts / f"gan64_s{s}" / "metrics.json").read_text())
