@@ -33,7 +33,7 @@ from genmed.models.base import (
     randn,
 )
 from genmed.models.denoiser import EpsDenoiser, Prediction, v_target
-from genmed.models.map_guidance import MapGuidedDenoiser, check_map_guidance, negative_map
+from genmed.models.map_guidance import MapGuidedDenoiser, negative_map
 from genmed.models.nets import VectorDenoiserMLP, diffusion_unet
 from genmed.models.samplers import SAMPLERS, SamplerName, get_sampler
 from genmed.models.schedules import (
@@ -253,7 +253,7 @@ class DiffusionModel(GenerativeModel):
             shape = (shape[0], *image_cond.shape[2:])
         x = randn((n, *shape), generator, device)
         return self.denoise_from(x, None, steps, sampler, cond, guidance, generator, eta, progress,
-                                 image_cond, map_guidance=check_map_guidance(map_guidance),
+                                 image_cond, map_guidance=map_guidance,
                                  map_negative=map_negative)
 
     def preview(self, batch: Batch, steps: int | None = None,
