@@ -39,8 +39,11 @@ same maps, with a trained 256-px kidney pipeline (`genmed pipeline train --clini
 (EMA) weights instead of a new model (its autoencoder too: `--autoencoder` is then unused), and
 `--cond-loss-weights B K L` weights the latent loss by the map's body, kidney and lesion
 shares (`DiffusionConfig.cond_loss_weights`; air gets 0). `--map-guidance W` samples with map
-guidance (`genmed.models.map_guidance`), and `--validation` checks on validation patients
-(phantom seed + 3000) instead, so that W is chosen on patients the test does not see.
+guidance (`genmed.models.map_guidance`), `--map-guidance-healthy W_H` gives the maps without a
+lesion their own weight (`weights_by_lesion`), and `--validation` checks on validation patients
+(phantom seed + 3000) instead, so that W is chosen on patients the test does not see. The JSON
+keeps each slice's predicted kind ("kind_predicted") and whether its map holds a lesion
+("map_has_lesion"), so that per-class weights can be read off runs with one weight.
 
 The trained model's run folder (`--out-run`) then generates from a user's map:
 `genmed apps generate-from-mask --mask MAP.nii.gz --model RUN --attributes '{"kind": "malignant"}'`.
@@ -112,6 +115,7 @@ def check(pipe, images_hu: np.ndarray, maps: np.ndarray, kinds: np.ndarray, nois
     by_kind = {str(k): float((pred[kinds == k] == k).mean()) for k in range(3) if (kinds == k).any()}
     hits = int((pred == kinds).sum())
     return {"kidney_dice": dice(masks > 0, maps >= 2), "kind_accuracy": hits / len(kinds),
+            "kind_predicted": pred.tolist(),
             "kind_accuracy_ci95": list(wilson_interval(hits, len(kinds))),
             "kind_recall": by_kind, "kind_balanced_accuracy": float(np.mean(list(by_kind.values()))),
             "noise_sd_hu": {name: float(sd[m].mean()) if m.any() else None
@@ -194,6 +198,8 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=1.0)
     ap.add_argument("--map-guidance", type=float, default=0.0,
                     help="weight w of map guidance (genmed.models.map_guidance; 0: off)")
+    ap.add_argument("--map-guidance-healthy", type=float,
+                    help="map-guidance weight for maps without a lesion (default: --map-guidance)")
     ap.add_argument("--map-negative", default="organs", choices=("organs", "lesion"),
                     help="what map guidance's negative map erases (genmed.models.map_guidance)")
     ap.add_argument("--validation", action="store_true",
@@ -212,6 +218,7 @@ def main() -> None:
 
     from genmed.apps.common import to_hu, to_unit
     from genmed.data.conditions import attributes_of, condition_maps, encode
+    from genmed.models.map_guidance import weights_by_lesion
     from genmed.models.mask_generation import add_scan_noise, fit_scan_noise, mask_ldm
     from genmed.pipeline.pipeline import load_pipeline
     from genmed.train import DictDataset, fit, load_run
@@ -252,10 +259,11 @@ def main() -> None:
     maps, attrs = condition_maps(te), attributes_of(te, noise_hu=True)
     cond, ids = encode(maps, attrs, size)
     g = torch.Generator().manual_seed(args.seed)
+    w_healthy = args.map_guidance if args.map_guidance_healthy is None else args.map_guidance_healthy
     start = time.perf_counter()
     with torch.no_grad():
-        fake = np.concatenate([to_hu(model.sample(len(c), cond=i, image_cond=c, generator=g,
-                                                  guidance=args.guidance, map_guidance=args.map_guidance,
+        fake = np.concatenate([to_hu(model.sample(len(c), cond=i, image_cond=c, generator=g, guidance=args.guidance,
+                                                  map_guidance=weights_by_lesion(c, args.map_guidance, w_healthy),
                                                   map_negative=args.map_negative))
                                for c, i in zip(cond.split(16), ids.split(16))])
     sample_s = (time.perf_counter() - start) / len(fake)
@@ -293,6 +301,7 @@ def main() -> None:
            "checker": "kidney pipeline (segmenter; lesion classifier on kidney crops of the predicted mask)"},
         "training": trained, "sample_s_per_image": round(sample_s, 2),
         "n_test": len(fake), "test_kinds": np.bincount(kinds, minlength=3).tolist(),
+        "map_has_lesion": (maps == 3).any((1, 2)).tolist(),
         "test_low_dose": int(noisy.sum()),
         "generated": gen, "real": real, "ratio_generated_to_real": ratios,
         "generated_without_scan_noise": without_noise, "generated_level_noise_only": level_only,

@@ -8,7 +8,7 @@ import torch
 from genmed.data.conditions import CLASSES
 from genmed.errors import UserError
 from genmed.models.map_guidance import (MapGuidedDenoiser, check_map_guidance, lesion_free_map, negative_map,
-                                       organ_free_map)
+                                       organ_free_map, weights_by_lesion)
 
 
 def _shares(seed: int = 0) -> torch.Tensor:
@@ -66,10 +66,48 @@ def test_the_guided_estimate_extrapolates_from_the_organ_free_one():
     assert "free" not in seen  # w = 0 costs one network call
 
 
-@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])
+def test_per_sample_weights_guide_each_sample_by_its_own_weight():
+    x, t = torch.zeros(3, 1, 4, 4), torch.zeros(3, dtype=torch.long)
+    calls = []
+
+    def make(value):
+        def den(x, t, *, cond=None, guidance=1.0):
+            calls.append(value)
+            return torch.full_like(x, value)
+        return den
+
+    w = torch.tensor([0.0, 0.5, 2.0])
+    out = MapGuidedDenoiser(make(2.0), make(0.5), w)(x, t)
+    expected = 2.0 + w * (2.0 - 0.5)
+    torch.testing.assert_close(out, expected.view(3, 1, 1, 1).expand_as(x))
+    calls.clear()
+    MapGuidedDenoiser(make(2.0), make(0.5), torch.zeros(3))(x, t)
+    assert calls == [2.0]  # all weights zero: one network call
+    with pytest.raises(UserError, match="one weight per sample"):
+        MapGuidedDenoiser(make(2.0), make(0.5), torch.ones(2))(x, t)
+
+
+def test_weights_by_lesion_give_maps_with_a_lesion_their_own_weight():
+    cond = _shares()
+    cond[1, CLASSES.index("lesion")] = 0  # the second map holds no lesion
+    assert weights_by_lesion(cond, 0.0, 0.25).tolist() == [0.0, 0.25]
+    assert weights_by_lesion(cond, 1.0, 0.0).tolist() == [1.0, 0.0]
+    with pytest.raises(UserError, match="map_guidance"):
+        weights_by_lesion(cond, -1.0, 0.0)
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), torch.tensor([0.5, -0.1]),
+                                 torch.tensor([0.5, float("nan")])])
 def test_a_weight_that_is_negative_or_not_finite_is_refused(bad):
     with pytest.raises(UserError, match="map_guidance"):
         check_map_guidance(bad)
+
+
+def test_per_sample_weights_must_be_one_per_sample():
+    with pytest.raises(UserError, match="one weight per sample"):
+        check_map_guidance(torch.ones(2, 2))
+    with pytest.raises(UserError, match="one weight per sample"):
+        check_map_guidance(torch.ones(3), n=4)
 
 
 
@@ -106,5 +144,9 @@ def test_a_latent_model_samples_with_map_guidance_through_its_diffusion_model():
     torch.testing.assert_close(model.decode(z), guided)
     # a map without a lesion: the "lesion" negative falls back to the organ-free one
     assert torch.equal(draw(map_guidance=0.5, map_negative="lesion"), guided)
+    # per-sample weights: each sample is drawn as with its own weight for the whole batch
+    mixed = draw(map_guidance=torch.tensor([0.5, 0.0, 0.5, 0.0]))
+    torch.testing.assert_close(mixed[[0, 2]], guided[[0, 2]])
+    torch.testing.assert_close(mixed[[1, 3]], plain[[1, 3]])
     with pytest.raises(UserError, match="map_guidance"):
         draw(map_guidance=-1.0)

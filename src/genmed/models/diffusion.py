@@ -33,7 +33,7 @@ from genmed.models.base import (
     randn,
 )
 from genmed.models.denoiser import EpsDenoiser, Prediction, v_target
-from genmed.models.map_guidance import MapGuidedDenoiser, negative_map
+from genmed.models.map_guidance import MapGuidedDenoiser, check_map_guidance, is_guided, negative_map
 from genmed.models.nets import VectorDenoiserMLP, diffusion_unet
 from genmed.models.samplers import SAMPLERS, SamplerName, get_sampler
 from genmed.models.schedules import (
@@ -232,7 +232,7 @@ class DiffusionModel(GenerativeModel):
     def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
                generator: torch.Generator | None = None, *, sampler: str | None = None,
                guidance: float = 1.0, eta: float = 0.0, progress: bool = False,
-               image_cond: Tensor | None = None, map_guidance: float = 0.0,
+               image_cond: Tensor | None = None, map_guidance: float | Tensor = 0.0,
                map_negative: str = "organs") -> Tensor:
         """`n` samples (n, *sample_shape), images clamped to [-1, 1].
 
@@ -242,7 +242,7 @@ class DiffusionModel(GenerativeModel):
         >1: stronger), `image_cond` (n, cond_channels, *spatial) for an image-conditioned model,
         `map_guidance` w > 0 for a label-map model: steer away from the map without its organs
         (`map_negative` "organs") or lesion ("lesion"; `models/map_guidance.py`, twice the
-        network calls).
+        network calls); a number, or one weight per sample ((n,) tensor).
         """
         check_positive("n", n)
         cond = check_labels(cond, self.config.num_classes, n)
@@ -271,11 +271,12 @@ class DiffusionModel(GenerativeModel):
                      sampler: str | None = None, cond: Tensor | None = None, guidance: float = 1.0,
                      generator: torch.Generator | None = None, eta: float = 0.0,
                      progress: bool = False, image_cond: Tensor | None = None, *,
-                     map_guidance: float = 0.0, map_negative: str = "organs") -> Tensor:
+                     map_guidance: float | Tensor = 0.0, map_negative: str = "organs") -> Tensor:
         """Run the reverse process from x_t at step `t_start` (None: T-1, pure noise) to t = 0
         in `steps` steps; labels `cond` and `image_cond` must already be validated.
         `map_guidance` w > 0 steers away from `image_cond`'s negative map `map_negative`
-        (`models/map_guidance.py`; a label-map model only, twice the network calls)."""
+        (`models/map_guidance.py`; a label-map model only, twice the network calls; a number or
+        one weight per sample)."""
         name = sampler or self.config.sampler
         fn = get_sampler(name)
         schedule = schedule_from_alpha_bar(self.alpha_bar64, steps or self.config.sample_steps, t_start,
@@ -284,7 +285,8 @@ class DiffusionModel(GenerativeModel):
         if cond is not None:
             cond = cond.to(x.device)
         denoiser = self.denoiser(image_cond=image_cond)
-        if map_guidance:
+        map_guidance = check_map_guidance(map_guidance, n=len(x))
+        if is_guided(map_guidance):
             if image_cond is None:
                 raise UserError("map guidance needs a model conditioned on a label map")
             denoiser = MapGuidedDenoiser(denoiser, self.denoiser(image_cond=negative_map(image_cond, map_negative)),

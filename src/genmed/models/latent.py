@@ -199,13 +199,13 @@ class LatentDiffusionModel(GenerativeModel):
     def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
                generator: torch.Generator | None = None, *, sampler: str | None = None,
                guidance: float = 1.0, eta: float = 0.0, progress: bool = False,
-               image_cond: Tensor | None = None, map_guidance: float = 0.0,
+               image_cond: Tensor | None = None, map_guidance: float | Tensor = 0.0,
                map_negative: str = "organs") -> Tensor:
         """`n` images (n, *sample_shape) in [-1, 1]: latents from the diffusion model's sampler
         `sampler` (any of SAMPLERS) in `steps` steps with guidance scale `guidance`, decoded;
         `image_cond` (n, cond_channels, *[size]*dims) for a model that takes one, and
-        `map_guidance` w > 0 to steer away from its negative map `map_negative`
-        (`models/map_guidance.py`)."""
+        `map_guidance` w > 0 (a number or one per sample) to steer away from its negative map
+        `map_negative` (`models/map_guidance.py`)."""
         z = self.diffusion.sample(n, cond, steps, generator, sampler=sampler, guidance=guidance,
                                   eta=eta, progress=progress, image_cond=self.latent_cond(image_cond, n),
                                   map_guidance=map_guidance, map_negative=map_negative)

@@ -13,7 +13,8 @@ weight w,
 which amplifies what the model draws *because* of the kidneys and lesions and changes little
 far from them, where the two maps agree. w = 0 is plain conditional sampling. It needs no
 retraining (no map dropout), at twice the network calls per step. Class-label guidance, if any,
-acts inside each of the two estimates as before.
+acts inside each of the two estimates as before. w may differ per sample (a 1-D tensor), e.g.
+one weight for maps with a lesion and another for maps without (`weights_by_lesion`).
 
 The negative "lesion" (`lesion_free_map`) erases less: a map that holds a lesion loses only the
 lesion (its share moves into the kidney), so the guidance amplifies what the lesion adds and
@@ -34,12 +35,35 @@ ORGANS = (KIDNEY, LESION)
 NEGATIVES = ("organs", "lesion")  # what the negative map erases (negative_map)
 
 
-def check_map_guidance(weight: float, name: str = "map_guidance") -> float:
-    """`weight` as a float; UserError naming `name` unless it is finite and >= 0."""
+def check_map_guidance(weight: float | Tensor, name: str = "map_guidance",
+                       n: int | None = None) -> float | Tensor:
+    """`weight` as a float, or a 1-D tensor of per-sample weights (float32, `n` of them when
+    `n` is given); UserError naming `name` unless every weight is finite and >= 0."""
+    if isinstance(weight, Tensor):
+        if weight.ndim != 1 or (n is not None and len(weight) != n):
+            raise UserError(f"{name} must be a number or one weight per sample ({n}); "
+                            f"got a tensor of shape {tuple(weight.shape)}")
+        w = weight.detach().float()
+        if not bool((torch.isfinite(w) & (w >= 0)).all()):
+            raise UserError(f"{name} {w.tolist()} must be finite numbers >= 0")
+        return w
     w = float(weight)
     if not 0.0 <= w < float("inf"):
         raise UserError(f"{name} {weight} must be a finite number >= 0")
     return w
+
+
+def is_guided(weight: float | Tensor) -> bool:
+    """Whether a checked map-guidance weight (`check_map_guidance`) asks for any guidance."""
+    return bool(weight.any()) if isinstance(weight, Tensor) else weight != 0.0
+
+
+def weights_by_lesion(cond: Tensor, with_lesion: float, without_lesion: float) -> Tensor:
+    """(B,) map-guidance weights for the condition maps `cond` (B, len(CLASSES), *spatial):
+    `with_lesion` where a map holds a lesion share, `without_lesion` where it does not."""
+    has_lesion = cond[:, LESION].flatten(1).sum(1) > 0
+    w = check_map_guidance(torch.tensor([with_lesion, without_lesion]))
+    return torch.where(has_lesion, w[0], w[1])
 
 
 def organ_free_map(cond: Tensor) -> Tensor:
@@ -76,15 +100,19 @@ def negative_map(cond: Tensor, negative: str = "organs") -> Tensor:
 
 class MapGuidedDenoiser:
     """eps(map) + w (eps(map) - eps(organ-free map)) from two `Denoiser`s bound to the map and to
-    its organ-free version (e.g. `DiffusionModel.denoiser(image_cond=...)` twice)."""
+    its organ-free version (e.g. `DiffusionModel.denoiser(image_cond=...)` twice); `weight` a
+    number or one per sample."""
 
-    def __init__(self, with_map: Denoiser, organ_free: Denoiser, weight: float) -> None:
+    def __init__(self, with_map: Denoiser, organ_free: Denoiser, weight: float | Tensor) -> None:
         self.with_map, self.organ_free, self.weight = with_map, organ_free, check_map_guidance(weight)
 
     def __call__(self, x: Tensor, t: Tensor, *, cond: Tensor | None = None,
                  guidance: float = 1.0) -> Tensor:
         eps = self.with_map(x, t, cond=cond, guidance=guidance)
-        if self.weight == 0.0:
+        if not is_guided(self.weight):
             return eps
+        w = self.weight
+        if isinstance(w, Tensor):  # (B,) -> (B, 1, ...) against eps
+            w = check_map_guidance(w, n=len(eps)).to(eps).view(-1, *[1] * (eps.ndim - 1))
         away = self.organ_free(x, t, cond=cond, guidance=guidance)
-        return torch.lerp(away, eps, 1.0 + self.weight)  # away + (1 + w) (eps - away)
+        return torch.lerp(away, eps, 1.0 + w)  # away + (1 + w) (eps - away)
