@@ -42,8 +42,9 @@ shares (`DiffusionConfig.cond_loss_weights`; air gets 0). `--map-guidance W` sam
 guidance (`genmed.models.map_guidance`), `--map-guidance-healthy W_H` gives the maps without a
 lesion their own weight (`weights_by_lesion`), and `--validation` checks on validation patients
 (phantom seed + 3000) instead, so that W is chosen on patients the test does not see. The JSON
-keeps each slice's predicted kind ("kind_predicted") and whether its map holds a lesion
-("map_has_lesion"), so that per-class weights can be read off runs with one weight.
+keeps each slice's requested kind ("slice_kinds"), predicted kind ("kind_predicted") and whether
+its map holds a lesion ("map_has_lesion"), so that per-class weights can be read off runs with
+one weight (`apps_generate_from_mask_256_weights.py`).
 
 The trained model's run folder (`--out-run`) then generates from a user's map:
 `genmed apps generate-from-mask --mask MAP.nii.gz --model RUN --attributes '{"kind": "malignant"}'`.
@@ -301,7 +302,7 @@ def main() -> None:
            "checker": "kidney pipeline (segmenter; lesion classifier on kidney crops of the predicted mask)"},
         "training": trained, "sample_s_per_image": round(sample_s, 2),
         "n_test": len(fake), "test_kinds": np.bincount(kinds, minlength=3).tolist(),
-        "map_has_lesion": (maps == 3).any((1, 2)).tolist(),
+        "slice_kinds": kinds.tolist(), "map_has_lesion": (maps == 3).any((1, 2)).tolist(),
         "test_low_dose": int(noisy.sum()),
         "generated": gen, "real": real, "ratio_generated_to_real": ratios,
         "generated_without_scan_noise": without_noise, "generated_level_noise_only": level_only,
