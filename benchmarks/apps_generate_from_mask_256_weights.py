@@ -10,6 +10,10 @@ ties to the smaller W_L + W_H.
 
     PYTHONPATH=src python benchmarks/apps_generate_from_mask_256_weights.py RUN_W0.json RUN_W025.json ... \
         --out results/apps_generate_from_mask_256_weights.json
+
+`--subset START STOP RUN.json` instead prints one run's kind accuracy (generated and real, with
+Wilson 95% intervals) on the slices START:STOP, e.g. the patients a test set gained later
+(8 slices per patient).
 """
 
 from __future__ import annotations
@@ -52,11 +56,35 @@ def table(preds: dict[float, np.ndarray], kinds: np.ndarray, lesion: np.ndarray)
     return sorted(rows, key=lambda r: (-r["kind_accuracy"], r["w_lesion"] + r["w_healthy"]))
 
 
+def subset(path: Path, start: int, stop: int) -> dict:
+    """Kind accuracy [Wilson 95%], recall and the real slices' accuracy of one run on slices
+    start:stop."""
+    from genmed.metrics.stats import wilson_interval
+
+    r = json.loads(path.read_text())
+    kinds = np.array(r["slice_kinds"])[start:stop]
+    out = {"slices": [start, stop], "kinds": np.bincount(kinds, minlength=3).tolist()}
+    for name in ("generated", "real"):
+        pred = np.array(r[name]["kind_predicted"])[start:stop]
+        hits = int((pred == kinds).sum())
+        out[name] = {"kind_accuracy": hits / len(kinds), "ci95": list(wilson_interval(hits, len(kinds))),
+                     "kind_recall": [float((pred[kinds == k] == k).mean()) for k in range(3) if (kinds == k).any()]}
+    out["ratio"] = out["generated"]["kind_accuracy"] / out["real"]["kind_accuracy"]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", type=Path, nargs="+", help="JSONs of runs with one weight each, same patients")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--subset", type=int, nargs=2, metavar=("START", "STOP"),
+                    help="print one run's kind accuracy on slices START:STOP instead")
     args = ap.parse_args()
+    if args.subset is not None:
+        print(json.dumps(subset(args.runs[0], *args.subset), indent=1))
+        return
+    if args.out is None:
+        ap.error("--out is needed to tabulate weight pairs")
     preds, kinds, lesion = load(args.runs)
     rows = table(preds, kinds, lesion)
     result = {"benchmark": "apps_generate_from_mask_256_weights", "runs": [str(p) for p in args.runs],
