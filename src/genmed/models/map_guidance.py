@@ -41,7 +41,8 @@ def check_map_guidance(weight: float | Tensor, name: str = "map_guidance",
     `n` is given); UserError naming `name` unless every weight is finite and >= 0."""
     if isinstance(weight, Tensor):
         if weight.ndim != 1 or (n is not None and len(weight) != n):
-            raise UserError(f"{name} must be a number or one weight per sample ({n}); "
+            count = "" if n is None else f" ({n})"
+            raise UserError(f"{name} must be a number or one weight per sample{count}; "
                             f"got a tensor of shape {tuple(weight.shape)}")
         w = weight.detach().float()
         if not bool((torch.isfinite(w) & (w >= 0)).all()):
