@@ -102,23 +102,28 @@ def dose_following(requested_hu: np.ndarray, generated: np.ndarray, real: np.nda
                                                (("standard", ~noisy), ("low-dose", noisy)) if m.any()}}
 
 
+def kind_scores(pred: np.ndarray, kinds: np.ndarray) -> dict:
+    """Lesion-kind accuracy of predicted kinds `pred` against requested `kinds` (0 healthy,
+    1 benign, 2 malignant) with its Wilson 95% interval, recall per kind and balanced accuracy."""
+    from genmed.metrics.stats import wilson_interval
+
+    by_kind = {str(k): float((pred[kinds == k] == k).mean()) for k in range(3) if (kinds == k).any()}
+    hits = int((pred == kinds).sum())
+    return {"kind_accuracy": hits / len(kinds), "kind_accuracy_ci95": list(wilson_interval(hits, len(kinds))),
+            "kind_recall": by_kind, "kind_balanced_accuracy": float(np.mean(list(by_kind.values())))}
+
+
 def check(pipe, images_hu: np.ndarray, maps: np.ndarray, kinds: np.ndarray, noisy: np.ndarray) -> dict:
     """The pipeline's kidney Dice against the maps, its kind accuracy (with its Wilson 95%
     interval), noise SD per dose level (soft-tissue local-SD mode: the wavelet MAD of a whole
     raw slice is mostly air)."""
     from genmed.apps.common import to_unit
-    from genmed.metrics.stats import wilson_interval
 
     x = to_unit(images_hu)[:, 0].numpy()
     masks = pipe.segment(x)
     pred = pipe.classify(x, masks).argmax(1)
     sd = noise_sd(images_hu)
-    by_kind = {str(k): float((pred[kinds == k] == k).mean()) for k in range(3) if (kinds == k).any()}
-    hits = int((pred == kinds).sum())
-    return {"kidney_dice": dice(masks > 0, maps >= 2), "kind_accuracy": hits / len(kinds),
-            "kind_predicted": pred.tolist(),
-            "kind_accuracy_ci95": list(wilson_interval(hits, len(kinds))),
-            "kind_recall": by_kind, "kind_balanced_accuracy": float(np.mean(list(by_kind.values()))),
+    return {"kidney_dice": dice(masks > 0, maps >= 2), **kind_scores(pred, kinds), "kind_predicted": pred.tolist(),
             "noise_sd_hu": {name: float(sd[m].mean()) if m.any() else None
                             for name, m in (("standard", ~noisy), ("low-dose", noisy))}}
 

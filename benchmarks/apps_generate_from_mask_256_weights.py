@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from apps_generate_from_mask_256 import kind_scores
 
 
 def load(paths: list[Path]) -> tuple[dict[float, np.ndarray], np.ndarray, np.ndarray]:
@@ -47,28 +48,19 @@ def load(paths: list[Path]) -> tuple[dict[float, np.ndarray], np.ndarray, np.nda
 def table(preds: dict[float, np.ndarray], kinds: np.ndarray, lesion: np.ndarray) -> list[dict]:
     """Kind accuracy, per-kind recall and balanced accuracy of every (W_L, W_H) pair, best first
     by the rule (accuracy, then the smaller W_L + W_H)."""
-    rows = []
-    for w_l, w_h in itertools.product(sorted(preds), repeat=2):
-        pred = np.where(lesion, preds[w_l], preds[w_h])
-        recall = {str(k): float((pred[kinds == k] == k).mean()) for k in range(3) if (kinds == k).any()}
-        rows.append({"w_lesion": w_l, "w_healthy": w_h, "kind_accuracy": float((pred == kinds).mean()),
-                     "kind_recall": recall, "kind_balanced_accuracy": float(np.mean(list(recall.values())))})
+    rows = [{"w_lesion": w_l, "w_healthy": w_h, **kind_scores(np.where(lesion, preds[w_l], preds[w_h]), kinds)}
+            for w_l, w_h in itertools.product(sorted(preds), repeat=2)]
     return sorted(rows, key=lambda r: (-r["kind_accuracy"], r["w_lesion"] + r["w_healthy"]))
 
 
 def subset(path: Path, start: int, stop: int) -> dict:
-    """Kind accuracy [Wilson 95%], recall and the real slices' accuracy of one run on slices
-    start:stop."""
-    from genmed.metrics.stats import wilson_interval
-
+    """Kind accuracy [Wilson 95%], recall and balanced accuracy of one run's generated and real
+    slices start:stop (`kind_scores`), and their accuracy ratio."""
     r = json.loads(path.read_text())
     kinds = np.array(r["slice_kinds"])[start:stop]
     out = {"slices": [start, stop], "kinds": np.bincount(kinds, minlength=3).tolist()}
     for name in ("generated", "real"):
-        pred = np.array(r[name]["kind_predicted"])[start:stop]
-        hits = int((pred == kinds).sum())
-        out[name] = {"kind_accuracy": hits / len(kinds), "ci95": list(wilson_interval(hits, len(kinds))),
-                     "kind_recall": [float((pred[kinds == k] == k).mean()) for k in range(3) if (kinds == k).any()]}
+        out[name] = kind_scores(np.array(r[name]["kind_predicted"])[start:stop], kinds)
     out["ratio"] = out["generated"]["kind_accuracy"] / out["real"]["kind_accuracy"]
     return out
 
