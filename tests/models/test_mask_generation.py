@@ -183,3 +183,30 @@ def test_scan_noise_follows_a_requested_noise_sd():
         with pytest.raises(UserError, match="noise_hu needs"):
             check_noise_request(attrs, texture)
     check_noise_request(attrs, tex)
+
+
+def test_generation_guides_maps_with_a_lesion_by_their_own_weight():
+    """`map_guidance` weighs the maps with a lesion, `map_guidance_healthy` the others: each
+    slice is drawn as a whole batch with its own weight would draw it."""
+    from genmed.models import build_model
+
+    torch.manual_seed(0)
+    ae = build_model("autoencoder", size=32, channels=(16, 16), norm_num_groups=8)
+    model = mask_ldm(ae, torch.zeros(2, 1, 32, 32), generator=torch.Generator().manual_seed(0)).eval()
+    with torch.no_grad():  # an untrained UNet's last layer is zero: give the map an effect
+        for p in model.diffusion.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    maps = np.ones((2, 32, 32), np.uint8)
+    maps[:, 8:24, 6:14] = 2
+    maps[0, 12:18, 8:12] = 3  # slice 0 holds a lesion, slice 1 does not
+    attrs = [{"kind": "malignant", "noise": "standard"}, {"kind": "healthy", "noise": "standard"}]
+
+    def draw(**kw):
+        return generate_from_maps(model, maps, attrs, steps=2, seed=1, **kw)
+
+    plain, guided = draw(), draw(map_guidance=0.5)
+    assert (guided - plain).abs().amax(dim=(1, 2, 3)).min() > 1e-3  # guidance changes both slices
+    torch.testing.assert_close(draw(map_guidance=0.5, map_guidance_healthy=0.0), torch.stack([guided[0], plain[1]]))
+    torch.testing.assert_close(draw(map_guidance=0.0, map_guidance_healthy=0.5), torch.stack([plain[0], guided[1]]))
+    with pytest.raises(UserError, match="map_guidance"):
+        draw(map_guidance=0.5, map_guidance_healthy=-1.0)

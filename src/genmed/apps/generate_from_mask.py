@@ -77,11 +77,15 @@ def train_mask_generator(cfg: MaskGenConfig = MaskGenConfig(), run: str | Path |
 
 def generate_pairs(masks: np.ndarray, attributes: Sequence[Mapping[str, Any]], model, *,
                    steps: int = 20, seed: int = 0, spacing_mm: float | None = None,
-                   texture: NoiseTexture | None = None) -> np.ndarray:
+                   texture: NoiseTexture | None = None, map_guidance: float = 0.0,
+                   map_guidance_healthy: float | None = None) -> np.ndarray:
     """Images (N, H, W) in HU for condition maps `masks` (N, H, W) and `attributes` (N dicts);
-    with `texture`, each requested level's scan noise added after decoding."""
+    with `texture`, each requested level's scan noise added after decoding; map guidance
+    `map_guidance` for maps with a lesion, `map_guidance_healthy` for the others
+    (`generate_from_maps`)."""
     return to_hu(generate_from_maps(model, masks, attributes, steps=steps, seed=seed,
-                                    spacing_mm=spacing_mm, texture=texture))
+                                    spacing_mm=spacing_mm, texture=texture, map_guidance=map_guidance,
+                                    map_guidance_healthy=map_guidance_healthy))
 
 
 def generate_volume(volume_map: np.ndarray, attributes: Mapping[str, Any], model, *, steps: int = 50,

@@ -25,6 +25,7 @@ from genmed.errors import UserError
 from genmed.models.base import GenerativeModel, device_of
 from genmed.models.diffusion import DiffusionModel
 from genmed.models.latent import LatentDiffusionModel
+from genmed.models.map_guidance import weights_by_lesion
 from genmed.models.noise_texture import NoiseTexture
 
 N_ATTRIBUTE_CLASSES = len(LABELS) * len(NOISE_LEVELS)  # kind x noise
@@ -70,17 +71,23 @@ def check_mask_model(model: GenerativeModel, where: str) -> DiffusionModel | Lat
 def generate_from_maps(model: DiffusionModel | LatentDiffusionModel, masks: np.ndarray,
                        attributes: Sequence[Mapping[str, Any]], *, steps: int = 20, seed: int = 0,
                        spacing_mm: float | Sequence[float] | None = None,
-                       texture: NoiseTexture | None = None) -> torch.Tensor:
+                       texture: NoiseTexture | None = None, map_guidance: float = 0.0,
+                       map_guidance_healthy: float | None = None) -> torch.Tensor:
     """Images (N, 1, *spatial) in [-1, 1] on the CPU for condition maps `masks` (N, *spatial:
     H, W or D, H, W as the model) and `attributes` (N dicts), by DDIM in `steps` steps from
     seeded noise. With `texture`, scan noise of each attribute's "noise" level is drawn from it
     and added after decoding inside the map's body (`genmed.models.noise_texture`; a latent
-    model cannot draw it itself)."""
+    model cannot draw it itself). Map guidance (`genmed.models.map_guidance`; 0: off) weighs
+    maps with a lesion by `map_guidance` and the others by `map_guidance_healthy` (default:
+    the same weight; `weights_by_lesion`)."""
     cond, ids = encode(masks, attributes, model.config.size, spacing_mm, model.config.spatial_dims)
     check_noise_request(attributes, texture, tuple(cond.shape[-2:]))
+    weights = weights_by_lesion(cond, map_guidance, map_guidance if map_guidance_healthy is None
+                                else map_guidance_healthy)
     dev = device_of(model)
     x = model.sample(len(cond), cond=ids.to(dev), image_cond=cond.to(dev), steps=steps,
-                     sampler="ddim", generator=torch.Generator(dev).manual_seed(int(seed))).cpu()
+                     sampler="ddim", generator=torch.Generator(dev).manual_seed(int(seed)),
+                     map_guidance=weights.to(dev)).cpu()
     if texture is None:
         return x
     return add_scan_noise(x, attributes, texture, seed, body=(cond[:, 0] < 0.5).numpy())  # channel 0: air
