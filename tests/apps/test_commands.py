@@ -177,10 +177,31 @@ def test_a_volume_map_with_a_2d_model_is_drawn_slice_by_slice(tmp_path, capsys):
     err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--quick", "--mask", str(path),
                                       "--map-guidance", "-1", "--out", str(refused)], refused)
     assert "--map-guidance -1" in err
-    flat = _mask_file(tmp_path / "slice.nii.gz", 16, 1.0)
-    err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--quick", "--mask", str(flat),
-                                      "--map-guidance", "0.5", "--out", str(refused)], refused)
-    assert "3-D map" in err
+    err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--quick", "--mask", str(path),
+                                      "--map-guidance-healthy", "0.5", "--out", str(refused)], refused)
+    assert "--map-guidance-healthy is for 2-D maps" in err
+
+
+def test_a_2d_map_takes_map_guidance_by_lesion(tmp_path, capsys):
+    """A 2-D map: --map-guidance weighs maps with a lesion, --map-guidance-healthy the others
+    (neither given: the defaults), and generated.json records both."""
+    from genmed.models.map_guidance import SLICE_MAP_GUIDANCE
+
+    flat = _mask_file(tmp_path / "slice.nii.gz", 16, 22.5)
+    out = tmp_path / "out"
+    kind = ["--attributes", '{"kind": "malignant"}']
+    assert run(["apps", "generate-from-mask", "--quick", "--mask", str(flat), *kind, "--map-guidance", "0.5",
+                "--map-guidance-healthy", "0.25", "--out", str(out)]) == 0
+    written = json.loads((out / "generated.json").read_text())
+    assert (written["map_guidance"], written["map_guidance_healthy"]) == (0.5, 0.25)
+    default = tmp_path / "default"
+    assert run(["apps", "generate-from-mask", "--quick", "--mask", str(flat), *kind, "--out", str(default)]) == 0
+    written = json.loads((default / "generated.json").read_text())
+    assert (written["map_guidance"], written["map_guidance_healthy"]) == SLICE_MAP_GUIDANCE
+    refused = tmp_path / "refused"
+    err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--quick", "--mask", str(flat), *kind,
+                                      "--map-guidance-healthy", "nan", "--out", str(refused)], refused)
+    assert "--map-guidance-healthy nan" in err
 
 
 def test_a_seed_torch_cannot_take_is_one_line(tmp_path, capsys):

@@ -7,8 +7,9 @@ import torch
 
 from genmed.data.conditions import CLASSES
 from genmed.errors import UserError
-from genmed.models.map_guidance import (MapGuidedDenoiser, check_map_guidance, lesion_free_map, negative_map,
-                                       organ_free_map, weights_by_lesion)
+from genmed.models.map_guidance import (SLICE_MAP_GUIDANCE, MapGuidedDenoiser, check_map_guidance,
+                                       lesion_free_map, negative_map, organ_free_map, slice_map_guidance,
+                                       weights_by_lesion)
 
 
 def _shares(seed: int = 0) -> torch.Tensor:
@@ -94,6 +95,15 @@ def test_weights_by_lesion_give_maps_with_a_lesion_their_own_weight():
     assert weights_by_lesion(cond, 1.0, 0.0).tolist() == [1.0, 0.0]
     with pytest.raises(UserError, match="map_guidance"):
         weights_by_lesion(cond, -1.0, 0.0)
+
+
+def test_slice_map_guidance_fills_what_the_user_left_out():
+    assert slice_map_guidance(None, None) == SLICE_MAP_GUIDANCE
+    assert slice_map_guidance(0.5, None) == (0.5, 0.5)  # one weight serves both kinds of map
+    assert slice_map_guidance(0.5, 0.0) == (0.5, 0.0)
+    assert slice_map_guidance(None, 0.75) == (SLICE_MAP_GUIDANCE[0], 0.75)
+    with pytest.raises(UserError, match="map_guidance"):
+        slice_map_guidance(0.5, -1.0)
 
 
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), torch.tensor([0.5, -0.1]),

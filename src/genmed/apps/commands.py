@@ -142,10 +142,14 @@ def generate_from_mask(
     noise_correlation: float = typer.Option(None, "--noise-correlation", help="A 3-D map with a 2-D "
                                             "model: correlation of adjacent slices' initial noise, 0-1 "
                                             "(1: one shared noise; default 0.98)."),
-    map_guidance: float = typer.Option(None, "--map-guidance", help="A 3-D map with a 2-D model: weight "
-                                       "w >= 0 that steers each slice towards the map's kidneys and "
-                                       "lesion, away from the same map without them (0: off; twice "
-                                       "the sampling time; default 0.25)."),
+    map_guidance: float = typer.Option(None, "--map-guidance", help="Weight w >= 0 that steers each "
+                                       "slice towards the map's kidneys and lesion, away from the same "
+                                       "map without them (0: off; twice the sampling time). A 3-D map "
+                                       "with a 2-D model: every slice (default 0.25). 2-D maps: those "
+                                       "with a lesion (default 0)."),
+    map_guidance_healthy: float = typer.Option(None, "--map-guidance-healthy", help="2-D maps without a "
+                                               "lesion: their own map-guidance weight (default 0; "
+                                               "with --map-guidance alone, its weight)."),
 ) -> None:
     """Generate CT slices from a label map + attributes (SPADE diffusion); check they obey."""
     from genmed.apps.generate_from_mask import (
@@ -153,7 +157,7 @@ def generate_from_mask(
         train_mask_generator)
     from genmed.errors import UserError
     from genmed.models.mask_generation import check_noise_request
-    from genmed.models.map_guidance import check_map_guidance
+    from genmed.models.map_guidance import check_map_guidance, slice_map_guidance
     from genmed.models.slicewise import MAP_GUIDANCE, NOISE_CORRELATION, check_noise_correlation
 
     check_output_dir(out, files=(("generated.nii.gz", "generated.png", "generated.json") if mask is not None
@@ -163,6 +167,8 @@ def generate_from_mask(
     rho = check_noise_correlation(NOISE_CORRELATION if noise_correlation is None else noise_correlation,
                                   "--noise-correlation")
     w_map = check_map_guidance(MAP_GUIDANCE if map_guidance is None else map_guidance, "--map-guidance")
+    w_healthy = (None if map_guidance_healthy is None
+                 else check_map_guidance(map_guidance_healthy, "--map-guidance-healthy"))
     cfg = (MaskGenConfig(size=16, n_train_patients=3, n_test_patients=2, diffusion_steps=8,
                          checker_steps=8, sample_steps=2, seed=seed)
            if quick else MaskGenConfig(seed=seed))
@@ -187,10 +193,12 @@ def generate_from_mask(
     masks, spacing = load_mask(mask, reference, dims)
     # a volume for a 2-D model: drawn axial slice by axial slice (slicewise.py)
     volume = dims == 2 and len(masks) > 1
+    if volume and w_healthy is not None:
+        raise UserError("--map-guidance-healthy is for 2-D maps; a volume's slices share --map-guidance")
     if not volume:
         spacing = spacing[-dims:]  # a single slice of a 3-D file: its in-plane spacing
-        if map_guidance:
-            raise UserError("--map-guidance is for a 3-D map drawn slice by slice by a 2-D model")
+        # 2-D maps: one weight for maps with a lesion, another for the others (map_guidance.py)
+        w_map, w_healthy = slice_map_guidance(map_guidance, w_healthy)
     texture = None  # scan noise per dose level, fitted by benchmarks/apps_generate_from_mask_256.py
     if model_run is not None and (model_run / NOISE_TEXTURE).is_file():
         from genmed.models.noise_texture import NoiseTexture
@@ -216,7 +224,8 @@ def generate_from_mask(
         dims = 3  # written and drawn as one volume
     else:
         images = generate_pairs(masks, [attrs] * len(masks), model or train_mask_generator(cfg),
-                                steps=cfg.sample_steps, seed=seed, spacing_mm=spacing, texture=texture)
+                                steps=cfg.sample_steps, seed=seed, spacing_mm=spacing, texture=texture,
+                                map_guidance=w_map, map_guidance_healthy=w_healthy)
     save_nifti(out / "generated.nii.gz", images if dims == 2 else images[0], (1.0, *spacing)[-3:])
     if dims == 2:
         from genmed.data.transforms import ABDOMEN_RANGE_HU
@@ -233,7 +242,8 @@ def generate_from_mask(
     write_json(out / "generated.json", {"mask": str(mask), "attributes": attrs, "n": len(images),
                                         "slice_by_slice": volume,
                                         "noise_correlation": rho if volume else None,
-                                        "map_guidance": w_map if volume else None,
+                                        "map_guidance": w_map,
+                                        "map_guidance_healthy": None if volume else w_healthy,
                                         "model": str(model_run) if model_run else "trained by this run",
                                         "scan_noise": str(model_run / NOISE_TEXTURE) if texture else None})
     typer.echo(f"wrote {out}")

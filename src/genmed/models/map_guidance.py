@@ -33,6 +33,9 @@ from genmed.models.denoiser import Denoiser
 BODY, KIDNEY, LESION = (CLASSES.index(c) for c in ("body", "kidney", "lesion"))
 ORGANS = (KIDNEY, LESION)
 NEGATIVES = ("organs", "lesion")  # what the negative map erases (negative_map)
+# 2-D maps' default weights (with a lesion, without): off, until a pair is chosen on validation
+# that reaches the lesion-kind target on test without fading malignant masses (docs/applications.md)
+SLICE_MAP_GUIDANCE = (0.0, 0.0)
 
 
 def check_map_guidance(weight: float | Tensor, name: str = "map_guidance",
@@ -52,6 +55,17 @@ def check_map_guidance(weight: float | Tensor, name: str = "map_guidance",
     if not 0.0 <= w < float("inf"):
         raise UserError(f"{name} {weight} must be a finite number >= 0")
     return w
+
+
+def slice_map_guidance(with_lesion: float | None, without_lesion: float | None) -> tuple[float, float]:
+    """The (with a lesion, without) weights for 2-D maps from a user's two optional weights:
+    neither given, `SLICE_MAP_GUIDANCE`; one weight alone serves both kinds of map."""
+    if with_lesion is None and without_lesion is None:
+        return SLICE_MAP_GUIDANCE
+    if with_lesion is None:
+        with_lesion = SLICE_MAP_GUIDANCE[0]
+    w = check_map_guidance(with_lesion)
+    return w, w if without_lesion is None else check_map_guidance(without_lesion)
 
 
 def is_guided(weight: float | Tensor) -> bool:
