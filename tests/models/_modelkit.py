@@ -89,3 +89,19 @@ def train_class_toy(model: GenerativeModel, seed: int, steps: int = 100) -> tupl
             opts[phase].step()
     real = float(data[labels == 1][LESION].mean() - data[labels == 0][LESION].mean())
     return label_patch_effect(model), real
+
+
+def map_reading_mask_ldm(n_scale: int = 4):
+    """A tiny 32-px mask-conditioned latent diffusion model (eval mode) whose UNet weights are
+    nudged off their initialisation, so that the condition map changes its output (an untrained
+    UNet's last layer is zero); `n_scale` images set its latent scale."""
+    from genmed.models import build_model
+    from genmed.models.mask_generation import mask_ldm
+
+    torch.manual_seed(0)
+    ae = build_model("autoencoder", size=32, channels=(16, 16), norm_num_groups=8)
+    model = mask_ldm(ae, torch.zeros(n_scale, 1, 32, 32), generator=torch.Generator().manual_seed(0)).eval()
+    with torch.no_grad():
+        for p in model.diffusion.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    return model

@@ -120,22 +120,16 @@ def test_per_sample_weights_must_be_one_per_sample():
         check_map_guidance(torch.ones(3), n=4)
 
 
-
 def test_a_latent_model_samples_with_map_guidance_through_its_diffusion_model():
     """`sample(map_guidance=w)` of a 2-D mask ldm: w = 0 is plain sampling bit for bit; w > 0 is
     the sampler run with the guided denoiser on the latent map, from the same noise, decoded."""
+    from _modelkit import map_reading_mask_ldm
+
     from genmed.data.conditions import condition_maps, encode
     from genmed.data.phantom import PhantomConfig, make_slices
-    from genmed.models import build_model
     from genmed.models.base import randn
-    from genmed.models.mask_generation import mask_ldm
 
-    torch.manual_seed(0)
-    ae = build_model("autoencoder", size=32, channels=(16, 16), norm_num_groups=8)
-    model = mask_ldm(ae, torch.zeros(4, 1, 32, 32), generator=torch.Generator().manual_seed(0)).eval()
-    with torch.no_grad():  # an untrained UNet's last layer is zero: give the map an effect
-        for p in model.diffusion.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    model = map_reading_mask_ldm()
     maps = condition_maps(make_slices(2, 2, PhantomConfig(size=32), seed=0))
     cond, ids = encode(maps, [{"kind": "healthy", "noise": "standard"}] * 4, 32)
 
