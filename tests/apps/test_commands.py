@@ -179,7 +179,7 @@ def test_a_volume_map_with_a_2d_model_is_drawn_slice_by_slice(tmp_path, capsys):
     assert "--map-guidance -1" in err
     err = _expect_user_error(capsys, ["apps", "generate-from-mask", "--quick", "--mask", str(path),
                                       "--map-guidance-healthy", "0.5", "--out", str(refused)], refused)
-    assert "--map-guidance-healthy is for 2-D maps" in err
+    assert "--map-guidance-healthy is for maps drawn whole" in err
 
 
 def test_a_2d_map_takes_map_guidance_by_lesion(tmp_path, capsys):

@@ -145,11 +145,11 @@ def generate_from_mask(
     map_guidance: float = typer.Option(None, "--map-guidance", help="Weight w >= 0 that steers each "
                                        "slice towards the map's kidneys and lesion, away from the same "
                                        "map without them (0: off; twice the sampling time). A 3-D map "
-                                       "with a 2-D model: every slice (default 0.25). 2-D maps: those "
-                                       "with a lesion (default 0)."),
-    map_guidance_healthy: float = typer.Option(None, "--map-guidance-healthy", help="2-D maps without a "
-                                               "lesion: their own map-guidance weight (default 0; "
-                                               "with --map-guidance alone, its weight)."),
+                                       "with a 2-D model: every slice (default 0.25). A map drawn whole "
+                                       "(2-D, or 3-D with a 3-D model): maps with a lesion (default 0)."),
+    map_guidance_healthy: float = typer.Option(None, "--map-guidance-healthy", help="A map drawn whole "
+                                               "without a lesion: its own map-guidance weight (default "
+                                               "0; with --map-guidance alone, its weight)."),
 ) -> None:
     """Generate CT slices from a label map + attributes (SPADE diffusion); check they obey."""
     from genmed.apps.generate_from_mask import (
@@ -194,10 +194,11 @@ def generate_from_mask(
     # a volume for a 2-D model: drawn axial slice by axial slice (slicewise.py)
     volume = dims == 2 and len(masks) > 1
     if volume and w_healthy is not None:
-        raise UserError("--map-guidance-healthy is for 2-D maps; a volume's slices share --map-guidance")
+        raise UserError("--map-guidance-healthy is for maps drawn whole; a volume drawn slice by slice "
+                        "takes --map-guidance for every slice")
     if not volume:
         spacing = spacing[-dims:]  # a single slice of a 3-D file: its in-plane spacing
-        # 2-D maps: one weight for maps with a lesion, another for the others (map_guidance.py)
+        # a map drawn whole: one weight with a lesion, another without (map_guidance.py)
         w_map, w_healthy = slice_map_guidance(map_guidance, w_healthy)
     texture = None  # scan noise per dose level, fitted by benchmarks/apps_generate_from_mask_256.py
     if model_run is not None and (model_run / NOISE_TEXTURE).is_file():

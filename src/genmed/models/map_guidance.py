@@ -33,8 +33,9 @@ from genmed.models.denoiser import Denoiser
 BODY, KIDNEY, LESION = (CLASSES.index(c) for c in ("body", "kidney", "lesion"))
 ORGANS = (KIDNEY, LESION)
 NEGATIVES = ("organs", "lesion")  # what the negative map erases (negative_map)
-# 2-D maps' default weights (with a lesion, without): off, until a pair is chosen on validation
-# that reaches the lesion-kind target on test without fading malignant masses (docs/applications.md)
+# default weights (with a lesion, without) for a map drawn whole: off. On the 256-px benchmark
+# (0.25, 0.5) reaches the lesion-kind target but fades malignant masses (recall 0.43 against
+# 0.78 real; docs/applications.md, "More steps memorise"): a trade the user should choose
 SLICE_MAP_GUIDANCE = (0.0, 0.0)
 
 
@@ -58,7 +59,7 @@ def check_map_guidance(weight: float | Tensor, name: str = "map_guidance",
 
 
 def slice_map_guidance(with_lesion: float | None, without_lesion: float | None) -> tuple[float, float]:
-    """The (with a lesion, without) weights for 2-D maps from a user's two optional weights:
+    """The (with a lesion, without) weights for maps drawn whole from a user's two optional weights:
     neither given, `SLICE_MAP_GUIDANCE`; one weight alone serves both kinds of map."""
     if with_lesion is None and without_lesion is None:
         return SLICE_MAP_GUIDANCE
