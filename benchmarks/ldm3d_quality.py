@@ -13,7 +13,8 @@ through the stack) on `--n-check` samples beside the held-out real volumes and t
 reconstructions through stage one (the most stage two can reach), with the reconstructions'
 mean absolute error in HU.
 
-    PYTHONPATH=src python benchmarks/ldm3d_quality.py [--ae-steps 500] [--steps 1500] [--run RUN]
+    PYTHONPATH=src python benchmarks/ldm3d_quality.py [--ae-steps 500] [--steps 1500] [--run RUN] \
+        [--ae-option latent_channels=4 --ae-option adv_weight=0]
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ def main() -> None:
     ap.add_argument("--ae-steps", type=int, default=500)
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--ae-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a stage-one (AutoencoderConfig) field, VALUE as JSON, e.g. latent_channels=4")
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--n-samples", type=int, default=2, help="samples in the figure")
@@ -99,6 +102,11 @@ def main() -> None:
     if args.run is None:
         ae = {"channels": [16, 32, 32], "train_crop": args.crop, "adv_weight": 0.01,
               "adv_warmup_steps": args.ae_steps // 5}
+        for item in args.ae_option:
+            key, sep, value = item.partition("=")
+            if not sep:
+                ap.error(f"--ae-option {item!r}: expected KEY=VALUE")
+            ae[key] = json.loads(value)
         cfg = TrainConfig(family="ldm", spatial_dims=3, size=args.size, n_patients=args.patients,
                           steps=args.steps, autoencoder_steps=args.ae_steps, batch_size=args.batch,
                           precision=args.precision, device="cpu", ckpt_every=250, sample_n=2,

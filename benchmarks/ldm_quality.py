@@ -10,6 +10,11 @@ with label dropout 0.1 for classifier-free guidance. Samples: SDE-DPM-Solver++(2
     PYTHONPATH=src python benchmarks/ldm_quality.py --autoencoder runs/bench_autoencoder_256 \
         --steps 7000 [--run RUN] [--n 240 --fid-extractor EXTRACTOR.safetensors]
 
+`--patients N` trains on N phantom patients rendered at 256 px with a lesion in 90% of them
+(8 slices each; default: the phantom's own 34 training patients), and `--region-loss-weights
+B K L` weights the latent loss by each slice's body, kidney and lesion shares
+(`region_loss_weights`: a training-only map; the model is still conditioned on the class alone).
+
 Then `--n` samples whose classes follow the held-out slices' are measured: the share that
 looks like a slice (air corners, tissue in the middle: `slice_shape`), the kidney band of
 malignant- and healthy-conditioned ones beside real malignant slices (`--band-figure`), with
@@ -162,6 +167,31 @@ def measure(model, test, args) -> dict:
     return out
 
 
+def fit_on_patients(args, run: Path) -> None:
+    """Stage two on `args.patients` phantom patients (a lesion in 90%), class-conditional, with
+    the latent loss weighted by a training-only region map when `args.region_loss_weights`."""
+    from genmed.apps.common import phantom, to_unit
+    from genmed.data.conditions import condition_maps
+    from genmed.models.latent import latent_diffusion
+    from genmed.train import DictDataset, fit, load_run
+
+    tr = phantom(args.patients, args.size, args.seed, lesion_prob=0.9)
+    x, y = to_unit(tr.image), torch.from_numpy(np.asarray(tr.label, dtype=np.int64))
+    data = {"image": x, "label": y}
+    weights = {}
+    if args.region_loss_weights is not None:  # one-hot air, body, kidney, lesion as uint8
+        maps = condition_maps(tr)
+        data["regions"] = torch.stack([torch.from_numpy(maps == c) for c in range(4)], 1).to(torch.uint8)
+        weights = {"region_loss_weights": (0.0, *args.region_loss_weights)}
+    del tr
+    ae, _ = load_run(args.autoencoder)
+    torch.manual_seed(args.seed)
+    model = latent_diffusion(ae, x[:64], num_classes=3, autoencoder_run=str(args.autoencoder),
+                             generator=torch.Generator().manual_seed(args.seed), **weights)
+    fit(model, DictDataset(**data), steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed,
+        out=run, device="cpu", precision=args.precision)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--autoencoder", type=Path, default=ROOT / "runs" / "bench_autoencoder_256")
@@ -171,6 +201,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=7000)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--patients", type=int, help="train on this many phantom patients at --size "
+                    "(a lesion in 90%%) instead of the phantom's own training split")
+    ap.add_argument("--region-loss-weights", type=float, nargs=3, metavar=("BODY", "KIDNEY", "LESION"),
+                    help="weight the latent loss by a training-only region map (air: 0); needs --patients")
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--per-class", type=int, default=4)
@@ -195,7 +230,15 @@ def main() -> None:
 
     run = args.run or args.out_run
     trained = None
-    if args.run is None:
+    if args.region_loss_weights is not None and args.patients is None:
+        ap.error("--region-loss-weights needs --patients")
+    if args.run is None and args.patients is not None:
+        start = time.perf_counter()
+        fit_on_patients(args, run)
+        trained = {"wall_s": round(time.perf_counter() - start, 1),
+                   "img_per_s": round(args.steps * args.batch / (time.perf_counter() - start), 2),
+                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    elif args.run is None:
         cfg = TrainConfig(family="ldm", autoencoder=str(args.autoencoder), size=args.size,
                           cond="label", steps=args.steps, batch_size=args.batch, lr=args.lr,
                           precision=args.precision, device="cpu", ckpt_every=500, sample_n=6,
@@ -228,6 +271,7 @@ def main() -> None:
         "machine": machine() | {"torch_threads": args.threads},
         "settings": {"run": str(run), "autoencoder": str(args.autoencoder), "size": args.size,
                      "steps": args.steps, "batch": args.batch, "lr": args.lr, "precision": args.precision,
+                     "patients": args.patients, "region_loss_weights": args.region_loss_weights,
                      "unet_channels": list(cfg.channels), "latent_shape": list(cfg.latent_config.sample_shape)
                      if hasattr(cfg.latent_config, "sample_shape") else None,
                      "sampler": sampler, "sample_steps": sample_steps, "guidance": args.guidance},

@@ -131,3 +131,40 @@ def test_region_weighted_loss_is_the_weighted_mean_of_the_pixel_errors() -> None
         _model(cond_channels=2, cond_loss_weights=(1.0,))
     with pytest.raises(UserError, match="finite and >= 0"):
         _model(cond_channels=2, cond_loss_weights=(0.0, -1.0))
+
+
+def test_region_loss_weights_weight_a_training_only_map_the_network_never_sees() -> None:
+    """region_loss_weights (0, 9) on batch["regions"] give the loss of cond_loss_weights
+    (0, 9) on the same map as an image condition, with a network that takes no condition."""
+    torch.manual_seed(0)
+    net = dict(size=16, channels=(8, 16), attention_levels=(False, False), norm_num_groups=4,
+               num_train_timesteps=50, prediction="v")
+    model = build_model("diffusion", region_loss_weights=(0.0, 9.0), **net)
+    x0 = torch.rand(2, 1, 16, 16) * 2 - 1
+    regions = torch.zeros(2, 2, 16, 16)
+    regions[:, 0] = 1
+    regions[:, :, 4:8, 4:8] = torch.tensor([0.0, 1.0])[:, None, None]
+    torch.manual_seed(1)
+    got = model.loss({"image": x0, "regions": regions})["loss"]
+    torch.manual_seed(1)
+    plain = model.loss({"image": x0, "regions": torch.cat([regions[:, :1] + regions[:, 1:], 0 * regions[:, 1:]], 1)})["loss"]
+    assert float((got - plain).detach().abs().max()) > 1e-4  # the lesion's weight changes the loss
+    torch.manual_seed(1)
+    t = torch.randint(0, 50, (2,))
+    noise = torch.randn_like(x0)
+    from genmed.models.diffusion import v_target
+
+    with torch.no_grad():
+        out = model.net(model.q_sample(x0, t, noise), timesteps=t)
+    err = (out - v_target(x0, noise, model.alpha_bar[t])).pow(2)[:, 0]
+    w = torch.ones(16, 16)
+    w[4:8, 4:8] = 10.0
+    torch.testing.assert_close(got.detach(), (err * w).sum((1, 2)) / w.sum())
+    torch.testing.assert_close(plain.detach(), err.mean((1, 2)))
+    with pytest.raises(UserError, match=r"needs a region map batch\['regions'\] of shape \(2, 2, 16, 16\); got none"):
+        model.loss({"image": x0})
+    with pytest.raises(UserError, match="not both"):
+        build_model("diffusion", cond_channels=2, cond_loss_weights=(0.0, 1.0),
+                    region_loss_weights=(0.0, 1.0), **net)
+    with pytest.raises(UserError, match="region_loss_weights=.* must be finite and >= 0"):
+        build_model("diffusion", region_loss_weights=(0.0, -1.0), **net)

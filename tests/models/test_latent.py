@@ -241,3 +241,28 @@ def test_ldm_passes_region_loss_weights_to_its_latent_unet() -> None:
     assert ldm.diffusion.config.cond_loss_weights == (0.0, 4.0)
     with pytest.raises(UserError, match="one weight per image condition channel"):
         build_model("ldm", size=16, autoencoder=TINY_AE, cond_channels=2, cond_loss_weights=[1], **UNET)
+
+
+def test_ldm_region_loss_weights_pool_the_pixel_map_onto_the_latent_grid() -> None:
+    """A training-only region map at pixel resolution weights the latent loss by its shares in
+    each latent pixel's footprint, as the image condition's weights do."""
+    ldm = build_model("ldm", size=16, autoencoder=TINY_AE, region_loss_weights=[0, 4], **UNET)
+    assert ldm.diffusion.config.region_loss_weights == (0.0, 4.0)
+    regions = torch.zeros(2, 2, 16, 16)
+    regions[:, 0] = 1
+    regions[:, :, 0:2, 0:2] = torch.tensor([0.0, 1.0])[:, None, None]  # a quarter of one footprint
+    pooled = ldm.to_latent_grid(regions)
+    k = 16 // pooled.shape[-1]
+    assert pooled.shape[-2:] == (16 // k, 16 // k) and float(pooled[0, 1, 0, 0]) == 4 / k**2
+    seen = {}
+    real_loss = ldm.diffusion.loss
+
+    def spy(batch):
+        seen["regions"] = batch["regions"]
+        return real_loss(batch)
+
+    ldm.diffusion.loss = spy
+    ldm.loss({"image": torch.rand(2, 1, 16, 16) * 2 - 1, "regions": regions})
+    torch.testing.assert_close(seen["regions"], pooled)
+    with pytest.raises(UserError, match=r"batch\['regions'\] of shape \(2, 2, 16, 16\); got shape \(2, 2, 8, 8\)"):
+        ldm.loss({"image": torch.rand(2, 1, 16, 16), "regions": regions[..., :8, :8]})

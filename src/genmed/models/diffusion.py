@@ -80,6 +80,10 @@ class DiffusionConfig(ModelConfig):
     # small classes (kidney, lesion) makes them count for more than their area, which a plain
     # mean lets a few hundred lesion pixels in 65,536 all but drop (docs/applications.md)
     cond_loss_weights: tuple[float, ...] = ()
+    # the same weighting from a training-only region map batch["regions"] (B, one channel per
+    # weight, *spatial), which the network never sees: a class-conditional model can weight
+    # the lesion it is asked to draw without being given where it is. Excludes the above
+    region_loss_weights: tuple[float, ...] = ()
     bounded: bool = True  # data in [-1, 1]: samples clamped (and x0 clipped); False: latents
     # noise of the forward process: "gaussian" (Ho et al. 2020) or multi-octave 2-D "simplex"
     # (AnoDDPM, Wyatt et al. 2022: the model learns to remove structured noise; for anomaly
@@ -117,8 +121,12 @@ class DiffusionConfig(ModelConfig):
         if self.cond_loss_weights and len(self.cond_loss_weights) != self.cond_channels:
             raise UserError(f"cond_loss_weights={self.cond_loss_weights} needs one weight per image "
                             f"condition channel (cond_channels={self.cond_channels})")
-        if not all(0.0 <= w < float("inf") for w in self.cond_loss_weights):
-            raise UserError(f"cond_loss_weights={self.cond_loss_weights} must be finite and >= 0")
+        for name in ("cond_loss_weights", "region_loss_weights"):
+            if not all(0.0 <= w < float("inf") for w in getattr(self, name)):
+                raise UserError(f"{name}={getattr(self, name)} must be finite and >= 0")
+        if self.cond_loss_weights and self.region_loss_weights:
+            raise UserError("set cond_loss_weights (weights of the image condition) or "
+                            "region_loss_weights (of a training-only map), not both")
         if self.cond_channels and self.data_kind != "image":
             raise UserError("an image condition (cond_channels > 0) needs data_kind='image'")
         if self.recon_t is not None and not 0 <= self.recon_t < self.num_train_timesteps:
@@ -213,7 +221,8 @@ class DiffusionModel(GenerativeModel):
     def loss(self, batch: Batch, phase: str = "main") -> dict[str, Tensor]:
         """Per-sample MSE (B,) of the eps (Algorithm 1) or v target (`config.prediction`) at
         uniformly drawn t, with label dropout; weighted by the image condition's regions when
-        `config.cond_loss_weights` is set (`region_weights`)."""
+        `config.cond_loss_weights` is set, or by batch["regions"] when
+        `config.region_loss_weights` is (`region_weights`)."""
         x0 = batch["image"]
         b = x0.shape[0]
         t = torch.randint(0, self.config.num_train_timesteps, (b,), device=x0.device)
@@ -225,9 +234,24 @@ class DiffusionModel(GenerativeModel):
         seg = {"seg": batch["cond"].to(x0.dtype)} if self.config.cond_channels else {}
         out = self.net(self.q_sample(x0, t, noise), timesteps=t, class_labels=labels, **seg)
         target = noise if self.config.prediction == "eps" else v_target(x0, noise, self.alpha_bar[t])
-        weights = self.config.cond_loss_weights
-        w = region_weights(batch["cond"].float(), weights) if weights else None
-        return {"loss": pixel_mean((out.float() - target.float()).pow(2), w)}
+        return {"loss": pixel_mean((out.float() - target.float()).pow(2), self.loss_weights(batch))}
+
+    def loss_weights(self, batch: Batch) -> Tensor | None:
+        """Per-pixel loss weights (B, 1, *spatial) from the image condition
+        (`cond_loss_weights`) or the training-only batch["regions"] (`region_loss_weights`);
+        None for the plain mean. UserError for a missing or misshapen region map."""
+        cfg = self.config
+        if cfg.cond_loss_weights:
+            return region_weights(batch["cond"].float(), cfg.cond_loss_weights)
+        if not cfg.region_loss_weights:
+            return None
+        x0, regions = batch["image"], batch.get("regions")
+        want = (x0.shape[0], len(cfg.region_loss_weights), *x0.shape[2:])
+        if regions is None or tuple(regions.shape) != want:
+            got = "none" if regions is None else f"shape {tuple(regions.shape)}"
+            raise UserError(f"region_loss_weights={cfg.region_loss_weights} needs a region map "
+                            f"batch['regions'] of shape {want}; got {got}")
+        return region_weights(regions.float(), cfg.region_loss_weights)
 
     def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
                generator: torch.Generator | None = None, *, sampler: str | None = None,

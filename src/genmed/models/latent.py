@@ -47,7 +47,7 @@ CACHE_BYTES = 2 * 2**30  # `training_data` caches posterior moments up to this s
 SHARED = ("spatial_dims", "in_channels", "size", "num_classes", "data_kind")  # set on the LDM
 _UNET = ("channels", "attention_levels", "num_res_blocks", "norm_num_groups", "schedule",
          "num_train_timesteps", "cond_drop_prob", "sampler", "sample_steps", "spacing", "recon_t",
-         "cond_channels", "cond_kind", "prediction", "cond_loss_weights")
+         "cond_channels", "cond_kind", "prediction", "cond_loss_weights", "region_loss_weights")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,6 +80,9 @@ class LDMConfig(ModelConfig):
     # region-weighted latent loss (DiffusionConfig.cond_loss_weights), on the map area-averaged
     # onto the latent grid
     cond_loss_weights: tuple[float, ...] = ()
+    # the same from a training-only region map batch["regions"] at pixel resolution
+    # (DiffusionConfig.region_loss_weights), area-averaged onto the latent grid
+    region_loss_weights: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -171,6 +174,14 @@ class LatentDiffusionModel(GenerativeModel):
         check_choice("phase", phase, self.phases())
         if self.config.cond_channels:
             batch = {**batch, "cond": self.latent_cond(batch.get("cond"), len(batch["image"]))}
+        if self.config.region_loss_weights:
+            regions = batch.get("regions")
+            want = (len(batch["image"]), len(self.config.region_loss_weights), *batch["image"].shape[2:])
+            if regions is None or tuple(regions.shape) != want:
+                got = "none" if regions is None else f"shape {tuple(regions.shape)}"
+                raise UserError(f"region_loss_weights={self.config.region_loss_weights} needs a "
+                                f"region map batch['regions'] of shape {want}; got {got}")
+            batch = {**batch, "regions": self.to_latent_grid(regions)}
         if "latent_mu" in batch:
             mu, sigma = batch["latent_mu"], batch["latent_sigma"]
             z = (mu + sigma * torch.randn(tuple(mu.shape), device=mu.device, dtype=mu.dtype))
@@ -192,9 +203,14 @@ class LatentDiffusionModel(GenerativeModel):
         if image_cond is None or tuple(image_cond.shape) != want:
             got = "none" if image_cond is None else f"shape {tuple(image_cond.shape)}"
             raise UserError(f"the model needs an image condition of shape {want}; got {got}")
-        pool = F.avg_pool2d if cfg.spatial_dims == 2 else F.avg_pool3d
+        return self.to_latent_grid(image_cond)
+
+    def to_latent_grid(self, maps: Tensor) -> Tensor:
+        """A map (n, C, *[size]*dims) at pixel resolution area-averaged onto the latent grid:
+        each latent pixel holds the share of each channel in its footprint (float32)."""
+        pool = F.avg_pool2d if self.config.spatial_dims == 2 else F.avg_pool3d
         k = self.autoencoder.config.downsampling
-        return pool(image_cond.float(), kernel_size=k, stride=k)
+        return pool(maps.float(), kernel_size=k, stride=k)
 
     def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
                generator: torch.Generator | None = None, *, sampler: str | None = None,
