@@ -67,9 +67,13 @@ def figure(path: Path, real: dict[int, np.ndarray], fake: dict[int, np.ndarray],
 
 def draw(model, labels: np.ndarray, args) -> tuple[np.ndarray, np.ndarray]:
     """`args.n` samples (N, 1, H, W) in [-1, 1] with classes drawn in the held-out slices'
-    proportions (seed 1), the grid's sampler and guidance; and those classes."""
+    proportions (seed 1; with `args.balanced`, a third of each class), the grid's sampler and
+    guidance; and those classes."""
     g = torch.Generator().manual_seed(1)
-    cond = torch.from_numpy(labels)[torch.randint(0, len(labels), (args.n,), generator=g)]
+    if args.balanced:
+        cond = torch.arange(args.n) % 3
+    else:
+        cond = torch.from_numpy(labels)[torch.randint(0, len(labels), (args.n,), generator=g)]
     with torch.no_grad():
         fake = torch.cat([model.sample(len(c), cond=c, steps=args.sample_steps, generator=g,
                                        sampler=args.sampler, guidance=args.guidance).float()
@@ -140,7 +144,7 @@ def measure(model, test, args) -> dict:
     fake, cond = draw(model, labels, args)
     fake_hu, real_hu = CT_WINDOW.from_unit(fake[:, 0]), CT_WINDOW.from_unit(real[:, 0])
     out = {"n_fake": len(fake), "n_real": len(labels), "sample_s": round(time.perf_counter() - start, 1),
-           "classes": "drawn in the held-out slices' proportions (seed 1)",
+           "classes": "a third per class" if args.balanced else "drawn in the held-out slices' proportions (seed 1)",
            "slice_shape": {"fake": slice_shape(fake_hu), "real": slice_shape(real_hu)}}
     if args.band_figure is not None:
         band_figure(args.band_figure, real_hu[labels == 2], fake_hu, cond,
@@ -213,6 +217,8 @@ def main() -> None:
     ap.add_argument("--sampler", help="sampler of the grid (default: the model's)")
     ap.add_argument("--sample-steps", type=int, help="its steps (default: the model's)")
     ap.add_argument("--n", type=int, default=240, help="samples measured (slice shape, FID)")
+    ap.add_argument("--balanced", action="store_true",
+                    help="measure a third of the --n samples per class instead of the held-out proportions")
     ap.add_argument("--fid-extractor", type=Path, help="domain extractor file for FID/PRDC")
     ap.add_argument("--pipeline", type=Path, help="a `genmed pipeline train` run at the same size: does "
                     "its classifier class the samples as the class they were drawn for?")
