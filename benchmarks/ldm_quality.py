@@ -155,9 +155,13 @@ def measure(model, test, args) -> dict:
         from genmed.pipeline.pipeline import load_pipeline
 
         pipe = load_pipeline(args.pipeline)
+        with torch.no_grad():  # stage one's ceiling: smooth like the samples, anatomy kept
+            recon = torch.cat([model.autoencoder.reconstruct(b) for b in test.images.split(8)])
         out["pipeline_agreement"] = {"pipeline": str(args.pipeline),
                                      "fake": agreement(pipe, fake[:, 0], cond),
-                                     "real": agreement(pipe, real[:, 0], labels)}
+                                     "real": agreement(pipe, real[:, 0], labels),
+                                     "real_reconstructed": agreement(
+                                         pipe, recon.clamp(-1, 1).float().numpy()[:, 0], labels)}
     if args.fid_extractor is not None:
         from genmed.metrics.evaluate import EvalConfig, evaluate_images
         from genmed.metrics.features import load_extractor
