@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--ae-option", action="append", default=[], metavar="KEY=VALUE",
-                    help="a stage-one (AutoencoderConfig) field, VALUE as JSON, e.g. latent_channels=4")
+                    help="a stage-one (AutoencoderConfig) field, VALUE as YAML, e.g. latent_channels=4")
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--n-samples", type=int, default=2, help="samples in the figure")
@@ -90,6 +90,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
+    from genmed.config import parse_assignments
     from genmed.data.datasets import load_training_data
     from genmed.data.modality import CT_WINDOW
     from genmed.metrics.anatomy import anatomy_checks
@@ -101,12 +102,7 @@ def main() -> None:
     trained = None
     if args.run is None:
         ae = {"channels": [16, 32, 32], "train_crop": args.crop, "adv_weight": 0.01,
-              "adv_warmup_steps": args.ae_steps // 5}
-        for item in args.ae_option:
-            key, sep, value = item.partition("=")
-            if not sep:
-                ap.error(f"--ae-option {item!r}: expected KEY=VALUE")
-            ae[key] = json.loads(value)
+              "adv_warmup_steps": args.ae_steps // 5} | parse_assignments(args.ae_option, "--ae-option")
         cfg = TrainConfig(family="ldm", spatial_dims=3, size=args.size, n_patients=args.patients,
                           steps=args.steps, autoencoder_steps=args.ae_steps, batch_size=args.batch,
                           precision=args.precision, device="cpu", ckpt_every=250, sample_n=2,

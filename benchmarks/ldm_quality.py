@@ -245,8 +245,8 @@ def main() -> None:
     if args.run is None and args.patients is not None:
         start = time.perf_counter()
         fit_on_patients(args, run)
-        trained = {"wall_s": round(time.perf_counter() - start, 1),
-                   "img_per_s": round(args.steps * args.batch / (time.perf_counter() - start), 2),
+        wall = time.perf_counter() - start
+        trained = {"wall_s": round(wall, 1), "img_per_s": round(args.steps * args.batch / wall, 2),
                    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
     elif args.run is None:
         cfg = TrainConfig(family="ldm", autoencoder=str(args.autoencoder), size=args.size,

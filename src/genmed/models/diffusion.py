@@ -245,12 +245,7 @@ class DiffusionModel(GenerativeModel):
             return region_weights(batch["cond"].float(), cfg.cond_loss_weights)
         if not cfg.region_loss_weights:
             return None
-        x0, regions = batch["image"], batch.get("regions")
-        want = (x0.shape[0], len(cfg.region_loss_weights), *x0.shape[2:])
-        if regions is None or tuple(regions.shape) != want:
-            got = "none" if regions is None else f"shape {tuple(regions.shape)}"
-            raise UserError(f"region_loss_weights={cfg.region_loss_weights} needs a region map "
-                            f"batch['regions'] of shape {want}; got {got}")
+        regions = checked_regions(batch, cfg.region_loss_weights)
         return region_weights(regions.float(), cfg.region_loss_weights)
 
     def sample(self, n: int, cond: Tensor | None = None, steps: int | None = None,
@@ -351,6 +346,19 @@ class DiffusionModel(GenerativeModel):
             for _ in range(n_draws)
         ]
         return torch.stack(errs).mean(0)
+
+
+def checked_regions(batch: Batch, weights: tuple[float, ...]) -> Tensor:
+    """batch["regions"], the training-only region map of `region_loss_weights`: (B, one
+    channel per weight, *spatial of batch["image"]); UserError naming that shape if it is
+    missing or misshapen."""
+    x, regions = batch["image"], batch.get("regions")
+    want = (x.shape[0], len(weights), *x.shape[2:])
+    if regions is None or tuple(regions.shape) != want:
+        got = "none" if regions is None else f"shape {tuple(regions.shape)}"
+        raise UserError(f"region_loss_weights={weights} needs a region map batch['regions'] of "
+                        f"shape {want}; got {got}")
+    return regions
 
 
 def region_weights(cond: Tensor, weights: tuple[float, ...]) -> Tensor:

@@ -39,7 +39,7 @@ from genmed.errors import UserError, check_choice, check_positive
 from genmed.models.autoencoder import AutoencoderConfig, AutoencoderModel
 from genmed.models.base import Batch, GenerativeModel, ModelConfig, batch_labels, evaluating
 from genmed.models.denoiser import Prediction
-from genmed.models.diffusion import DiffusionConfig, DiffusionModel
+from genmed.models.diffusion import DiffusionConfig, DiffusionModel, checked_regions
 from genmed.models.samplers import SamplerName
 from genmed.models.schedules import ScheduleKind, Spacing
 
@@ -174,13 +174,8 @@ class LatentDiffusionModel(GenerativeModel):
         check_choice("phase", phase, self.phases())
         if self.config.cond_channels:
             batch = {**batch, "cond": self.latent_cond(batch.get("cond"), len(batch["image"]))}
-        if self.config.region_loss_weights:
-            regions = batch.get("regions")
-            want = (len(batch["image"]), len(self.config.region_loss_weights), *batch["image"].shape[2:])
-            if regions is None or tuple(regions.shape) != want:
-                got = "none" if regions is None else f"shape {tuple(regions.shape)}"
-                raise UserError(f"region_loss_weights={self.config.region_loss_weights} needs a "
-                                f"region map batch['regions'] of shape {want}; got {got}")
+        if self.config.region_loss_weights:  # checked at pixel resolution, pooled to latents
+            regions = checked_regions(batch, self.config.region_loss_weights)
             batch = {**batch, "regions": self.to_latent_grid(regions)}
         if "latent_mu" in batch:
             mu, sigma = batch["latent_mu"], batch["latent_sigma"]
