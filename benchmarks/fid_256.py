@@ -11,12 +11,14 @@ folder and writes a part JSON (training wall time, img/s, peak RSS, sampling s/i
 `--merge` scores every part against the held-out test patients' slices with one domain
 extractor trained at 256 px (`genmed eval train-extractor --size 256`): FID, KID, precision,
 density (quality) and recall, coverage (diversity) with bootstrap CIs, the extractor's name
-and weights hash; and draws real | pixel | latent side by side in the abdomen window.
+and weights hash; beside them two references on the validation patients' slices: real against
+real (the floor) and, with `--autoencoder`, the same slices through stage one (the latent arm's
+ceiling); and it draws real | pixel | latent side by side in the abdomen window.
 Data: the phantom's patient-level split at 256 px (`load_training_data`, `--patients`, seed 0).
 
     PYTHONPATH=src python benchmarks/fid_256.py --arm pixel --images 2400 --out-run RUN_P
     PYTHONPATH=src python benchmarks/fid_256.py --arm latent --images 2400 --autoencoder AE --out-run RUN_L
-    PYTHONPATH=src python benchmarks/fid_256.py --merge RUN_P RUN_L --extractor EXT.safetensors
+    PYTHONPATH=src python benchmarks/fid_256.py --merge RUN_P RUN_L --extractor EXT.safetensors --autoencoder AE
 """
 
 from __future__ import annotations
@@ -128,23 +130,37 @@ def merge(args) -> dict:
     test = split(args, "test")
     real, labels = test.images.numpy(), test.labels.numpy()
     ext = load_extractor(args.extractor)
+
+    def score(fake: np.ndarray) -> dict:
+        m = evaluate_images(real, fake, extractor=ext, real_labels=labels,
+                            cfg=EvalConfig(n_boot=200, kid_subset=min(100, len(real), len(fake))))
+        return {"extractor": m["extractor"], "quality": m["quality"], "warnings": m.get("warnings", []),
+                "diversity": {k: m["diversity"].get(k) for k in ("recall", "coverage", "class_coverage")}}
+
+    # the floor (other held-out patients) and, with --autoencoder, the latent arm's ceiling
+    val = split(args, "val").images
+    references = {"real: the validation patients' slices": score(val.numpy())}
+    if args.autoencoder is not None:
+        from genmed.train import load_run
+
+        ae, _ = load_run(args.autoencoder)
+        with torch.no_grad():
+            recon = torch.cat([ae.reconstruct(b) for b in val.split(8)]).clamp(-1, 1).float()
+        references["the same slices through stage one"] = score(recon.numpy()) | {
+            "autoencoder": str(args.autoencoder)}
+    references = {k: v | {"n": len(val)} for k, v in references.items()}
     arms, fakes = [], {}
     for run in args.merge:
         part = json.loads((run / PART).read_text())
         fake = np.load(run / SAMPLES)
-        m = evaluate_images(real, fake, extractor=ext, real_labels=labels,
-                            cfg=EvalConfig(n_boot=200, kid_subset=min(100, len(real), len(fake))))
-        part.update(extractor=m["extractor"], quality=m["quality"],
-                    diversity={k: m["diversity"].get(k) for k in ("recall", "coverage", "class_coverage")},
-                    warnings=m.get("warnings", []))
-        arms.append(part)
+        arms.append(part | score(fake))
         fakes[f"{part['arm']}, {part['train_images']:,} images"] = fake
     result = {"benchmark": "fid_256", "machine": machine() | {"torch_threads": args.threads},
               "settings": {"size": args.size, "patients": args.patients, "unet": UNET,
                            "reference": f"phantom test split: {len(real)} slices of "
                                         f"{len(set(test.patient_ids))} held-out patients",
                            "extractor_file": str(args.extractor)},
-              "arms": arms}
+              "references": references, "arms": arms}
     figure(args.figure, real, fakes, f"Unconditional diffusion at {args.size} px, same UNet, "
            f"{SAMPLER} {SAMPLE_STEPS} steps; first row: held-out real slices")
     result["figure"] = str(args.figure.relative_to(ROOT)) if args.figure.is_relative_to(ROOT) else str(args.figure)
@@ -156,7 +172,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arm", choices=("pixel", "latent"))
     ap.add_argument("--merge", type=Path, nargs="+", metavar="RUN", help="score these arm runs")
-    ap.add_argument("--autoencoder", type=Path, help="latent arm: a trained 256-px autoencoder run")
+    ap.add_argument("--autoencoder", type=Path, help="latent arm: a trained 256-px autoencoder run "
+                    "(merge: also score held-out slices through it)")
     ap.add_argument("--out-run", type=Path, help="the arm's run folder")
     ap.add_argument("--images", type=int, default=2400, help="training images per arm")
     ap.add_argument("--batch", type=int, default=8)
