@@ -154,15 +154,16 @@ def merge(args) -> dict:
         part = json.loads((run / PART).read_text())
         fake = np.load(run / SAMPLES)
         arms.append(part | score(fake))
-        fakes[f"{part['arm']}, {part['train_images']:,} images"] = fake
+        fakes[f"{part['arm']}, {part['train_images']:,} training images"] = fake
     result = {"benchmark": "fid_256", "machine": machine() | {"torch_threads": args.threads},
               "settings": {"size": args.size, "patients": args.patients, "unet": UNET,
                            "reference": f"phantom test split: {len(real)} slices of "
                                         f"{len(set(test.patient_ids))} held-out patients",
                            "extractor_file": str(args.extractor)},
               "references": references, "arms": arms}
-    figure(args.figure, real, fakes, f"Unconditional diffusion at {args.size} px, same UNet, "
-           f"{SAMPLER} {SAMPLE_STEPS} steps; first row: held-out real slices")
+    figure(args.figure, real, fakes, f"Unconditional diffusion at {args.size} px (360 mm field of view, "
+           f"{360 / args.size:.2f} mm/px), same UNet, {SAMPLER} {SAMPLE_STEPS} steps; "
+           "first row: held-out real slices")
     result["figure"] = str(args.figure.relative_to(ROOT)) if args.figure.is_relative_to(ROOT) else str(args.figure)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     return result
