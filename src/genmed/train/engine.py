@@ -36,6 +36,7 @@ from genmed.train.config import TrainConfig, effective_warmup
 from genmed.train.data import BatchOrder, check_batches, load_dataset, to_device, write_data_record
 from genmed.train.distributed import (Topology, agree, gather_objects, init_from_env,
                                       local_rank_from_env, shutdown)
+from genmed.train.allocator import keep_freed_memory
 from genmed.train.precision import Numerics, resolve_numerics
 from genmed.train.tracking import Tracker
 from genmed.train.warm_start import warm_start
@@ -135,6 +136,8 @@ def train(cfg: TrainConfig, *, model: GenerativeModel | None = None,
     Under torchrun (WORLD_SIZE > 1) every process calls this; rank 0 writes.
     """
     numerics = resolve_numerics(cfg.device, cfg.precision, local_rank_from_env())
+    if numerics.device.type == "cpu":
+        keep_freed_memory()  # opt-in (GENMED_KEEP_FREED_MEMORY=1): reuse freed activations
     topo = init_from_env(numerics.device.type)
     finished = False
     try:

@@ -23,6 +23,7 @@ from genmed.train.compiled import accelerate
 from genmed.train.config import (MAX_SAMPLE_ELEMENTS, MODEL_LIMITS, Precision, TrainConfig,
                                  check_model_limits)
 from genmed.train.engine import RunResult, build_model, train
+from genmed.train.allocator import keep_freed_memory
 from genmed.train.precision import resolve_numerics
 from genmed.train.tracking import sample_grid
 
@@ -175,6 +176,8 @@ def sample_run(run_dir: str | Path, out: str | Path, *, n: int = 64, steps: int 
         raise UserError(f"-n {n}: {n} samples of shape {tuple(shape)} need more than "
                         f"{MAX_SAMPLE_ELEMENTS * 4 >> 30} GiB; sample fewer per call (vary --seed)")
     num = resolve_numerics(device, precision)
+    if num.device.type == "cpu":
+        keep_freed_memory()
     model = accelerate(model.to(num.device), compile=compile, channels_last=channels_last)
     cond = None
     if class_name is not None:
