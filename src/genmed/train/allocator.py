@@ -8,10 +8,11 @@ the kernel: the CPU time goes to the kernel, not to the convolutions. Raising th
 thresholds (`mallopt`, glibc's documented tunables `M_MMAP_THRESHOLD` and `M_TRIM_THRESHOLD`)
 keeps freed blocks in the heap for reuse. The price is a higher resident set, so it is opt-in:
 `GENMED_KEEP_FREED_MEMORY=1` makes the engine and `genmed sample` apply it on CPU
-(benchmarks/cpu_allocator.py: 256-px pixel diffusion about 1.7x faster, peak RSS +1.5 GiB; a
-128^3 autoencoder step 1.5x faster, peak RSS +3.4 GiB, which would break the 12 GiB 3-D
-target). Without genmed, glibc's own `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1073741824:
-glibc.malloc.trim_threshold=1073741824`, set before the process starts, does the same.
+(benchmarks/cpu_allocator.py: 256-px pixel diffusion 1.87x faster, peak RSS +1.4 GiB; a
+128^3 autoencoder step 1.47x faster, peak RSS +3.4 GiB, which would break the 12 GiB 3-D
+target; docs/training.md). Without genmed, glibc's own
+`GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824`,
+set before the process starts, does the same.
 """
 
 from __future__ import annotations

@@ -31,12 +31,12 @@ from genmed.errors import UserError
 from genmed.fileio import check_output_dir, folder_lock, remove_stale_temps
 from genmed.models.base import GenerativeModel
 from genmed.train import checkpoint as ckpt
+from genmed.train.allocator import keep_freed_memory
 from genmed.train.compiled import compile_networks, to_channels_last
 from genmed.train.config import TrainConfig, effective_warmup
 from genmed.train.data import BatchOrder, check_batches, load_dataset, to_device, write_data_record
 from genmed.train.distributed import (Topology, agree, gather_objects, init_from_env,
                                       local_rank_from_env, shutdown)
-from genmed.train.allocator import keep_freed_memory
 from genmed.train.precision import Numerics, resolve_numerics
 from genmed.train.tracking import Tracker
 from genmed.train.warm_start import warm_start

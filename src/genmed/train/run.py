@@ -19,11 +19,11 @@ from genmed.errors import MAX_SEED, UserError, check_choice, check_range, warn
 from genmed.fileio import check_output_dir, write_json, write_png
 from genmed.models.base import GenerativeModel
 from genmed.train import checkpoint as ckpt
+from genmed.train.allocator import keep_freed_memory
 from genmed.train.compiled import accelerate
 from genmed.train.config import (MAX_SAMPLE_ELEMENTS, MODEL_LIMITS, Precision, TrainConfig,
                                  check_model_limits)
 from genmed.train.engine import RunResult, build_model, train
-from genmed.train.allocator import keep_freed_memory
 from genmed.train.precision import resolve_numerics
 from genmed.train.tracking import sample_grid
 
