@@ -44,5 +44,5 @@ def keep_freed_memory(threshold: int = THRESHOLD) -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # not glibc
         return False
-    _applied = bool(mallopt(M_MMAP_THRESHOLD, threshold)) and bool(mallopt(M_TRIM_THRESHOLD, threshold))
+    _applied = all(mallopt(option, threshold) == 1 for option in (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD))
     return _applied
