@@ -107,11 +107,10 @@ def figure(path: Path, real: np.ndarray, arms: dict[str, np.ndarray], title: str
     rows = {"held-out real": real[:: max(1, len(real) // k)], **arms}  # real: spread over patients
     fig, axes = plt.subplots(len(rows), k, figsize=(2.6 * k + 1.2, 2.7 * len(rows) + 0.4), squeeze=False,
                              layout="constrained")
-    lo, hi = 40 - 200, 40 + 200
     for r, (name, imgs) in enumerate(rows.items()):
         for c in range(k):
             ax = axes[r, c]
-            im = ax.imshow(CT_WINDOW.from_unit(imgs[c, 0]), cmap="gray", vmin=lo, vmax=hi)
+            im = ax.imshow(CT_WINDOW.from_unit(imgs[c, 0]), cmap="gray", vmin=CT_WINDOW.low, vmax=CT_WINDOW.high)
             ax.set_xticks([])
             ax.set_yticks([])
         axes[r, 0].set_ylabel(name, fontsize=10)
