@@ -14,7 +14,10 @@ reconstructions through stage one (the most stage two can reach), with the recon
 mean absolute error in HU.
 
     PYTHONPATH=src python benchmarks/ldm3d_quality.py [--ae-steps 500] [--steps 1500] [--run RUN] \
-        [--ae-option latent_channels=4 --ae-option adv_weight=0]
+        [--ae-option latent_channels=4 --ae-option adv_weight=0] [--autoencoder STAGE_ONE_RUN]
+
+With `--autoencoder`, only stage two trains here: add the stage-one run's own CPU time
+(its metrics.jsonl) to `training.cpu_s` for the budget.
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, help="a trained 3D ldm run to sample (skip training)")
     ap.add_argument("--out-run", type=Path, default=ROOT / "runs" / "bench_ldm3d_128")
+    ap.add_argument("--autoencoder", type=Path,
+                    help="a trained 3D autoencoder run to reuse as stage one (train stage two only)")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--crop", type=int, default=64)
     ap.add_argument("--patients", type=int, default=48)
@@ -103,12 +108,13 @@ def main() -> None:
     if args.run is None:
         ae = {"channels": [16, 32, 32], "train_crop": args.crop, "adv_weight": 0.01,
               "adv_warmup_steps": args.ae_steps // 5} | parse_assignments(args.ae_option, "--ae-option")
+        stage_one = ({"autoencoder": str(args.autoencoder)} if args.autoencoder else
+                     {"autoencoder_steps": args.ae_steps})
         cfg = TrainConfig(family="ldm", spatial_dims=3, size=args.size, n_patients=args.patients,
-                          steps=args.steps, autoencoder_steps=args.ae_steps, batch_size=args.batch,
-                          precision=args.precision, device="cpu", ckpt_every=250, sample_n=2,
-                          log_every=10, out=str(run),
-                          options={"autoencoder": ae, "channels": [32, 64, 64],
-                                   "attention_levels": [False, False, True]})
+                          steps=args.steps, batch_size=args.batch, precision=args.precision,
+                          device="cpu", ckpt_every=250, sample_n=2, log_every=10, out=str(run),
+                          options={"channels": [32, 64, 64], "attention_levels": [False, False, True]}
+                          | ({} if args.autoencoder else {"autoencoder": ae}), **stage_one)
         start, c0 = time.perf_counter(), cpu_s()
         res = train(cfg)
         trained = {"wall_s": round(time.perf_counter() - start, 1), "cpu_s": round(cpu_s() - c0, 1),

@@ -84,6 +84,26 @@ def test_3d_crop_trained_autoencoder_decodes_in_tiles_of_its_training_crop() -> 
         assert torch.equal(flat.decode(z2), flat.net.decode(z2).clamp(-1, 1))
 
 
+def test_3d_crop_trained_autoencoder_encodes_in_windows_of_its_training_crop() -> None:
+    """The encoder's twin of the test above: windows of the 8-voxel crop, so the latents of the
+    first image voxels come from the first window alone and ignore a change at the far end of
+    the volume, which a whole-volume encode (GroupNorm over the whole field) does not."""
+    torch.manual_seed(0)
+    ae = build_model("autoencoder", spatial_dims=3, size=16, adv_weight=0.0, train_crop=8,
+                     **TINY_AE).eval()
+    x = torch.rand(1, 1, 16, 16, 16) * 2 - 1
+    far = x.clone()
+    far[:, :, 12:] = 1.0
+    with torch.no_grad():
+        (mu, sigma), (mu_far, _) = ae.encode(x), ae.encode(far)
+        whole, whole_far = ae.encode(x, tiled=False)[0], ae.encode(far, tiled=False)[0]
+    assert mu.shape == sigma.shape == whole.shape == (1, 2, 8, 8, 8)
+    assert torch.allclose(mu[:, :, :2], mu_far[:, :, :2], atol=1e-6)
+    assert (whole[:, :, :2] - whole_far[:, :, :2]).abs().max() > 1e-3
+    assert not torch.allclose(mu, whole, atol=1e-4)
+    assert torch.equal(ae.encode(x[..., :8, :8, :8])[0], ae.net.encode(x[..., :8, :8, :8])[0])
+
+
 def test_adversarial_term_waits_for_its_warm_up() -> None:
     torch.manual_seed(0)
     ae = build_model("autoencoder", size=16, channels=(4, 4), norm_num_groups=4,

@@ -113,9 +113,29 @@ class AutoencoderModel(GenerativeModel):
         check_choice("phase", phase, self.phases())
         return (self.discriminator if phase == "discriminator" else self.net).parameters()
 
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(mu, sigma) of q(z|x), each (B, *latent_shape)."""
-        return self.net.encode(x)
+    def _tiles(self, tiled: bool | None) -> bool:
+        """Whether to run the encoder/decoder in tiles of the training crop (default: for a 3-D
+        autoencoder trained on `train_crop` crops)."""
+        if tiled is None:
+            return bool(self.config.train_crop) and self.config.spatial_dims == 3
+        return tiled
+
+    def encode(self, x: Tensor, *, tiled: bool | None = None) -> tuple[Tensor, Tensor]:
+        """(mu, sigma) of q(z|x), each (B, C_latent, *spatial / downsampling).
+
+        `tiled` (default as `decode`) encodes in overlapping `train_crop` windows (overlap 0.5,
+        Gaussian blending), the field of view each GroupNorm saw in training. Encoding 128^3
+        phantom volumes whole from 64^3-crop training lost the spine in the reconstruction
+        (share of axial slices with a spine 0.00-0.08 on four held-out volumes; tiled: 0.95-1.00)."""
+        side = self.config.train_crop or self.config.size
+        if not self._tiles(tiled) or all(s <= side for s in x.shape[2:]):
+            return self.net.encode(x)
+        from monai.inferers import sliding_window_inference
+
+        mu, sigma = sliding_window_inference(x, roi_size=(side,) * (x.ndim - 2), sw_batch_size=4,
+                                             predictor=self.net.encode, overlap=0.5,
+                                             mode="gaussian")
+        return mu, sigma
 
     def latent(self, x: Tensor, generator: torch.Generator | None = None, *,
                sample: bool = True) -> Tensor:
@@ -134,11 +154,8 @@ class AutoencoderModel(GenerativeModel):
         trained on. Decoding a 128^3 volume whole from 64^3-crop training put the body 110 HU
         too bright (mean error 72 HU on held-out volumes; tiled: 34 HU). A 2-D one trained on
         128-px crops decodes 256-px slices better whole (36.0 vs 31.1 dB; docs/models.md)."""
-        crop = self.config.train_crop
-        if tiled is None:
-            tiled = bool(crop) and self.config.spatial_dims == 3
-        side = (crop or self.config.size) // self.config.downsampling
-        if not tiled or all(s <= side for s in z.shape[2:]):
+        side = (self.config.train_crop or self.config.size) // self.config.downsampling
+        if not self._tiles(tiled) or all(s <= side for s in z.shape[2:]):
             return self.net.decode(z).clamp(-1, 1)
         from monai.inferers import sliding_window_inference
 
