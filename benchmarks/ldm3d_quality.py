@@ -5,7 +5,8 @@ One `genmed train --family ldm --spatial-dims 3 --size 128` run through the engi
 stage one, MONAI AutoencoderKL (channels (16, 32, 32), 4x, 3 latent channels) trained on random
 64^3 crops (`train_crop`) of the phantom's 128^3 volumes with the patch-adversarial term after
 a warm-up; stage two, the DiffusionModelUNet (32, 64, 64), attention at the lowest level, on
-the 3 x 32^3 latents, each volume's posterior moments encoded once (`LatentCache`). CPU time is
+the 3 x 32^3 latents, each volume's posterior moments encoded once (`LatentCache`) in the
+autoencoder's 64^3 training windows. CPU time is
 the process's user + system time (all threads), the budget of the issue's target; peak RSS is
 the process's high-water mark. Anatomy, with no 3-D feature extractor for FID: the checks of
 `genmed.metrics.anatomy` (tissue shares by HU range, a body outline in each axial slice, a spine
