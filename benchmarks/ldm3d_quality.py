@@ -73,6 +73,19 @@ def summarise(checks: list[dict[str, float]]) -> dict:
     return out | {"volumes": len(checks)}
 
 
+def stage_one_record(run: Path) -> dict:
+    """What a reused stage-one run was (its steps and options) and its training speed, so the
+    JSON's `settings.ae_steps` / `ae_option` (unused with `--autoencoder`) cannot mislead."""
+    from genmed.train.run import load_config_of
+
+    cfg = load_config_of(run)
+    rates = [json.loads(line).get("img_per_s") for line in (run / "metrics.jsonl").open()]
+    rates = [r for r in rates if r]
+    return {"run": str(run), "steps": cfg.steps, "batch_size": cfg.batch_size,
+            "precision": cfg.precision, "options": cfg.options,
+            "img_per_s_median": round(float(np.median(rates)), 3) if rates else None}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, help="a trained 3D ldm run to sample (skip training)")
@@ -152,6 +165,7 @@ def main() -> None:
         "machine": machine() | {"torch_threads": args.threads},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "training": trained,
+        "stage_one_run": stage_one_record(args.autoencoder) if args.autoencoder else None,
         "sample_s_per_volume": round(sample_s, 2),
         "anatomy": {"note": "genmed.metrics.anatomy: voxel shares by HU range (W400/L40), share of "
                             "axial slices with a body outline, share with a spine; mean [min, max]",
