@@ -90,6 +90,16 @@ class AutoencoderConfig(ModelConfig):
         return (self.latent_channels, *([self.size // self.downsampling] * self.spatial_dims))
 
 
+def _in_windows(fn, x: Tensor, side: int):
+    """`fn` over overlapping `side`-voxel windows of `x` (MONAI sliding-window inference, overlap
+    0.5, Gaussian blending, four windows at a time); outputs of another size (the encoder's
+    latents, the decoder's images) and tuples of them are stitched at their own scale."""
+    from monai.inferers import sliding_window_inference
+
+    return sliding_window_inference(x, roi_size=(side,) * (x.ndim - 2), sw_batch_size=4,
+                                    predictor=fn, overlap=0.5, mode="gaussian")
+
+
 class AutoencoderModel(GenerativeModel):
     """Encoder q(z|x) and decoder of MONAI's AutoencoderKL; phases "main", or "discriminator"
     then "generator" with the patch-adversarial loss."""
@@ -130,11 +140,7 @@ class AutoencoderModel(GenerativeModel):
         side = self.config.train_crop or self.config.size
         if not self._tiles(tiled) or all(s <= side for s in x.shape[2:]):
             return self.net.encode(x)
-        from monai.inferers import sliding_window_inference
-
-        mu, sigma = sliding_window_inference(x, roi_size=(side,) * (x.ndim - 2), sw_batch_size=4,
-                                             predictor=self.net.encode, overlap=0.5,
-                                             mode="gaussian")
+        mu, sigma = _in_windows(self.net.encode, x, side)
         return mu, sigma
 
     def latent(self, x: Tensor, generator: torch.Generator | None = None, *,
@@ -157,11 +163,7 @@ class AutoencoderModel(GenerativeModel):
         side = (self.config.train_crop or self.config.size) // self.config.downsampling
         if not self._tiles(tiled) or all(s <= side for s in z.shape[2:]):
             return self.net.decode(z).clamp(-1, 1)
-        from monai.inferers import sliding_window_inference
-
-        out = sliding_window_inference(z, roi_size=(side,) * (z.ndim - 2), sw_batch_size=4,
-                                       predictor=self.net.decode, overlap=0.5, mode="gaussian")
-        return out.clamp(-1, 1)
+        return _in_windows(self.net.decode, z, side).clamp(-1, 1)
 
     def _logits(self, x: Tensor) -> Tensor:
         return self.discriminator(x.contiguous())[-1].float().flatten(1)  # (B, patches)
