@@ -47,7 +47,7 @@ class AutoencoderConfig(ModelConfig):
     disc_layers: int = 3  # stride-2 discriminator layers (each patch logit sees ~2**(layers+2) px)
     # train on random train_crop-px crops (0: whole images), as Rombach et al. 2022 train their
     # first stage on crops; the network is convolutional, so it encodes whole images at test time
-    # (a 3-D one decodes in tiles of this side: `AutoencoderModel.decode`)
+    # (a 3-D one encodes and decodes in tiles of this side: `AutoencoderModel.encode`, `decode`)
     train_crop: int = 0
 
     def __post_init__(self) -> None:
