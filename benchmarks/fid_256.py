@@ -144,7 +144,7 @@ def merge(args) -> dict:
 
         ae, _ = load_run(args.autoencoder)
         with torch.no_grad():
-            recon = torch.cat([ae.reconstruct(b) for b in val.split(8)]).clamp(-1, 1).float()
+            recon = torch.cat([ae.reconstruct(b) for b in val.split(8)]).float()  # clamped by decode
         references["the same slices through stage one"] = score(recon.numpy()) | {
             "autoencoder": str(args.autoencoder)}
     references = {k: v | {"n": len(val)} for k, v in references.items()}
