@@ -1,0 +1,232 @@
+"""Class -> layout -> image at 256 px (issue 13, "a visible mass when conditioned on malignant"):
+a class-conditional layout model draws the condition map, the mask-conditioned latent diffusion
+model draws the slice from it (`genmed.models.layout`; brainSPADE, Fernandez et al. 2022).
+
+Train the layout model (pixel diffusion of 64-px class-share maps, MONAI DiffusionModelUNet
+(32, 64, 64), class-conditional with label dropout 0.1; loss weighted 1 + 4 x kidney share +
+24 x lesion share, the mask model's weights) on `--patients` phantom patients at 256 px (a
+lesion in 90%, 8 slices each, phantom seed 0):
+
+    PYTHONPATH=src python benchmarks/layout_then_image.py --train-only --patients 400 \
+        --steps 3000 --out-run runs/layout64
+
+Then measure it with a trained mask model (`benchmarks/apps_generate_from_mask_256.py`) and a
+kidney pipeline at 256 px as the checker:
+
+    PYTHONPATH=src python benchmarks/layout_then_image.py --run runs/layout64 \
+        --image-model runs/mask400p --pipeline runs/pipe256
+
+`--n` draws, a third per class: how many layout draws each class needed, the lesion area per
+class against real held-out maps (24 patients, phantom seed 1000), and how often the checker
+classes the images as the class they were drawn for; beside it the same checks on the real
+slices and on images the mask model draws from the real maps (the ceiling of this route).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+CLASSES = ("healthy", "benign", "malignant")
+REGION_WEIGHTS = (0.0, 0.0, 4.0, 24.0)  # air, body, kidney, lesion
+
+
+def train_layout(args) -> dict:
+    """Fit the layout model on `args.patients` phantom patients; its cost."""
+    from genmed.apps.common import phantom
+    from genmed.data.conditions import condition_maps
+    from genmed.models.layout import layout_diffusion, maps_to_shares
+    from genmed.train import DictDataset, fit
+
+    start = time.perf_counter()
+    tr = phantom(args.patients, 256, args.seed, lesion_prob=0.9)
+    shares = maps_to_shares(condition_maps(tr), args.size)
+    labels = torch.from_numpy(np.asarray(tr.label, dtype=np.int64))
+    del tr
+    prep = time.perf_counter() - start
+    torch.manual_seed(args.seed)
+    model = layout_diffusion(args.size, region_loss_weights=REGION_WEIGHTS)
+    start = time.perf_counter()
+    fit(model, DictDataset(image=shares, label=labels, regions=(shares + 1) / 2), steps=args.steps,
+        batch_size=args.batch, lr=args.lr, seed=args.seed, out=args.out_run, device="cpu",
+        precision=args.precision)
+    wall = time.perf_counter() - start
+    return {"slices": len(labels), "class_counts": np.bincount(labels.numpy(), minlength=3).tolist(),
+            "prepare_s": round(prep, 1), "wall_s": round(wall, 1),
+            "img_per_s": round(args.steps * args.batch / wall, 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def lesion_areas(maps: np.ndarray, labels: np.ndarray) -> dict:
+    """Per class: share of maps with a lesion, and the lesion area (pixels at 256 px) median and
+    quartiles over maps that have one."""
+    area = (maps == 3).reshape(len(maps), -1).sum(1)
+    out = {}
+    for c, name in enumerate(CLASSES):
+        a = area[labels == c]
+        has = a[a > 0]
+        out[name] = {"n": int(len(a)), "with_lesion": round(float((a > 0).mean()), 3) if len(a) else None,
+                     "lesion_px_q25_median_q75": [float(v) for v in np.percentile(has, [25, 50, 75])]
+                     if len(has) else None}
+    return out
+
+
+def map_figure(path: Path, rows: list[tuple[str, list[tuple[np.ndarray | None, np.ndarray, str]]]], title: str) -> None:
+    """One row per class: (condition map or None, slice in HU, caption) panels, each map beside
+    its slice; maps in four colours, slices W400/L40 with an HU colour bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    colours = ["black", "tan", "tab:blue", "red"]
+    cols = max(sum(1 + (m is not None) for m, _, _ in panels) for _, panels in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.3 * cols + 1, 2.5 * len(rows) + 0.6), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for r, (name, panels) in enumerate(rows):
+        j = 0
+        for m, img, caption in panels:
+            if m is not None:
+                axes[r, j].imshow(m, cmap=ListedColormap(colours), vmin=-0.5, vmax=3.5, interpolation="nearest")
+                axes[r, j].set_title(f"drawn map ({name})", fontsize=8)
+                j += 1
+            im = axes[r, j].imshow(img, cmap="gray", vmin=-160, vmax=240)
+            axes[r, j].set_title(caption, fontsize=8, color="tab:blue" if m is None else "black")
+            j += 1
+    fig.colorbar(im, ax=axes, fraction=0.015, label="HU (window W400/L40)")
+    fig.legend(handles=[Patch(color=c, label=n) for c, n in zip(colours, ("air", "body", "kidney", "lesion"))],
+               loc="lower center", ncol=4, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=72)
+    plt.close(fig)
+
+
+def draw_images(model, maps: np.ndarray, labels: np.ndarray, texture, map_guidance, seed: int,
+                attributes=None) -> np.ndarray:
+    """Slices (N, 256, 256) in [-1, 1] from condition maps, kind = the class, standard dose unless
+    `attributes` are given; 16 at a time."""
+    from genmed.models.mask_generation import generate_from_maps
+
+    attributes = attributes or [{"kind": CLASSES[int(c)], "noise": "standard"} for c in labels]
+    out = [generate_from_maps(model, maps[i:i + 16], attributes[i:i + 16], steps=20, seed=seed + i,
+                              texture=texture, map_guidance=map_guidance[0],
+                              map_guidance_healthy=map_guidance[1])
+           for i in range(0, len(maps), 16)]
+    return torch.cat(out).clamp(-1, 1)[:, 0].float().numpy()
+
+
+def measure(args) -> dict:
+    """Draw `args.n` class -> layout -> image samples (a third per class) and check them."""
+    from genmed.apps.common import phantom, to_unit
+    from genmed.data.conditions import attributes_of, condition_maps
+    from genmed.data.modality import CT_WINDOW
+    from genmed.models.layout import maps_to_shares, sample_layouts, shares_to_maps
+    from genmed.models.mask_generation import check_mask_model
+    from genmed.models.noise_texture import NoiseTexture
+    from genmed.pipeline.pipeline import load_pipeline
+    from genmed.train.run import load_run
+    from ldm_quality import agreement, band_figure
+
+    layout_model = load_run(args.run)[0].eval()
+    image_model = check_mask_model(load_run(args.image_model)[0].eval(), str(args.image_model))
+    texture_file = args.image_model / "noise_texture.npz"
+    texture = NoiseTexture.load(texture_file) if texture_file.exists() else None
+    pipe = load_pipeline(args.pipeline)
+    labels = np.arange(args.n) % 3
+
+    start = time.perf_counter()
+    layouts = sample_layouts(layout_model, labels, 256, guidance=args.layout_guidance, seed=1)
+    layout_s = time.perf_counter() - start
+    start = time.perf_counter()
+    fake = draw_images(image_model, layouts.maps, labels, texture, args.map_guidance, seed=1)
+    image_s = time.perf_counter() - start
+
+    te = phantom(args.real_patients, 256, 1000, lesion_prob=0.9)  # the mask model's test patients
+    real_maps, real_labels = condition_maps(te), np.asarray(te.label)
+    real = to_unit(te.image)[:, 0].numpy()
+    from_real_maps = draw_images(image_model, real_maps, real_labels, texture, args.map_guidance, seed=1,
+                                 attributes=attributes_of(te))
+    round_trip = shares_to_maps(maps_to_shares(real_maps, args.size), 256)
+    with torch.no_grad():
+        out = {
+            "layout_s_per_map": round(layout_s / args.n, 3), "image_s_per_slice": round(image_s / args.n, 3),
+            "layout_draws": {name: {"mean": round(float(layouts.draws[labels == c].mean()), 2),
+                                    "max": int(layouts.draws[labels == c].max())}
+                             for c, name in enumerate(CLASSES)},
+            "lesion_areas_px_at_256": {"drawn_maps": lesion_areas(layouts.maps, labels),
+                                       "real_maps": lesion_areas(real_maps, real_labels),
+                                       f"real_maps_through_{args.size}_px": lesion_areas(round_trip, real_labels)},
+            "pipeline_agreement": {"pipeline": str(args.pipeline),
+                                   "class_layout_image": agreement(pipe, fake, labels),
+                                   "real": agreement(pipe, real, real_labels),
+                                   "image_model_on_real_maps": agreement(pipe, from_real_maps, real_labels)},
+        }
+    fake_hu, real_hu = CT_WINDOW.from_unit(fake), CT_WINDOW.from_unit(real)
+    band_figure(args.band_figure, real_hu[real_labels == 2], fake_hu, labels,
+                "Class -> layout -> image at 256 px: the kidney band of malignant- and healthy-conditioned "
+                "draws beside held-out real malignant slices")
+    rows = []
+    for c, name in enumerate(CLASSES):
+        ri = np.nonzero(real_labels == c)[0][:2]
+        fi = np.nonzero(labels == c)[0][:3]
+        rows.append((name, [(None, real_hu[i], f"real ({name})") for i in ri]
+                     + [(layouts.maps[i], fake_hu[i], f"sample | {name}") for i in fi]))
+    map_figure(args.figure, rows, "Class -> layout (64-px diffusion) -> image (mask-conditioned latent "
+               "diffusion) at 256 px (1.41 mm/px); blue: held-out real slices")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--train-only", action="store_true")
+    ap.add_argument("--run", type=Path, help="a trained layout run to measure")
+    ap.add_argument("--out-run", type=Path, default=ROOT / "runs" / "layout64")
+    ap.add_argument("--patients", type=int, default=400)
+    ap.add_argument("--size", type=int, default=64, help="layout size (px); maps are drawn at 256")
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precision", default="bf16")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--image-model", type=Path, help="a mask-conditioned ldm run at 256 px")
+    ap.add_argument("--pipeline", type=Path, help="a `genmed pipeline train` run at 256 px (the checker)")
+    ap.add_argument("--n", type=int, default=240, help="draws, a third per class")
+    ap.add_argument("--real-patients", type=int, default=24, help="held-out patients (phantom seed 1000)")
+    ap.add_argument("--layout-guidance", type=float, default=1.0)
+    ap.add_argument("--map-guidance", type=float, nargs=2, default=(0.0, 0.5), metavar=("W_L", "W_H"),
+                    help="the image model's map guidance for maps with / without a lesion")
+    ap.add_argument("--figure", type=Path, default=ROOT / "docs" / "img" / "layout_then_image_256.png")
+    ap.add_argument("--band-figure", type=Path, default=ROOT / "docs" / "img" / "layout_then_image_256_band.png")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "layout_then_image.json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    from genmed.versions import machine
+
+    result = {"benchmark": "layout_then_image", "machine": machine() | {"torch_threads": args.threads},
+              "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+    if args.run is None:
+        result["training"] = train_layout(args)
+        args.run = args.out_run
+    if not args.train_only:
+        result["measured"] = measure(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
