@@ -114,14 +114,12 @@ def map_figure(path: Path, rows: list[tuple[str, list[tuple[np.ndarray | None, n
     plt.close(fig)
 
 
-def draw_images(model, maps: np.ndarray, labels: np.ndarray, texture, map_guidance, seed: int,
-                attributes=None) -> np.ndarray:
-    """Slices (N, 256, 256) in [-1, 1] from condition maps, kind = the class, standard dose unless
-    `attributes` are given; 16 at a time."""
+def from_real_maps(model, maps: np.ndarray, attributes: list[dict], texture, map_guidance) -> np.ndarray:
+    """Slices (N, 256, 256) in [-1, 1] that the mask model draws from real maps with their true
+    attributes, 16 at a time (seed 1 + index, as `generate_from_class` seeds its chunks)."""
     from genmed.models.mask_generation import generate_from_maps
 
-    attributes = attributes or [{"kind": CLASSES[int(c)], "noise": "standard"} for c in labels]
-    out = [generate_from_maps(model, maps[i:i + 16], attributes[i:i + 16], steps=20, seed=seed + i,
+    out = [generate_from_maps(model, maps[i:i + 16], attributes[i:i + 16], steps=20, seed=1 + i,
                               texture=texture, map_guidance=map_guidance[0],
                               map_guidance_healthy=map_guidance[1])
            for i in range(0, len(maps), 16)]
@@ -133,14 +131,14 @@ def measure(args) -> dict:
     from genmed.apps.common import phantom, to_unit
     from genmed.data.conditions import attributes_of, condition_maps
     from genmed.data.modality import CT_WINDOW
-    from genmed.models.layout import maps_to_shares, sample_layouts, shares_to_maps
+    from genmed.models.layout import check_layout_model, generate_from_class, maps_to_shares, shares_to_maps
     from genmed.models.mask_generation import check_mask_model
     from genmed.models.noise_texture import NoiseTexture
     from genmed.pipeline.pipeline import load_pipeline
     from genmed.train.run import load_run
     from ldm_quality import agreement, band_figure
 
-    layout_model = load_run(args.run)[0].eval()
+    layout_model = check_layout_model(load_run(args.run)[0].eval(), str(args.run))
     image_model = check_mask_model(load_run(args.image_model)[0].eval(), str(args.image_model))
     texture_file = args.image_model / "noise_texture.npz"
     texture = NoiseTexture.load(texture_file) if texture_file.exists() else None
@@ -148,21 +146,20 @@ def measure(args) -> dict:
     labels = np.arange(args.n) % 3
 
     start = time.perf_counter()
-    layouts = sample_layouts(layout_model, labels, 256, guidance=args.layout_guidance, seed=1)
-    layout_s = time.perf_counter() - start
-    start = time.perf_counter()
-    fake = draw_images(image_model, layouts.maps, labels, texture, args.map_guidance, seed=1)
-    image_s = time.perf_counter() - start
+    layouts, fake = generate_from_class(layout_model, image_model, labels, seed=1, texture=texture,
+                                        layout_guidance=args.layout_guidance, map_guidance=args.map_guidance[0],
+                                        map_guidance_healthy=args.map_guidance[1])
+    fake = fake.clamp(-1, 1)[:, 0].float().numpy()
+    sample_s = time.perf_counter() - start
 
     te = phantom(args.real_patients, 256, 1000, lesion_prob=0.9)  # the mask model's test patients
     real_maps, real_labels = condition_maps(te), np.asarray(te.label)
     real = to_unit(te.image)[:, 0].numpy()
-    from_real_maps = draw_images(image_model, real_maps, real_labels, texture, args.map_guidance, seed=1,
-                                 attributes=attributes_of(te))
+    on_real_maps = from_real_maps(image_model, real_maps, attributes_of(te), texture, args.map_guidance)
     round_trip = shares_to_maps(maps_to_shares(real_maps, args.size), 256)
     with torch.no_grad():
         out = {
-            "layout_s_per_map": round(layout_s / args.n, 3), "image_s_per_slice": round(image_s / args.n, 3),
+            "s_per_slice_layout_and_image": round(sample_s / args.n, 3),
             "layout_draws": {name: {"mean": round(float(layouts.draws[labels == c].mean()), 2),
                                     "max": int(layouts.draws[labels == c].max())}
                              for c, name in enumerate(CLASSES)},
@@ -172,7 +169,7 @@ def measure(args) -> dict:
             "pipeline_agreement": {"pipeline": str(args.pipeline),
                                    "class_layout_image": agreement(pipe, fake, labels),
                                    "real": agreement(pipe, real, real_labels),
-                                   "image_model_on_real_maps": agreement(pipe, from_real_maps, real_labels)},
+                                   "image_model_on_real_maps": agreement(pipe, on_real_maps, real_labels)},
         }
     fake_hu, real_hu = CT_WINDOW.from_unit(fake), CT_WINDOW.from_unit(real)
     band_figure(args.band_figure, real_hu[real_labels == 2], fake_hu, labels,

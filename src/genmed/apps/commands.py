@@ -1,8 +1,10 @@
-"""`genmed apps ...`: anomaly, anomaly-crops, denoise, translate, generate-from-mask, volumes3d.
+"""`genmed apps ...`: anomaly, anomaly-crops, denoise, translate, generate-from-mask,
+generate-from-class, volumes3d.
 
 Each command runs its phantom benchmark (`--quick`: tiny settings, seconds) and writes a metrics
 JSON and PNG figure(s) under `--out`; `denoise --input FILE` denoises a user's scan instead,
-`generate-from-mask --mask FILE` generates from a user's label map.
+`generate-from-mask --mask FILE` generates from a user's label map, and `generate-from-class`
+draws slices of a lesion class through a trained layout model and a mask-conditioned model.
 """
 
 from __future__ import annotations
@@ -246,6 +248,75 @@ def generate_from_mask(
                                         "map_guidance": w_map,
                                         "map_guidance_healthy": None if volume else w_healthy,
                                         "model": str(model_run) if model_run else "trained by this run",
+                                        "scan_noise": str(model_run / NOISE_TEXTURE) if texture else None})
+    typer.echo(f"wrote {out}")
+
+
+@app.command("generate-from-class")
+def generate_from_class(
+    out: Path = OUT, seed: int = SEED, device: str = DEVICE,
+    layout_run: Path = typer.Option(..., "--layout", help="Run folder of a trained layout model "
+                                    "(benchmarks/layout_then_image.py --train-only)."),
+    model_run: Path = typer.Option(..., "--model", help="Run folder of a trained mask-conditioned "
+                                   "model at the slice size wanted (benchmarks/apps_generate_from_mask_256.py)."),
+    kind: str = typer.Option(..., "--kind", help="Lesion class: healthy, benign or malignant."),
+    n: int = typer.Option(8, "--n", min=1, max=256, help="Slices to draw."),
+    noise: str = typer.Option("standard", "--noise", help="Dose: standard or low-dose."),
+    spacing: float = typer.Option(None, "--spacing", min=0.01, max=100.0, help="In-plane spacing written "
+                                  "to the NIfTI (mm; default: the phantom's 360 mm field of view / size)."),
+    layout_guidance: float = typer.Option(1.0, "--layout-guidance", min=0.0, max=20.0,
+                                          help="Classifier-free guidance of the layout model."),
+    map_guidance: float = typer.Option(0.0, "--map-guidance", min=0.0, max=4.0, help="The image model's "
+                                       "map guidance for maps with a lesion (0: off)."),
+    map_guidance_healthy: float = typer.Option(0.5, "--map-guidance-healthy", min=0.0, max=4.0,
+                                               help="Its map guidance for maps without a lesion."),
+) -> None:
+    """Draw slices of a lesion class: a layout model draws the label map, a mask-conditioned model
+    the slice from it (brainSPADE, Fernandez et al. 2022)."""
+    from genmed.data.conditions import NOISE_LEVELS
+    from genmed.data.phantom import LABELS
+    from genmed.errors import UserError, check_choice
+    from genmed.models.layout import check_layout_model, generate_from_class as draw
+    from genmed.models.mask_generation import check_mask_model, check_noise_request
+    from genmed.train import load_run
+    from genmed.train.precision import resolve_device
+
+    check_output_dir(out, files=("generated.nii.gz", "layouts.nii.gz", "generated.png", "generated.json"))
+    check_choice("--kind", kind, LABELS)
+    check_choice("--noise", noise, NOISE_LEVELS)
+    dev = str(resolve_device(device))
+    layout = check_layout_model(load_run(layout_run, device=dev)[0].eval(), str(layout_run))
+    model = check_mask_model(load_run(model_run, device=dev)[0].eval(), str(model_run))
+    if model.config.spatial_dims != 2:
+        raise UserError(f"{model_run}: a 3-D mask model; generate-from-class draws 2-D slices")
+    texture = None
+    from genmed.apps.generate_from_mask import NOISE_TEXTURE
+
+    if (model_run / NOISE_TEXTURE).is_file():
+        from genmed.models.noise_texture import NoiseTexture
+
+        texture = NoiseTexture.load(model_run / NOISE_TEXTURE)
+    size = model.config.size
+    check_noise_request([{"noise": noise}], texture, (size, size))
+    layouts, images = draw(layout, model, [LABELS.index(kind)] * n, noise=noise, seed=seed,
+                           layout_guidance=layout_guidance, texture=texture, map_guidance=map_guidance,
+                           map_guidance_healthy=map_guidance_healthy)
+    from genmed.apps.common import to_hu
+    from genmed.apps.generate_from_mask import layout_figure
+    from genmed.data.io import save_nifti
+    from genmed.fileio import save_figure, write_json
+
+    hu = to_hu(images)
+    spacing = spacing or 360.0 / size
+    save_nifti(out / "generated.nii.gz", hu, (1.0, spacing, spacing))
+    save_nifti(out / "layouts.nii.gz", layouts.maps, (1.0, spacing, spacing), modality="SEG",
+               description="0 air 1 body 2 kidney 3 lesion")
+    save_figure(layout_figure(layouts.maps[:8], hu[:8], f"{kind}, {noise} dose"), out / "generated.png")
+    write_json(out / "generated.json", {"kind": kind, "noise": noise, "n": n, "seed": seed,
+                                        "layout": str(layout_run), "model": str(model_run),
+                                        "layout_guidance": layout_guidance, "map_guidance": map_guidance,
+                                        "map_guidance_healthy": map_guidance_healthy,
+                                        "layout_draws": layouts.draws.tolist(), "spacing_mm": spacing,
                                         "scan_noise": str(model_run / NOISE_TEXTURE) if texture else None})
     typer.echo(f"wrote {out}")
 

@@ -251,6 +251,30 @@ def _figure(masks: np.ndarray, real: np.ndarray, fake: np.ndarray, attrs, n: int
     return fig
 
 
+def layout_figure(masks: np.ndarray, fake: np.ndarray, title: str):
+    """Drawn condition maps (class colour bar) above the slices generated from them (HU colour
+    bar, the abdomen window stated): `genmed apps generate-from-class`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lo, hi = ABDOMEN_RANGE_HU
+    cmap, norm = map_style()
+    fig, ax = plt.subplots(2, len(masks), figsize=(1.9 * len(masks) + 1.4, 4.4), squeeze=False)
+    for j, (m, img) in enumerate(zip(masks, fake)):
+        im_map = ax[0, j].imshow(m, cmap=cmap, norm=norm)
+        im_hu = ax[1, j].imshow(img, cmap="gray", vmin=lo, vmax=hi)
+    for a in ax.ravel():
+        a.set_xticks([])
+        a.set_yticks([])
+    ax[0, 0].set_ylabel("drawn map", fontsize=8)
+    ax[1, 0].set_ylabel("generated", fontsize=8)
+    map_and_hu_colorbars(fig, im_map, ax[0], im_hu, ax[1], fontsize=7)
+    fig.suptitle(f"Class -> layout -> image: {title} (window W{hi - lo:.0f}/L{(hi + lo) / 2:.0f} HU)", fontsize=9)
+    return fig
+
+
 def load_mask(path: str | Path, reference: str | Path | None = None,
               spatial_dims: int = 2) -> tuple[np.ndarray, tuple[float, ...]]:
     """Read a condition map (NIfTI / PNG / DICOM label image, values 0..3) and its spacing (mm,

@@ -10,8 +10,9 @@ mask-conditioned model of `genmed.models.mask_generation` draws the slice from i
 class as its "kind" attribute.
 
 Pure functions: `maps_to_shares` / `shares_to_maps` convert between uint8 maps and share maps,
-`layout_agrees` says whether a map holds a lesion exactly when its class has one, and
-`sample_layouts` draws agreeing maps (a draw that disagrees is redrawn, and the redraws counted).
+`layout_agrees` says whether a map holds a lesion exactly when its class has one,
+`sample_layouts` draws agreeing maps (a draw that disagrees is redrawn, and the redraws counted)
+and `generate_from_class` draws slices for lesion classes through both models.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ import torch.nn.functional as F
 from genmed.data.conditions import CLASSES
 from genmed.data.phantom import LABELS
 from genmed.errors import UserError, check_positive
+from genmed.models.base import GenerativeModel
 from genmed.models.diffusion import DiffusionModel
+from genmed.models.latent import LatentDiffusionModel
+from genmed.models.noise_texture import NoiseTexture
 
 LESION = CLASSES.index("lesion")
 
@@ -40,6 +44,18 @@ def layout_diffusion(size: int = 64, **options) -> DiffusionModel:
     defaults = dict(channels=(32, 64, 64), attention_levels=(False, False, True))
     return build_model("diffusion", size=size, in_channels=len(CLASSES), num_classes=len(LABELS),
                        **{**defaults, **options})
+
+
+def check_layout_model(model: GenerativeModel, where: str) -> DiffusionModel:
+    """`model` if it is a `layout_diffusion` model (2-D pixel diffusion, one channel per map class,
+    one class per lesion kind); else UserError naming `where`."""
+    cfg = model.config
+    if (not isinstance(model, DiffusionModel) or cfg.spatial_dims != 2 or cfg.in_channels != len(CLASSES)
+            or cfg.num_classes != len(LABELS)):
+        raise UserError(f"{where}: not a layout model (needs a 2-D diffusion model with in_channels="
+                        f"{len(CLASSES)} and num_classes={len(LABELS)}; train one with "
+                        "benchmarks/layout_then_image.py)")
+    return model
 
 
 def maps_to_shares(maps: np.ndarray, size: int) -> torch.Tensor:
@@ -110,3 +126,25 @@ def sample_layouts(model: DiffusionModel, labels: Sequence[int], size: int, *, g
         raise UserError(f"the layout model drew no map that agrees with {', '.join(kinds)} in "
                         f"{max_tries} tries for {len(todo)} of {len(labels)} requests")
     return Layouts(maps=maps, draws=draws)
+
+
+@torch.no_grad()
+def generate_from_class(layout_model: DiffusionModel, image_model: DiffusionModel | LatentDiffusionModel,
+                        labels: Sequence[int], *, noise: str = "standard", seed: int = 0,
+                        layout_guidance: float = 1.0, texture: NoiseTexture | None = None,
+                        map_guidance: float = 0.0, map_guidance_healthy: float | None = None,
+                        steps: int = 20, batch: int = 16) -> tuple[Layouts, torch.Tensor]:
+    """Slices for lesion classes `labels` (0 healthy, 1 benign, 2 malignant): a condition map from
+    the layout model (`sample_layouts`, at the image model's size), then the image from the
+    mask-conditioned `image_model` with the class as "kind" and `noise` as the dose
+    (`genmed.models.mask_generation.generate_from_maps`, `batch` maps at a time). Returns the
+    layouts and the images (N, 1, H, W) in [-1, 1]."""
+    from genmed.models.mask_generation import generate_from_maps
+
+    layouts = sample_layouts(layout_model, labels, image_model.config.size, guidance=layout_guidance, seed=seed)
+    attrs = [{"kind": LABELS[int(c)], "noise": noise} for c in labels]
+    images = [generate_from_maps(image_model, layouts.maps[i:i + batch], attrs[i:i + batch], steps=steps,
+                                 seed=seed + i, texture=texture, map_guidance=map_guidance,
+                                 map_guidance_healthy=map_guidance_healthy)
+              for i in range(0, len(attrs), batch)]
+    return layouts, torch.cat(images)
