@@ -61,11 +61,12 @@ def test_a_layout_agrees_when_it_has_a_lesion_exactly_when_its_class_does():
     np.testing.assert_array_equal(layout_agrees(maps, [0, 1, 2, 2, 0]), [True, True, True, False, False])
 
 
-class Scripted:
+class Scripted(torch.nn.Module):
     """Stands in for a layout model: the n-th call to `sample` returns the n-th scripted share
     maps (one per requested class label, looked up by label), recording each call's labels."""
 
     def __init__(self, script: list[dict[int, np.ndarray]]):
+        super().__init__()
         self.script, self.calls = script, []
 
     def sample(self, n, cond, steps=None, generator=None, guidance=1.0):

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from genmed.data.conditions import CLASSES
 from genmed.data.phantom import LABELS
 from genmed.errors import UserError, check_positive
-from genmed.models.base import GenerativeModel
+from genmed.models.base import GenerativeModel, device_of
 from genmed.models.diffusion import DiffusionModel
 from genmed.models.latent import LatentDiffusionModel
 from genmed.models.noise_texture import NoiseTexture
@@ -90,8 +90,7 @@ def layout_agrees(maps: np.ndarray, labels: Sequence[int]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Layouts:
-    """Maps drawn for a list of classes, and how many draws each needed (1: the first agreed;
-    `max_tries` + 1 would mean none did, which `sample_layouts` refuses)."""
+    """Maps drawn for a list of classes, and how many draws each needed (1: the first agreed)."""
 
     maps: np.ndarray  # (N, size, size) uint8
     draws: np.ndarray  # (N,) int
@@ -110,11 +109,12 @@ def sample_layouts(model: DiffusionModel, labels: Sequence[int], size: int, *, g
     maps = np.zeros((len(labels), size, size), np.uint8)
     draws = np.zeros(len(labels), np.int64)
     todo = np.arange(len(labels))
-    g = torch.Generator().manual_seed(int(seed))
+    dev = device_of(model)
+    g = torch.Generator(dev).manual_seed(int(seed))
     for _ in range(max_tries):
         if not len(todo):
             break
-        drawn = [model.sample(len(i), cond=torch.from_numpy(labels[i]), steps=steps, generator=g,
+        drawn = [model.sample(len(i), cond=torch.from_numpy(labels[i]).to(dev), steps=steps, generator=g,
                               guidance=guidance).float().cpu() for i in np.array_split(todo, -(-len(todo) // batch))]
         new = shares_to_maps(torch.cat(drawn), size)
         ok = layout_agrees(new, labels[todo])
