@@ -44,19 +44,21 @@ def train_layout(args) -> dict:
     """Fit the layout model on `args.patients` phantom patients; its cost."""
     from genmed.apps.common import phantom
     from genmed.data.conditions import condition_maps
-    from genmed.models.layout import layout_diffusion, maps_to_shares
-    from genmed.train import DictDataset, fit
+    from genmed.models.layout import check_layout_model, layout_diffusion, maps_to_shares
+    from genmed.train import DictDataset, fit, load_run
 
     start = time.perf_counter()
     tr = phantom(args.patients, 256, args.seed, lesion_prob=0.9)
-    shares = maps_to_shares(condition_maps(tr), args.size)
+    shares = maps_to_shares(condition_maps(tr), args.size, args.input_scale)
     labels = torch.from_numpy(np.asarray(tr.label, dtype=np.int64))
     del tr
     prep = time.perf_counter() - start
     torch.manual_seed(args.seed)
-    model = layout_diffusion(args.size, region_loss_weights=REGION_WEIGHTS)
+    model = (check_layout_model(load_run(args.init)[0], str(args.init)) if args.init  # its EMA weights
+             else layout_diffusion(args.size, region_loss_weights=REGION_WEIGHTS))
     start = time.perf_counter()
-    fit(model, DictDataset(image=shares, label=labels, regions=(shares + 1) / 2), steps=args.steps,
+    regions = (shares / args.input_scale + 1) / 2  # the class shares, for the loss weights
+    fit(model, DictDataset(image=shares, label=labels, regions=regions), steps=args.steps,
         batch_size=args.batch, lr=args.lr, seed=args.seed, out=args.out_run, device="cpu",
         precision=args.precision)
     wall = time.perf_counter() - start
@@ -191,7 +193,10 @@ def main() -> None:
     ap.add_argument("--train-only", action="store_true")
     ap.add_argument("--run", type=Path, help="a trained layout run to measure")
     ap.add_argument("--out-run", type=Path, default=ROOT / "runs" / "layout64")
+    ap.add_argument("--init", type=Path, help="continue a trained layout run (its EMA weights, fresh optimiser)")
     ap.add_argument("--patients", type=int, default=400)
+    ap.add_argument("--input-scale", type=float, default=1.0, help="share maps scaled to [-s, s] "
+                    "(`maps_to_shares`; below 1: lower signal-to-noise at every step)")
     ap.add_argument("--size", type=int, default=64, help="layout size (px); maps are drawn at 256")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=32)

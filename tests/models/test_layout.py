@@ -34,6 +34,13 @@ def test_straight_edges_on_the_coarse_grid_survive_the_round_trip_exactly():
     np.testing.assert_array_equal(shares_to_maps(shares, 32), maps)
 
 
+def test_a_scaled_share_map_decodes_to_the_same_map():
+    m = block_map()[None]
+    half = maps_to_shares(m, 8, scale=0.25)
+    torch.testing.assert_close(half, 0.25 * maps_to_shares(m, 8))
+    np.testing.assert_array_equal(shares_to_maps(half, 32), shares_to_maps(maps_to_shares(m, 8), 32))
+
+
 def test_the_round_trip_rounds_corners_but_keeps_a_one_cell_lesion():
     m = block_map()  # the lesion is one 4-px cell
     back = shares_to_maps(maps_to_shares(m[None], 8), 32)[0]

@@ -58,10 +58,12 @@ def check_layout_model(model: GenerativeModel, where: str) -> DiffusionModel:
     return model
 
 
-def maps_to_shares(maps: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 condition maps (N, H, W), values 0..3, -> (N, 4, size, size) float32 in [-1, 1]:
-    2 x the share of each class in each `size`-pixel cell (area average) - 1. H must be a
-    multiple of `size`."""
+def maps_to_shares(maps: np.ndarray, size: int, scale: float = 1.0) -> torch.Tensor:
+    """uint8 condition maps (N, H, W), values 0..3, -> (N, 4, size, size) float32 in [-scale,
+    scale]: scale x (2 x the share of each class in each `size`-pixel cell (area average) - 1).
+    H must be a multiple of `size`. A `scale` below 1 lowers the signal-to-noise ratio at every
+    diffusion step, which large uniform regions need (Chen 2023, "On the importance of noise
+    scheduling"; Chen et al. 2022, Analog Bits)."""
     maps = np.asarray(maps)
     if maps.ndim != 3 or maps.shape[1] != maps.shape[2] or maps.shape[1] % size:
         raise UserError(f"maps of shape {maps.shape}: need (N, H, H) with H a multiple of {size}")
@@ -70,13 +72,13 @@ def maps_to_shares(maps: np.ndarray, size: int) -> torch.Tensor:
     out = []
     for chunk in np.array_split(maps, max(1, len(maps) // 64)):  # one-hot at full size is 16 B/px
         onehot = F.one_hot(torch.from_numpy(chunk.astype(np.int64)), len(CLASSES)).permute(0, 3, 1, 2).float()
-        out.append(F.adaptive_avg_pool2d(onehot, size) * 2 - 1)
+        out.append((F.adaptive_avg_pool2d(onehot, size) * 2 - 1) * scale)
     return torch.cat(out) if out else torch.zeros(0, len(CLASSES), size, size)
 
 
 def shares_to_maps(shares: torch.Tensor, size: int) -> np.ndarray:
-    """Share maps (N, 4, s, s) in [-1, 1] -> uint8 condition maps (N, size, size): shares
-    upsampled bilinearly to `size`, then the class with the largest share per pixel."""
+    """Share maps (N, 4, s, s) (any `maps_to_shares` scale) -> uint8 condition maps (N, size,
+    size): shares upsampled bilinearly to `size`, then the class with the largest share per pixel."""
     up = F.interpolate(shares.float(), size=(size, size), mode="bilinear", align_corners=False)
     return up.argmax(1).numpy().astype(np.uint8)
 
