@@ -2,13 +2,15 @@
 a class-conditional layout model draws the condition map, the mask-conditioned latent diffusion
 model draws the slice from it (`genmed.models.layout`; brainSPADE, Fernandez et al. 2022).
 
-Train the layout model (pixel diffusion of 64-px class-share maps, MONAI DiffusionModelUNet
-(32, 64, 64), class-conditional with label dropout 0.1; loss weighted 1 + 4 x kidney share +
-24 x lesion share, the mask model's weights) on `--patients` phantom patients at 256 px (a
-lesion in 90%, 8 slices each, phantom seed 0):
+Train the layout model (v-predicting pixel diffusion of 64-px class-share maps, MONAI
+DiffusionModelUNet (32, 64, 64), class-conditional with label dropout 0.1; loss weighted
+1 + 4 x kidney share + 24 x lesion share, the mask model's weights) on `--patients` phantom
+patients at 256 px (a lesion in 90%, 8 slices each, phantom seed 0); `--input-scale S` scales
+the share maps to [-S, S], `--prediction eps` trains the eps model that session 46 found
+speckled, `--init RUN` continues a run:
 
     PYTHONPATH=src python benchmarks/layout_then_image.py --train-only --patients 400 \
-        --steps 3000 --out-run runs/layout64
+        --steps 2000 --out-run runs/layout64
 
 Then measure it with a trained mask model (`benchmarks/apps_generate_from_mask_256.py`) and a
 kidney pipeline at 256 px as the checker:
