@@ -273,8 +273,9 @@ def generate_from_class(
 ) -> None:
     """Draw slices of a lesion class: a layout model draws the label map, a mask-conditioned model
     the slice from it (brainSPADE, Fernandez et al. 2022)."""
+    from genmed.apps.generate_from_mask import NOISE_TEXTURE
     from genmed.data.conditions import NOISE_LEVELS
-    from genmed.data.phantom import LABELS
+    from genmed.data.phantom import LABELS, PhantomConfig
     from genmed.errors import UserError, check_choice
     from genmed.models.layout import check_layout_model, generate_from_class as draw
     from genmed.models.mask_generation import check_mask_model, check_noise_request
@@ -290,8 +291,6 @@ def generate_from_class(
     if model.config.spatial_dims != 2:
         raise UserError(f"{model_run}: a 3-D mask model; generate-from-class draws 2-D slices")
     texture = None
-    from genmed.apps.generate_from_mask import NOISE_TEXTURE
-
     if (model_run / NOISE_TEXTURE).is_file():
         from genmed.models.noise_texture import NoiseTexture
 
@@ -307,7 +306,7 @@ def generate_from_class(
     from genmed.fileio import save_figure, write_json
 
     hu = to_hu(images)
-    spacing = spacing or 360.0 / size
+    spacing = spacing or PhantomConfig().fov_mm / size
     save_nifti(out / "generated.nii.gz", hu, (1.0, spacing, spacing))
     save_nifti(out / "layouts.nii.gz", layouts.maps, (1.0, spacing, spacing), modality="SEG",
                description="0 air 1 body 2 kidney 3 lesion")
