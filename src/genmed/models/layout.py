@@ -67,8 +67,8 @@ def maps_to_shares(maps: np.ndarray, size: int, scale: float = 1.0) -> torch.Ten
     """uint8 condition maps (N, H, W), values 0..3, -> (N, 4, size, size) float32 in [-scale,
     scale]: scale x (2 x the share of each class in each `size`-pixel cell (area average) - 1).
     H must be a multiple of `size`. A `scale` below 1 lowers the signal-to-noise ratio at every
-    diffusion step, which large uniform regions need (Chen 2023, "On the importance of noise
-    scheduling"; Chen et al. 2022, Analog Bits)."""
+    diffusion step (Chen 2023, "On the importance of noise scheduling"); for the v-predicting
+    layout model, 1.0 and 0.5 drew alike (docs/models.md, "Class -> layout -> image")."""
     maps = np.asarray(maps)
     if maps.ndim != 3 or maps.shape[1] != maps.shape[2] or maps.shape[1] % size:
         raise UserError(f"maps of shape {maps.shape}: need (N, H, H) with H a multiple of {size}")
