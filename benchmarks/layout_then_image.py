@@ -57,7 +57,8 @@ def train_layout(args) -> dict:
     prep = time.perf_counter() - start
     torch.manual_seed(args.seed)
     model = (check_layout_model(load_run(args.init)[0], str(args.init)) if args.init  # its EMA weights
-             else layout_diffusion(args.size, region_loss_weights=REGION_WEIGHTS, prediction=args.prediction))
+             else layout_diffusion(args.size, prediction=args.prediction,
+                                   region_loss_weights=() if args.plain_loss else REGION_WEIGHTS))
     start = time.perf_counter()
     regions = (shares / args.input_scale + 1) / 2  # the class shares, for the loss weights
     fit(model, DictDataset(image=shares, label=labels, regions=regions), steps=args.steps,
@@ -208,6 +209,8 @@ def main() -> None:
     ap.add_argument("--init", type=Path, help="continue a trained layout run (its EMA weights, fresh optimiser)")
     ap.add_argument("--patients", type=int, default=400)
     ap.add_argument("--prediction", choices=("v", "eps"), default="v", help="what the layout model predicts")
+    ap.add_argument("--plain-loss", action="store_true", help="the plain mean instead of the region weights "
+                    "(weights that depend on the map being generated tilt it towards larger weighted regions)")
     ap.add_argument("--input-scale", type=float, default=1.0, help="share maps scaled to [-s, s] "
                     "(`maps_to_shares`; below 1: lower signal-to-noise at every step)")
     ap.add_argument("--size", type=int, default=64, help="layout size (px); maps are drawn at 256")
