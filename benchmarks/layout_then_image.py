@@ -125,34 +125,22 @@ def map_figure(path: Path, rows: list[tuple[str, list[tuple[np.ndarray | None, n
     plt.close(fig)
 
 
-def from_real_maps(model, maps: np.ndarray, attributes: list[dict], texture, map_guidance) -> np.ndarray:
-    """Slices (N, 256, 256) in [-1, 1] that the mask model draws from real maps with their true
-    attributes, 16 at a time (seed 1 + index, as `generate_from_class` seeds its chunks)."""
-    from genmed.models.mask_generation import generate_from_maps
-
-    out = [generate_from_maps(model, maps[i:i + 16], attributes[i:i + 16], steps=20, seed=1 + i,
-                              texture=texture, map_guidance=map_guidance[0],
-                              map_guidance_healthy=map_guidance[1])
-           for i in range(0, len(maps), 16)]
-    return torch.cat(out).clamp(-1, 1)[:, 0].float().numpy()
-
-
 def measure(args) -> dict:
     """Draw `args.n` class -> layout -> image samples (a third per class) and check them."""
     from genmed.apps.common import phantom, to_unit
     from genmed.data.conditions import attributes_of, condition_maps
     from genmed.data.modality import CT_WINDOW
-    from genmed.models.layout import check_layout_model, generate_from_class, maps_to_shares, shares_to_maps
+    from genmed.apps.generate_from_mask import texture_of
+    from genmed.models.layout import (check_layout_model, draw_in_batches, generate_from_class, maps_to_shares,
+                                      shares_to_maps)
     from genmed.models.mask_generation import check_mask_model
-    from genmed.models.noise_texture import NoiseTexture
     from genmed.pipeline.pipeline import load_pipeline
     from genmed.train.run import load_run
     from ldm_quality import agreement, band_figure
 
     layout_model = check_layout_model(load_run(args.run)[0].eval(), str(args.run))
     image_model = check_mask_model(load_run(args.image_model)[0].eval(), str(args.image_model))
-    texture_file = args.image_model / "noise_texture.npz"
-    texture = NoiseTexture.load(texture_file) if texture_file.exists() else None
+    texture = texture_of(args.image_model)
     pipe = load_pipeline(args.pipeline)
     labels = np.arange(args.n) % 3
 
@@ -166,7 +154,9 @@ def measure(args) -> dict:
     te = phantom(args.real_patients, 256, 1000, lesion_prob=0.9)  # the mask model's test patients
     real_maps, real_labels = condition_maps(te), np.asarray(te.label)
     real = to_unit(te.image)[:, 0].numpy()
-    on_real_maps = from_real_maps(image_model, real_maps, attributes_of(te), texture, args.map_guidance)
+    on_real_maps = draw_in_batches(image_model, real_maps, attributes_of(te), seed=1, steps=20, texture=texture,
+                                   map_guidance=args.map_guidance[0], map_guidance_healthy=args.map_guidance[1])
+    on_real_maps = on_real_maps.clamp(-1, 1)[:, 0].float().numpy()
     round_trip = shares_to_maps(maps_to_shares(real_maps, args.size), 256)
     with torch.no_grad():
         out = {

@@ -156,7 +156,7 @@ def generate_from_mask(
     """Generate CT slices from a label map + attributes (SPADE diffusion); check they obey."""
     from genmed.apps.generate_from_mask import (
         NOISE_TEXTURE, MaskGenConfig, encode, generate_pairs, load_mask, run_generate_from_mask,
-        train_mask_generator)
+        texture_of, train_mask_generator)
     from genmed.errors import UserError
     from genmed.models.mask_generation import check_noise_request
     from genmed.models.map_guidance import check_map_guidance, slice_map_guidance
@@ -202,11 +202,8 @@ def generate_from_mask(
         spacing = spacing[-dims:]  # a single slice of a 3-D file: its in-plane spacing
         # a map drawn whole: one weight with a lesion, another without (map_guidance.py)
         w_map, w_healthy = slice_map_guidance(map_guidance, w_healthy)
-    texture = None  # scan noise per dose level, fitted by benchmarks/apps_generate_from_mask_256.py
-    if model_run is not None and (model_run / NOISE_TEXTURE).is_file():
-        from genmed.models.noise_texture import NoiseTexture
-
-        texture = NoiseTexture.load(model_run / NOISE_TEXTURE)
+    # scan noise per dose level, fitted by benchmarks/apps_generate_from_mask_256.py
+    texture = texture_of(model_run) if model_run is not None else None
     size = model.config.size if model else cfg.size
     if volume:  # fail fast, before any training or sampling
         from genmed.models.slicewise import slice_attributes
@@ -273,7 +270,7 @@ def generate_from_class(
 ) -> None:
     """Draw slices of a lesion class: a layout model draws the label map, a mask-conditioned model
     the slice from it (brainSPADE, Fernandez et al. 2022)."""
-    from genmed.apps.generate_from_mask import NOISE_TEXTURE
+    from genmed.apps.generate_from_mask import NOISE_TEXTURE, texture_of
     from genmed.data.conditions import NOISE_LEVELS
     from genmed.data.phantom import LABELS, PhantomConfig
     from genmed.errors import UserError, check_choice
@@ -290,11 +287,7 @@ def generate_from_class(
     model = check_mask_model(load_run(model_run, device=dev)[0].eval(), str(model_run))
     if model.config.spatial_dims != 2:
         raise UserError(f"{model_run}: a 3-D mask model; generate-from-class draws 2-D slices")
-    texture = None
-    if (model_run / NOISE_TEXTURE).is_file():
-        from genmed.models.noise_texture import NoiseTexture
-
-        texture = NoiseTexture.load(model_run / NOISE_TEXTURE)
+    texture = texture_of(model_run)
     size = model.config.size
     check_noise_request([{"noise": noise}], texture, (size, size))
     layouts, images = draw(layout, model, [LABELS.index(kind)] * n, noise=noise, seed=seed,

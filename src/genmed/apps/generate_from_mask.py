@@ -42,6 +42,11 @@ from genmed.train.fitting import Compute
 NOISE_TEXTURE = "noise_texture.npz"  # scan noise spectra kept in a mask model's run folder
 
 
+def texture_of(run: Path) -> NoiseTexture | None:
+    """The scan-noise texture kept in a mask model's run folder (`NOISE_TEXTURE`), or None."""
+    return NoiseTexture.load(run / NOISE_TEXTURE) if (run / NOISE_TEXTURE).is_file() else None
+
+
 @dataclass(frozen=True)
 class MaskGenConfig:
     """Settings of the mask-conditioned generation benchmark."""

@@ -146,12 +146,20 @@ def generate_from_class(layout_model: DiffusionModel, image_model: DiffusionMode
     mask-conditioned `image_model` with the class as "kind" and `noise` as the dose
     (`genmed.models.mask_generation.generate_from_maps`, `batch` maps at a time). Returns the
     layouts and the images (N, 1, H, W) in [-1, 1]."""
-    from genmed.models.mask_generation import generate_from_maps
-
     layouts = sample_layouts(layout_model, labels, image_model.config.size, guidance=layout_guidance, seed=seed)
     attrs = [{"kind": LABELS[int(c)], "noise": noise} for c in labels]
-    images = [generate_from_maps(image_model, layouts.maps[i:i + batch], attrs[i:i + batch], steps=steps,
-                                 seed=seed + i, texture=texture, map_guidance=map_guidance,
-                                 map_guidance_healthy=map_guidance_healthy)
-              for i in range(0, len(attrs), batch)]
-    return layouts, torch.cat(images)
+    return layouts, draw_in_batches(image_model, layouts.maps, attrs, steps=steps, seed=seed, texture=texture,
+                                    map_guidance=map_guidance, map_guidance_healthy=map_guidance_healthy,
+                                    batch=batch)
+
+
+def draw_in_batches(image_model: DiffusionModel | LatentDiffusionModel, maps: np.ndarray,
+                    attributes: Sequence[dict], *, seed: int = 0, batch: int = 16, **options) -> torch.Tensor:
+    """`genmed.models.mask_generation.generate_from_maps` over `batch` maps at a time (the batch
+    starting at map i seeded `seed` + i), so memory does not grow with the number of maps;
+    `options` are its keywords. Images (N, 1, H, W) in [-1, 1]."""
+    from genmed.models.mask_generation import generate_from_maps
+
+    return torch.cat([generate_from_maps(image_model, maps[i:i + batch], attributes[i:i + batch],
+                                         seed=seed + i, **options)
+                      for i in range(0, len(maps), batch)])
