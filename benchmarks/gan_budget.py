@@ -1,0 +1,239 @@
+"""The stabilised GAN at 64 px against its training budget (issue 14) -> results/gan_budget.json.
+
+The GAN's missing target is recall (0.41 [0.20, 0.62] against 0.5, results/families_64.json, at
+12,000 training images = 375 steps of 32). Every sampling-side lever has been measured and left
+recall at or below 0.42: BatchNorm statistics, the latent temperature, the EMA length
+(results/gan_standing_stats.json, gan_temperature.json, gan_ema_length.json), and so have the
+training-side levers that fit the same budget (augmentation policy, ADA, batch size, TTUR, MSGAN,
+PacGAN). What is left is the budget itself: StyleGAN2-ADA trains for 10^4-10^5 steps, and at 375
+steps the generator EMA (half-life 10,000 images) has barely left its start.
+
+The recipe ("resnet_r1") has a constant learning rate, no warm-up and no schedule, so the
+weights after k * 375 steps of one long run are exactly the weights of a run k times as long.
+Per seed, the `gan` arm of benchmarks/families_64.py is trained once for up to 10x the budget
+(3,750 steps) with a checkpoint every 375 steps, and the engine's EMA generator of every
+checkpoint is sampled 256 times from the same latents and measured like the comparison
+(genmed-phantom-cnn-v1 features, k = 5). The first checkpoint is the families_64 run itself:
+`check` compares its EMA weights with a saved 375-step run of the same seed.
+
+Rule, fixed before any run: the result is the largest budget that every seed reached (a run may be
+stopped for time; constant LR makes any checkpoint a finished run). No budget is chosen by its
+scores, so no validation seed is needed.
+
+    python benchmarks/gan_budget.py --seed 0 [--max-multiple 10]   # one process per seed
+    python benchmarks/gan_budget.py --measure 0                    # every checkpoint there
+    python benchmarks/gan_budget.py --merge
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from genmed.fileio import write_json
+
+from gan_standing_stats import METRICS, held_out_column, issue14_targets, measure, pool_seeds, reference  # a sibling: benchmarks/ is on sys.path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "gan_budget.json"
+BASE_IMAGES = 12_000  # the comparison's budget (families_64.json)
+N_SAMPLES = 256
+
+
+def config(seed: int, parts: Path):
+    """The families_64 comparison config of `seed`, writing under parts/gan64_s<seed>."""
+    from genmed.compare import CompareConfig
+
+    return CompareConfig(families=("gan",), size=64, budget_images=BASE_IMAGES, n_samples=N_SAMPLES,
+                         study=(), seed=seed, out=str(parts / f"gan64_s{seed}"))
+
+
+def train_seed(seed: int, parts: Path, max_multiple: int, threads: int = 1) -> Path:
+    """Train the `gan` arm at `seed` for max_multiple x 375 steps, an EMA checkpoint every 375."""
+    import torch
+
+    from genmed.compare.runner import _train_config, load_splits
+    from genmed.train import train
+
+    torch.set_num_threads(threads)
+    cfg = config(seed, parts)
+    base_steps = BASE_IMAGES // cfg.batch_size
+    steps = max_multiple * base_steps
+    run_dir = Path(cfg.out) / "gan"
+    train_ds, _, _ = load_splits(cfg)
+    tcfg = replace(_train_config("gan", cfg, steps, run_dir), ckpt_every=base_steps, ckpt_minutes=0,
+                   keep_checkpoints=max_multiple + 1)
+    t0 = time.perf_counter()
+    result = train(tcfg, dataset=train_ds)
+    write_json(Path(cfg.out) / "train.json", {"wall_seconds": round(time.perf_counter() - t0, 1),
+                                              "img_per_s": result.img_per_s, "steps": steps,
+                                              "threads": threads})
+    return run_dir
+
+
+def checkpoints(run_dir: Path, every: int = BASE_IMAGES // 32) -> dict[int, Path]:
+    """The EMA checkpoints of a run at multiples of `every` steps, by step: in its checkpoints/
+    folder, or in keep/ beside the run (hard links a watcher made while it trained, before the
+    engine's pruning; the runs of results/gan_budget.json also checkpointed every 10 minutes)."""
+    found = {}
+    for folder in (run_dir / "checkpoints", run_dir.parent / "keep"):
+        for p in sorted(folder.glob("step-*.ema.safetensors")):
+            step = int(p.name.split("-")[1].split(".")[0])
+            if step % every == 0:
+                found.setdefault(step, p)
+    return dict(sorted(found.items()))
+
+
+def check(seed: int, parts: Path, saved: Path) -> float | None:
+    """Largest |difference| between this run's first EMA checkpoint and a saved 375-step run's
+    (results/gan_ema_length.json's runs), or None if that run is not on disk."""
+    from safetensors.torch import load_file
+
+    first = checkpoints(Path(config(seed, parts).out) / "gan")
+    other = saved / f"gan64_s{seed}" / "gan" / "checkpoints" / "step-00000375.ema.safetensors"
+    if 375 not in first or not other.exists():
+        return None
+    a, b = load_file(first[375]), load_file(other)
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
+
+
+def measure_seed(seed: int, parts: Path, saved: Path) -> dict:
+    """Every EMA checkpoint of `seed` sampled 256 times (same latents) and measured; writes
+    parts/gan64_s<seed>/budget.json (measured checkpoints are kept, new ones added)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from genmed.train import load_run
+
+    cfg = config(seed, parts)
+    out = Path(cfg.out)
+    path = out / "budget.json"
+    result = json.loads(path.read_text()) if path.exists() else {"by_images": {}}
+    result["check_375_max_abs_diff"] = check(seed, parts, saved)
+    ref = reference(cfg)
+    model = load_run(out / "gan", ema=False)[0]
+    base = torch.randn(N_SAMPLES, model.config.latent_dim, generator=torch.Generator().manual_seed(seed))
+    for step, ckpt in checkpoints(out / "gan").items():
+        images = step * cfg.batch_size
+        if str(images) in result["by_images"]:
+            continue
+        weights = load_file(ckpt)
+        model.load_state_dict({k.removeprefix("module."): v for k, v in weights.items()
+                               if k != "n_averaged"})
+        g = model.generator.eval()
+        with torch.no_grad():
+            fake = torch.cat([g(e, None).float() for e in base.split(64)]).clamp(-1, 1).numpy()
+        result["by_images"][str(images)] = measure(fake, ref, seed)
+        print(seed, images, json.dumps(result["by_images"][str(images)]), flush=True)
+        if seed == 0:
+            np.save(out / f"samples_{images}.npy", fake[:16])
+        write_json(path, result)
+    return result
+
+
+def merge(parts: Path) -> dict:
+    """Pool the seeds at every budget all of them reached; judge issue 14's GAN targets at the
+    largest (the pre-registered rule)."""
+    done = {int(p.parent.name.split("_s")[1]): json.loads(p.read_text())
+            for p in parts.glob("gan64_s*/budget.json")}
+    if len(done) < 2:
+        raise SystemExit(f"{parts}: need at least two measured seeds")
+    seeds = sorted(done)
+    common = sorted(set.intersection(*(set(map(int, d["by_images"])) for d in done.values())))
+    real_share = np.mean([done[s]["by_images"][str(common[0])]["real_share"] for s in seeds], 0)
+    by_images = {str(n): pool_seeds([done[s]["by_images"][str(n)] for s in seeds], real_share) for n in common}
+    result = {"rule": "the largest budget every seed reached", "seeds": seeds, "budgets_images": common,
+              "chosen_images": common[-1], "by_images": by_images, "real_class_share": real_share.tolist(),
+              "check_375_max_abs_diff": {s: done[s]["check_375_max_abs_diff"] for s in seeds},
+              "targets_at_chosen": issue14_targets(by_images[str(common[-1])]),
+              "targets_at_base": issue14_targets(by_images[str(common[0])])}
+    result["train"] = {s: json.loads(p.read_text()) for s in seeds
+                       if (p := parts / f"gan64_s{s}" / "train.json").exists()}
+    return result
+
+
+def figures(result: dict, parts: Path, n: int = 6) -> None:
+    """docs/img/gan_budget.png (precision, recall, coverage and FID against images seen, every
+    seed and the mean) and docs/img/gan_budget_samples.png (seed 0's first `n` draws at every
+    budget, the same latents; HU, abdomen window)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genmed.apps.common import hu_columns_figure
+    from genmed.data.transforms import unit_to_hu
+    from genmed.fileio import save_figure
+
+    budgets = result["budgets_images"]
+    x = [b / 1000 for b in budgets]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.2))
+    for ax, metric in zip(axes, ("precision", "recall", "coverage", "fid")):
+        for i, s in enumerate(result["seeds"]):
+            ax.plot(x, [result["by_images"][str(b)][metric]["per_seed"][i] for b in budgets], "-o", ms=3,
+                    alpha=0.6, label=f"seed {s}")
+        ax.plot(x, [result["by_images"][str(b)][metric]["mean"] for b in budgets], "k-", lw=2.5, label="mean")
+        ax.set_xlabel("training images seen (thousands; 32 per step)")
+        ax.set_ylabel(f"{metric} {'↓' if metric == 'fid' else '↑'}")
+        if metric != "fid":
+            ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[1].axhline(0.5, color="grey", lw=0.8, ls=":")
+    axes[1].text(x[0], 0.52, "recall target 0.5", fontsize=7, color="grey")
+    base = result["targets_at_base"]
+    axes[0].axhline(base["precision_ge_baselines"]["baseline"], color="grey", lw=0.8, ls=":")
+    axes[0].text(x[0], 0.38, "best baseline GAN (12k images)", fontsize=7, color="grey")
+    axes[2].axhline(0.5 * base["coverage_ge_half_diffusion"]["diffusion"], color="grey", lw=0.8, ls=":")
+    axes[2].text(x[0], 0.5 * base["coverage_ge_half_diffusion"]["diffusion"] + 0.02,
+                 "half of diffusion's coverage (12k images)", fontsize=7, color="grey")
+    axes[3].legend(fontsize=7)
+    fig.suptitle(f"Stabilised GAN, 64 px phantom: engine EMA generator against training budget; 256 draws per "
+                 f"point, k = 5 in {result['extractor']['name']} features", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, ROOT / "docs" / "img" / "gan_budget.png")
+    seed = result["seeds"][0]
+    cols = held_out_column(config(seed, parts), seed, n)
+    cols.update({f"{b // 1000}k images": unit_to_hu(np.load(parts / f"gan64_s{seed}" / f"samples_{b}.npy")[:n, 0])
+                 for b in budgets})
+    fig = hu_columns_figure(cols, n=n, panel_in=1.5, row_labels=[f"#{i + 1}" for i in range(n)],
+                            title=f"Stabilised GAN, 64 px, seed {seed}: the same latents after more training")
+    save_figure(fig, ROOT / "docs" / "img" / "gan_budget_samples.png")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, help="train this seed")
+    ap.add_argument("--max-multiple", type=int, default=10, help="train for this many times 12,000 images")
+    ap.add_argument("--measure", type=int, help="measure every checkpoint of this seed")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--parts", default=str(ROOT / "runs" / "bench_gan_budget"),
+                    help="scratch folder of the per-seed runs (git-ignored)")
+    ap.add_argument("--saved", default=str(ROOT / "runs" / "bench_gan_ema"),
+                    help="saved 375-step runs to check the first checkpoint against")
+    ap.add_argument("--merge", action="store_true", help="pool the seeds into the result JSON")
+    args = ap.parse_args()
+    parts = Path(args.parts)
+    if args.seed is not None:
+        train_seed(args.seed, parts, args.max_multiple, args.threads)
+    if args.measure is not None:
+        measure_seed(args.measure, parts, Path(args.saved))
+    if args.merge:
+        from genmed.metrics.features import load_extractor
+        from genmed.versions import machine
+
+        result = merge(parts)
+        result.update(extractor=load_extractor(None).info(), machine=machine(), base_images=BASE_IMAGES)
+        write_json(OUT, result)
+        figures(result, parts)
+        print("chosen", result["chosen_images"], json.dumps(result["targets_at_chosen"]))
+        for n, row in result["by_images"].items():
+            print(n, {k: round(row[k]["mean"], 3) for k in METRICS}, "share gap", round(row["class_share_max_gap"], 3))
+
+
+if __name__ == "__main__":
+    main()
