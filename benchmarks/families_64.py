@@ -303,6 +303,8 @@ def main() -> None:
                     help='the "gan" arm\'s TTUR: D\'s learning rate as a multiple of G\'s')
     ap.add_argument("--gan-set", action="append", default=[], metavar="KEY=VALUE",
                     help='one more option of the "gan" arm (YAML value, repeatable), e.g. pack=2')
+    ap.add_argument("--gan-lr", type=float, default=None,
+                    help='the "gan" arm\'s learning rate (the generator\'s; D\'s is it x --gan-d-lr-scale)')
     ap.add_argument("--batch", type=int, default=32,
                     help="training batch of the re-run arms (same images seen: steps = budget / batch)")
     args = ap.parse_args()
@@ -327,9 +329,9 @@ def main() -> None:
         print(markdown(result))
         return
     arms = tuple(a for a in args.arms.split(",") if a) or ARMS
-    changed = (args.gan_diffaug, args.gan_ada, args.gan_d_lr_scale)
+    changed = (args.gan_diffaug, args.gan_ada, args.gan_d_lr_scale, args.gan_lr)
     if (any(v is not None for v in changed) or args.gan_set or args.batch != 32) and not args.study:
-        raise SystemExit("--gan-diffaug/--gan-ada/--gan-d-lr-scale/--gan-set/--batch change the "
+        raise SystemExit("--gan-diffaug/--gan-ada/--gan-d-lr-scale/--gan-lr/--gan-set/--batch change the "
                          "recipe: name the --study they belong to")
     from genmed.compare.config import NETWORKS
 
@@ -340,6 +342,15 @@ def main() -> None:
     if args.gan_d_lr_scale is not None:
         NETWORKS["gan"] = {**NETWORKS["gan"], "d_lr_scale": args.gan_d_lr_scale}
     NETWORKS["gan"] = {**NETWORKS["gan"], **parse_assignments(args.gan_set, "--gan-set")}
+    if args.gan_lr is not None:  # the recipe's lr is resolved in TrainConfig: replace it for the gan arm
+        from dataclasses import replace
+
+        import genmed.compare.runner as runner
+
+        recipe_config = runner._train_config
+        runner._train_config = lambda arm, cfg, steps, out: (
+            replace(recipe_config(arm, cfg, steps, out), lr=args.gan_lr) if arm == "gan"
+            else recipe_config(arm, cfg, steps, out))
     for seed in (int(s) for s in args.seeds.split(",")):
         run_seed(seed, args.budget_images, args.n_samples, args.threads, arms, args.rerun_tag, parts,
                  args.batch)
