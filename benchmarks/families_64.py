@@ -212,6 +212,13 @@ def figures(result: dict, n: int = 6) -> None:
     save_figure(precision_recall_figure(result), ROOT / "docs" / "img" / "families64_precision_recall.png")
 
 
+def gan_lr(seed_folder: Path) -> float:
+    """The learning rate a seed's `gan` arm trained at (its run config: the recipe's, or `--gan-lr`)."""
+    from genmed.train.run import load_config_of
+
+    return load_config_of(seed_folder / "runs" / "gan").lr
+
+
 def study_figure(result: dict, folder: Path, study: str, n: int = 6) -> None:
     """docs/img/families64_<study>_samples.png: the first `n` samples of the study's arms,
     one column per seed and arm, in HU, abdomen window."""
@@ -226,7 +233,8 @@ def study_figure(result: dict, folder: Path, study: str, n: int = 6) -> None:
                 cols[f"{LABELS[arm]}, seed {seed}"] = unit_to_hu(samples[arm][:n, 0].astype(np.float32))
     fig = hu_columns_figure(cols, n=n, panel_in=1.6, row_labels=[f"#{i + 1}" for i in range(n)],
                             title=f"64 px phantom, study {study}, GAN options "
-                                  + ", ".join(f"{k} {v}" for k, v in result["arms"]["gan"]["options"].items()))
+                                  + ", ".join(f"{k} {v}" for k, v in result["arms"]["gan"]["options"].items())
+                                  + ", lr {:g}".format(gan_lr(folder / f"seed{result['seeds'][0]}")))
     save_figure(fig, ROOT / "docs" / "img" / f"families64_{study}_samples.png")
 
 
