@@ -43,6 +43,7 @@ from gan_standing_stats import METRICS, held_out_column, issue14_targets, measur
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "gan_budget.json"
 BASE_IMAGES = 12_000  # the comparison's budget (families_64.json)
+BASE_STEPS = BASE_IMAGES // 32  # at the comparison's batch of 32
 N_SAMPLES = 256
 
 
@@ -64,11 +65,10 @@ def train_seed(seed: int, parts: Path, max_multiple: int, threads: int = 1, resu
 
     torch.set_num_threads(threads)
     cfg = config(seed, parts)
-    base_steps = BASE_IMAGES // cfg.batch_size
-    steps = max_multiple * base_steps
+    steps = max_multiple * BASE_STEPS
     run_dir = Path(cfg.out) / "gan"
     train_ds, _, _ = load_splits(cfg)
-    tcfg = replace(_train_config("gan", cfg, steps, run_dir), ckpt_every=base_steps, ckpt_minutes=0,
+    tcfg = replace(_train_config("gan", cfg, steps, run_dir), ckpt_every=BASE_STEPS, ckpt_minutes=0,
                    keep_checkpoints=max_multiple + 1)
     t0 = time.perf_counter()
     result = train(tcfg, dataset=train_ds, resume=resume)
@@ -78,7 +78,7 @@ def train_seed(seed: int, parts: Path, max_multiple: int, threads: int = 1, resu
     return run_dir
 
 
-def checkpoints(run_dir: Path, every: int = BASE_IMAGES // 32) -> dict[int, Path]:
+def checkpoints(run_dir: Path, every: int = BASE_STEPS) -> dict[int, Path]:
     """The EMA checkpoints of a run at multiples of `every` steps, by step: in its checkpoints/
     folder, or in keep/ beside the run (hard links a watcher made while it trained, before the
     engine's pruning; the runs of results/gan_budget.json also checkpointed every 10 minutes)."""
@@ -97,10 +97,10 @@ def check(seed: int, parts: Path, saved: Path) -> float | None:
     from safetensors.torch import load_file
 
     first = checkpoints(Path(config(seed, parts).out) / "gan")
-    other = saved / f"gan64_s{seed}" / "gan" / "checkpoints" / "step-00000375.ema.safetensors"
-    if 375 not in first or not other.exists():
+    other = saved / f"gan64_s{seed}" / "gan" / "checkpoints" / f"step-{BASE_STEPS:08d}.ema.safetensors"
+    if BASE_STEPS not in first or not other.exists():
         return None
-    a, b = load_file(first[375]), load_file(other)
+    a, b = load_file(first[BASE_STEPS]), load_file(other)
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
 
 
@@ -108,9 +108,9 @@ def measure_seed(seed: int, parts: Path, saved: Path) -> dict:
     """Every EMA checkpoint of `seed` sampled 256 times (same latents) and measured; writes
     parts/gan64_s<seed>/budget.json (measured checkpoints are kept, new ones added)."""
     import torch
-    from safetensors.torch import load_file
 
     from genmed.train import load_run
+    from genmed.train.checkpoint import read_weights
 
     cfg = config(seed, parts)
     out = Path(cfg.out)
@@ -124,9 +124,7 @@ def measure_seed(seed: int, parts: Path, saved: Path) -> dict:
         images = step * cfg.batch_size
         if str(images) in result["by_images"]:
             continue
-        weights = load_file(ckpt)
-        model.load_state_dict({k.removeprefix("module."): v for k, v in weights.items()
-                               if k != "n_averaged"})
+        model.load_state_dict(read_weights(ckpt, averaged=True))
         g = model.generator.eval()
         with torch.no_grad():
             fake = torch.cat([g(e, None).float() for e in base.split(64)]).clamp(-1, 1).numpy()

@@ -58,10 +58,9 @@ def train_d_alone(model, discriminator, images: torch.Tensor, augment: bool, ste
 
 
 def main() -> None:
-    from safetensors.torch import load_file
-
     from genmed.compare.runner import load_splits
     from genmed.train import load_run
+    from genmed.train.checkpoint import load_weights
     from genmed.versions import machine
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -74,7 +73,7 @@ def main() -> None:
     images = load_splits(cfg)[0].images
     run = Path(cfg.out) / "gan"
     model = load_run(run, ema=False)[0]
-    model.load_state_dict(load_file(run / "checkpoints" / f"step-{args.step:08d}.model.safetensors"))
+    load_weights(model, run / "checkpoints" / f"step-{args.step:08d}.model.safetensors")
     model.train()
     fresh = copy.deepcopy(model.discriminator)
     for m in fresh.modules():
