@@ -20,7 +20,11 @@ Rule, fixed before any run: the result is the largest budget that every seed rea
 stopped for time; constant LR makes any checkpoint a finished run). No budget is chosen by its
 scores, so no validation seed is needed.
 
-    python benchmarks/gan_budget.py --seed 0 [--max-multiple 10]   # one process per seed
+`--recipe slow_g` measures BigGAN's rates (G 5e-5, D 2e-4) the same way, into
+results/gan_budget_slow_g.json; its checkpoints are checked against the saved 375- and 750-step
+runs of results/families_64_gan_slow_g.json and families_64_gan_slow_g_24k.json.
+
+    python benchmarks/gan_budget.py --seed 0 [--max-multiple 10] [--recipe slow_g]  # one process per seed
     python benchmarks/gan_budget.py --seed 0 --resume              # after a stop for time
     python benchmarks/gan_budget.py --measure 0                    # every checkpoint there
     python benchmarks/gan_budget.py --merge
@@ -41,10 +45,28 @@ from genmed.fileio import write_json
 from gan_standing_stats import METRICS, held_out_column, issue14_targets, measure, pool_seeds, reference  # a sibling: benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "results" / "gan_budget.json"
 BASE_IMAGES = 12_000  # the comparison's budget (families_64.json)
 BASE_STEPS = BASE_IMAGES // 32  # at the comparison's batch of 32
 N_SAMPLES = 256
+# The recipes measured: the comparison's ("resnet_r1"), and BigGAN's slower generator (G 5e-5, D 4x
+# that; Brock et al. 2019), which led at 2x on two seeds (results/families_64_gan_slow_g_24k.json).
+RECIPES = {"resnet_r1": {}, "slow_g": {"lr": 5e-5, "d_lr_scale": 4.0}}
+
+
+def name(recipe: str) -> str:
+    """The stem of a recipe's result JSON, figures and scratch folder."""
+    return "gan_budget" if recipe == "resnet_r1" else f"gan_budget_{recipe}"
+
+
+def saved_runs(recipe: str, seed: int) -> dict[int, Path]:
+    """EMA weights of earlier, separately trained runs of `recipe` at `seed`, by step (git-ignored
+    runs/ folders; absent ones are skipped by `check`)."""
+    ckpt = "runs/gan/checkpoints/step-{:08d}.ema.safetensors"
+    if recipe == "resnet_r1":  # results/gan_ema_length.json's runs
+        return {BASE_STEPS: ROOT / "runs" / "bench_gan_ema" / f"gan64_s{seed}" / "gan" / "checkpoints"
+                / f"step-{BASE_STEPS:08d}.ema.safetensors"}
+    return {k * BASE_STEPS: ROOT / "runs" / f"bench_families64_gan_{recipe}{tag}" / f"seed{seed}"
+            / ckpt.format(k * BASE_STEPS) for k, tag in ((1, ""), (2, "_24k"))}
 
 
 def config(seed: int, parts: Path):
@@ -55,9 +77,11 @@ def config(seed: int, parts: Path):
                          study=(), seed=seed, out=str(parts / f"gan64_s{seed}"))
 
 
-def train_seed(seed: int, parts: Path, max_multiple: int, threads: int = 1, resume: bool = False) -> Path:
+def train_seed(seed: int, parts: Path, max_multiple: int, threads: int = 1, resume: bool = False,
+               recipe: str = "resnet_r1") -> Path:
     """Train the `gan` arm at `seed` for max_multiple x 375 steps, an EMA checkpoint every 375
-    (`resume`: go on from the run's newest checkpoint, after a stop for time)."""
+    (`resume`: go on from the run's newest checkpoint, after a stop for time; `recipe`: a key of
+    RECIPES, its lr replacing the comparison's and its other entries added to the arm's options)."""
     import torch
 
     from genmed.compare.runner import _train_config, load_splits
@@ -70,6 +94,10 @@ def train_seed(seed: int, parts: Path, max_multiple: int, threads: int = 1, resu
     train_ds, _, _ = load_splits(cfg)
     tcfg = replace(_train_config("gan", cfg, steps, run_dir), ckpt_every=BASE_STEPS, ckpt_minutes=0,
                    keep_checkpoints=max_multiple + 1)
+    changes = dict(RECIPES[recipe])
+    if "lr" in changes:
+        tcfg = replace(tcfg, lr=changes.pop("lr"))
+    tcfg = replace(tcfg, options={**tcfg.options, **changes})
     t0 = time.perf_counter()
     result = train(tcfg, dataset=train_ds, resume=resume)
     write_json(Path(cfg.out) / "train.json", {"wall_seconds": round(time.perf_counter() - t0, 1),
@@ -91,20 +119,21 @@ def checkpoints(run_dir: Path, every: int = BASE_STEPS) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def check(seed: int, parts: Path, saved: Path) -> float | None:
-    """Largest |difference| between this run's first EMA checkpoint and a saved 375-step run's
-    (results/gan_ema_length.json's runs), or None if that run is not on disk."""
+def check(seed: int, parts: Path, recipe: str) -> dict[str, float]:
+    """Largest |difference| between this run's EMA checkpoints and the saved runs of the same
+    recipe and seed (`saved_runs`), by step; steps with no file on either side are left out."""
     from safetensors.torch import load_file
 
-    first = checkpoints(Path(config(seed, parts).out) / "gan")
-    other = saved / f"gan64_s{seed}" / "gan" / "checkpoints" / f"step-{BASE_STEPS:08d}.ema.safetensors"
-    if BASE_STEPS not in first or not other.exists():
-        return None
-    a, b = load_file(first[BASE_STEPS]), load_file(other)
-    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
+    mine = checkpoints(Path(config(seed, parts).out) / "gan")
+    diffs = {}
+    for step, other in saved_runs(recipe, seed).items():
+        if step in mine and other.exists():
+            a, b = load_file(mine[step]), load_file(other)
+            diffs[str(step)] = max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
+    return diffs
 
 
-def measure_seed(seed: int, parts: Path, saved: Path) -> dict:
+def measure_seed(seed: int, parts: Path, recipe: str) -> dict:
     """Every EMA checkpoint of `seed` sampled 256 times (same latents) and measured; writes
     parts/gan64_s<seed>/budget.json (measured checkpoints are kept, new ones added)."""
     import torch
@@ -116,7 +145,8 @@ def measure_seed(seed: int, parts: Path, saved: Path) -> dict:
     out = Path(cfg.out)
     path = out / "budget.json"
     result = json.loads(path.read_text()) if path.exists() else {"by_images": {}}
-    result["check_375_max_abs_diff"] = check(seed, parts, saved)
+    result.pop("check_375_max_abs_diff", None)  # the name before `check` took every saved step
+    result["check_saved_max_abs_diff"] = check(seed, parts, recipe)
     ref = reference(cfg)
     model = load_run(out / "gan", ema=False)[0]
     base = torch.randn(N_SAMPLES, model.config.latent_dim, generator=torch.Generator().manual_seed(seed))
@@ -149,7 +179,7 @@ def merge(parts: Path) -> dict:
     by_images = {str(n): pool_seeds([done[s]["by_images"][str(n)] for s in seeds], real_share) for n in common}
     result = {"rule": "the largest budget every seed reached", "seeds": seeds, "budgets_images": common,
               "chosen_images": common[-1], "by_images": by_images, "real_class_share": real_share.tolist(),
-              "check_375_max_abs_diff": {s: done[s]["check_375_max_abs_diff"] for s in seeds},
+              "check_saved_max_abs_diff": {s: done[s]["check_saved_max_abs_diff"] for s in seeds},
               "targets_at_chosen": issue14_targets(by_images[str(common[-1])]),
               "targets_at_base": issue14_targets(by_images[str(common[0])])}
     result["train"] = {s: json.loads(p.read_text()) for s in seeds
@@ -157,10 +187,10 @@ def merge(parts: Path) -> dict:
     return result
 
 
-def figures(result: dict, parts: Path, n: int = 6) -> None:
-    """docs/img/gan_budget.png (precision, recall, coverage and FID against images seen, every
-    seed and the mean) and docs/img/gan_budget_samples.png (seed 0's first `n` draws at every
-    budget, the same latents; HU, abdomen window)."""
+def figures(result: dict, parts: Path, recipe: str, n: int = 6) -> None:
+    """docs/img/<name>.png (precision, recall, coverage and FID against images seen, every seed
+    and the mean) and docs/img/<name>_samples.png (seed 0's first `n` draws at every budget, the
+    same latents; HU, abdomen window)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -192,17 +222,26 @@ def figures(result: dict, parts: Path, n: int = 6) -> None:
     axes[2].text(x[0], 0.5 * base["coverage_ge_half_diffusion"]["diffusion"] - 0.05,
                  "half of diffusion's coverage (12k images)", fontsize=7, color="grey")
     axes[3].legend(fontsize=7)
-    fig.suptitle(f"Stabilised GAN, 64 px phantom: engine EMA generator against training budget; 256 draws per "
-                 f"point, k = 5 in {result['extractor']['name']} features", fontsize=9)
+    fig.suptitle(f"Stabilised GAN ({label(recipe)}), 64 px phantom: engine EMA generator against training "
+                 f"budget; 256 draws per point, k = 5 in {result['extractor']['name']} features", fontsize=9)
     fig.tight_layout()
-    save_figure(fig, ROOT / "docs" / "img" / "gan_budget.png")
+    save_figure(fig, ROOT / "docs" / "img" / f"{name(recipe)}.png")
     seed = result["seeds"][0]
     cols = held_out_column(config(seed, parts), seed, n)
     cols.update({f"{b // 1000}k images": unit_to_hu(np.load(parts / f"gan64_s{seed}" / f"samples_{b}.npy")[:n, 0])
                  for b in budgets})
     fig = hu_columns_figure(cols, n=n, panel_in=1.5, row_labels=[f"#{i + 1}" for i in range(n)],
-                            title=f"Stabilised GAN, 64 px, seed {seed}: the same latents after more training")
-    save_figure(fig, ROOT / "docs" / "img" / "gan_budget_samples.png")
+                            title=f"Stabilised GAN ({label(recipe)}), 64 px, seed {seed}: the same latents "
+                                  "after more training")
+    save_figure(fig, ROOT / "docs" / "img" / f"{name(recipe)}_samples.png")
+
+
+def label(recipe: str) -> str:
+    """A recipe's learning rates, for figure titles."""
+    changes = RECIPES[recipe]
+    if not changes:
+        return f"{recipe}, the comparison's"
+    return f"{recipe}: G lr {changes['lr']:g}, D lr x{changes['d_lr_scale']:g}"
 
 
 def main() -> None:
@@ -212,25 +251,26 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="with --seed: go on from the newest checkpoint")
     ap.add_argument("--measure", type=int, help="measure every checkpoint of this seed")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--parts", default=str(ROOT / "runs" / "bench_gan_budget"),
-                    help="scratch folder of the per-seed runs (git-ignored)")
-    ap.add_argument("--saved", default=str(ROOT / "runs" / "bench_gan_ema"),
-                    help="saved 375-step runs to check the first checkpoint against")
+    ap.add_argument("--recipe", choices=sorted(RECIPES), default="resnet_r1",
+                    help="the GAN recipe to train (slow_g: BigGAN's rates)")
+    ap.add_argument("--parts", default=None,
+                    help="scratch folder of the per-seed runs (git-ignored; default runs/bench_<name>)")
     ap.add_argument("--merge", action="store_true", help="pool the seeds into the result JSON")
     args = ap.parse_args()
-    parts = Path(args.parts)
+    parts = Path(args.parts or ROOT / "runs" / f"bench_{name(args.recipe)}")
     if args.seed is not None:
-        train_seed(args.seed, parts, args.max_multiple, args.threads, args.resume)
+        train_seed(args.seed, parts, args.max_multiple, args.threads, args.resume, args.recipe)
     if args.measure is not None:
-        measure_seed(args.measure, parts, Path(args.saved))
+        measure_seed(args.measure, parts, args.recipe)
     if args.merge:
         from genmed.metrics.features import load_extractor
         from genmed.versions import machine
 
         result = merge(parts)
-        result.update(extractor=load_extractor(None).info(), machine=machine(), base_images=BASE_IMAGES)
-        write_json(OUT, result)
-        figures(result, parts)
+        result.update(extractor=load_extractor(None).info(), machine=machine(), base_images=BASE_IMAGES,
+                      recipe={"name": args.recipe, "changes_to_comparison": RECIPES[args.recipe]})
+        write_json(ROOT / "benchmarks" / "results" / f"{name(args.recipe)}.json", result)
+        figures(result, parts, args.recipe)
         print("chosen", result["chosen_images"], json.dumps(result["targets_at_chosen"]))
         for n, row in result["by_images"].items():
             print(n, {k: round(row[k]["mean"], 3) for k in METRICS}, "share gap", round(row["class_share_max_gap"], 3))
