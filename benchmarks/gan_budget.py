@@ -162,7 +162,8 @@ def measure_seed(seed: int, parts: Path, recipe: str) -> dict:
         print(seed, images, json.dumps(result["by_images"][str(images)]), flush=True)
         if seed == 0:
             np.save(out / f"samples_{images}.npy", fake[:16])
-        write_json(path, result)
+        write_json(path, result)  # after each checkpoint: a stopped measurement keeps what it did
+    write_json(path, result)  # the check, also when every checkpoint was measured before
     return result
 
 
