@@ -22,12 +22,14 @@ scores, so no validation seed is needed.
 
 `--recipe slow_g` measures BigGAN's rates (G 5e-5, D 2e-4) the same way, into
 results/gan_budget_slow_g.json; its checkpoints are checked against the saved 375- and 750-step
-runs of results/families_64_gan_slow_g.json and families_64_gan_slow_g_24k.json.
+runs of results/families_64_gan_slow_g.json and families_64_gan_slow_g_24k.json. Its runs were
+started for 4x (`--max-multiple 4`, the result) and resumed to 6x after it: `--merge
+--planned-images 48000` shows the later checkpoints without judging them.
 
     python benchmarks/gan_budget.py --seed 0 [--max-multiple 10] [--recipe slow_g]  # one process per seed
-    python benchmarks/gan_budget.py --seed 0 --resume              # after a stop for time
+    python benchmarks/gan_budget.py --seed 0 --resume [--max-multiple 6]  # after a stop, or further
     python benchmarks/gan_budget.py --measure 0                    # every checkpoint there
-    python benchmarks/gan_budget.py --merge
+    python benchmarks/gan_budget.py --merge [--planned-images 48000]
 """
 
 from __future__ import annotations
@@ -100,9 +102,9 @@ def train_seed(seed: int, parts: Path, max_multiple: int, threads: int = 1, resu
     tcfg = replace(tcfg, options={**tcfg.options, **changes})
     t0 = time.perf_counter()
     result = train(tcfg, dataset=train_ds, resume=resume)
-    write_json(Path(cfg.out) / "train.json", {"wall_seconds": round(time.perf_counter() - t0, 1),
-                                              "img_per_s": result.img_per_s, "steps": steps,
-                                              "threads": threads})
+    write_json(Path(cfg.out) / f"train_to_{steps}.json", {"wall_seconds": round(time.perf_counter() - t0, 1),
+                                                         "img_per_s": result.img_per_s, "steps": steps,
+                                                         "resumed": resume, "threads": threads})
     return run_dir
 
 
@@ -167,24 +169,28 @@ def measure_seed(seed: int, parts: Path, recipe: str) -> dict:
     return result
 
 
-def merge(parts: Path) -> dict:
+def merge(parts: Path, planned_images: int | None = None) -> dict:
     """Pool the seeds at every budget all of them reached; judge issue 14's GAN targets at the
-    largest (the pre-registered rule)."""
+    largest (the pre-registered rule) up to `planned_images`, the end the runs were started for.
+    Budgets beyond it (runs resumed after the result) are pooled under "beyond_plan_images" and
+    not judged."""
     done = {int(p.parent.name.split("_s")[1]): json.loads(p.read_text())
             for p in parts.glob("gan64_s*/budget.json")}
     if len(done) < 2:
         raise SystemExit(f"{parts}: need at least two measured seeds")
     seeds = sorted(done)
-    common = sorted(set.intersection(*(set(map(int, d["by_images"])) for d in done.values())))
+    reached = sorted(set.intersection(*(set(map(int, d["by_images"])) for d in done.values())))
+    common = [n for n in reached if planned_images is None or n <= planned_images]
     real_share = np.mean([done[s]["by_images"][str(common[0])]["real_share"] for s in seeds], 0)
-    by_images = {str(n): pool_seeds([done[s]["by_images"][str(n)] for s in seeds], real_share) for n in common}
+    by_images = {str(n): pool_seeds([done[s]["by_images"][str(n)] for s in seeds], real_share) for n in reached}
     result = {"rule": "the largest budget every seed reached", "seeds": seeds, "budgets_images": common,
+              "planned_images": planned_images, "beyond_plan_images": reached[len(common):],
               "chosen_images": common[-1], "by_images": by_images, "real_class_share": real_share.tolist(),
               "check_saved_max_abs_diff": {s: done[s]["check_saved_max_abs_diff"] for s in seeds},
               "targets_at_chosen": issue14_targets(by_images[str(common[-1])]),
               "targets_at_base": issue14_targets(by_images[str(common[0])])}
-    result["train"] = {s: json.loads(p.read_text()) for s in seeds
-                       if (p := parts / f"gan64_s{s}" / "train.json").exists()}
+    result["train"] = {s: {p.stem: json.loads(p.read_text()) for p in sorted((parts / f"gan64_s{s}").glob("train_to_*.json"))}
+                       for s in seeds}
     return result
 
 
@@ -201,7 +207,7 @@ def figures(result: dict, parts: Path, recipe: str, n: int = 6) -> None:
     from genmed.data.transforms import unit_to_hu
     from genmed.fileio import save_figure
 
-    budgets = result["budgets_images"]
+    budgets = result["budgets_images"] + result.get("beyond_plan_images", [])
     x = [b / 1000 for b in budgets]
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.2))
     for ax, metric in zip(axes, ("precision", "recall", "coverage", "fid")):
@@ -222,6 +228,10 @@ def figures(result: dict, parts: Path, recipe: str, n: int = 6) -> None:
     axes[2].axhline(0.5 * base["coverage_ge_half_diffusion"]["diffusion"], color="grey", lw=0.8, ls=":")
     axes[2].text(x[0], 0.5 * base["coverage_ge_half_diffusion"]["diffusion"] - 0.05,
                  "half of diffusion's coverage (12k images)", fontsize=7, color="grey")
+    if result.get("beyond_plan_images"):  # runs resumed after the result: shown, not judged
+        for ax in axes:
+            ax.axvline(result["chosen_images"] / 1000, color="grey", lw=0.8, ls="--")
+        axes[1].text(result["chosen_images"] / 1000, 0.05, " planned end: the result", fontsize=7, color="grey")
     axes[3].legend(fontsize=7)
     fig.suptitle(f"Stabilised GAN ({label(recipe)}), 64 px phantom: engine EMA generator against training "
                  f"budget; 256 draws per point, k = 5 in {result['extractor']['name']} features", fontsize=9)
@@ -257,6 +267,9 @@ def main() -> None:
     ap.add_argument("--parts", default=None,
                     help="scratch folder of the per-seed runs (git-ignored; default runs/bench_<name>)")
     ap.add_argument("--merge", action="store_true", help="pool the seeds into the result JSON")
+    ap.add_argument("--planned-images", type=int, default=None,
+                    help="with --merge: the budget the runs were started for; later checkpoints "
+                         "(resumed runs) are shown, not judged")
     args = ap.parse_args()
     parts = Path(args.parts or ROOT / "runs" / f"bench_{name(args.recipe)}")
     if args.seed is not None:
@@ -267,7 +280,7 @@ def main() -> None:
         from genmed.metrics.features import load_extractor
         from genmed.versions import machine
 
-        result = merge(parts)
+        result = merge(parts, args.planned_images)
         result.update(extractor=load_extractor(None).info(), machine=machine(), base_images=BASE_IMAGES,
                       recipe={"name": args.recipe, "changes_to_comparison": RECIPES[args.recipe]})
         write_json(ROOT / "benchmarks" / "results" / f"{name(args.recipe)}.json", result)
