@@ -63,12 +63,14 @@ def name(recipe: str) -> str:
 def saved_runs(recipe: str, seed: int) -> dict[int, Path]:
     """EMA weights of earlier, separately trained runs of `recipe` at `seed`, by step (git-ignored
     runs/ folders; absent ones are skipped by `check`)."""
-    ckpt = "runs/gan/checkpoints/step-{:08d}.ema.safetensors"
+    def ema(run: Path, step: int) -> Path:
+        return run / "checkpoints" / f"step-{step:08d}.ema.safetensors"
+
     if recipe == "resnet_r1":  # results/gan_ema_length.json's runs
-        return {BASE_STEPS: ROOT / "runs" / "bench_gan_ema" / f"gan64_s{seed}" / "gan" / "checkpoints"
-                / f"step-{BASE_STEPS:08d}.ema.safetensors"}
-    return {k * BASE_STEPS: ROOT / "runs" / f"bench_families64_gan_{recipe}{tag}" / f"seed{seed}"
-            / ckpt.format(k * BASE_STEPS) for k, tag in ((1, ""), (2, "_24k"))}
+        return {BASE_STEPS: ema(ROOT / "runs" / "bench_gan_ema" / f"gan64_s{seed}" / "gan", BASE_STEPS)}
+    # the two-seed studies of results/families_64_gan_<recipe>.json and ..._<recipe>_24k.json
+    return {k * BASE_STEPS: ema(ROOT / "runs" / f"bench_families64_gan_{recipe}{tag}" / f"seed{seed}" / "runs" / "gan",
+                                k * BASE_STEPS) for k, tag in ((1, ""), (2, "_24k"))}
 
 
 def config(seed: int, parts: Path):
@@ -147,7 +149,6 @@ def measure_seed(seed: int, parts: Path, recipe: str) -> dict:
     out = Path(cfg.out)
     path = out / "budget.json"
     result = json.loads(path.read_text()) if path.exists() else {"by_images": {}}
-    result.pop("check_375_max_abs_diff", None)  # the name before `check` took every saved step
     result["check_saved_max_abs_diff"] = check(seed, parts, recipe)
     ref = reference(cfg)
     model = load_run(out / "gan", ema=False)[0]
