@@ -1,4 +1,4 @@
-"""The stabilised GAN at 64 px against its training budget (issue 14) -> results/gan_budget.json.
+"""The stabilised GAN at 64 px against its training budget (issue 14) -> results/gan_budget[_<recipe>].json.
 
 The GAN's missing target is recall (0.41 [0.20, 0.62] against 0.5, results/families_64.json, at
 12,000 training images = 375 steps of 32). Every sampling-side lever has been measured and left
@@ -14,7 +14,8 @@ Per seed, the `gan` arm of benchmarks/families_64.py is trained once for up to 1
 (3,750 steps) with a checkpoint every 375 steps, and the engine's EMA generator of every
 checkpoint is sampled 256 times from the same latents and measured like the comparison
 (genmed-phantom-cnn-v1 features, k = 5). The first checkpoint is the families_64 run itself:
-`check` compares its EMA weights with a saved 375-step run of the same seed.
+`check` compares the EMA weights with every saved, separately trained run of the same recipe
+and seed (`saved_runs`).
 
 Rule, fixed before any run: the result is the largest budget that every seed reached (a run may be
 stopped for time; constant LR makes any checkpoint a finished run). No budget is chosen by its
