@@ -50,10 +50,6 @@ def run_seed(seed: int, budget: int, n_samples: int, threads: int, arms: tuple[s
     import torch
 
     from genmed.compare import CompareConfig, compare
-    from genmed.compare.runner import load_family, load_splits
-    from genmed.metrics.diversity import class_coverage
-    from genmed.metrics.features import load_extractor
-    from genmed.metrics.spectrum import periodic_artefact_score
 
     torch.set_num_threads(threads)
     folder = parts / f"seed{seed}"
@@ -63,26 +59,7 @@ def run_seed(seed: int, budget: int, n_samples: int, threads: int, arms: tuple[s
                         batch_size=batch, study=(), seed=seed, out=str(out))
     result = compare(cfg, progress=lambda m: print(f"[seed {seed}] {m}", flush=True))
     samples = dict(np.load(out / "samples.npz"))
-    _, real, _ = load_splits(cfg)
-    extractor = load_extractor(None)
-    real_pred = extractor.predict(real)
-    names = extractor.class_names
-    extra = {"real": {"artefact_score": periodic_artefact_score(real, STRIDE),
-                      "class_share_classifier": list(class_coverage(real_pred, real_pred, len(names),
-                                                                    names).data_share)}}
-    for arm, fake in samples.items():
-        fake = fake.astype(np.float32)
-        cc = class_coverage(extractor.predict(fake), real_pred, len(names), names)
-        extra[arm] = {"artefact_score": periodic_artefact_score(fake, STRIDE),
-                      "class_share_classifier": list(cc.sample_share),
-                      "class_tv_vs_real_classifier": cc.total_variation}
-    if "vae" in arms:
-        vae = load_family("vae", out / "runs" / "vae").model
-        with torch.no_grad():
-            gen = torch.Generator().manual_seed(seed)
-            bpd = vae.elbo_bits_per_dim(torch.from_numpy(real), n_draws=4, generator=gen)
-        extra["vae"]["elbo_bits_per_dim_heldout"] = float(bpd.mean())
-    result["extra"] = extra
+    result["extra"] = extra = measure_extra(cfg, samples, out / "runs" / "vae")
     if out != folder:  # fold the re-run arms into the seed's part
         part = json.loads((folder / "part.json").read_text())
         old = dict(np.load(folder / "samples.npz"))
@@ -99,6 +76,39 @@ def run_seed(seed: int, budget: int, n_samples: int, threads: int, arms: tuple[s
         result = part
     write_json(folder / "part.json", result)
     return result
+
+
+def measure_extra(cfg, samples: dict[str, np.ndarray], vae_run: Path) -> dict:
+    """The figures added to a comparison's metrics, per arm of `samples` and for the held-out
+    real slices: the periodic-artefact score, like-for-like class shares and, for the "vae" arm
+    (its run in `vae_run`), the ELBO in bits/dim on the held-out slices."""
+    import torch
+
+    from genmed.compare.runner import load_family, load_splits
+    from genmed.metrics.diversity import class_coverage
+    from genmed.metrics.features import load_extractor
+    from genmed.metrics.spectrum import periodic_artefact_score
+
+    _, real, _ = load_splits(cfg)
+    extractor = load_extractor(None)
+    real_pred = extractor.predict(real)
+    names = extractor.class_names
+    extra = {"real": {"artefact_score": periodic_artefact_score(real, STRIDE),
+                      "class_share_classifier": list(class_coverage(real_pred, real_pred, len(names),
+                                                                    names).data_share)}}
+    for arm, fake in samples.items():
+        fake = fake.astype(np.float32)
+        cc = class_coverage(extractor.predict(fake), real_pred, len(names), names)
+        extra[arm] = {"artefact_score": periodic_artefact_score(fake, STRIDE),
+                      "class_share_classifier": list(cc.sample_share),
+                      "class_tv_vs_real_classifier": cc.total_variation}
+    if "vae" in samples:
+        vae = load_family("vae", vae_run).model
+        with torch.no_grad():
+            gen = torch.Generator().manual_seed(cfg.seed)
+            bpd = vae.elbo_bits_per_dim(torch.from_numpy(real), n_draws=4, generator=gen)
+        extra["vae"]["elbo_bits_per_dim_heldout"] = float(bpd.mean())
+    return extra
 
 
 def _add_sharpness(part: dict, parts: Path) -> None:
@@ -186,10 +196,11 @@ def targets(arms: dict, real: dict) -> dict:
     }
 
 
-def figures(result: dict, n: int = 6) -> None:
-    """docs/img/families64_samples.png: `n` held-out real slices and the first `n` samples of
-    every arm at seed `result['seeds'][0]`, in HU, abdomen window, full size; plus that seed's
-    precision/recall plot."""
+def figures(result: dict, n: int = 6, folder: Path = PARTS, stem: str = "families64",
+            labels: dict[str, str] | None = None) -> None:
+    """docs/img/<stem>_samples.png: `n` held-out real slices and the first `n` samples of
+    every arm at seed `result['seeds'][0]` (its part in `folder`), in HU, abdomen window, full
+    size; plus <stem>_precision_recall.png, every arm's precision and recall over seeds."""
     from genmed.apps.common import hu_columns_figure
     from genmed.compare import CompareConfig
     from genmed.compare.runner import load_splits
@@ -197,19 +208,19 @@ def figures(result: dict, n: int = 6) -> None:
     from genmed.fileio import save_figure
 
     seed = result["seeds"][0]
-    folder = PARTS / f"seed{seed}"
+    folder = folder / f"seed{seed}"
     _, real, _ = load_splits(CompareConfig(size=64, seed=seed, out=str(folder)))
     pick = np.random.default_rng(seed).choice(len(real), n, replace=False)
     cols = {"real (held-out)": real[pick, 0]}
     with np.load(folder / "samples.npz") as samples:
         for arm in ARMS:
-            cols[LABELS[arm]] = samples[arm][:n, 0].astype(np.float32)
+            cols[(labels or LABELS)[arm]] = samples[arm][:n, 0].astype(np.float32)
     cols = {k: unit_to_hu(v) for k, v in cols.items()}
     fig = hu_columns_figure(cols, n=n, panel_in=1.6, row_labels=[f"#{i + 1}" for i in range(n)],
                             title=f"64 px phantom, {result['budget']['amount']:.0f} training images "
                                   f"per arm, seed {seed}")
-    save_figure(fig, ROOT / "docs" / "img" / "families64_samples.png")
-    save_figure(precision_recall_figure(result), ROOT / "docs" / "img" / "families64_precision_recall.png")
+    save_figure(fig, ROOT / "docs" / "img" / f"{stem}_samples.png")
+    save_figure(precision_recall_figure(result, labels or LABELS), ROOT / "docs" / "img" / f"{stem}_precision_recall.png")
 
 
 def gan_lr(seed_folder: Path) -> float:
@@ -238,7 +249,7 @@ def study_figure(result: dict, folder: Path, study: str, n: int = 6) -> None:
     save_figure(fig, ROOT / "docs" / "img" / f"families64_{study}_samples.png")
 
 
-def precision_recall_figure(result: dict):
+def precision_recall_figure(result: dict, labels: dict[str, str] | None = None):
     """Precision vs recall of every arm: mean over seeds with its 95% t-interval."""
     import matplotlib
 
@@ -252,12 +263,13 @@ def precision_recall_figure(result: dict):
     for arm, r in result["arms"].items():
         p, rc = r["precision"], r["recall"]
         ax.errorbar(rc["mean"], p["mean"], xerr=bar(rc), yerr=bar(p), fmt="o", capsize=3,
-                    label=LABELS[arm])
+                    label=(labels or LABELS)[arm])
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("recall (diversity) ↑")
     ax.set_ylabel("precision (quality) ↑")
-    ax.set_title(f"64 px phantom, {len(result['seeds'])} seeds, mean and 95% t-interval\n"
+    ax.set_title(f"64 px phantom, {result['budget']['amount']:,.0f} training images per arm, "
+                 f"{len(result['seeds'])} seeds, mean and 95% t-interval\n"
                  f"k = 5 neighbours in {result['extractor']['name']} features", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
