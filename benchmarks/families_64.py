@@ -14,7 +14,10 @@ arm into the existing seed parts after its recipe changed. `--study NAME` trains
 afresh into their own parts (runs/bench_families64_NAME) with changed GAN options
 (`--gan-diffaug`, `--gan-ada`, `--gan-d-lr-scale`, `--gan-set KEY=VALUE`), and its merge
 (results/families_64_NAME.json) judges the GAN targets against the other arms of
-results/families_64.json (same seeds, patients, extractor).
+results/families_64.json (same seeds, patients, extractor). The `gan` arm trains by the
+comparison's recipe: results/families_64.json's at one rate of 2e-4 for G and D, the recipe
+until 2026-12-06; since then at BigGAN's rates (G 5e-5, D 2e-4; benchmarks/families_48k.py).
+`--study NAME --gan-lr 2e-4 --gan-d-lr-scale 1` trains the table's recipe again.
 
     python benchmarks/families_64.py --seeds 0,2,4        # one process per core ...
     python benchmarks/families_64.py --seeds 1,3

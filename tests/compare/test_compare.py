@@ -74,6 +74,19 @@ def test_the_gan_arm_is_the_stabilised_gan_with_its_own_recipe(quick_run):
         assert samples["gan"].shape == (24, 1, 32, 32) and np.abs(samples["gan"]).max() <= 1
 
 
+def test_the_gan_arm_trains_at_biggans_rates(quick_run):
+    """The comparison's stabilised GAN: G at 5e-5 and D at 4x that (BigGAN's rates, the
+    registry's "resnet_r1:compare"; results/families_48k.json), recorded in the run; the
+    variant's own recipe elsewhere (genmed train) and the baseline GANs keep one rate of 2e-4."""
+    from genmed.models import recipe
+    from genmed.train.run import load_config_of
+
+    gan = load_config_of(quick_run / "runs" / "gan")
+    assert gan.lr == pytest.approx(5e-5) and gan.options["d_lr_scale"] == 4.0
+    assert recipe("gan", "compare", "resnet_r1").lr == pytest.approx(5e-5)
+    assert recipe("gan", "default", "resnet_r1").lr == recipe("gan", "compare", "dcgan").lr == pytest.approx(2e-4)
+
+
 def test_baseline_gans_are_arms_of_their_own(tmp_path):
     out = tmp_path / "base"
     assert _run([*QUICK, "--families", "dcgan,sngan", "--budget-images", "64", "--n-samples", "16",

@@ -33,7 +33,8 @@ QUICK_STUDY = (("ddpm", 200), ("ddim", 10), ("dpmpp_2m", 10))
 # Model options per arm: the reference networks of docs/models.md.
 NETWORKS: dict[str, dict[str, Any]] = {
     "diffusion": dict(sampler="dpmpp_2m_sde", sample_steps=20),
-    "gan": dict(variant="resnet_r1"),
+    # D at 4x G's rate: with the registry's "resnet_r1:compare" G rate (5e-5), BigGAN's rates
+    "gan": dict(variant="resnet_r1", d_lr_scale=4.0),
     # prior "fitted": samples from the Gaussian of the aggregate posterior (issue 14; its
     # standard-prior samples were blotches, docs/evaluation.md "VAE sampling prior")
     "vae": dict(kl_warmup_steps=300, likelihood_sigma=0.25, prior="fitted"),
@@ -44,7 +45,7 @@ NETWORKS: dict[str, dict[str, Any]] = {
 QUICK_NETWORKS: dict[str, dict[str, Any]] = {
     "diffusion": dict(channels=(8, 16), attention_levels=(False, False), norm_num_groups=4,
                       num_train_timesteps=200, sampler="dpmpp_2m_sde", sample_steps=10),
-    "gan": dict(variant="resnet_r1", base_channels=8, max_channels=16, latent_dim=16),
+    "gan": dict(variant="resnet_r1", d_lr_scale=4.0, base_channels=8, max_channels=16, latent_dim=16),
     "vae": dict(channels=(8, 16), latent_dim=8, kl_warmup_steps=20, prior="fitted"),
     "dcgan": dict(variant="dcgan", base_channels=8, latent_dim=16),
     "sngan": dict(variant="hinge_sn", base_channels=8, latent_dim=16),
