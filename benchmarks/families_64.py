@@ -220,7 +220,7 @@ def figures(result: dict, n: int = 6, folder: Path = PARTS, stem: str = "familie
             cols[(labels or LABELS)[arm]] = samples[arm][:n, 0].astype(np.float32)
     cols = {k: unit_to_hu(v) for k, v in cols.items()}
     fig = hu_columns_figure(cols, n=n, panel_in=1.6, row_labels=[f"#{i + 1}" for i in range(n)],
-                            title=f"64 px phantom, {result['budget']['amount']:.0f} training images "
+                            title=f"64 px phantom, {result['budget']['amount']:,.0f} training images "
                                   f"per arm, seed {seed}")
     save_figure(fig, ROOT / "docs" / "img" / f"{stem}_samples.png")
     save_figure(precision_recall_figure(result, labels or LABELS), ROOT / "docs" / "img" / f"{stem}_precision_recall.png")
