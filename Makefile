@@ -36,7 +36,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/browser_deps.sh || true
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=15
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 bench: $(STAMP)
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done

@@ -18,6 +18,11 @@ from genmed.train import train
 
 from .toys import Blobs, make, toy_config
 
+# One pytest-xdist worker runs every torchrun launch (`--dist loadgroup`, Makefile): two agents
+# probing for free ports at the same moment can take each other's rendezvous port, and then both
+# hang or abort (seen once in the full suite: rank 1 SIGABRT, the other test at its 120 s limit).
+pytestmark = pytest.mark.xdist_group("torchrun")
+
 TOYS = Path(__file__).with_name("toys.py")
 SRC = Path(__file__).resolve().parents[2] / "src"
 STEPS = 12  # 8 steps per epoch: crosses an epoch boundary
