@@ -6,9 +6,9 @@ results/families_64.json compares the five arms at 12,000 images. There the GAN 
 but against 12,000-image references. The issue asks for equal budget, so every other arm is
 trained here to 48,000 images too, with the comparison's recipes, patients, seeds and extractor
 (`genmed.compare.runner`'s own training config: the run of `--train` is the run
-`genmed compare --budget-images 48000` would train). Diffusion alone costs about an hour per seed
-on one core, so a run is resumable: it checkpoints every 10 minutes (the engine's default) and
-`--train` continues it from its newest checkpoint, across sessions. The `gan` arm is the
+`genmed compare --budget-images 48000` would train). Diffusion costs about 22 minutes per seed on
+one core, so a run is resumable: it checkpoints every 10 minutes (the engine's default) and
+`--train` continues it from its newest checkpoint, also in a later session. The `gan` arm is the
 slow-G budget study's 1,500-step checkpoint of the same seed (a constant-LR run, so that
 checkpoint is exactly a 48,000-image run), linked in as a run folder of its own.
 
@@ -36,7 +36,7 @@ BUDGET = 48_000
 TRAINED = ("diffusion", "vae", "dcgan", "sngan")  # the arms trained here; "gan" comes from gan_budget
 ARMS = ("gan",) + TRAINED  # families_64's order
 GAN_RUNS = ROOT / "runs" / "bench_gan_budget_slow_g"  # benchmarks/gan_budget.py --recipe slow_g
-GAN_STEP = BUDGET // 32
+STEPS = BUDGET // 32  # at the comparison's batch of 32
 LABELS = {"gan": "GAN, stabilised,\nG 5e-5, D 2e-4", "diffusion": "diffusion", "vae": "VAE",
           "dcgan": "DCGAN (baseline)", "sngan": "SNGAN (baseline)"}
 
@@ -71,16 +71,15 @@ def train_arm(seed: int, arm: str) -> None:
 
     torch.set_num_threads(1)
     cfg = compare_config(seed)
-    steps = BUDGET // cfg.batch_size
     folder = run_dir(seed, arm)
     start = done_steps(folder)
-    if start >= steps:
+    if start >= STEPS:
         print(f"[seed {seed}] {arm}: finished ({start} steps)", flush=True)
         return
-    print(f"[seed {seed}] {arm}: from step {start} to {steps}", flush=True)
+    print(f"[seed {seed}] {arm}: from step {start} to {STEPS}", flush=True)
     train_ds, _, _ = load_splits(cfg)
     t0 = time.perf_counter()
-    result = train(_train_config(arm, cfg, steps, folder), dataset=train_ds, resume=start > 0)
+    result = train(_train_config(arm, cfg, STEPS, folder), dataset=train_ds, resume=start > 0)
     log = folder / "segments.json"
     segments = json.loads(log.read_text()) if log.is_file() else []
     segments.append({"from_step": start, "to_step": result.step,
@@ -94,23 +93,23 @@ def link_gan(seed: int) -> None:
     resume raised `steps` and `keep_checkpoints` after it)."""
     import os
 
-    src = GAN_RUNS / f"gan64_s{seed}" / "gan"
-    folder = run_dir(seed, "gan")
-    if done_steps(folder) == GAN_STEP:
-        return
-    if not (src / "checkpoints" / f"step-{GAN_STEP:08d}.json").is_file():
-        raise SystemExit(f"{src}: no {GAN_STEP}-step checkpoint (run benchmarks/gan_budget.py "
-                         f"--recipe slow_g --seed {seed} --max-multiple 4)")
-    (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
-    for f in (src / "checkpoints").glob(f"step-{GAN_STEP:08d}.*"):
-        os.link(f, folder / "checkpoints" / f.name)
-    (folder / "data.json").write_text((src / "data.json").read_text())
     from genmed.config import save_config
     from genmed.train.checkpoint import list_checkpoints, read_meta
     from genmed.train.run import load_config_of
 
-    recorded = read_meta(next(f for f in list_checkpoints(folder / "checkpoints")))["config"]
-    save_config(load_config_of(src).replace(steps=GAN_STEP, out=str(folder),
+    src = GAN_RUNS / f"gan64_s{seed}" / "gan"
+    folder = run_dir(seed, "gan")
+    if done_steps(folder) == STEPS:
+        return
+    if not (src / "checkpoints" / f"step-{STEPS:08d}.json").is_file():
+        raise SystemExit(f"{src}: no {STEPS}-step checkpoint (run benchmarks/gan_budget.py "
+                         f"--recipe slow_g --seed {seed} --max-multiple 4)")
+    (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+    for f in (src / "checkpoints").glob(f"step-{STEPS:08d}.*"):
+        os.link(f, folder / "checkpoints" / f.name)
+    (folder / "data.json").write_text((src / "data.json").read_text())
+    recorded = read_meta(list_checkpoints(folder / "checkpoints")[0])["config"]
+    save_config(load_config_of(src).replace(steps=STEPS, out=str(folder),
                                             keep_checkpoints=recorded["keep_checkpoints"]),
                 folder / "config.yaml")
 
@@ -118,7 +117,7 @@ def link_gan(seed: int) -> None:
 def train_seconds(seed: int, arm: str) -> float:
     """The whole run's training wall time over its segments (the gan arm: its budget study's)."""
     if arm == "gan":
-        return json.loads((GAN_RUNS / f"gan64_s{seed}" / f"train_to_{GAN_STEP}.json").read_text())["wall_seconds"]
+        return json.loads((GAN_RUNS / f"gan64_s{seed}" / f"train_to_{STEPS}.json").read_text())["wall_seconds"]
     return round(sum(s["seconds"] for s in json.loads((run_dir(seed, arm) / "segments.json").read_text())), 1)
 
 
@@ -192,7 +191,7 @@ def main() -> None:
             for arm in ARMS:
                 if (PARTS / f"seed{seed}" / "measured" / arm / "part.json").is_file():
                     continue
-                if done_steps(run_dir(seed, arm)) < GAN_STEP:
+                if done_steps(run_dir(seed, arm)) < STEPS:
                     print(f"[seed {seed}] {arm}: not finished, not measured", flush=True)
                     continue
                 measure_arm(seed, arm)
@@ -202,7 +201,7 @@ def main() -> None:
 
         result = families_64.merge(PARTS)
         result["gan_arm"] = ("benchmarks/gan_budget.py --recipe slow_g: the EMA generator of its "
-                             f"{GAN_STEP}-step checkpoint (G lr 5e-5, D 2e-4)")
+                             f"{STEPS}-step checkpoint (G lr 5e-5, D 2e-4)")
         write_json(ROOT / "benchmarks" / "results" / "families_48k.json", result)
         families_64.figures(result, folder=PARTS, stem="families48k", labels=LABELS)
         print(json.dumps(result["targets"], indent=1))

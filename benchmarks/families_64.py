@@ -30,11 +30,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from genmed.config import parse_assignments
 from genmed.fileio import write_json
+
+if TYPE_CHECKING:
+    from genmed.compare import CompareConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ROOT / "runs" / "bench_families64"  # scratch (git-ignored): one compare run per seed
@@ -81,7 +85,7 @@ def run_seed(seed: int, budget: int, n_samples: int, threads: int, arms: tuple[s
     return result
 
 
-def measure_extra(cfg, samples: dict[str, np.ndarray], vae_run: Path) -> dict:
+def measure_extra(cfg: CompareConfig, samples: dict[str, np.ndarray], vae_run: Path) -> dict:
     """The figures added to a comparison's metrics, per arm of `samples` and for the held-out
     real slices: the periodic-artefact score, like-for-like class shares and, for the "vae" arm
     (its run in `vae_run`), the ELBO in bits/dim on the held-out slices."""

@@ -16,7 +16,7 @@ that_dict)` to rebuild it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from genmed.config import from_dict, to_dict
@@ -86,6 +86,8 @@ class ModelSpec:
 
 _ADAM_GAN = (0.5, 0.999)  # DCGAN's Adam beta1 = 0.5 (Radford et al. 2016, sec. 4)
 _SHORT = dict(warmup=20, warmup_fraction=0.1)  # brief in-memory runs of the applications
+_RESNET_R1 = Recipe(lr=2e-4, betas=(0.0, 0.99), ema_decay=0.5 ** (32 / 10_000), warmup=0,
+                    grad_clip=0.0, schedule="constant")  # the stabilised GAN's: see its entry below
 REGISTRY: dict[str, ModelSpec] = {
     "diffusion": ModelSpec(
         DiffusionConfig, DiffusionModel,
@@ -114,16 +116,14 @@ REGISTRY: dict[str, ModelSpec] = {
          # StyleGAN2-ADA's half-life of 10k images at batch 32 (its "auto" config). lr 2e-4
          # (SNGAN/BigGAN, Miyato et al. 2018; Brock et al. 2019) instead of StyleGAN2's 2.5e-3,
          # which assumes equalised learning rates (per-layer weight scaling) these nets lack
-         "resnet_r1": Recipe(lr=2e-4, betas=(0.0, 0.99), ema_decay=0.5 ** (32 / 10_000), warmup=0,
-                             grad_clip=0.0, schedule="constant"),
+         "resnet_r1": _RESNET_R1,
          # the same in a comparison, at BigGAN's rates (Brock et al. 2019): G 5e-5, D 4x that (the
          # comparison's `d_lr_scale`, genmed.compare.config.NETWORKS). From 24,000 training images on
          # it beats one rate of 2e-4 on FID, precision, recall and coverage (64 px, 5 seeds), and
          # at 48,000 it meets issue 14's targets at equal budget; at 12,000 one rate is better
          # (benchmarks/results/gan_budget_slow_g.json, families_48k.json). A comparison's default
          # budget is 40,000 images
-         "resnet_r1:compare": Recipe(lr=5e-5, betas=(0.0, 0.99), ema_decay=0.5 ** (32 / 10_000),
-                                     warmup=0, grad_clip=0.0, schedule="constant")}),
+         "resnet_r1:compare": replace(_RESNET_R1, lr=5e-5)}),
     "vae": ModelSpec(
         VAEConfig, VAEModel, Capabilities(conditioning=("none",)),
         {"default": Recipe(lr=2e-4),
