@@ -92,6 +92,7 @@ def link_gan(seed: int) -> None:
     (hard links), with the config that checkpoint recorded (steps 1,500; the budget run's
     resume raised `steps` and `keep_checkpoints` after it)."""
     import os
+    import shutil
 
     from genmed.config import save_config
     from genmed.train.checkpoint import list_checkpoints, read_meta
@@ -107,7 +108,7 @@ def link_gan(seed: int) -> None:
     (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
     for f in (src / "checkpoints").glob(f"step-{STEPS:08d}.*"):
         os.link(f, folder / "checkpoints" / f.name)
-    (folder / "data.json").write_text((src / "data.json").read_text())
+    shutil.copyfile(src / "data.json", folder / "data.json")
     recorded = read_meta(list_checkpoints(folder / "checkpoints")[0])["config"]
     save_config(load_config_of(src).replace(steps=STEPS, out=str(folder),
                                             keep_checkpoints=recorded["keep_checkpoints"]),

@@ -213,7 +213,7 @@ def recipe(name: str, preset: str = "default", variant: str | None = None) -> Re
     it, issue 14), and "<variant>:<preset>" where it has one in place of `preset` (the
     stabilised GAN's "resnet_r1:compare"); other named presets ("toy", "short", ...) stay as asked."""
     recipes = spec(name).recipes
-    if f"{variant}:{preset}" in recipes:
+    if variant is not None and f"{variant}:{preset}" in recipes:
         return recipes[f"{variant}:{preset}"]
     if preset in ("default", "compare") and variant in recipes:
         preset = variant
