@@ -61,30 +61,40 @@ def done_steps(folder: Path) -> int:
     return found[-1].step if found else 0
 
 
+def train_resumable(tcfg, dataset, label: str) -> float:
+    """Train run `tcfg.out` to `tcfg.steps`, continuing from its newest checkpoint (the engine
+    writes one every 10 minutes); each segment's wall time is kept in RUN/segments.json.
+    Returns the whole run's training seconds over all its segments."""
+    from genmed.train import train
+
+    folder = Path(tcfg.out)
+    log = folder / "segments.json"
+    start = done_steps(folder)
+    if start < tcfg.steps:
+        print(f"{label}: from step {start} to {tcfg.steps}", flush=True)
+        t0 = time.perf_counter()
+        result = train(tcfg, dataset=dataset, resume=start > 0)
+        segments = json.loads(log.read_text()) if log.is_file() else []
+        segments.append({"from_step": start, "to_step": result.step,
+                         "seconds": round(time.perf_counter() - t0, 1), "img_per_s": result.img_per_s})
+        write_json(log, segments)
+    return round(sum(s["seconds"] for s in json.loads(log.read_text())), 1)
+
+
 def train_arm(seed: int, arm: str) -> None:
-    """Train (or continue) `arm` at `seed` to 48,000 images; each segment's wall time is kept in
-    RUN/segments.json, so the whole run's training time is known after any number of stops."""
+    """Train (or continue) `arm` at `seed` to 48,000 images (`train_resumable`)."""
     import torch
 
     from genmed.compare.runner import _train_config, load_splits
-    from genmed.train import train
 
     torch.set_num_threads(1)
     cfg = compare_config(seed)
     folder = run_dir(seed, arm)
-    start = done_steps(folder)
-    if start >= STEPS:
-        print(f"[seed {seed}] {arm}: finished ({start} steps)", flush=True)
+    if done_steps(folder) >= STEPS:
+        print(f"[seed {seed}] {arm}: finished", flush=True)
         return
-    print(f"[seed {seed}] {arm}: from step {start} to {STEPS}", flush=True)
     train_ds, _, _ = load_splits(cfg)
-    t0 = time.perf_counter()
-    result = train(_train_config(arm, cfg, STEPS, folder), dataset=train_ds, resume=start > 0)
-    log = folder / "segments.json"
-    segments = json.loads(log.read_text()) if log.is_file() else []
-    segments.append({"from_step": start, "to_step": result.step,
-                     "seconds": round(time.perf_counter() - t0, 1), "img_per_s": result.img_per_s})
-    write_json(log, segments)
+    train_resumable(_train_config(arm, cfg, STEPS, folder), train_ds, f"[seed {seed}] {arm}")
 
 
 def link_gan(seed: int) -> None:

@@ -29,7 +29,7 @@ def gpu_check():
         sys.modules.pop(spec.name, None)
 
 
-@pytest.mark.xdist_group("torchrun")  # with tests/train/test_distributed.py: see there
+@pytest.mark.xdist_group("ports")  # with tests/train/test_distributed.py: see there
 def test_tiny_cpu_run_measures_every_precision_and_torchrun(gpu_check, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("GENMED_QUIET", "1")  # main() would set it for the whole session

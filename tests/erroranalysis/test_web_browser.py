@@ -17,6 +17,9 @@ from genmed.erroranalysis.web import Review, create_app
 
 from .conftest import grouped_dev
 
+# Serial with the torchrun launches: see tests/train/test_distributed.py
+pytestmark = pytest.mark.xdist_group("ports")
+
 
 def ct_slice(seed: int, size: int = 64) -> np.ndarray:
     """A toy axial CT slice in HU: air, body (fat/soft tissue), two kidneys, a lesion."""

@@ -18,10 +18,14 @@ from genmed.train import train
 
 from .toys import Blobs, make, toy_config
 
-# One pytest-xdist worker runs every torchrun launch (`--dist loadgroup`, Makefile): two agents
-# probing for free ports at the same moment can take each other's rendezvous port, and then both
-# hang or abort (seen once in the full suite: rank 1 SIGABRT, the other test at its 120 s limit).
-pytestmark = pytest.mark.xdist_group("torchrun")
+# One pytest-xdist worker runs every test that opens localhost ports (`--dist loadgroup`,
+# Makefile; group "ports": these torchrun launches, the gpu_check torchrun run, the browser
+# tests with their uvicorn server and chromedriver). Two launchers probing for free ports at the
+# same moment can take each other's port, and two torchrun agents then hang or abort. CI once
+# saw rank 1 SIGABRT in a standalone launch, on both tries, with its cause cut from the log;
+# `launch` now keeps the cause lines. A gloo job poked by stray connections and HTTP requests
+# after it has connected survives them (checked by hand), so the group is a precaution.
+pytestmark = pytest.mark.xdist_group("ports")
 
 TOYS = Path(__file__).with_name("toys.py")
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -30,11 +34,15 @@ RUN = "gan"  # the toy GAN with z from the batch: two phases, deterministic
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
 
-def launch(commands, out: Path, timeout_s: float = 120.0) -> None:
-    """Run `commands()` (a list of argv lists, started together) until all exit 0; launch once
-    more if any fails (a port probed free can be taken by another process before it binds)."""
+def launch(commands, out: Path, timeout_s: float = 120.0, attempts: int = 3) -> None:
+    """Run `commands()` (a list of argv lists, started together) until all exit 0, up to
+    `attempts` times (a port probed free can be taken by another process before it binds).
+
+    A failure reports, for every attempt, each process's exit status, the lines of its stderr
+    that give a cause (a C++ `terminate` / `what()`, a Python error) and the stderr's tail."""
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    for _attempt in range(2):
+    report = []
+    for attempt in range(attempts):
         procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True) for cmd in commands()]
         errors = []
@@ -51,9 +59,17 @@ def launch(commands, out: Path, timeout_s: float = 120.0) -> None:
                     proc.communicate()
         if all(p.returncode == 0 for p in procs):
             return
+        report += [f"attempt {attempt + 1}, process {i}: rc {p.returncode}\n{_causes(e)}"
+                   for i, (p, e) in enumerate(zip(procs, errors))]
         shutil.rmtree(out, ignore_errors=True)
-    raise AssertionError("\n".join(f"rc {p.returncode}: {e[-2000:]}"
-                                   for p, e in zip(procs, errors)))
+    raise AssertionError("\n".join(report))
+
+
+def _causes(stderr: str, tail: int = 1500) -> str:
+    """The lines of a torchrun stderr that say why a rank died, then its last `tail` chars."""
+    keys = ("terminate called", "what()", "Error", "error:", "Exception", "Signal")
+    lines = [line for line in stderr.splitlines() if any(k in line for k in keys)]
+    return "\n".join(["cause lines:", *lines[:40], "tail:", stderr[-tail:]])
 
 
 @pytest.fixture(scope="module")
