@@ -31,15 +31,17 @@ SEED = 100
 BUDGET = 12_000  # the comparison's budget when the sweep was first run
 
 
+def _stem(budget: int) -> str:
+    return "families_sweep" if budget == BUDGET else f"families_sweep_{budget // 1000}k"
+
+
 def parts(budget: int) -> Path:
     """The scratch folder (git-ignored) of the sweep at `budget` training images."""
-    return ROOT / "runs" / ("bench_families_sweep" if budget == BUDGET else
-                            f"bench_families_sweep_{budget // 1000}k")
+    return ROOT / "runs" / f"bench_{_stem(budget)}"
 
 
 def result_path(budget: int) -> Path:
-    stem = "families_sweep" if budget == BUDGET else f"families_sweep_{budget // 1000}k"
-    return ROOT / "benchmarks" / "results" / f"{stem}.json"
+    return ROOT / "benchmarks" / "results" / f"{_stem(budget)}.json"
 
 
 def run_arm(arm: str, budget: int, n_samples: int, threads: int,
